@@ -1,0 +1,27 @@
+//! # ledger-core
+//!
+//! The shared foundation of mimi-ledger: identifiers (SPEC §1), signed notes and keys (§2), log entries
+//! and their admission rules (§3), the Merkle tree, tiles, checkpoints and proofs (§4), the SII state fold,
+//! and the client's verification of a Discovery Provider's lookup answer (§6).
+//!
+//! No I/O and no async: the log server, monitor, auditor and client all call the same code, so that
+//! every party checks exactly the same rules.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod hash;
+pub mod tree;
+pub mod tile;
+pub mod sii;
+pub mod key;
+pub mod note;
+pub mod cosignature;
+pub mod checkpoint;
+pub mod proof_file;
+pub mod entry;
+pub mod admission;
+pub mod state;
+pub mod lookup;
+
+pub use hash::{Hash, TreeHash};

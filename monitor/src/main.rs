@@ -1,0 +1,10 @@
+//! `monitor`: placeholder binary; the issue that fills it has not landed yet.
+
+fn main() {
+    println!("monitor: not implemented yet (see the project's open issues)");
+    println!();
+    println!("Usage: monitor --help");
+    if !std::env::args().any(|a| a == "--help" || a == "-h") {
+        std::process::exit(2);
+    }
+}
