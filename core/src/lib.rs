@@ -23,5 +23,10 @@ pub mod entry;
 pub mod admission;
 pub mod state;
 pub mod lookup;
+pub mod problem;
+pub mod api;
+pub mod receipt;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use hash::{Hash, TreeHash};

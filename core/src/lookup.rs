@@ -1,1 +1,400 @@
-//! (in progress)
+//! Client verification of a Discovery Provider's lookup answer (SPEC §6, normative).
+//!
+//! A DP is not trusted: everything it says is checked against the log's signed checkpoint (and the
+//! witnesses' cosignatures), the inclusion proofs, the enroll leaves and the signatures — then the SII
+//! state is recomputed by [`crate::state::fold`] and must equal what the DP claims. Any failure rejects
+//! the whole answer and names the step, so a user can tell *what* the DP got wrong.
+//!
+//! ```
+//! use ledger_core::lookup::{verify_lookup_at, Step, Trust};
+//! # use ledger_core::api::LookupAnswer;
+//! # fn answer() -> (Trust, LookupAnswer) { ledger_core::testkit::example_answer() }
+//! let (trust, answer) = answer();
+//! let verified = verify_lookup_at(&answer, &trust, 1_764_158_500).expect("verifies");
+//! assert_eq!(verified.mappings.len(), 1);
+//! assert_eq!(verified.mappings[0].msp.as_str(), "msp-a.example");
+//!
+//! // One flipped bit anywhere and the answer is rejected, naming the step that failed.
+//! let mut bad = answer.clone();
+//! bad.entries[0].inclusion[0][0] ^= 1;
+//! let err = verify_lookup_at(&bad, &trust, 1_764_158_500).unwrap_err();
+//! assert_eq!(err.step(), Step::Inclusion);
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::admission::{verify_entry, KeyRegistry};
+use crate::api::{LookupAnswer, ProvenLeaf};
+use crate::checkpoint::SignedCheckpoint;
+use crate::entry::{Entry, Leaf};
+use crate::hash::TreeHash;
+use crate::key::VerifierKey;
+use crate::sii::Sii;
+use crate::state::{fold, Mapping, Status};
+use crate::tree::verify_inclusion;
+
+/// What a client trusts (the content of a trust file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trust {
+    /// The log's verifier key; its name is the log origin.
+    pub log_key: VerifierKey,
+    /// The log's tree hash.
+    pub hash: TreeHash,
+    /// Witness verifier keys (`cosignature/v1`).
+    pub witnesses: Vec<VerifierKey>,
+    /// How many distinct witness cosignatures a checkpoint needs (0 = none).
+    pub quorum: usize,
+    /// The newest cosignature must be at most this old (seconds), when set.
+    pub max_age_s: Option<u64>,
+    /// When non-empty, attestations count only when signed by one of these prover keys.
+    pub provers: Vec<VerifierKey>,
+    /// Whether every current mapping must carry a valid attestation.
+    pub require_attestation: bool,
+    /// The largest checkpoint size this client has already seen; a smaller one is a rollback.
+    pub min_size: u64,
+}
+
+impl Trust {
+    /// A trust for a log with no witnesses, no prover pinning and no freshness requirement.
+    pub fn new(log_key: VerifierKey, hash: TreeHash) -> Trust {
+        Trust {
+            log_key,
+            hash,
+            witnesses: Vec::new(),
+            quorum: 0,
+            max_age_s: None,
+            provers: Vec::new(),
+            require_attestation: false,
+            min_size: 0,
+        }
+    }
+
+    /// The log origin (the log key's name).
+    pub fn origin(&self) -> &str {
+        self.log_key.name()
+    }
+}
+
+/// The §6 step at which an answer was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The answer does not even parse (bad SII, leaf or checkpoint syntax).
+    Malformed,
+    /// Step 1: the checkpoint's log signature (or origin) is wrong.
+    Checkpoint,
+    /// Step 1: not enough witness cosignatures, or they are too old.
+    Witnesses,
+    /// Step 1: the checkpoint is older than one this client has already seen.
+    Rollback,
+    /// Step 2: an inclusion proof does not verify.
+    Inclusion,
+    /// Step 3: a key leaf is not a log-signed enroll.
+    Keys,
+    /// Step 3: an entry is for another SII, badly signed, out of order, or its attestation is invalid.
+    Entries,
+    /// Step 4: folding the entries does not give the claimed status and mappings.
+    Fold,
+}
+
+impl Step {
+    /// A stable name for output (`ledger lookup` prints it on failure).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Malformed => "malformed-answer",
+            Step::Checkpoint => "checkpoint-signature",
+            Step::Witnesses => "witness-quorum",
+            Step::Rollback => "stale-checkpoint",
+            Step::Inclusion => "inclusion-proof",
+            Step::Keys => "key-leaves",
+            Step::Entries => "entries",
+            Step::Fold => "state-fold",
+        }
+    }
+
+    /// The SPEC §6 step number (0 for a malformed answer).
+    pub fn number(self) -> u8 {
+        match self {
+            Step::Malformed => 0,
+            Step::Checkpoint | Step::Witnesses | Step::Rollback => 1,
+            Step::Inclusion => 2,
+            Step::Keys | Step::Entries => 3,
+            Step::Fold => 4,
+        }
+    }
+}
+
+/// A rejected answer: the step that failed and what exactly was wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("lookup answer rejected at step {} ({}): {detail}", step.number(), step.as_str())]
+pub struct Rejection {
+    step: Step,
+    detail: String,
+}
+
+impl Rejection {
+    fn new(step: Step, detail: impl Into<String>) -> Rejection {
+        Rejection {
+            step,
+            detail: detail.into(),
+        }
+    }
+
+    /// The step that failed.
+    pub fn step(&self) -> Step {
+        self.step
+    }
+
+    /// What exactly was wrong.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+/// A verified answer: what the sender may rely on.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// The SII the answer is about.
+    pub sii: Sii,
+    /// The checkpoint every proof was checked against.
+    pub checkpoint: SignedCheckpoint,
+    /// The witnesses whose cosignatures verified, with their timestamps.
+    pub cosigners: Vec<(VerifierKey, u64)>,
+    /// The status.
+    pub status: Status,
+    /// The current mappings.
+    pub mappings: Vec<Mapping>,
+    /// Every entry for the SII, in log order.
+    pub entries: Vec<(u64, Entry)>,
+}
+
+/// Verifies a lookup answer per SPEC §6 with the system clock. See [`verify_lookup_at`].
+pub fn verify_lookup(answer: &LookupAnswer, trust: &Trust) -> Result<Verified, Rejection> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    verify_lookup_at(answer, trust, now)
+}
+
+/// Verifies `answer` for the SII `query` (the canonical identifier the client asked about).
+pub fn verify_lookup_for(
+    query: &Sii,
+    answer: &LookupAnswer,
+    trust: &Trust,
+    now: u64,
+) -> Result<Verified, Rejection> {
+    if answer.sii != query.as_str() {
+        return Err(Rejection::new(
+            Step::Entries,
+            format!("asked about {query}, the answer is about {}", answer.sii),
+        ));
+    }
+    verify_lookup_at(answer, trust, now)
+}
+
+/// Verifies a lookup answer per SPEC §6 at time `now` (Unix seconds).
+///
+/// The caller must also check that `answer.sii` is the SII it asked about (or use
+/// [`verify_lookup_for`]).
+pub fn verify_lookup_at(
+    answer: &LookupAnswer,
+    trust: &Trust,
+    now: u64,
+) -> Result<Verified, Rejection> {
+    let sii = Sii::parse(&answer.sii)
+        .map_err(|e| Rejection::new(Step::Malformed, format!("sii: {e}")))?;
+
+    // Step 1: the checkpoint.
+    let checkpoint = SignedCheckpoint::verify(answer.checkpoint.as_bytes(), &trust.log_key)
+        .map_err(|e| Rejection::new(Step::Checkpoint, e.to_string()))?;
+    let cosigners = checkpoint.verify_cosignatures(&trust.witnesses);
+    if trust.quorum > 0 {
+        checkpoint
+            .check_quorum(&trust.witnesses, trust.quorum, trust.max_age_s, now)
+            .map_err(|e| Rejection::new(Step::Witnesses, e.to_string()))?;
+    }
+    let size = checkpoint.checkpoint.size;
+    if size < trust.min_size {
+        return Err(Rejection::new(
+            Step::Rollback,
+            format!(
+                "checkpoint size {size} is below the size {} this client has already seen",
+                trust.min_size
+            ),
+        ));
+    }
+    let root = checkpoint.checkpoint.root;
+
+    // Step 2: every leaf is in the tree the checkpoint commits to.
+    let prove = |what: &str, p: &ProvenLeaf| -> Result<(), Rejection> {
+        let leaf_hash = trust.hash.leaf_hash(p.leaf.as_bytes());
+        verify_inclusion(trust.hash, p.index, size, &leaf_hash, &p.inclusion, &root).map_err(|e| {
+            Rejection::new(Step::Inclusion, format!("{what} at index {}: {e}", p.index))
+        })
+    };
+    for k in &answer.keys {
+        prove("key leaf", k)?;
+    }
+    for e in &answer.entries {
+        prove("entry", e)?;
+    }
+
+    // Step 3a: key leaves are log-signed enrolls; they form the key registry.
+    let mut registry = KeyRegistry::new(trust.log_key.clone());
+    let mut keys: Vec<(u64, Leaf)> = Vec::with_capacity(answer.keys.len());
+    for k in &answer.keys {
+        let leaf = Leaf::parse(k.leaf.as_bytes())
+            .map_err(|e| Rejection::new(Step::Keys, format!("key leaf {}: {e}", k.index)))?;
+        if !matches!(leaf.entry(), Entry::Enroll(_)) {
+            return Err(Rejection::new(
+                Step::Keys,
+                format!("key leaf {} is a {}, not an enroll", k.index, leaf.entry().kind()),
+            ));
+        }
+        verify_entry(&leaf, &registry.at(k.index))
+            .map_err(|e| Rejection::new(Step::Keys, format!("key leaf {}: {e}", k.index)))?;
+        keys.push((k.index, leaf));
+    }
+    keys.sort_by_key(|(i, _)| *i);
+    for (i, leaf) in &keys {
+        registry.add_entry(*i, leaf.entry());
+    }
+
+    // Step 3b: entries name the SII, are in log order, signed per key validity, attestations valid.
+    let mut entries: Vec<(u64, Entry)> = Vec::with_capacity(answer.entries.len());
+    let mut previous: Option<u64> = None;
+    for p in &answer.entries {
+        let bad = |d: String| Rejection::new(Step::Entries, format!("entry {}: {d}", p.index));
+        if previous.is_some_and(|prev| p.index <= prev) {
+            return Err(bad("entries are not in strictly increasing log order".into()));
+        }
+        previous = Some(p.index);
+        let leaf = Leaf::parse(p.leaf.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        if leaf.entry().sii() != Some(&sii) {
+            return Err(bad(format!(
+                "a {} entry that is not about {sii}",
+                leaf.entry().kind()
+            )));
+        }
+        let view = registry.at(p.index);
+        let signers = verify_entry(&leaf, &view).map_err(|e| bad(e.to_string()))?;
+        if let Some(prover) = &signers.attestation {
+            if !trust.provers.is_empty() && !trust.provers.contains(prover) {
+                return Err(bad(format!(
+                    "attestation by {}, which this client does not trust",
+                    prover.name()
+                )));
+            }
+        }
+        if trust.require_attestation {
+            if let Entry::Claim(c) = leaf.entry() {
+                // Present attestations were checked by `verify_entry` above.
+                if c.attestation.is_none() {
+                    return Err(bad("claim without the attestation this client requires".into()));
+                }
+            }
+        }
+        entries.push((p.index, leaf.into_entry()));
+    }
+
+    // Step 4: the fold gives exactly the claimed status and mappings.
+    let state = fold(entries.iter().map(|(i, e)| (*i, e)), now);
+    if state.status != answer.status {
+        return Err(Rejection::new(
+            Step::Fold,
+            format!(
+                "the entries give status {}, the answer says {}",
+                state.status.as_str(),
+                answer.status.as_str()
+            ),
+        ));
+    }
+    if state.mapping_indices() != answer.mappings {
+        return Err(Rejection::new(
+            Step::Fold,
+            format!(
+                "the entries give mappings {:?}, the answer says {:?}",
+                state.mapping_indices(),
+                answer.mappings
+            ),
+        ));
+    }
+    Ok(Verified {
+        sii,
+        checkpoint,
+        cosigners,
+        status: state.status,
+        mappings: state.mappings,
+        entries,
+    })
+}
+
+/// Where [`build_answer`] gets leaf bytes and inclusion proofs (the log's storage).
+pub trait AnswerSource {
+    /// The storage error.
+    type Error;
+    /// The leaf at `index`.
+    fn leaf(&self, index: u64) -> Result<Vec<u8>, Self::Error>;
+    /// The inclusion proof of `index` in the tree of `size` leaves.
+    fn inclusion(&self, index: u64, size: u64) -> Result<Vec<crate::hash::Hash>, Self::Error>;
+}
+
+/// Builds the honest DP answer (SPEC §5 `/v1/lookup`) for `sii`: all its entries in log order, the
+/// current mappings by [`fold`], the enroll leaves in force for every signer of those entries and of
+/// their attestations, and every inclusion proof against `checkpoint`.
+///
+/// `entries` are the SII's leaves with their indices, in log order, all below the checkpoint's size.
+/// Written once here so that the log server and test doubles answer exactly alike.
+pub fn build_answer<S: AnswerSource>(
+    sii: &Sii,
+    entries: &[(u64, Leaf)],
+    registry: &KeyRegistry,
+    checkpoint: &SignedCheckpoint,
+    source: &S,
+    now: u64,
+) -> Result<LookupAnswer, S::Error> {
+    let size = checkpoint.checkpoint.size;
+    let mut key_indices = std::collections::BTreeSet::new();
+    for (index, leaf) in entries {
+        let role = match leaf.entry() {
+            Entry::Claim(_) => crate::entry::Role::Msp,
+            Entry::Revoke(r) if r.msp.as_str() == leaf.signer_name() => crate::entry::Role::Msp,
+            _ => crate::entry::Role::Prover,
+        };
+        if let Some(i) = registry.enroll_index_at(role, leaf.signer_name(), *index) {
+            key_indices.insert(i);
+        }
+        if let Some(att) = leaf.entry().attestation() {
+            if let Some(i) =
+                registry.enroll_index_at(crate::entry::Role::Prover, att.signer_name(), *index)
+            {
+                key_indices.insert(i);
+            }
+        }
+    }
+    let prove = |index: u64, leaf: String| -> Result<ProvenLeaf, S::Error> {
+        Ok(ProvenLeaf {
+            index,
+            leaf,
+            inclusion: source.inclusion(index, size)?,
+        })
+    };
+    let mut keys = Vec::with_capacity(key_indices.len());
+    for i in key_indices {
+        let bytes = source.leaf(i)?;
+        keys.push(prove(i, String::from_utf8_lossy(&bytes).into_owned())?);
+    }
+    let mut proven = Vec::with_capacity(entries.len());
+    for (i, leaf) in entries {
+        proven.push(prove(*i, String::from_utf8_lossy(leaf.bytes()).into_owned())?);
+    }
+    let state = fold(entries.iter().map(|(i, l)| (*i, l.entry())), now);
+    Ok(LookupAnswer {
+        sii: sii.to_string(),
+        checkpoint: String::from_utf8_lossy(&checkpoint.to_bytes()).into_owned(),
+        status: state.status,
+        mappings: state.mapping_indices(),
+        entries: proven,
+        keys,
+    })
+}

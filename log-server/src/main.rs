@@ -1,10 +1,41 @@
-//! `log-server`: placeholder binary; the issue that fills it has not landed yet.
+//! `log-server`: parses the configuration, sets up logging, and runs [`log_server::server::run`].
 
-fn main() {
-    println!("log-server: not implemented yet (see the project's open issues)");
-    println!();
-    println!("Usage: log-server --help");
-    if !std::env::args().any(|a| a == "--help" || a == "-h") {
-        std::process::exit(2);
+use log_server::config::{Config, LogFormat};
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("log-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("log-server: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(log_server::server::run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("log-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

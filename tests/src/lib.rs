@@ -1,1 +1,1040 @@
-//! Harness for end-to-end tests over the real binaries (filled by the log-server issue).
+//! Harness for end-to-end tests over the real binaries.
+//!
+//! [`TestLog::start`] runs the real `log-server` binary on `127.0.0.1:0` with a fresh temporary data
+//! folder, learns its port from the `listening on <addr>` line it prints, and polls `/healthz` with a
+//! deadline (never a bare sleep). The handle kills the server on drop, can `kill -9` it, restart it on
+//! the same data folder, or stop it with SIGTERM. The HTTP helpers speak SPEC §5 and hand back the
+//! `ledger_core::api` wire types, and [`TestLog::verify_tree`] recomputes a checkpoint's root from the
+//! C2SP tiles and entry bundles, twice, independently.
+//!
+//! Everything here panics on failure, with the server's output attached: it is test support.
+
+use std::io::{BufRead as _, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ledger_core::api::{
+    ConsistencyProof, EntriesPage, InclusionProof, Info, LookupAnswer, Problem, Receipt,
+};
+use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::entry::{Leaf, Role};
+use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::tile::{
+    decode_entry_bundle, entry_bundles_for_size, tiles_for_size, Tile, TileHashReader,
+};
+use ledger_core::tree::{tree_root, verify_consistency, MemoryHashStore};
+use ledger_core::{Hash, TreeHash};
+use serde::de::DeserializeOwned;
+
+pub use ledger_core;
+
+/// How long a server may take to print its address and answer `/healthz`.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a SIGTERM'd server may take to drain and exit.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// The default origin of test logs.
+pub const TEST_ORIGIN: &str = "e2e.example/log";
+/// The problem type URI prefix of SPEC §5.
+pub const PROBLEM_PREFIX: &str = "urn:mimi-ledger:problem:";
+
+// ---------------------------------------------------------------------------------------------
+// Locating (and building) the binary.
+// ---------------------------------------------------------------------------------------------
+
+/// The `log-server` binary of this workspace, built once per test process.
+///
+/// `cargo test --workspace` builds it already (it is a bin target of a selected package), but
+/// `cargo test -p ledger-e2e` does not, and a stale binary would test old code; so the first call
+/// runs `cargo build -p log-server --bin log-server` into the same target folder and profile as this
+/// test binary (a no-op when up to date). `LEDGER_E2E_LOG_SERVER=<path>` uses that binary instead and
+/// skips the build.
+pub fn server_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(locate_and_build) {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("cannot get the log-server binary: {e}"),
+    }
+}
+
+fn locate_and_build() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("LEDGER_E2E_LOG_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    // This test binary is <target>/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?
+        .to_path_buf();
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| format!("unexpected profile folder {}", profile_dir.display()))?
+        .to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(p) => p.to_string(),
+        None => return Err(format!("unexpected profile folder {}", profile_dir.display())),
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "log-server", "--bin", "log-server", "--profile"])
+        .arg(&profile)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {cargo:?} build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build -p log-server failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let bin = profile_dir.join("log-server");
+    if !bin.exists() {
+        return Err(format!("{} does not exist after cargo build", bin.display()));
+    }
+    Ok(bin)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and the server handle.
+// ---------------------------------------------------------------------------------------------
+
+/// How to start a test log.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--hash`.
+    pub hash: TreeHash,
+    /// `--origin`.
+    pub origin: String,
+    /// `--require-attestation`.
+    pub require_attestation: bool,
+    /// `--max-skew` (seconds), when set.
+    pub max_skew_s: Option<u64>,
+    /// Further flags, verbatim.
+    pub extra_args: Vec<String>,
+}
+
+impl Options {
+    /// A log with tree hash `hash`, origin [`TEST_ORIGIN`], default policy.
+    pub fn new(hash: TreeHash) -> Options {
+        Options {
+            hash,
+            origin: TEST_ORIGIN.to_string(),
+            require_attestation: false,
+            max_skew_s: None,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Sets `--origin`.
+    pub fn origin(mut self, origin: &str) -> Options {
+        self.origin = origin.to_string();
+        self
+    }
+
+    /// Sets `--require-attestation`.
+    pub fn require_attestation(mut self) -> Options {
+        self.require_attestation = true;
+        self
+    }
+
+    /// Sets `--max-skew`.
+    pub fn max_skew(mut self, seconds: u64) -> Options {
+        self.max_skew_s = Some(seconds);
+        self
+    }
+
+    /// Adds a flag (and value) verbatim.
+    pub fn arg(mut self, a: &str) -> Options {
+        self.extra_args.push(a.to_string());
+        self
+    }
+
+    fn args(&self, data: &Path) -> Vec<String> {
+        let mut v = vec![
+            "--data".to_string(),
+            data.display().to_string(),
+            "--listen".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--origin".to_string(),
+            self.origin.clone(),
+            "--hash".to_string(),
+            self.hash.name().to_string(),
+        ];
+        if self.require_attestation {
+            v.push("--require-attestation".to_string());
+        }
+        if let Some(s) = self.max_skew_s {
+            v.push("--max-skew".to_string());
+            v.push(s.to_string());
+        }
+        v.extend(self.extra_args.iter().cloned());
+        v
+    }
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options::new(TreeHash::Blake3)
+    }
+}
+
+/// Lines the server printed, shared with the reader threads.
+type Output = Arc<Mutex<Vec<String>>>;
+
+/// A running (or stopped) `log-server` over a temporary data folder.
+pub struct TestLog {
+    dir: tempfile::TempDir,
+    opts: Options,
+    child: Option<Child>,
+    addr: SocketAddr,
+    output: Output,
+    http: reqwest::blocking::Client,
+    vkey: Option<VerifierKey>,
+    starts: u32,
+}
+
+/// The outcome of a run that was expected to exit on its own.
+#[derive(Debug)]
+pub struct Exited {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Everything it printed (stdout and stderr lines).
+    pub output: String,
+}
+
+impl TestLog {
+    /// Starts a new log in a fresh temporary folder; panics (with the server's output) when it does
+    /// not come up within [`START_DEADLINE`].
+    pub fn start(opts: Options) -> TestLog {
+        let dir = tempfile::Builder::new()
+            .prefix("ledger-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("http client");
+        let mut log = TestLog {
+            dir,
+            opts,
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            output: Arc::new(Mutex::new(Vec::new())),
+            http,
+            vkey: None,
+            starts: 0,
+        };
+        log.spawn();
+        log
+    }
+
+    /// The log's data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    fn command(&self, opts: &Options) -> Command {
+        let mut cmd = Command::new(server_binary());
+        cmd.args(opts.args(&self.data_dir()));
+        // The server reads LEDGER_* variables; the test's environment must not leak into it.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LEDGER_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("LEDGER_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let opts = self.opts.clone();
+        self.spawn_with(&opts);
+    }
+
+    fn spawn_with(&mut self, opts: &Options) {
+        assert!(self.child.is_none(), "spawn while a server is running");
+        self.starts += 1;
+        let start = self.starts;
+        push_line(&self.output, format!("=== start #{start}: {:?}", opts.args(&self.data_dir())));
+        let mut child = self.command(opts).spawn().expect("spawn log-server");
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            pipe_lines(out, format!("{start}|out"), self.output.clone(), tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            pipe_lines(err, format!("{start}|err"), self.output.clone(), tx);
+        }
+        let deadline = Instant::now() + START_DEADLINE;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => break addr,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Both pipes closed: the process is exiting.
+                    let status = wait_deadline(&mut child, Duration::from_secs(10));
+                    panic!(
+                        "log-server exited ({status:?}) before printing `listening on`; output:\n{}",
+                        self.output()
+                    );
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Give the reader threads a moment to collect the last lines.
+                let _ = rx.recv_timeout(Duration::from_millis(200));
+                panic!(
+                    "log-server exited ({status}) before printing `listening on`; output:\n{}",
+                    self.output()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "log-server did not print `listening on <addr>` within {START_DEADLINE:?}; output:\n{}",
+                    self.output()
+                );
+            }
+        };
+        self.addr = addr;
+        self.child = Some(child);
+        self.wait_healthy(deadline);
+        if self.vkey.is_none() {
+            self.vkey = Some(self.read_vkey_file());
+        }
+    }
+
+    fn wait_healthy(&mut self, deadline: Instant) {
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.url())).send() {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("log-server exited ({status}) before /healthz answered 200; output:\n{}", self.output());
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("/healthz did not answer 200 within {START_DEADLINE:?}; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn read_vkey_file(&self) -> VerifierKey {
+        let path = self.data_dir().join("log.key");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}; output:\n{}", path.display(), self.output()));
+        let key = SignerKey::parse(text.trim())
+            .unwrap_or_else(|e| panic!("{} is not a signer key: {e}", path.display()));
+        assert_eq!(key.name(), self.opts.origin, "log.key is named after the origin");
+        key.verifier()
+    }
+
+    /// `http://127.0.0.1:<port>` of the running server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The admin bearer token the server created (`<data>/admin.token`).
+    pub fn admin_token(&self) -> String {
+        let path = self.data_dir().join("admin.token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The log's verifier key, from the `<data>/log.key` the server created.
+    pub fn vkey(&self) -> &VerifierKey {
+        self.vkey.as_ref().expect("vkey is read at first start")
+    }
+
+    /// The tree hash the log was started with.
+    pub fn hash(&self) -> TreeHash {
+        self.opts.hash
+    }
+
+    /// Everything the server printed so far, one line per line, each tagged `<start>|out` or
+    /// `<start>|err`.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
+
+    /// Whether a server process is running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL on Unix
+            let _ = child.wait();
+            push_line(&self.output, "=== killed with SIGKILL".to_string());
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to [`STOP_DEADLINE`]) for the server to exit; returns its status.
+    /// Panics (after a SIGKILL) if it does not exit in time.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("sigterm: no running server");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet waited for).
+        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        match wait_deadline(&mut child, STOP_DEADLINE) {
+            Some(status) => {
+                push_line(&self.output, format!("=== exited after SIGTERM: {status}"));
+                status
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "log-server did not exit within {STOP_DEADLINE:?} of SIGTERM; output:\n{}",
+                    self.output()
+                );
+            }
+        }
+    }
+
+    /// Starts the server again on the same data folder with the same options (killing it first with
+    /// SIGKILL if it still runs). The port changes.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs the binary on this log's data folder with `opts` and expects it to exit by itself
+    /// (e.g. refusing a changed origin) within `deadline`; returns its status and output. Panics if
+    /// it is still running then (after killing it). The log must be stopped first.
+    pub fn run_expecting_exit(&mut self, opts: &Options, deadline: Duration) -> Exited {
+        assert!(self.child.is_none(), "stop the log first");
+        let mut child = self.command(opts).spawn().expect("spawn log-server");
+        let mut out = child.stdout.take().expect("stdout piped");
+        let mut err = child.stderr.take().expect("stderr piped");
+        let t_out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let status = match wait_deadline(&mut child, deadline) {
+            Some(s) => s,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let output = format!(
+                    "{}{}",
+                    t_out.join().unwrap_or_default(),
+                    t_err.join().unwrap_or_default()
+                );
+                panic!("log-server {:?} kept running; output:\n{output}", opts.args(&self.data_dir()));
+            }
+        };
+        let output = format!(
+            "{}{}",
+            t_out.join().unwrap_or_default(),
+            t_err.join().unwrap_or_default()
+        );
+        push_line(&self.output, format!("=== one-off run exited {status}: {output}"));
+        Exited { status, output }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // HTTP.
+    // -----------------------------------------------------------------------------------------
+
+    /// The shared blocking HTTP client.
+    pub fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+
+    /// `GET <path>` (path includes the query); panics on transport errors.
+    pub fn get(&self, path: &str) -> Response {
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; output:\n{}", self.output()))
+    }
+
+    /// `GET <path>`, with transport errors returned (for tests that kill the server).
+    pub fn try_get(&self, path: &str) -> Result<Response, reqwest::Error> {
+        Response::from(self.http.get(format!("{}{path}", self.url())).send()?)
+    }
+
+    /// `POST <path>` with a body and content type; panics on transport errors.
+    pub fn post(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        let body = body.into();
+        self.http
+            .post(format!("{}{path}", self.url()))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .and_then(Response::from)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}; output:\n{}", self.output()))
+    }
+
+    /// `POST /v1/add` with `text/plain`; the raw response.
+    pub fn add_raw(&self, body: impl Into<Vec<u8>>) -> Response {
+        self.post("/v1/add", "text/plain", body)
+    }
+
+    /// Submits a leaf; `Ok(receipt)` on 200, else the refusal.
+    pub fn submit(&self, leaf: &[u8]) -> Result<Receipt, Response> {
+        let r = self.add_raw(leaf.to_vec());
+        if r.status == 200 {
+            Ok(r.json())
+        } else {
+            Err(r)
+        }
+    }
+
+    /// Submits a leaf that must be admitted, and checks its receipt (leaf hash, inclusion proof
+    /// against a checkpoint signed by the log key). Returns the receipt.
+    pub fn submit_ok(&self, leaf: &Leaf) -> Receipt {
+        let receipt = self.submit(leaf.bytes()).unwrap_or_else(|r| {
+            panic!(
+                "submission refused: {} {}\nleaf:\n{}",
+                r.status,
+                r.text(),
+                String::from_utf8_lossy(leaf.bytes())
+            )
+        });
+        if let Err(e) = receipt.verify(leaf.bytes(), self.hash(), self.vkey()) {
+            panic!("receipt for index {} does not verify: {e}", receipt.index);
+        }
+        receipt
+    }
+
+    /// `POST /v1/admin/enroll` with the admin token; the raw response.
+    pub fn enroll_raw(&self, role: Role, key: &VerifierKey) -> Response {
+        let body = serde_json::json!({
+            "role": role.as_str(),
+            "name": key.name(),
+            "key": key.to_string(),
+        });
+        self.post_admin("/v1/admin/enroll", Some(&self.admin_token()), body.to_string())
+    }
+
+    /// `POST` JSON to an admin route with an optional bearer token.
+    pub fn post_admin(&self, path: &str, token: Option<&str>, json: String) -> Response {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url()))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json);
+        if let Some(t) = token {
+            req = req.header(reqwest::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        req.send()
+            .and_then(Response::from)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}; output:\n{}", self.output()))
+    }
+
+    /// Enrolls `key` with `role`; panics unless 200. Returns the enroll leaf's index when the answer
+    /// names one.
+    pub fn enroll(&self, role: Role, key: &SignerKey) -> Option<u64> {
+        let r = self.enroll_raw(role, &key.verifier());
+        assert_eq!(r.status, 200, "enroll {} as {}: {}", key.name(), role.as_str(), r.text());
+        let v: serde_json::Value = r.json();
+        v.get("index").and_then(serde_json::Value::as_u64)
+    }
+
+    /// `GET /v1/info`.
+    pub fn info(&self) -> Info {
+        let r = self.get("/v1/info");
+        assert_eq!(r.status, 200, "/v1/info: {}", r.text());
+        r.json()
+    }
+
+    /// `GET /checkpoint`, verified with the log key.
+    pub fn checkpoint(&self) -> SignedCheckpoint {
+        let r = self.get("/checkpoint");
+        assert_eq!(r.status, 200, "/checkpoint: {}", r.text());
+        self.verify_checkpoint(&r.body)
+    }
+
+    /// Verifies checkpoint note bytes with the log key and checks the origin.
+    pub fn verify_checkpoint(&self, bytes: &[u8]) -> SignedCheckpoint {
+        let cp = SignedCheckpoint::verify(bytes, self.vkey()).unwrap_or_else(|e| {
+            panic!("checkpoint does not verify: {e}:\n{}", String::from_utf8_lossy(bytes))
+        });
+        assert_eq!(cp.checkpoint.origin, self.opts.origin, "checkpoint origin");
+        cp
+    }
+
+    /// `GET /v1/entries?start=&count=`.
+    pub fn entries(&self, start: u64, count: u64) -> EntriesPage {
+        let r = self.get(&format!("/v1/entries?start={start}&count={count}"));
+        assert_eq!(r.status, 200, "/v1/entries start={start} count={count}: {}", r.text());
+        r.json()
+    }
+
+    /// All leaves `0..size`, paging `/v1/entries` by up to 1000 (following short pages).
+    pub fn all_entries(&self, size: u64) -> Vec<String> {
+        let mut out = Vec::with_capacity(size as usize);
+        while (out.len() as u64) < size {
+            let start = out.len() as u64;
+            let page = self.entries(start, (size - start).min(1000));
+            assert!(!page.entries.is_empty(), "/v1/entries start={start} returned no entry");
+            for (i, e) in page.entries.into_iter().enumerate() {
+                assert_eq!(e.index, start + i as u64, "/v1/entries index order");
+                if e.index < size {
+                    out.push(e.leaf);
+                }
+            }
+        }
+        out
+    }
+
+    /// `GET /v1/proof/inclusion?index=&size=`.
+    pub fn inclusion(&self, index: u64, size: u64) -> InclusionProof {
+        let r = self.get(&format!("/v1/proof/inclusion?index={index}&size={size}"));
+        assert_eq!(r.status, 200, "inclusion index={index} size={size}: {}", r.text());
+        r.json()
+    }
+
+    /// `GET /v1/proof/consistency?from=&to=`.
+    pub fn consistency(&self, from: u64, to: u64) -> ConsistencyProof {
+        let r = self.get(&format!("/v1/proof/consistency?from={from}&to={to}"));
+        assert_eq!(r.status, 200, "consistency from={from} to={to}: {}", r.text());
+        r.json()
+    }
+
+    /// Checks with `/v1/proof/consistency` that `old` is a prefix of `new` (equal sizes: equal
+    /// roots). Panics with both checkpoints otherwise.
+    pub fn assert_consistent(&self, old: &SignedCheckpoint, new: &SignedCheckpoint) {
+        let (o, n) = (&old.checkpoint, &new.checkpoint);
+        assert!(o.size <= n.size, "checkpoint size went back from {} to {}", o.size, n.size);
+        if o.size == n.size {
+            assert_eq!(o.root, n.root, "two checkpoints of size {} with different roots", o.size);
+            return;
+        }
+        if o.size == 0 {
+            assert_eq!(o.root, self.hash().empty_root(), "size-0 checkpoint root");
+            return;
+        }
+        let p = self.consistency(o.size, n.size);
+        assert_eq!((p.from, p.to), (o.size, n.size), "consistency answer sizes");
+        if let Err(e) = verify_consistency(self.hash(), o.size, n.size, &o.root, &n.root, &p.consistency) {
+            panic!("consistency proof {} -> {} does not verify: {e}", o.size, n.size);
+        }
+    }
+
+    /// `GET /v1/lookup?sii=<sii>` (URL-encoded); the raw response.
+    pub fn lookup_raw(&self, sii: &str) -> Response {
+        self.get(&format!("/v1/lookup?sii={}", url_encode(sii)))
+    }
+
+    /// `GET /v1/lookup`, which must answer 200.
+    pub fn lookup(&self, sii: &str) -> LookupAnswer {
+        let r = self.lookup_raw(sii);
+        assert_eq!(r.status, 200, "/v1/lookup {sii}: {}", r.text());
+        r.json()
+    }
+
+    /// `GET` a tile or entry bundle; the raw response.
+    pub fn tile_raw(&self, tile: &Tile) -> Response {
+        self.get(&format!("/{}", tile.path()))
+    }
+
+    /// `GET` a tile or entry bundle, which must answer 200.
+    pub fn tile(&self, tile: &Tile) -> Vec<u8> {
+        let r = self.tile_raw(tile);
+        assert_eq!(r.status, 200, "GET /{}: {}", tile.path(), r.text());
+        r.body
+    }
+
+    /// Downloads every entry bundle and hash tile of the tree of `cp`'s size and checks, against the
+    /// verified checkpoint:
+    /// 1. each bundle holds exactly `width` entries, and their leaf hashes equal the level-0 tiles;
+    /// 2. the root of the leaves (hashed here, in memory) equals the checkpoint's root;
+    /// 3. the root recomputed from the hash tiles alone (`TileHashReader` + `tree_root`) equals it.
+    ///
+    /// Returns the leaves in index order. The log must not have grown past a partial tile since
+    /// `cp` (call it on a quiet log, or with `cp` = the current checkpoint).
+    pub fn verify_tree(&self, cp: &SignedCheckpoint) -> Vec<Vec<u8>> {
+        let th = self.hash();
+        let size = cp.checkpoint.size;
+        let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(size as usize);
+        for bundle in entry_bundles_for_size(size) {
+            let data = self.tile(&bundle);
+            let entries = decode_entry_bundle(&data)
+                .unwrap_or_else(|e| panic!("/{}: bad entry bundle: {e}", bundle.path()));
+            assert_eq!(entries.len(), usize::from(bundle.width), "/{} entry count", bundle.path());
+            leaves.extend(entries);
+        }
+        assert_eq!(leaves.len() as u64, size, "leaves in the entry bundles");
+
+        let mut store = MemoryHashStore::new(th);
+        for leaf in &leaves {
+            store.append_leaf(leaf);
+        }
+        assert_eq!(
+            store.root(),
+            cp.checkpoint.root,
+            "root of the entry bundles' leaves differs from the checkpoint's (size {size})"
+        );
+
+        let mut reader = TileHashReader::new(th);
+        for tile in tiles_for_size(size) {
+            let data = self.tile(&tile);
+            assert_eq!(data.len(), tile.hash_data_len(), "/{} length", tile.path());
+            if tile.level == 0 {
+                let first = tile.index * 256;
+                for (i, chunk) in data.chunks(32).enumerate() {
+                    let leaf = &leaves[(first as usize) + i];
+                    assert_eq!(
+                        chunk,
+                        th.leaf_hash(leaf).as_slice(),
+                        "/{} hash {i} is not the leaf hash of entry {}",
+                        tile.path(),
+                        first as usize + i
+                    );
+                }
+            }
+            reader
+                .insert(tile, data)
+                .unwrap_or_else(|e| panic!("/{}: {e}", tile.path()));
+        }
+        let from_tiles = tree_root(th, size, &reader).unwrap_or_else(|e| panic!("root from tiles: {e}"));
+        assert_eq!(from_tiles, cp.checkpoint.root, "root from the hash tiles differs (size {size})");
+        leaves
+    }
+}
+
+impl Drop for TestLog {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- log-server output ({}):\n{}", self.data_dir().display(), self.output());
+        }
+    }
+}
+
+fn push_line(output: &Output, line: String) {
+    if let Ok(mut v) = output.lock() {
+        v.push(line);
+    }
+}
+
+/// Copies lines of a child's pipe into `output`, and sends the address of a `listening on` line.
+fn pipe_lines(
+    pipe: impl Read + Send + 'static,
+    tag: String,
+    output: Output,
+    tx: mpsc::Sender<SocketAddr>,
+) {
+    std::thread::spawn(move || {
+        let reader = BufReader::new(pipe);
+        for line in reader.split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = strip_ansi(&String::from_utf8_lossy(&line));
+            if let Some(addr) = parse_listening(&line) {
+                let _ = tx.send(addr);
+            }
+            if std::env::var_os("LEDGER_E2E_ECHO").is_some() {
+                eprintln!("[{tag}] {line}");
+            }
+            push_line(&output, format!("[{tag}] {line}"));
+        }
+    });
+}
+
+/// Finds `listening on <addr>` (optionally `http(s)://<addr>`) in a log line, text or JSON.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let at = line.find("listening on")?;
+    let rest = line[at + "listening on".len()..].trim_start_matches([' ', ':', '=', '"']);
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))
+        .unwrap_or(rest);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c2 in chars.by_ref() {
+                    if c2.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn wait_deadline(child: &mut Child, d: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + d;
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses and problems.
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTP response read whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn from(r: reqwest::blocking::Response) -> Result<Response, reqwest::Error> {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes()?.to_vec();
+        Ok(Response { status, headers, body })
+    }
+
+    /// The body as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// The body parsed as JSON into `T`; panics with the body when it does not parse.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} answer does not parse as {}: {e}\n{}",
+                self.status,
+                std::any::type_name::<T>(),
+                self.text()
+            )
+        })
+    }
+
+    /// Asserts this is an RFC 9457 problem with HTTP `status` and SPEC §5 `slug`; returns it.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, slug: &str, what: &str) -> Problem {
+        assert_eq!(
+            (self.status, self.problem_slug().as_deref()),
+            (status, Some(slug)),
+            "{what}: expected {status} {slug}, got {} {}",
+            self.status,
+            self.text()
+        );
+        let ct = self.header("content-type").unwrap_or_default();
+        assert!(
+            ct.starts_with("application/problem+json"),
+            "{what}: content type {ct:?} is not application/problem+json"
+        );
+        let p: Problem = self.json();
+        assert_eq!(p.status, status, "{what}: problem status member");
+        assert!(!p.title.is_empty(), "{what}: empty problem title");
+        p
+    }
+
+    /// The slug of a problem body, if the body is one.
+    pub fn problem_slug(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        v.get("type")?
+            .as_str()?
+            .strip_prefix(PROBLEM_PREFIX)
+            .map(str::to_string)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+// ---------------------------------------------------------------------------------------------
+
+/// The current Unix time in seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A hash as standard base64.
+pub fn b64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+/// A hash as base64url with padding.
+pub fn b64url(h: &Hash) -> String {
+    URL_SAFE.encode(h)
+}
+
+/// A hash as base64url without padding.
+pub fn b64url_nopad(h: &Hash) -> String {
+    URL_SAFE_NO_PAD.encode(h)
+}
+
+/// A distinct, valid `mailto:` SII per number (bulk tests).
+pub fn mail_sii(tag: &str, i: u64) -> String {
+    format!("mailto:{tag}{i}@example.com")
+}
+
+/// A small deterministic PRNG (xorshift64*), so that random schedules are reproducible from the
+/// printed seed (`LEDGER_E2E_SEED` overrides it).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from `LEDGER_E2E_SEED` or the clock; prints the seed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("LEDGER_E2E_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{what}: LEDGER_E2E_SEED={seed}");
+        Rng::new(seed)
+    }
+
+    /// A generator with a fixed seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next_u64() % (hi - lo)
+        }
+    }
+}
+
+/// Signs arbitrary note text with `key` (for hand-made, possibly invalid, entries).
+pub fn sign_text(text: &str, key: &SignerKey) -> Vec<u8> {
+    let mut note = ledger_core::note::Note::new(text).expect("note text");
+    note.sign(key).expect("sign note");
+    note.to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        let want: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(parse_listening("listening on 127.0.0.1:4321"), Some(want));
+        assert_eq!(
+            parse_listening("2026-01-01T00:00:00Z  INFO log_server: listening on http://127.0.0.1:4321 origin=x"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_listening(r#"{"level":"INFO","fields":{"message":"listening on 127.0.0.1:4321"}}"#),
+            Some(want)
+        );
+        assert_eq!(parse_listening(&strip_ansi("\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:4321")), Some(want));
+        assert_eq!(parse_listening("listening on nothing"), None);
+        assert_eq!(parse_listening("starting"), None);
+    }
+
+    #[test]
+    fn url_encoding() {
+        assert_eq!(url_encode("tel:+14155550100"), "tel%3A%2B14155550100");
+        assert_eq!(url_encode("a b"), "a%20b");
+    }
+}
+

@@ -1,0 +1,152 @@
+//! The stable problem types of SPEC §5 (RFC 9457 `type` URIs).
+//!
+//! Every refusal anywhere in mimi-ledger maps to exactly one of these, so a client can branch on the
+//! `type` without parsing prose, and the slug set can be tested exhaustively.
+
+use std::fmt;
+
+/// A SPEC §5 problem type; `slug()` is the stable part of `urn:mimi-ledger:problem:<slug>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProblemType {
+    /// The body is not a well-formed note or entry.
+    Malformed,
+    /// The content is valid but not in its one canonical byte form.
+    NonCanonical,
+    /// The SII is not a valid identifier.
+    InvalidSii,
+    /// The signer is not enrolled (with that role and key) at this index.
+    UnknownSigner,
+    /// A signature does not verify, or the entry is not signed by whom it must be.
+    BadSignature,
+    /// The log's policy requires an attestation and none was given.
+    AttestationRequired,
+    /// The attestation is invalid for this entry.
+    BadAttestation,
+    /// The entry's time is too far from the log's clock.
+    ClockSkew,
+    /// The body exceeds the size limit.
+    TooLarge,
+    /// The request itself (parameters, content type, JSON) is wrong.
+    BadRequest,
+    /// The resource does not exist.
+    NotFound,
+    /// Missing or wrong credentials.
+    Unauthorized,
+    /// Too many requests from this client.
+    RateLimited,
+    /// The server is at capacity; retry later.
+    Overloaded,
+}
+
+impl ProblemType {
+    /// Every problem type, for exhaustive tests and documentation.
+    pub const ALL: [ProblemType; 14] = [
+        ProblemType::Malformed,
+        ProblemType::NonCanonical,
+        ProblemType::InvalidSii,
+        ProblemType::UnknownSigner,
+        ProblemType::BadSignature,
+        ProblemType::AttestationRequired,
+        ProblemType::BadAttestation,
+        ProblemType::ClockSkew,
+        ProblemType::TooLarge,
+        ProblemType::BadRequest,
+        ProblemType::NotFound,
+        ProblemType::Unauthorized,
+        ProblemType::RateLimited,
+        ProblemType::Overloaded,
+    ];
+
+    /// The SPEC §5 slug.
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProblemType::Malformed => "malformed",
+            ProblemType::NonCanonical => "non-canonical",
+            ProblemType::InvalidSii => "invalid-sii",
+            ProblemType::UnknownSigner => "unknown-signer",
+            ProblemType::BadSignature => "bad-signature",
+            ProblemType::AttestationRequired => "attestation-required",
+            ProblemType::BadAttestation => "bad-attestation",
+            ProblemType::ClockSkew => "clock-skew",
+            ProblemType::TooLarge => "too-large",
+            ProblemType::BadRequest => "bad-request",
+            ProblemType::NotFound => "not-found",
+            ProblemType::Unauthorized => "unauthorized",
+            ProblemType::RateLimited => "rate-limited",
+            ProblemType::Overloaded => "overloaded",
+        }
+    }
+
+    /// The RFC 9457 `type` member: `urn:mimi-ledger:problem:<slug>`.
+    pub fn uri(self) -> String {
+        format!("urn:mimi-ledger:problem:{}", self.slug())
+    }
+
+    /// The HTTP status code that goes with this problem.
+    pub fn status(self) -> u16 {
+        match self {
+            ProblemType::TooLarge => 413,
+            ProblemType::NotFound => 404,
+            ProblemType::Unauthorized => 401,
+            ProblemType::RateLimited => 429,
+            ProblemType::Overloaded => 503,
+            ProblemType::UnknownSigner | ProblemType::BadSignature => 403,
+            ProblemType::AttestationRequired
+            | ProblemType::BadAttestation
+            | ProblemType::ClockSkew
+            | ProblemType::InvalidSii
+            | ProblemType::NonCanonical => 422,
+            ProblemType::Malformed | ProblemType::BadRequest => 400,
+        }
+    }
+
+    /// A short human title (the RFC 9457 `title` member).
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemType::Malformed => "Malformed entry",
+            ProblemType::NonCanonical => "Entry is not in canonical form",
+            ProblemType::InvalidSii => "Invalid service independent identifier",
+            ProblemType::UnknownSigner => "Signer is not enrolled",
+            ProblemType::BadSignature => "Bad signature",
+            ProblemType::AttestationRequired => "Attestation required",
+            ProblemType::BadAttestation => "Bad attestation",
+            ProblemType::ClockSkew => "Entry time outside the allowed clock skew",
+            ProblemType::TooLarge => "Request body too large",
+            ProblemType::BadRequest => "Bad request",
+            ProblemType::NotFound => "Not found",
+            ProblemType::Unauthorized => "Unauthorized",
+            ProblemType::RateLimited => "Rate limited",
+            ProblemType::Overloaded => "Overloaded",
+        }
+    }
+
+    /// Parses a slug back (e.g. from a `type` URI's last part).
+    pub fn from_slug(slug: &str) -> Option<ProblemType> {
+        ProblemType::ALL.into_iter().find(|p| p.slug() == slug)
+    }
+}
+
+impl fmt::Display for ProblemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.slug())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_distinct_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for p in ProblemType::ALL {
+            assert!(seen.insert(p.slug()), "duplicate slug {}", p.slug());
+            assert_eq!(ProblemType::from_slug(p.slug()), Some(p));
+            assert!(p.uri().starts_with("urn:mimi-ledger:problem:"));
+        }
+        assert_eq!(ProblemType::RateLimited.status(), 429);
+        assert_eq!(ProblemType::Overloaded.status(), 503);
+        assert_eq!(ProblemType::from_slug("nope"), None);
+    }
+}

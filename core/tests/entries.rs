@@ -1,0 +1,344 @@
+//! Entries (SPEC §3): one byte form, strict parsing, and admission reasons that map to SPEC §5 slugs.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ledger_core::admission::{admit, verify_entry, KeyRegistry, Policy, Refusal};
+use ledger_core::entry::{Action, Entry, EntryError, Leaf, Role, MAX_LEAF_BYTES};
+use ledger_core::key::SignerKey;
+use ledger_core::problem::ProblemType;
+use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
+use ledger_core::TreeHash;
+use proptest::prelude::*;
+
+const T: u64 = 1_764_158_400;
+const ALICE: &str = "tel:+14155550100";
+const ALICE_SSI: &str = "mimi://msp-a.example/u/alice";
+
+/// Signs arbitrary body text as a note, bypassing every check of ours (to build bad leaves).
+fn raw_note(text: &str, key: &SignerKey) -> Vec<u8> {
+    let sig = key.sign(text.as_bytes());
+    let mut blob = key.key_id().to_vec();
+    blob.extend_from_slice(&sig);
+    format!("{text}\n\u{2014} {} {}\n", key.name(), B64.encode(blob)).into_bytes()
+}
+
+struct World {
+    log: MemLog,
+    msp_a: SignerKey,
+    msp_b: SignerKey,
+    prover: SignerKey,
+}
+
+fn world() -> World {
+    let mut log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
+    log.now = T;
+    let msp_a = test_key("msp-a.example");
+    let msp_b = test_key("msp-b.example");
+    let prover = test_key("prover.example");
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &msp_b);
+    log.enroll(Role::Prover, &prover);
+    World {
+        log,
+        msp_a,
+        msp_b,
+        prover,
+    }
+}
+
+fn claim_text(lines: &[&str]) -> String {
+    let mut s = String::from("mimi-ledger/v1 claim\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+fn good_claim_lines() -> Vec<String> {
+    vec![
+        format!("sii {ALICE}"),
+        "msp msp-a.example".into(),
+        format!("ssi {ALICE_SSI}"),
+        format!("time {T}"),
+        "tag Personal".into(),
+    ]
+}
+
+fn submit_text(w: &mut World, text: &str) -> Result<u64, Refusal> {
+    let bytes = raw_note(text, &w.msp_a);
+    w.log.submit(&bytes)
+}
+
+fn slug_of(r: Result<u64, Refusal>) -> &'static str {
+    r.expect_err("must be refused").problem().slug()
+}
+
+#[test]
+fn a_good_claim_is_admitted_and_has_one_byte_form() {
+    let mut w = world();
+    let lines = good_claim_lines();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let text = claim_text(&refs);
+    let bytes = raw_note(&text, &w.msp_a);
+    let leaf = Leaf::parse(&bytes).unwrap();
+    assert_eq!(leaf.entry().to_text(), text);
+    assert_eq!(Entry::parse_text(&text).unwrap(), *leaf.entry());
+    assert_eq!(leaf.note().to_bytes(), bytes);
+    assert_eq!(w.log.submit(&bytes).unwrap(), 3);
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let w = world();
+    let att = attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
+    let ratt = attestation(&w.prover, Action::Revoke, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
+    let leaves = vec![
+        claim(&w.msp_a, ALICE, ALICE_SSI, T, &["Personal", "work_2"], Some(att)),
+        claim(&w.msp_b, "mailto:bob@example.com", "mimi://msp-b.example/u/bob", T, &[], None),
+        revoke(&w.msp_a, "msp-a.example", ALICE, ALICE_SSI, T, None),
+        revoke(&w.prover, "msp-a.example", ALICE, ALICE_SSI, T, Some(ratt)),
+        optout(&w.prover, ALICE, T),
+        w.log.leaf(0).clone(),
+    ];
+    for leaf in leaves {
+        let bytes = leaf.bytes().to_vec();
+        let parsed = Leaf::parse(&bytes).unwrap();
+        assert_eq!(parsed, leaf);
+        assert_eq!(parsed.note().to_bytes(), bytes);
+        assert_eq!(Entry::parse_text(&parsed.entry().to_text()).unwrap(), *parsed.entry());
+    }
+}
+
+#[test]
+fn non_canonical_inputs_are_refused_with_the_right_reason() {
+    let mut w = world();
+    let base = good_claim_lines();
+    let with = |f: &dyn Fn(&mut Vec<String>)| {
+        let mut l = base.clone();
+        f(&mut l);
+        claim_text(&l.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("reordered fields", with(&|l| l.swap(0, 1)), "non-canonical"),
+        ("double space", with(&|l| l[1] = "msp  msp-a.example".into()), "non-canonical"),
+        ("trailing space", with(&|l| l[1] = "msp msp-a.example ".into()), "non-canonical"),
+        ("tab (a control character)", with(&|l| l[1] = "msp\tmsp-a.example".into()), "malformed"),
+        ("unknown field", with(&|l| l.insert(4, "color blue".into())), "malformed"),
+        ("repeated field", with(&|l| l.insert(1, format!("sii {ALICE}"))), "non-canonical"),
+        ("missing field", with(&|l| { l.remove(2); }), "malformed"),
+        ("leading zero time", with(&|l| l[3] = format!("time 0{T}")), "non-canonical"),
+        ("signed time", with(&|l| l[3] = format!("time +{T}")), "non-canonical"),
+        ("tel with spaces", with(&|l| l[0] = "sii tel:+1-415-555-0100".into()), "non-canonical"),
+        ("tel missing plus", with(&|l| l[0] = "sii tel:14155550100".into()), "non-canonical"),
+        ("upper-case mailto domain", with(&|l| l[0] = "sii mailto:bob@Example.com".into()), "non-canonical"),
+        ("invalid number", with(&|l| l[0] = "sii tel:+1415555".into()), "invalid-sii"),
+        ("unknown scheme", with(&|l| l[0] = "sii sip:bob@example.com".into()), "invalid-sii"),
+        ("tag #17", with(&|l| { for i in 0..16 { l.push(format!("tag t{i}")); } }), "malformed"),
+        ("bad tag", with(&|l| l[4] = "tag no/slash".into()), "malformed"),
+        ("expires before time", with(&|l| l.insert(4, format!("expires {}", T - 1))), "malformed"),
+        ("empty line", with(&|l| l.insert(2, String::new())), "non-canonical"),
+        ("wrong version", claim_text(&[]).replace("v1", "v2"), "malformed"),
+        ("unknown kind", "mimi-ledger/v1 steal\n".to_string(), "malformed"),
+    ];
+    for (what, text, slug) in cases {
+        let got = slug_of(submit_text(&mut w, &text));
+        assert_eq!(got, slug, "{what}: {text:?}");
+    }
+    // Byte-level forms the note layer refuses.
+    let good = claim_text(&base.iter().map(String::as_str).collect::<Vec<_>>());
+    let crlf = raw_note(&good, &w.msp_a);
+    let crlf = String::from_utf8(crlf).unwrap().replace('\n', "\r\n").into_bytes();
+    assert_eq!(w.log.submit(&crlf).unwrap_err().problem().slug(), "malformed");
+    let mut two_sigs = raw_note(&good, &w.msp_a);
+    let extra = raw_note(&good, &w.msp_b);
+    let line = extra.split(|b| *b == b'\n').rev().nth(1).unwrap().to_vec();
+    two_sigs.extend_from_slice(&line);
+    two_sigs.push(b'\n');
+    assert_eq!(w.log.submit(&two_sigs).unwrap_err().problem().slug(), "non-canonical");
+    assert_eq!(w.log.size(), 3, "nothing refused was stored");
+}
+
+#[test]
+fn signature_and_enrollment_refusals() {
+    let mut w = world();
+    let t = T;
+    // Right name, wrong key.
+    let impostor = SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [7; 32]).unwrap();
+    let r = w.log.submit(claim(&impostor, ALICE, ALICE_SSI, t, &[], None).bytes());
+    assert!(matches!(r, Err(Refusal::NotEnrolledKey { .. })), "{r:?}");
+    assert_eq!(slug_of(r), "unknown-signer");
+    // Unenrolled MSP.
+    let rogue = test_key("rogue.example");
+    let r = w.log.submit(claim(&rogue, ALICE, "mimi://rogue.example/u/x", t, &[], None).bytes());
+    assert_eq!(slug_of(r), "unknown-signer");
+    // A claim for msp-a signed by msp-b's key.
+    let text = claim_text(&good_claim_lines().iter().map(String::as_str).collect::<Vec<_>>());
+    let r = w.log.submit(&raw_note(&text, &w.msp_b));
+    assert!(matches!(r, Err(Refusal::WrongSigner { .. })), "{r:?}");
+    assert_eq!(slug_of(r), "bad-signature");
+    // A flipped signature byte.
+    let mut bytes = claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None).bytes().to_vec();
+    let n = bytes.len();
+    bytes[n - 6] = if bytes[n - 6] == b'A' { b'B' } else { b'A' };
+    assert_eq!(slug_of(w.log.submit(&bytes)), "bad-signature");
+    // A prover may not claim; an MSP may not opt out.
+    let r = w.log.submit(claim(&w.prover, ALICE, "mimi://prover.example/u/x", t, &[], None).bytes());
+    assert_eq!(slug_of(r), "unknown-signer");
+    let text = optout(&w.prover, ALICE, t).entry().to_text();
+    assert_eq!(slug_of(w.log.submit(&raw_note(&text, &w.msp_a))), "unknown-signer");
+    // The log key signs enrolls; an MSP may not.
+    let enroll_text = w.log.leaf(0).entry().to_text();
+    assert_eq!(slug_of(w.log.submit(&raw_note(&enroll_text, &w.msp_a))), "bad-signature");
+    assert_eq!(w.log.size(), 3);
+}
+
+#[test]
+fn attestation_refusals() {
+    let mut w = world();
+    let t = T;
+    let pair = Some(("msp-a.example", ALICE_SSI));
+    let good = attestation(&w.prover, Action::Claim, ALICE, pair, t - 60);
+    let cases = vec![
+        ("wrong action", attestation(&w.prover, Action::Revoke, ALICE, pair, t - 60)),
+        ("other SII", attestation(&w.prover, Action::Claim, "tel:+14155550101", pair, t - 60)),
+        ("other MSP", attestation(&w.prover, Action::Claim, ALICE, Some(("msp-b.example", ALICE_SSI)), t - 60)),
+        ("other SSI", attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", "mimi://msp-a.example/u/eve")), t - 60)),
+        ("issued after the entry", attestation(&w.prover, Action::Claim, ALICE, pair, t + 1)),
+        ("expired", attestation(&w.prover, Action::Claim, ALICE, pair, t - 86_401)),
+        ("unenrolled prover", attestation(&test_key("fake-prover.example"), Action::Claim, ALICE, pair, t - 60)),
+        ("signed by an MSP", attestation(&w.msp_a, Action::Claim, ALICE, pair, t - 60)),
+    ];
+    for (what, att) in cases {
+        let r = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(att)).bytes());
+        assert_eq!(slug_of(r), "bad-attestation", "{what}");
+    }
+    // Garbage inside the attestation field.
+    let mut lines = good_claim_lines();
+    lines.push(format!("attestation {}", B64.encode("not a note")));
+    let text = claim_text(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(slug_of(submit_text(&mut w, &text)), "bad-attestation");
+    // Non-canonical base64 (missing padding) is a second encoding of the same attestation.
+    let b64 = good.to_base64();
+    let unpadded = b64.trim_end_matches('=');
+    if unpadded != b64 {
+        let mut lines = good_claim_lines();
+        lines.push(format!("attestation {unpadded}"));
+        let text = claim_text(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(slug_of(submit_text(&mut w, &text)), "non-canonical");
+    }
+    // Policy: required attestation.
+    w.log.policy.require_attestation = true;
+    let r = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None).bytes());
+    assert_eq!(slug_of(r), "attestation-required");
+    // A prover revoke needs an attestation.
+    let r = w.log.submit(revoke(&w.prover, "msp-a.example", ALICE, ALICE_SSI, t, None).bytes());
+    assert_eq!(slug_of(r), "attestation-required");
+    assert_eq!(w.log.size(), 3);
+    // And the good one is admitted.
+    let ok = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(good)).bytes());
+    assert_eq!(ok.unwrap(), 3);
+}
+
+#[test]
+fn clock_skew_and_size_limits() {
+    let mut w = world();
+    let policy = Policy::default();
+    let skewed = claim(&w.msp_a, ALICE, ALICE_SSI, T + policy.max_skew_s + 1, &[], None);
+    assert_eq!(slug_of(w.log.submit(skewed.bytes())), "clock-skew");
+    let past = claim(&w.msp_a, ALICE, ALICE_SSI, T - policy.max_skew_s - 1, &[], None);
+    assert_eq!(slug_of(w.log.submit(past.bytes())), "clock-skew");
+    let edge = claim(&w.msp_a, ALICE, ALICE_SSI, T + policy.max_skew_s, &[], None);
+    assert!(w.log.submit(edge.bytes()).is_ok());
+    let big = vec![b'a'; MAX_LEAF_BYTES + 1];
+    let r = Leaf::parse(&big).unwrap_err();
+    assert_eq!(r, EntryError::TooLarge { len: MAX_LEAF_BYTES + 1 });
+    assert_eq!(r.problem(), ProblemType::TooLarge);
+    assert_eq!(slug_of(w.log.submit(b"\xff\xfe garbage")), "malformed");
+    assert_eq!(slug_of(w.log.submit(b"")), "malformed");
+}
+
+#[test]
+fn key_validity_follows_reenrollment() {
+    let mut w = world();
+    let old = w.msp_a.clone();
+    let new = SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [9; 32]).unwrap();
+    let before = w.log.submit(claim(&old, ALICE, ALICE_SSI, T, &[], None).bytes()).unwrap();
+    let re = w.log.enroll(Role::Msp, &new);
+    assert!(re > before);
+    let r = w.log.submit(claim(&old, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes());
+    assert_eq!(slug_of(r), "unknown-signer");
+    assert!(w.log.submit(claim(&new, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes()).is_ok());
+
+    // The registry answers by index: the old key stays valid for entries before the re-enrollment.
+    let mut reg = KeyRegistry::new(w.log.key.verifier());
+    for i in 0..w.log.size() {
+        reg.add_entry(i, w.log.leaf(i).entry());
+    }
+    let leaf = w.log.leaf(before).clone();
+    assert!(verify_entry(&leaf, &reg.at(before)).is_ok());
+    assert!(verify_entry(&leaf, &reg.at(re + 1)).is_err());
+    assert!(admit(leaf.bytes(), &reg.at(re), &w.log.policy, T).is_ok());
+}
+
+/// The world, one attested claim and the key registry, built once for the mutation property.
+fn mutation_fixture() -> &'static (World, Leaf, KeyRegistry) {
+    static FIXTURE: std::sync::OnceLock<(World, Leaf, KeyRegistry)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let w = world();
+        let att = attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
+        let leaf = claim(&w.msp_a, ALICE, ALICE_SSI, T, &["Personal"], Some(att));
+        let mut reg = KeyRegistry::new(w.log.key.verifier());
+        for i in 0..w.log.size() {
+            reg.add_entry(i, w.log.leaf(i).entry());
+        }
+        (w, leaf, reg)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Parsers never panic, and whatever they accept has exactly one byte form.
+    #[test]
+    fn leaf_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(leaf) = Leaf::parse(&bytes) {
+            prop_assert_eq!(leaf.note().to_bytes(), bytes);
+            prop_assert_eq!(Entry::parse_text(&leaf.entry().to_text()).unwrap(), leaf.entry().clone());
+        }
+    }
+
+    /// Mutating one byte of a valid leaf gives a refusal or (rarely) another valid leaf, never a panic,
+    /// and never a second encoding of the same entry.
+    #[test]
+    fn mutated_leaves_keep_one_byte_form(pos in 0usize..2000, byte in any::<u8>()) {
+        let (w, leaf, reg) = mutation_fixture();
+        let mut bytes = leaf.bytes().to_vec();
+        let pos = pos % bytes.len();
+        prop_assume!(bytes[pos] != byte);
+        bytes[pos] = byte;
+        if let Ok(other) = Leaf::parse(&bytes) {
+            prop_assert_eq!(other.note().to_bytes(), bytes);
+            if other.entry() == leaf.entry() {
+                // Same entry, other bytes: only the signature line may differ, and it must not verify.
+                prop_assert!(verify_entry(&other, &reg.at(w.log.size())).is_err());
+            }
+        }
+    }
+
+    /// Entry text parsing never panics on arbitrary line soup built from real field names.
+    #[test]
+    fn entry_text_never_panics(lines in proptest::collection::vec(
+        prop_oneof![
+            Just("sii tel:+14155550100".to_string()), Just("msp msp-a.example".to_string()),
+            Just("ssi mimi://a/b".to_string()), Just("time 1".to_string()), Just("tag x".to_string()),
+            Just("expires 5".to_string()), Just("attestation AAAA".to_string()), Just("role msp".to_string()),
+            "[a-z]{0,6} ?[ -~]{0,12}",
+        ], 0..10), kind in prop_oneof![Just("claim"), Just("revoke"), Just("optout"), Just("enroll"), Just("attestation")]) {
+        let mut text = format!("mimi-ledger/v1 {kind}\n");
+        for l in &lines { text.push_str(l); text.push('\n'); }
+        if let Ok(e) = Entry::parse_text(&text) {
+            prop_assert_eq!(e.to_text(), text);
+        }
+    }
+}

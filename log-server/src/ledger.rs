@@ -1,0 +1,354 @@
+//! The open log: its store, identity, the latest signed checkpoint and the key registry, shared by
+//! the sequencer (the only writer) and the HTTP handlers (readers).
+//!
+//! Readers never look past [`Head::size`]: the sequencer publishes a new head only after the batch
+//! it covers is synced to disk, so everything a reader can see is durable and covered by the
+//! checkpoint it is handed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ledger_core::admission::{KeyRegistry, Policy};
+use ledger_core::api::Receipt;
+use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger_core::entry::Leaf;
+use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::tree::{prove_inclusion, tree_root, HashReader, TreeError};
+use ledger_core::{Hash, TreeHash};
+
+use crate::metrics::Metrics;
+use crate::problem::ApiError;
+use crate::storage::{Meta, Storage, StorageError};
+
+/// The current Unix time in seconds (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The latest signed tree head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash at `size`.
+    pub root: Hash,
+    /// The signed checkpoint note, as text.
+    pub checkpoint: Arc<str>,
+}
+
+/// Why the log cannot be opened. Each names what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The origin asked for is not the one the log was created with.
+    #[error("this log was created with origin {stored:?}; it cannot be changed to {given:?} (omit --origin, or use another --data folder)")]
+    OriginMismatch {
+        /// The stored origin.
+        stored: String,
+        /// The origin asked for.
+        given: String,
+    },
+    /// The tree hash asked for is not the one the log was created with.
+    #[error("this log was created with tree hash {stored}; it cannot be changed to {given} (omit --hash, or use another --data folder)")]
+    HashMismatch {
+        /// The stored hash.
+        stored: TreeHash,
+        /// The hash asked for.
+        given: TreeHash,
+    },
+    /// The signer key is not the key the log was created with.
+    #[error("the signer key's verifier key is {given}, but this log was created with {stored}")]
+    KeyMismatch {
+        /// The stored verifier key.
+        stored: String,
+        /// The given key's verifier key.
+        given: String,
+    },
+    /// The stored state is inconsistent (the checkpoint does not match the stored tree).
+    #[error("the stored log is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// A [`HashReader`] over the store.
+pub struct StoreReader<'a>(pub &'a dyn Storage);
+
+impl HashReader for StoreReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
+        self.0.hashes(indexes).map_err(|e| match e {
+            StorageError::MissingHash(index) => TreeError::MissingHash { index },
+            other => TreeError::Storage(other.to_string()),
+        })
+    }
+}
+
+/// The open log.
+pub struct Ledger {
+    storage: Arc<dyn Storage>,
+    meta: Meta,
+    vkey: VerifierKey,
+    policy: Policy,
+    head: RwLock<Arc<Head>>,
+    registry: RwLock<Arc<KeyRegistry>>,
+    failed: AtomicBool,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("origin", &self.meta.origin)
+            .field("size", &self.head().size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens the log in `storage`, creating it (origin and hash as given, or the defaults) when the
+    /// store is empty, and checks that the stored tree hashes to the stored checkpoint.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        signer: &SignerKey,
+        hash: Option<TreeHash>,
+        policy: Policy,
+        metrics: Arc<Metrics>,
+    ) -> Result<Ledger, OpenError> {
+        let vkey = signer.verifier();
+        let meta = match storage.meta()? {
+            Some(meta) => {
+                if meta.origin != signer.name() {
+                    return Err(OpenError::OriginMismatch {
+                        stored: meta.origin,
+                        given: signer.name().to_string(),
+                    });
+                }
+                if let Some(given) = hash.filter(|h| *h != meta.hash) {
+                    return Err(OpenError::HashMismatch {
+                        stored: meta.hash,
+                        given,
+                    });
+                }
+                if meta.vkey != vkey.to_string() {
+                    return Err(OpenError::KeyMismatch {
+                        stored: meta.vkey,
+                        given: vkey.to_string(),
+                    });
+                }
+                meta
+            }
+            None => {
+                let meta = Meta {
+                    origin: signer.name().to_string(),
+                    hash: hash.unwrap_or_default(),
+                    vkey: vkey.to_string(),
+                    created: now_unix(),
+                };
+                let cp = sign_checkpoint(signer, 0, meta.hash.empty_root())
+                    .map_err(|e| OpenError::Inconsistent(format!("signing the empty tree: {e}")))?;
+                storage.create(&meta, cp.as_bytes())?;
+                meta
+            }
+        };
+        let head = recover_head(storage.as_ref(), &meta, &vkey)?;
+        let mut registry = KeyRegistry::new(vkey.clone());
+        for index in storage.enrollments()? {
+            if index >= head.size {
+                return Err(OpenError::Inconsistent(format!(
+                    "enroll index {index} is beyond the checkpoint size {}",
+                    head.size
+                )));
+            }
+            let bytes = storage.leaf(index)?.ok_or_else(|| {
+                OpenError::Inconsistent(format!("enroll leaf {index} is missing"))
+            })?;
+            let leaf = Leaf::parse(&bytes)
+                .map_err(|e| OpenError::Inconsistent(format!("enroll leaf {index}: {e}")))?;
+            registry.add_entry(index, leaf.entry());
+        }
+        metrics.tree_size.store(head.size, Ordering::Relaxed);
+        Ok(Ledger {
+            storage,
+            meta,
+            vkey,
+            policy,
+            head: RwLock::new(Arc::new(head)),
+            registry: RwLock::new(Arc::new(registry)),
+            failed: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    /// The store.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// A hash reader over the store.
+    pub fn reader(&self) -> StoreReader<'_> {
+        StoreReader(self.storage.as_ref())
+    }
+
+    /// The log origin.
+    pub fn origin(&self) -> &str {
+        &self.meta.origin
+    }
+
+    /// The tree hash.
+    pub fn tree_hash(&self) -> TreeHash {
+        self.meta.hash
+    }
+
+    /// The log's verifier key.
+    pub fn vkey(&self) -> &VerifierKey {
+        &self.vkey
+    }
+
+    /// The admission policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The fixed identity stored at creation.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// The latest published head.
+    pub fn head(&self) -> Arc<Head> {
+        match self.head.read() {
+            Ok(h) => Arc::clone(&h),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The key registry as of the latest published head.
+    pub fn registry(&self) -> Arc<KeyRegistry> {
+        match self.registry.read() {
+            Ok(r) => Arc::clone(&r),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Publishes a new head (and registry) — called by the sequencer after the batch is durable.
+    pub(crate) fn publish(&self, head: Head, registry: Option<KeyRegistry>) {
+        self.metrics.tree_size.store(head.size, Ordering::Relaxed);
+        if let Some(r) = registry {
+            match self.registry.write() {
+                Ok(mut g) => *g = Arc::new(r),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(r),
+            }
+        }
+        match self.head.write() {
+            Ok(mut g) => *g = Arc::new(head),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(head),
+        }
+    }
+
+    /// Marks the log as failed: the sequencer hit a storage error and stopped (fail-stop, so that
+    /// nothing is signed over a store in an unknown state). `/healthz` reports it.
+    pub(crate) fn set_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the sequencer has stopped on an error.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, ApiError> {
+        prove_inclusion(self.meta.hash, index, size, &self.reader()).map_err(ApiError::internal)
+    }
+
+    /// A receipt for leaf `index` (with `leaf_hash`) against `head`.
+    pub fn receipt(&self, index: u64, leaf_hash: Hash, head: &Head) -> Result<Receipt, ApiError> {
+        Ok(Receipt {
+            index,
+            leaf_hash,
+            checkpoint: head.checkpoint.to_string(),
+            inclusion: self.inclusion(index, head.size)?,
+        })
+    }
+
+    /// If `bytes` are exactly the bytes of a leaf covered by the current head, its index.
+    pub fn existing(&self, bytes: &[u8], leaf_hash: &Hash, head: &Head) -> Result<Option<u64>, ApiError> {
+        let Some(index) = self
+            .storage
+            .leaf_index(leaf_hash)
+            .map_err(ApiError::internal)?
+        else {
+            return Ok(None);
+        };
+        if index >= head.size {
+            // Stored by a batch whose head is not published yet; the sequencer answers it.
+            return Ok(None);
+        }
+        let stored = self.storage.leaf(index).map_err(ApiError::internal)?;
+        Ok((stored.as_deref() == Some(bytes)).then_some(index))
+    }
+}
+
+/// Signs the checkpoint `<origin>\n<size>\n<root>\n` with the log key; returns the note text.
+pub fn sign_checkpoint(signer: &SignerKey, size: u64, root: Hash) -> Result<String, ApiError> {
+    let cp = SignedCheckpoint::sign(
+        Checkpoint {
+            origin: signer.name().to_string(),
+            size,
+            root,
+        },
+        signer,
+    )
+    .map_err(ApiError::internal)?;
+    String::from_utf8(cp.to_bytes()).map_err(ApiError::internal)
+}
+
+/// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the
+/// log key, names the stored size, its root is the root of the stored hashes, and there is no leaf
+/// or hash beyond it (a batch is written together with its checkpoint, so any mismatch means the
+/// store was damaged outside the server).
+fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Result<Head, OpenError> {
+    let bad = |s: String| OpenError::Inconsistent(s);
+    let (size, cp_bytes) = storage
+        .head()?
+        .ok_or_else(|| bad("no stored checkpoint".into()))?;
+    let cp = SignedCheckpoint::verify(&cp_bytes, vkey)
+        .map_err(|e| bad(format!("stored checkpoint: {e}")))?;
+    if cp.checkpoint.size != size {
+        return Err(bad(format!(
+            "stored size {size} but the stored checkpoint is for size {}",
+            cp.checkpoint.size
+        )));
+    }
+    if cp.checkpoint.origin != meta.origin {
+        return Err(bad("stored checkpoint names another origin".into()));
+    }
+    let root = tree_root(meta.hash, size, &StoreReader(storage))
+        .map_err(|e| bad(format!("recomputing the root of size {size}: {e}")))?;
+    if root != cp.checkpoint.root {
+        return Err(bad(format!(
+            "the stored tree of size {size} does not hash to the stored checkpoint's root"
+        )));
+    }
+    if size > 0 && storage.leaf(size - 1)?.is_none() {
+        return Err(bad(format!("leaf {} is missing", size - 1)));
+    }
+    if storage.leaf(size)?.is_some() {
+        return Err(bad(format!(
+            "a leaf exists at index {size}, beyond the signed checkpoint"
+        )));
+    }
+    let checkpoint = String::from_utf8(cp_bytes)
+        .map_err(|_| bad("stored checkpoint is not UTF-8".into()))?;
+    Ok(Head {
+        size,
+        root,
+        checkpoint: checkpoint.into(),
+    })
+}

@@ -1,0 +1,471 @@
+//! The HTTP API (SPEC §5): C2SP tlog-tiles reads, the JSON API, admin enrollment, metrics and
+//! health. Every error is an RFC 9457 problem document (see [`crate::problem`]), including unknown
+//! routes, wrong methods and axum's own extractor rejections.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use ledger_core::api::{ConsistencyProof, EntriesPage, IndexedLeaf, Info, InclusionProof};
+use ledger_core::entry::{Enroll, Entry, Leaf, Role, MAX_LEAF_BYTES};
+use ledger_core::key::{KeyAlg, SignerKey, VerifierKey};
+use ledger_core::problem::ProblemType;
+use ledger_core::sii::{Name, Sii};
+use ledger_core::tree::prove_consistency;
+use ledger_core::Hash;
+use serde::Deserialize;
+
+use crate::keys::bearer_matches;
+use crate::ledger::{now_unix, Ledger};
+use crate::problem::ApiError;
+use crate::sequencer::SequencerHandle;
+use crate::submit::submit;
+
+/// The largest `POST /v1/add` body read: one leaf (8 KiB) plus slack, so an oversized leaf gets
+/// the precise `too-large` detail from the entry parser, and anything larger is cut off unread.
+pub const ADD_BODY_LIMIT: usize = MAX_LEAF_BYTES + 1024;
+/// The largest admin JSON body.
+pub const ADMIN_BODY_LIMIT: usize = 16 * 1024;
+/// The most entries one `/v1/entries` page returns.
+pub const MAX_ENTRIES_PAGE: u64 = 1000;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const NO_CACHE: &str = "no-cache";
+
+/// Everything the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The open log.
+    pub ledger: Arc<Ledger>,
+    /// The sequencer's queue.
+    pub sequencer: SequencerHandle,
+    /// The log key (signs enroll leaves for the admin API).
+    pub signer: Arc<SignerKey>,
+    /// The admin bearer token.
+    pub admin_token: Arc<str>,
+}
+
+/// The routes of SPEC §5, with problem+json fallbacks and the metrics layer.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*path}", get(tile))
+        .route("/v1/add", post(add))
+        .route("/v1/info", get(info))
+        .route("/v1/entries", get(entries))
+        .route("/v1/proof/inclusion", get(inclusion))
+        .route("/v1/proof/consistency", get(consistency))
+        .route("/v1/lookup", get(lookup))
+        .route("/v1/admin/enroll", post(enroll))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// The metric label for a matched route (a fixed set, so labels stay bounded).
+fn route_label(path: Option<&MatchedPath>) -> &'static str {
+    const ROUTES: [&str; 11] = [
+        "/checkpoint",
+        "/tile/{*path}",
+        "/v1/add",
+        "/v1/info",
+        "/v1/entries",
+        "/v1/proof/inclusion",
+        "/v1/proof/consistency",
+        "/v1/lookup",
+        "/v1/admin/enroll",
+        "/metrics",
+        "/healthz",
+    ];
+    path.and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
+        .unwrap_or("unmatched")
+}
+
+/// Counts every answer by route, status and result (`ok` or the problem slug).
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let resp = next.run(req).await;
+    let result = resp
+        .extensions()
+        .get::<ProblemType>()
+        .map(|p| p.slug())
+        .unwrap_or("ok");
+    state
+        .ledger
+        .metrics
+        .request(route, resp.status().as_u16(), result);
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::bad_request("method not allowed for this resource").with_status(405)
+}
+
+fn text_response(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
+    let mut resp = Response::new(body.into());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp
+}
+
+/// `GET /checkpoint` — the latest signed checkpoint note (C2SP tlog-checkpoint).
+async fn checkpoint(State(s): State<AppState>) -> Response {
+    let head = s.ledger.head();
+    text_response(
+        head.checkpoint.to_string(),
+        "text/plain; charset=utf-8",
+        NO_CACHE,
+    )
+}
+
+/// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]` (C2SP tlog-tiles).
+async fn tile(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let path = format!("tile/{path}");
+    let ledger = Arc::clone(&s.ledger);
+    let (data, full) = tokio::task::spawn_blocking(move || crate::tiles::read_tile(&ledger, &path))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(text_response(
+        data,
+        "application/octet-stream",
+        if full { IMMUTABLE } else { NO_CACHE },
+    ))
+}
+
+/// Whether the request's Content-Type is `text/plain` (any parameters).
+fn is_text_plain(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/plain"))
+}
+
+/// `POST /v1/add` — one leaf note as `text/plain`; answers the receipt once durable.
+async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    if !is_text_plain(req.headers()) {
+        return Err(
+            ApiError::bad_request("the body must be one leaf note with Content-Type: text/plain")
+                .with_status(415),
+        );
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ADD_BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT).await?;
+    let submitted = submit(&s.ledger, &s.sequencer, bytes.to_vec()).await?;
+    Ok(Json(submitted.receipt).into_response())
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ProblemType::TooLarge,
+        format!("the body exceeds {ADD_BODY_LIMIT} bytes (a leaf is at most {MAX_LEAF_BYTES})"),
+    )
+}
+
+/// Reads at most `limit` bytes of `body`; stops reading and refuses (`too-large`) past it.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("reading the body: {inner}"))
+        }
+    })
+}
+
+/// `GET /v1/info`.
+async fn info(State(s): State<AppState>) -> Json<Info> {
+    let l = &s.ledger;
+    Json(Info {
+        origin: l.origin().to_string(),
+        vkey: l.vkey().to_string(),
+        hash: l.tree_hash(),
+        size: l.head().size,
+        witnesses: Vec::new(),
+        quorum: 0,
+        policy: l.policy(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct EntriesQuery {
+    start: Option<u64>,
+    count: Option<u64>,
+}
+
+/// `GET /v1/entries?start=S&count=C` (1 ≤ C ≤ 1000); stops at the current size.
+async fn entries(
+    State(s): State<AppState>,
+    q: Result<Query<EntriesQuery>, QueryRejection>,
+) -> Result<Json<EntriesPage>, ApiError> {
+    let Query(q) = q?;
+    let start = q
+        .start
+        .ok_or_else(|| ApiError::bad_request("missing parameter start"))?;
+    let count = q
+        .count
+        .ok_or_else(|| ApiError::bad_request("missing parameter count"))?;
+    if count == 0 || count > MAX_ENTRIES_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "count must be 1..={MAX_ENTRIES_PAGE}"
+        )));
+    }
+    let size = s.ledger.head().size;
+    let end = start.saturating_add(count).min(size);
+    let ledger = Arc::clone(&s.ledger);
+    let leaves = tokio::task::spawn_blocking(move || ledger.storage().leaves(start, end))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let entries = (start..)
+        .zip(leaves)
+        .map(|(index, bytes)| {
+            String::from_utf8(bytes)
+                .map(|leaf| IndexedLeaf { index, leaf })
+                .map_err(|_| ApiError::internal(format!("leaf {index} is not UTF-8")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(EntriesPage { entries }))
+}
+
+#[derive(Debug, Deserialize)]
+struct InclusionQuery {
+    index: Option<u64>,
+    leaf_hash: Option<String>,
+    size: Option<u64>,
+}
+
+/// Decodes a base64url (or standard base64) hash, padding optional.
+pub fn decode_leaf_hash(s: &str) -> Result<Hash, ApiError> {
+    const CFG: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let url = GeneralPurpose::new(&base64::alphabet::URL_SAFE, CFG);
+    let std = GeneralPurpose::new(&base64::alphabet::STANDARD, CFG);
+    let bytes = url
+        .decode(s)
+        .or_else(|_| std.decode(s))
+        .map_err(|e| ApiError::bad_request(format!("leaf_hash: not base64url: {e}")))?;
+    Hash::try_from(bytes.as_slice()).map_err(|_| {
+        ApiError::bad_request(format!("leaf_hash: {} bytes, expected 32", bytes.len()))
+    })
+}
+
+/// `GET /v1/proof/inclusion?index=I&size=N` or `?leaf_hash=H&size=N` (size defaults to the
+/// current size).
+async fn inclusion(
+    State(s): State<AppState>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    let Query(q) = q?;
+    let head = s.ledger.head();
+    let size = q.size.unwrap_or(head.size);
+    if size > head.size {
+        return Err(ApiError::bad_request(format!(
+            "size {size} is beyond the current tree size {}",
+            head.size
+        )));
+    }
+    let index = match (q.index, q.leaf_hash) {
+        (Some(i), None) => i,
+        (None, Some(h)) => {
+            let h = decode_leaf_hash(&h)?;
+            match s.ledger.storage().leaf_index(&h).map_err(ApiError::internal)? {
+                Some(i) if i < size => i,
+                _ => {
+                    return Err(ApiError::not_found(format!(
+                        "no leaf with this hash in the tree of size {size}"
+                    )))
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of index and leaf_hash",
+            ))
+        }
+    };
+    if index >= size {
+        return Err(ApiError::bad_request(format!(
+            "index {index} is not below size {size}"
+        )));
+    }
+    Ok(Json(InclusionProof {
+        index,
+        size,
+        inclusion: s.ledger.inclusion(index, size)?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+/// `GET /v1/proof/consistency?from=M&to=N` with 1 ≤ M ≤ N ≤ size (`to` defaults to the size).
+async fn consistency(
+    State(s): State<AppState>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    let Query(q) = q?;
+    let size = s.ledger.head().size;
+    let from = q
+        .from
+        .ok_or_else(|| ApiError::bad_request("missing parameter from"))?;
+    let to = q.to.unwrap_or(size);
+    if from == 0 || from > to || to > size {
+        return Err(ApiError::bad_request(format!(
+            "need 1 <= from <= to <= {size} (the current size); got from={from} to={to}"
+        )));
+    }
+    let proof = prove_consistency(s.ledger.tree_hash(), from, to, &s.ledger.reader())
+        .map_err(ApiError::internal)?;
+    Ok(Json(ConsistencyProof {
+        from,
+        to,
+        consistency: proof,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct LookupQuery {
+    sii: Option<String>,
+}
+
+/// `GET /v1/lookup?sii=<uri>` — the DP answer.
+async fn lookup(
+    State(s): State<AppState>,
+    q: Result<Query<LookupQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let raw = q
+        .sii
+        .ok_or_else(|| ApiError::bad_request("missing parameter sii"))?;
+    let sii = Sii::parse(&raw).map_err(|e| {
+        let kind = if e.is_non_canonical() {
+            ProblemType::NonCanonical
+        } else {
+            ProblemType::InvalidSii
+        };
+        ApiError::new(kind, format!("sii {raw:?}: {e}"))
+    })?;
+    let answer = crate::lookup::lookup(&s.ledger, &sii, now_unix())?;
+    let mut resp = Json(answer).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /v1/admin/enroll` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// `msp` or `prover`.
+    pub role: String,
+    /// The MSP or prover name.
+    pub name: String,
+    /// The verifier key to enroll; its name must equal `name`.
+    pub key: String,
+}
+
+/// Builds the log-signed enroll leaf for an admin request (SPEC §3 `enroll`).
+pub fn enroll_leaf(req: &EnrollRequest, signer: &SignerKey, time: u64) -> Result<Leaf, ApiError> {
+    let role = Role::parse(&req.role)
+        .ok_or_else(|| ApiError::bad_request(format!("role {:?}: expected msp or prover", req.role)))?;
+    let name = Name::parse(&req.name)
+        .map_err(|e| ApiError::bad_request(format!("name {:?}: {e}", req.name)))?;
+    let key = VerifierKey::parse(&req.key)
+        .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
+    if key.alg() != KeyAlg::Ed25519 {
+        return Err(ApiError::bad_request("key: must be an Ed25519 (type 0x01) note key"));
+    }
+    if key.name() != name.as_str() {
+        return Err(ApiError::bad_request(format!(
+            "key is named {:?}, but name is {:?}",
+            key.name(),
+            req.name
+        )));
+    }
+    let leaf = Leaf::sign(
+        Entry::Enroll(Enroll {
+            role,
+            name,
+            key,
+            time,
+        }),
+        signer,
+    )
+    .map_err(|e| ApiError::new(e.problem(), e.to_string()))?;
+    // Only the one canonical byte form is ever appended.
+    Leaf::parse(leaf.bytes()).map_err(|e| ApiError::new(e.problem(), e.to_string()))
+}
+
+/// `POST /v1/admin/enroll` — bearer-authenticated; appends a log-signed enroll leaf through the
+/// sequencer and answers its receipt.
+async fn enroll(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    if !bearer_matches(auth, &s.admin_token) {
+        return Err(ApiError::new(
+            ProblemType::Unauthorized,
+            "a valid `Authorization: Bearer <admin token>` header is required",
+        ));
+    }
+    let Json(req) = body?;
+    let leaf = enroll_leaf(&req, &s.signer, now_unix())?;
+    tracing::info!(role = %req.role, name = %req.name, "admin enroll");
+    let submitted = submit(&s.ledger, &s.sequencer, leaf.bytes().to_vec()).await?;
+    Ok(Json(submitted.receipt).into_response())
+}
+
+/// `GET /metrics` — Prometheus text.
+async fn metrics(State(s): State<AppState>) -> Response {
+    let disk = s.ledger.storage().size_on_disk().ok();
+    text_response(
+        s.ledger.metrics.render(s.sequencer.depth() as u64, disk),
+        "text/plain; version=0.0.4; charset=utf-8",
+        "no-store",
+    )
+}
+
+/// `GET /healthz` — `ok` while the sequencer runs; 503 after it stopped on a storage error.
+async fn healthz(State(s): State<AppState>) -> Response {
+    if s.ledger.failed() {
+        return ApiError::overloaded("the sequencer stopped on a storage error").into_response();
+    }
+    let mut resp = text_response("ok\n", "text/plain; charset=utf-8", "no-store");
+    *resp.status_mut() = StatusCode::OK;
+    resp
+}

@@ -1,0 +1,224 @@
+//! Wiring: data folder, store, keys, ledger, sequencer, HTTP(S) listener, graceful shutdown.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::sync::watch;
+
+use crate::config::{Config, DEFAULT_ORIGIN};
+use crate::keys::{load_or_create_signer, load_or_create_token};
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::routes::{router, AppState};
+use crate::sequencer;
+use crate::storage::sled::SledStorage;
+use crate::storage::Storage;
+
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An opened log with its running sequencer, ready to serve.
+pub struct Opened {
+    /// The handler state (ledger, sequencer handle, key, admin token).
+    pub state: AppState,
+    /// Tells the sequencer to stop.
+    pub stop: watch::Sender<bool>,
+    /// The sequencer task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Creates the data folder (mode 0700) if needed, opens the store, loads or creates the log key and
+/// admin token, opens the ledger (creating or checking origin and hash) and starts the sequencer.
+pub fn open(config: &Config) -> anyhow::Result<Opened> {
+    create_data_dir(&config.data)?;
+    let storage = SledStorage::open(&config.data.join("db"), config.cache_bytes)
+        .with_context(|| format!("opening the store in {}", config.data.display()))?;
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+
+    let stored = storage.meta().context("reading the log's meta")?;
+    let origin = match (&stored, &config.origin) {
+        (Some(meta), Some(given)) if &meta.origin != given => bail!(
+            "this log was created with origin {:?}; it cannot be changed to {:?} (omit --origin, or use another --data folder)",
+            meta.origin,
+            given
+        ),
+        (Some(meta), _) => meta.origin.clone(),
+        (None, Some(given)) => given.clone(),
+        (None, None) => DEFAULT_ORIGIN.to_string(),
+    };
+    if let (Some(meta), Some(given)) = (&stored, config.hash) {
+        if meta.hash != given {
+            bail!(
+                "this log was created with tree hash {}; it cannot be changed to {} (omit --hash, or use another --data folder)",
+                meta.hash,
+                given
+            );
+        }
+    }
+    let (signer, created) = load_or_create_signer(&config.key, &origin, !config.key_given)?;
+    if created {
+        tracing::info!(path = %config.key.display(), "created the log signer key");
+    }
+    let (token, created) =
+        load_or_create_token(&config.admin_token_file, !config.admin_token_given)?;
+    if created {
+        tracing::info!(path = %config.admin_token_file.display(), "created the admin token");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let ledger = Ledger::open(storage, &signer, config.hash, config.policy, metrics)?;
+    let ledger = Arc::new(ledger);
+    let signer = Arc::new(signer);
+    let (stop, stop_rx) = watch::channel(false);
+    let (handle, task) = sequencer::spawn(
+        Arc::clone(&ledger),
+        Arc::clone(&signer),
+        config.batch,
+        stop_rx,
+    )
+    .map_err(|e| anyhow::anyhow!("starting the sequencer: {}", e.detail))?;
+    tracing::info!(
+        origin = ledger.origin(),
+        hash = %ledger.tree_hash(),
+        size = ledger.head().size,
+        vkey = %ledger.vkey(),
+        "log opened"
+    );
+    Ok(Opened {
+        state: AppState {
+            ledger,
+            sequencer: handle,
+            signer,
+            admin_token: token.into(),
+        },
+        stop,
+        task,
+    })
+}
+
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data folder {}", dir.display()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot listen for SIGINT");
+                std::future::pending::<()>().await;
+            }
+        },
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+/// Prints the two start-up lines on stdout (and flushes): `vkey <verifier key>`, then
+/// `listening on <addr>` with the real port — what scripts and tests wait for.
+pub fn announce(vkey: &str, addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "vkey {vkey}");
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Runs the server until SIGTERM/SIGINT: opens the log, listens (HTTP or HTTPS), drains in-flight
+/// requests on shutdown, commits what the sequencer still holds and syncs the store.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let opened = open(&config)?;
+    let ledger = Arc::clone(&opened.state.ledger);
+    let app = router(opened.state.clone());
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let vkey = ledger.vkey().to_string();
+
+    let (signal_tx, mut signal_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+
+    match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            announce(&vkey, addr);
+            tracing::info!(%addr, "serving HTTP");
+            let mut rx = signal_rx.clone();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            });
+            tokio::select! {
+                r = serve => r.context("serving")?,
+                _ = async {
+                    let _ = signal_rx.wait_for(|v| *v).await;
+                    tokio::time::sleep(DRAIN_TIMEOUT).await;
+                } => tracing::warn!("in-flight requests did not finish in time; stopping anyway"),
+            }
+        }
+        Some(tls) => {
+            // Ring is the only provider compiled in; installing it is idempotent in effect.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let _ = signal_rx.wait_for(|v| *v).await;
+                h.graceful_shutdown(Some(DRAIN_TIMEOUT));
+            });
+            announce(&vkey, addr);
+            tracing::info!(%addr, "serving HTTPS");
+            axum_server::from_tcp_rustls(listener, rustls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .context("serving")?;
+        }
+    }
+
+    // The listener is closed and requests are drained: stop the sequencer (it commits what it
+    // still holds), then sync the store.
+    let _ = opened.stop.send(true);
+    drop(opened.state);
+    if let Err(e) = opened.task.await {
+        tracing::error!(error = %e, "sequencer task failed");
+    }
+    ledger
+        .storage()
+        .flush()
+        .context("syncing the store at shutdown")?;
+    tracing::info!(size = ledger.head().size, "stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! One submission from bytes to receipt (SPEC §3 admission, §5 `POST /v1/add`):
+//!
+//! 1. exact bytes of a leaf already covered by the head → receipt for the stored index at once
+//!    (idempotence; no re-check, the leaf was admitted when it was stored);
+//! 2. reserve a queue slot (`503 overloaded` when full);
+//! 3. stateless admission (`ledger_core::admission::admit`: syntax, canonical form, policy, clock,
+//!    signatures against a registry snapshot) on the rayon pool, in parallel, off the async runtime;
+//! 4. the sequencer re-checks the stateful parts at the final index and commits durably;
+//! 5. receipt: index, leaf hash, the signed checkpoint and the inclusion proof against it.
+
+use std::sync::Arc;
+
+use ledger_core::admission::admit;
+use ledger_core::api::Receipt;
+use tokio::sync::oneshot;
+
+use crate::ledger::{now_unix, Ledger};
+use crate::problem::ApiError;
+use crate::sequencer::{SequencerHandle, Submission};
+
+/// The outcome of a submission that was not refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Whether the leaf was already in the log.
+    pub duplicate: bool,
+}
+
+/// Submits leaf bytes; answers only once the leaf is durably stored under a signed checkpoint.
+pub async fn submit(
+    ledger: &Arc<Ledger>,
+    sequencer: &SequencerHandle,
+    bytes: Vec<u8>,
+) -> Result<Submitted, ApiError> {
+    let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
+
+    // 1. Idempotence.
+    let head = ledger.head();
+    if let Some(index) = ledger.existing(&bytes, &leaf_hash, &head)? {
+        ledger
+            .metrics
+            .duplicates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(Submitted {
+            receipt: ledger.receipt(index, leaf_hash, &head)?,
+            duplicate: true,
+        });
+    }
+
+    // 2. A queue slot, before spending CPU on signatures.
+    let permit = sequencer.reserve()?;
+
+    // 3. Stateless admission on the rayon pool.
+    let registry = ledger.registry();
+    let policy = ledger.policy();
+    let (tx, rx) = oneshot::channel();
+    rayon::spawn(move || {
+        let result = admit(&bytes, &registry.at(u64::MAX), &policy, now_unix());
+        let _ = tx.send(result);
+    });
+    let (leaf, signers) = rx
+        .await
+        .map_err(|_| ApiError::internal("admission worker vanished"))??;
+
+    // 4. Sequence.
+    let (reply, answer) = oneshot::channel();
+    permit.send(Submission {
+        leaf,
+        leaf_hash,
+        signers,
+        reply,
+    });
+    let sequenced = answer
+        .await
+        .map_err(|_| ApiError::overloaded("the sequencer stopped before answering"))??;
+
+    // 5. Receipt.
+    Ok(Submitted {
+        receipt: ledger.receipt(sequenced.index, leaf_hash, &sequenced.head)?,
+        duplicate: sequenced.duplicate,
+    })
+}

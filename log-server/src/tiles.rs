@@ -1,0 +1,91 @@
+//! C2SP tlog-tiles reads: hash tiles (`tile/<L>/<N>[.p/<W>]`) and entry bundles
+//! (`tile/entries/<N>[.p/<W>]`), computed from the stored hashes and leaves.
+//!
+//! A tile is served only when every hash (or entry) it holds is covered by the current head; full
+//! tiles never change, so they carry immutable cache headers. A partial tile of width W is served
+//! whenever the tree holds at least W of its hashes (its content is a prefix of the full tile's, so
+//! it too is consistent forever; it is just not the newest).
+
+use ledger_core::tile::{encode_entry_bundle, read_tile_data, Tile, TILE_HEIGHT, TILE_WIDTH};
+
+use crate::ledger::Ledger;
+use crate::problem::ApiError;
+
+/// Whether tile `tile` lies entirely within a tree of `size` leaves.
+pub fn tile_available(tile: &Tile, size: u64) -> bool {
+    let Some(end) = tile
+        .index
+        .checked_mul(u64::from(TILE_WIDTH))
+        .and_then(|first| first.checked_add(u64::from(tile.width)))
+    else {
+        return false;
+    };
+    if tile.is_data() {
+        return end <= size;
+    }
+    // The hashes of tree level 8·L at positions < end cover leaves [0, end · 256^L).
+    let shift = u32::from(tile.level) * u32::from(TILE_HEIGHT);
+    if shift >= 64 {
+        return false;
+    }
+    match end.checked_mul(1u64 << shift) {
+        Some(leaves) => leaves <= size,
+        None => false,
+    }
+}
+
+/// The bytes of the tile or entry bundle at `path` (e.g. `tile/0/x001/234.p/7`), as of the current
+/// head, with whether it is a full (immutable) tile. `not-found` for bad paths and tiles beyond the
+/// tree.
+pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), ApiError> {
+    let tile = Tile::parse_path(path).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let size = ledger.head().size;
+    if !tile_available(&tile, size) {
+        return Err(ApiError::not_found(format!(
+            "{} is beyond the tree of size {size}",
+            tile.path()
+        )));
+    }
+    let full = !tile.is_partial();
+    if tile.is_data() {
+        let start = tile.index * u64::from(TILE_WIDTH);
+        let end = start + u64::from(tile.width);
+        let leaves = ledger
+            .storage()
+            .leaves(start, end)
+            .map_err(ApiError::internal)?;
+        if leaves.len() != usize::from(tile.width) {
+            return Err(ApiError::internal(format!(
+                "leaves {start}..{end}: only {} stored",
+                leaves.len()
+            )));
+        }
+        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+        return Ok((encode_entry_bundle(&refs), full));
+    }
+    let data = read_tile_data(&tile, &ledger.reader()).map_err(ApiError::internal)?;
+    Ok((data, full))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability() {
+        let t = |level, index, width| Tile::new(level, index, width).expect("tile");
+        let e = |index, width| Tile::entry_bundle(index, width).expect("bundle");
+        assert!(tile_available(&t(0, 0, 256), 256));
+        assert!(!tile_available(&t(0, 0, 256), 255));
+        assert!(tile_available(&t(0, 0, 255), 255));
+        assert!(tile_available(&t(0, 0, 3), 255));
+        assert!(!tile_available(&t(0, 1, 1), 256));
+        assert!(tile_available(&t(0, 1, 1), 257));
+        assert!(tile_available(&t(1, 0, 1), 256));
+        assert!(!tile_available(&t(1, 0, 2), 511));
+        assert!(tile_available(&t(1, 0, 2), 512));
+        assert!(tile_available(&e(0, 5), 5));
+        assert!(!tile_available(&e(0, 6), 5));
+        assert!(!tile_available(&t(63, u64::MAX / 256, 256), u64::MAX));
+    }
+}
