@@ -1,10 +1,58 @@
-//! `auditor`: placeholder binary; the issue that fills it has not landed yet.
+//! `auditor`: loads the configuration and runs the witness, gossip and audit service.
 
-fn main() {
-    println!("auditor: not implemented yet (see the project's open issues)");
-    println!();
-    println!("Usage: auditor --help");
-    if !std::env::args().any(|a| a == "--help" || a == "-h") {
-        std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// mimi-ledger auditor: a C2SP witness that cosigns, gossips and catches split views.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (see docs/auditor.md).
+    #[arg(long, default_value = "auditor.toml")]
+    config: PathBuf,
+    /// Listen address, overriding the configuration (`127.0.0.1:0` picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Writes a new cosignature/v1 witness key to FILE and prints its verifier key.
+    Keygen {
+        /// The witness name (e.g. `auditor-1.example`).
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key (refuses to overwrite).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    if let Some(Cmd::Keygen { name, out }) = cli.cmd {
+        let key = auditor::witness::generate_key(&name)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&out)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, format!("{}\n", key.to_text()).as_bytes())
+            })
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+        println!("{}", key.verifier());
+        return Ok(());
     }
+    let config = auditor::Config::load(&cli.config)?;
+    tokio::runtime::Runtime::new()?.block_on(auditor::run(config, cli.listen))
 }

@@ -2,12 +2,36 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-/// The mimi-ledger client: keys, claims, revocations and verified lookups.
+use crate::commands::{self, AttestationArgs, SubmitArgs};
+
+/// The mimi-ledger client: keys, claims, revocations, opt-outs and verified lookups.
+///
+/// Exit status: 0 done and verified; 2 verification failed (the failed step is printed);
+/// 1 anything else (bad arguments, unreachable server, refused request).
+///
+/// Example:
+///   ledger trust init --log https://log.example
+///   ledger lookup "+1 (415) 555-0100"
 #[derive(Debug, Parser)]
-#[command(name = "ledger", version, about, propagate_version = true)]
+#[command(
+    name = "ledger",
+    version,
+    about,
+    verbatim_doc_comment,
+    propagate_version = true
+)]
 pub struct Cli {
+    /// The trust file (TOML): the log's origin, key and tree hash, witnesses, provers.
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGER_TRUST",
+        default_value = "trust.toml",
+        value_name = "FILE"
+    )]
+    trust: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,11 +54,307 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Manage the trust file (what this client trusts about a log).
+    ///
+    /// Example:
+    ///   ledger --trust trust.toml trust init --log http://127.0.0.1:8080
+    #[command(subcommand, verbatim_doc_comment)]
+    Trust(TrustCommand),
+    /// Enroll an MSP or prover verifier key in the log (log operators; needs the admin token).
+    ///
+    /// Fetches the new enroll leaf and verifies the log's receipt for it.
+    ///
+    /// Example:
+    ///   ledger enroll --log http://127.0.0.1:8080 --admin-token-file data/admin.token \
+    ///       --role msp --name msp-a.example --vkey "$(ledger keygen --name msp-a.example --out msp-a.key)"
+    #[command(verbatim_doc_comment)]
+    Enroll {
+        /// The log's base URL (default: the trust file's log_url).
+        #[arg(long, value_name = "URL")]
+        log: Option<String>,
+        /// A file holding the log's admin bearer token.
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: PathBuf,
+        /// `msp` or `prover`.
+        #[arg(long)]
+        role: String,
+        /// The MSP's or prover's name (the key's name).
+        #[arg(long)]
+        name: String,
+        /// The verifier key, as text or a file holding it.
+        #[arg(long, value_name = "VKEY")]
+        vkey: String,
+    },
+    /// Claim a mapping SII -> SSI for an MSP: canonicalize, sign, submit, verify the receipt.
+    ///
+    /// With --prover, the recipient proves control of the SII to an identity prover first (a
+    /// one-time code, asked for on the terminal or read from --code-from-outbox).
+    ///
+    /// Example:
+    ///   ledger claim --key msp-a.key --sii "+1 (415) 555-0100" --ssi mimi://msp-a.example/u/alice \
+    ///       --tag Personal --expires 365d --prover http://127.0.0.1:8090 --receipt claim.proof
+    #[command(verbatim_doc_comment)]
+    Claim {
+        #[command(flatten)]
+        submit: SubmitOpts,
+        /// The SII as a person types it (a phone number or an e-mail address).
+        #[arg(long)]
+        sii: String,
+        /// The region for phone numbers without a country code (e.g. US, CH).
+        #[arg(long, value_name = "CC")]
+        region: Option<String>,
+        /// The user's SSI at the MSP (an absolute URI).
+        #[arg(long)]
+        ssi: String,
+        /// A preference tag (repeatable, at most 16).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// How long the mapping stays current (e.g. 365d, 12h).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        #[command(flatten)]
+        attestation: AttestationOpts,
+    },
+    /// Revoke a mapping: by the MSP itself, or by a prover with the recipient's attestation.
+    ///
+    /// With an MSP key, --msp defaults to the key's name. With a prover key, name the MSP and
+    /// give --attestation or --prover.
+    ///
+    /// Example:
+    ///   ledger revoke --key msp-a.key --sii tel:+14155550100 --ssi mimi://msp-a.example/u/alice
+    #[command(verbatim_doc_comment)]
+    Revoke {
+        #[command(flatten)]
+        submit: SubmitOpts,
+        /// The SII as a person types it.
+        #[arg(long)]
+        sii: String,
+        /// The region for phone numbers without a country code.
+        #[arg(long, value_name = "CC")]
+        region: Option<String>,
+        /// The MSP of the mapping (default: the key's name).
+        #[arg(long)]
+        msp: Option<String>,
+        /// The SSI of the mapping.
+        #[arg(long)]
+        ssi: String,
+        #[command(flatten)]
+        attestation: AttestationOpts,
+    },
+    /// Record the recipient's opt-out ("do not map me"), signed by an enrolled prover.
+    ///
+    /// Example:
+    ///   ledger optout --key prover.key --sii "+1 415 555 0100" --prover http://127.0.0.1:8090
+    #[command(verbatim_doc_comment)]
+    Optout {
+        #[command(flatten)]
+        submit: SubmitOpts,
+        /// The SII as a person types it.
+        #[arg(long)]
+        sii: String,
+        /// The region for phone numbers without a country code.
+        #[arg(long, value_name = "CC")]
+        region: Option<String>,
+        #[command(flatten)]
+        attestation: AttestationOpts,
+    },
+    /// Look up an SII at a Discovery Provider and verify the answer (SPEC §6) before showing it.
+    ///
+    /// Prints a table of the current mappings, `no mapping` or `opted out`. Exit 2 when the answer
+    /// fails verification, naming the failed step.
+    ///
+    /// Example:
+    ///   ledger lookup "+1 (415) 555-0100" --dp http://127.0.0.1:8080
+    ///   ledger lookup alice@example.org --json
+    #[command(verbatim_doc_comment)]
+    Lookup {
+        /// The SII as a person types it.
+        sii: String,
+        /// The region for phone numbers without a country code.
+        #[arg(long, value_name = "CC")]
+        region: Option<String>,
+        /// The Discovery Provider's base URL (default: the trust file's log_url).
+        #[arg(long, value_name = "URL")]
+        dp: Option<String>,
+        /// Print the verified result (or the failure) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a saved receipt (C2SP tlog-proof file) offline against the trust file.
+    ///
+    /// Example:
+    ///   ledger verify-receipt claim.proof --leaf claim.proof.leaf
+    #[command(verbatim_doc_comment)]
+    VerifyReceipt {
+        /// The tlog-proof file written by `--receipt`.
+        file: PathBuf,
+        /// The leaf (entry note) the receipt is for.
+        #[arg(long, value_name = "FILE")]
+        leaf: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCommand {
+    /// Fetch a log's /v1/info and checkpoint and write a trust file (trust on first use).
+    ///
+    /// Example:
+    ///   ledger --trust trust.toml trust init --log http://127.0.0.1:8080 --require-attestation
+    #[command(verbatim_doc_comment)]
+    Init {
+        /// The log's base URL.
+        #[arg(long, value_name = "URL")]
+        log: String,
+        /// Replace an existing trust file.
+        #[arg(long)]
+        force: bool,
+        /// Only count attestations by this prover verifier key (repeatable).
+        #[arg(long = "prover-key", value_name = "VKEY")]
+        provers: Vec<String>,
+        /// Require every claim to carry a valid attestation.
+        #[arg(long)]
+        require_attestation: bool,
+        /// The newest witness cosignature must be at most this old (e.g. 1h).
+        #[arg(long, value_name = "DURATION")]
+        max_age: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SubmitOpts {
+    /// The log's base URL (default: the trust file's log_url).
+    #[arg(long, value_name = "URL")]
+    log: Option<String>,
+    /// The signer key file (from `ledger keygen`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Save the receipt as a C2SP tlog-proof file (and the leaf as FILE.leaf).
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
+    /// Save the signed leaf here.
+    #[arg(long, value_name = "FILE")]
+    leaf_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct AttestationOpts {
+    /// An attestation note file (as an identity prover returns it).
+    #[arg(long, value_name = "FILE", conflicts_with = "prover")]
+    attestation: Option<PathBuf>,
+    /// Prove control of the SII with this identity prover.
+    #[arg(long, value_name = "URL")]
+    prover: Option<String>,
+    /// Read the prover's one-time code from this outbox folder (demos and scripts).
+    #[arg(long, value_name = "DIR", requires = "prover")]
+    code_from_outbox: Option<PathBuf>,
+}
+
+impl SubmitOpts {
+    fn into_args(self) -> SubmitArgs {
+        SubmitArgs {
+            log: self.log,
+            key: self.key,
+            receipt: self.receipt,
+            leaf_out: self.leaf_out,
+        }
+    }
+}
+
+impl AttestationOpts {
+    fn into_args(self) -> AttestationArgs {
+        AttestationArgs {
+            file: self.attestation,
+            prover: self.prover,
+            code_from_outbox: self.code_from_outbox,
+        }
+    }
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let trust = cli.trust;
     match cli.command {
         Command::Keygen { name, out } => crate::keygen::keygen(&name, &out),
+        Command::Trust(TrustCommand::Init {
+            log,
+            force,
+            provers,
+            require_attestation,
+            max_age,
+        }) => commands::trust_init(
+            &trust,
+            &log,
+            force,
+            &provers,
+            require_attestation,
+            max_age.as_deref(),
+        ),
+        Command::Enroll {
+            log,
+            admin_token_file,
+            role,
+            name,
+            vkey,
+        } => commands::enroll(
+            &trust,
+            log.as_deref(),
+            &admin_token_file,
+            &role,
+            &name,
+            &vkey,
+        ),
+        Command::Claim {
+            submit,
+            sii,
+            region,
+            ssi,
+            tags,
+            expires,
+            attestation,
+        } => commands::claim(
+            &trust,
+            &submit.into_args(),
+            &sii,
+            region.as_deref(),
+            &ssi,
+            &tags,
+            expires.as_deref(),
+            &attestation.into_args(),
+        ),
+        Command::Revoke {
+            submit,
+            sii,
+            region,
+            msp,
+            ssi,
+            attestation,
+        } => commands::revoke(
+            &trust,
+            &submit.into_args(),
+            &sii,
+            region.as_deref(),
+            msp.as_deref(),
+            &ssi,
+            &attestation.into_args(),
+        ),
+        Command::Optout {
+            submit,
+            sii,
+            region,
+            attestation,
+        } => commands::optout(
+            &trust,
+            &submit.into_args(),
+            &sii,
+            region.as_deref(),
+            &attestation.into_args(),
+        ),
+        Command::Lookup {
+            sii,
+            region,
+            dp,
+            json,
+        } => commands::lookup(&trust, &sii, region.as_deref(), dp.as_deref(), json),
+        Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
     }
 }

@@ -10,7 +10,8 @@ use ledger_core::sii::Name;
 
 /// Generates a key named `name` and writes it to `out`, refusing to overwrite an existing file.
 pub fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
-    Name::parse(name).with_context(|| format!("--name {name:?} is not a valid MSP or prover name"))?;
+    Name::parse(name)
+        .with_context(|| format!("--name {name:?} is not a valid MSP or prover name"))?;
     let key = SignerKey::generate(name, KeyAlg::Ed25519, &mut rand_core::OsRng)
         .with_context(|| format!("cannot make a key named {name:?}"))?;
     let mut opts = OpenOptions::new();

@@ -1,17 +1,29 @@
 //! `ledger`: the mimi-ledger client. Thin: arguments in, `ledger-core` calls, output out.
+//!
+//! Exit status: 0 done (and verified), 2 verification failed (the failed step is printed), 1 anything
+//! else — so that scripts can tell a lying server from an unreachable one.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod commands;
+mod http;
 mod keygen;
+mod prover;
+mod trust;
+mod util;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(v) = e.downcast_ref::<util::VerificationFailed>() {
+                eprintln!("{v}");
+                return ExitCode::from(2);
+            }
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }

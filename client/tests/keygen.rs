@@ -17,7 +17,11 @@ fn keygen_writes_a_0600_key_and_prints_its_verifier_key() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let vkey_text = String::from_utf8(out.stdout).unwrap();
     let vkey = VerifierKey::parse(vkey_text.trim()).unwrap();
     assert_eq!(vkey.name(), "msp-a.example");

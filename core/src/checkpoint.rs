@@ -121,7 +121,9 @@ impl Checkpoint {
             return Err(CheckpointError::InvalidOrigin);
         }
         let size = parse_canonical_u64(size).ok_or(CheckpointError::BadSize)?;
-        let raw = B64.decode(root).map_err(|_| CheckpointError::BadRootBase64)?;
+        let raw = B64
+            .decode(root)
+            .map_err(|_| CheckpointError::BadRootBase64)?;
         let root: Hash = raw
             .as_slice()
             .try_into()
@@ -135,7 +137,12 @@ impl Checkpoint {
 
     /// The note text `<origin>\n<size>\n<base64 root>\n`.
     pub fn to_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 }
 

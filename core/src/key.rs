@@ -75,7 +75,9 @@ pub enum KeyError {
     #[error("key material is not canonical standard base64")]
     BadBase64,
     /// The signature type byte is not one this crate supports (0x01 or 0x04).
-    #[error("unsupported key algorithm byte 0x{0:02x}: expected 0x01 (Ed25519) or 0x04 (cosignature)")]
+    #[error(
+        "unsupported key algorithm byte 0x{0:02x}: expected 0x01 (Ed25519) or 0x04 (cosignature)"
+    )]
     UnknownAlg(u8),
     /// The key material after the algorithm byte is not 32 bytes long.
     #[error("key material must be 1 algorithm byte and 32 key bytes, got {0} bytes")]
@@ -307,7 +309,11 @@ impl SignerKey {
         Self::from_signing_key(name, alg, SigningKey::from_bytes(&seed))
     }
 
-    fn from_signing_key(name: &str, alg: KeyAlg, signing_key: SigningKey) -> Result<Self, KeyError> {
+    fn from_signing_key(
+        name: &str,
+        alg: KeyAlg,
+        signing_key: SigningKey,
+    ) -> Result<Self, KeyError> {
         if !is_valid_key_name(name) {
             return Err(KeyError::InvalidName);
         }
@@ -394,7 +400,8 @@ mod tests {
     use super::*;
 
     const GO_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-    const GO_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_SKEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 
     #[test]
     fn go_example_keys_parse_and_match() {
@@ -427,7 +434,16 @@ mod tests {
         for ok in ["a", "example.com/log", "ünïcode"] {
             assert!(is_valid_key_name(ok), "{ok}");
         }
-        for bad in ["", "a b", "a+b", "a\tb", "a\u{a0}b", "a\u{2028}", "a\0b", "a\nb"] {
+        for bad in [
+            "",
+            "a b",
+            "a+b",
+            "a\tb",
+            "a\u{a0}b",
+            "a\u{2028}",
+            "a\0b",
+            "a\nb",
+        ] {
             assert!(!is_valid_key_name(bad), "{bad:?}");
         }
     }

@@ -253,7 +253,13 @@ impl Note {
 
     /// Length of [`Note::to_bytes`] without building it.
     fn encoded_len(&self) -> usize {
-        self.text.len() + 1 + self.signatures.iter().map(|s| s.to_line().len()).sum::<usize>()
+        self.text.len()
+            + 1
+            + self
+                .signatures
+                .iter()
+                .map(|s| s.to_line().len())
+                .sum::<usize>()
     }
 
     /// The exact serialisation: text, empty line, signature lines. For bytes `b` accepted by

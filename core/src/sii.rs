@@ -307,10 +307,11 @@ impl Sii {
     /// Phone numbers may contain spaces, `-`, `.`, `(`, `)`, `/` and Unicode dashes. A number
     /// is read, in this order: after a `+` as international; in a `tel:` URI with
     /// `;phone-context=+<cc>` (RFC 3966 §5.1.5) in that context; in `default_region` (a CLDR
-    /// region such as `CH`, `US`, `GB`, which also lets libphonenumber strip that region's
-    /// international prefix, e.g. `0041…` in `CH`); in a `tel:` URI that lacks the mandatory
-    /// `+`, as international anyway (`tel:14155550100`); otherwise it is refused with
-    /// [`SiiError::MissingCountryCode`]. Extensions and other `tel:` parameters are refused.
+    /// region such as `CH`, `US`, `GB`, case-insensitive, `UK` meaning `GB`; it also lets
+    /// libphonenumber strip that region's international prefix, e.g. `0041…` in `CH`); in a
+    /// `tel:` URI that lacks the mandatory `+`, as international anyway (`tel:14155550100`);
+    /// otherwise it is refused with [`SiiError::MissingCountryCode`]. Extensions and other
+    /// `tel:` parameters are refused.
     ///
     /// E-mail addresses get their domain converted to IDNA ASCII (`Bücher.Example` →
     /// `xn--bcher-kva.example`); `mailto:` URIs are percent-decoded; the local part is kept.
@@ -322,7 +323,10 @@ impl Sii {
                 max: MAX_HUMAN_INPUT_LEN,
             });
         }
-        if let Some((position, _)) = input.char_indices().find(|(_, c)| c.is_control() && !c.is_whitespace()) {
+        if let Some((position, _)) = input
+            .char_indices()
+            .find(|(_, c)| c.is_control() && !c.is_whitespace())
+        {
             return Err(SiiError::ControlCharacter { position });
         }
         let text = input.trim();
@@ -384,10 +388,17 @@ fn parse_region(region: &str) -> Result<phonenumber::country::Id, SiiError> {
     if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(bad());
     }
-    let upper = region.to_ascii_uppercase();
+    let mut upper = region.to_ascii_uppercase();
+    if upper == "UK" {
+        // ISO 3166-1 "exceptionally reserved" code, common in human input.
+        upper = "GB".to_owned();
+    }
     let id: phonenumber::country::Id = upper.parse().map_err(|_| bad())?;
     // The library unwraps this lookup when parsing with a region, so check it here.
-    if phonenumber::metadata::DATABASE.by_id(upper.as_str()).is_none() {
+    if phonenumber::metadata::DATABASE
+        .by_id(upper.as_str())
+        .is_none()
+    {
         return Err(bad());
     }
     Ok(id)
@@ -425,7 +436,10 @@ fn canonical_tel(
         let digits = value
             .strip_prefix('+')
             .filter(|d| d.bytes().any(|b| b.is_ascii_digit()))
-            .filter(|d| d.chars().all(|c| c.is_ascii_digit() || is_phone_separator(c)));
+            .filter(|d| {
+                d.chars()
+                    .all(|c| c.is_ascii_digit() || is_phone_separator(c))
+            });
         match digits {
             Some(d) if is_context && context.is_none() => {
                 context = Some(d.chars().filter(char::is_ascii_digit).collect());
@@ -443,7 +457,7 @@ fn canonical_tel(
     for c in number.chars() {
         match c {
             '0'..='9' => digits.push(c),
-            '+' | '\u{ff0b}' if !plus && digits.is_empty() => plus = true,
+            '+' if !plus && digits.is_empty() => plus = true,
             c if is_phone_separator(c) => {}
             c => return Err(SiiError::TelCharacter { ch: c }),
         }
@@ -534,7 +548,9 @@ fn percent_decode(text: &str) -> Result<String, SiiError> {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(SiiError::BadPercentEncoding)?;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or(SiiError::BadPercentEncoding)?;
             let hex = std::str::from_utf8(hex).map_err(|_| SiiError::BadPercentEncoding)?;
             if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
                 return Err(SiiError::BadPercentEncoding);
@@ -591,7 +607,9 @@ fn ascii_domain(domain: &str) -> Result<String, SiiError> {
         .map_err(|_| bad("not a valid IDNA domain name (UTS #46, STD3, DNS lengths)"))?;
     // Belt and braces: the result is what `Name` accepts, i.e. lowercase LDH labels.
     if Name::parse(&ascii).is_err() {
-        return Err(bad("not a valid IDNA domain name (UTS #46, STD3, DNS lengths)"));
+        return Err(bad(
+            "not a valid IDNA domain name (UTS #46, STD3, DNS lengths)",
+        ));
     }
     let top = ascii.rsplit('.').next().unwrap_or_default();
     if top.bytes().all(|b| b.is_ascii_digit()) {
@@ -1073,9 +1091,17 @@ mod e164 {
 
     /// `parser::helper::national_number`: strips a national prefix (or applies the transform
     /// rule) when the metadata says so; the carrier code it extracts does not matter here.
-    fn national_number<'n>(region: &Region, rx: &RegionRx, n: &'n str) -> Result<Cow<'n, str>, Bail> {
+    fn national_number<'n>(
+        region: &Region,
+        rx: &RegionRx,
+        n: &'n str,
+    ) -> Result<Cow<'n, str>, Bail> {
         let Some(parsing) = &rx.national_prefix_for_parsing else {
-            if let Some(rest) = region.meta.national_prefix().and_then(|p| n.strip_prefix(p)) {
+            if let Some(rest) = region
+                .meta
+                .national_prefix()
+                .and_then(|p| n.strip_prefix(p))
+            {
                 return Ok(Cow::Borrowed(rest));
             }
             return Ok(Cow::Borrowed(n));
@@ -1152,7 +1178,11 @@ mod e164 {
         let bytes = d.as_bytes();
         // `is_viable` wants 3 digits; no calling code starts with 0; a national number has at
         // most 17 digits.
-        if bytes.len() < 3 || bytes.len() > 20 || !bytes.iter().all(u8::is_ascii_digit) || bytes[0] == b'0' {
+        if bytes.len() < 3
+            || bytes.len() > 20
+            || !bytes.iter().all(u8::is_ascii_digit)
+            || bytes[0] == b'0'
+        {
             return Ok(false);
         }
         // `helper::country_code`: the shortest prefix that is a known calling code.
@@ -1277,7 +1307,11 @@ mod tests {
             }
         }
         // Most examples are valid numbers; the test must not pass by both sides saying no.
-        assert!(accepted * 10 > examples.len() * 9, "{accepted} of {}", examples.len());
+        assert!(
+            accepted * 10 > examples.len() * 9,
+            "{accepted} of {}",
+            examples.len()
+        );
     }
 
     #[test]
@@ -1295,13 +1329,17 @@ mod tests {
         for code in codes {
             for _ in 0..12 {
                 let len = 4 + (next() % 11) as usize;
-                let national: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+                let national: String = (0..len)
+                    .map(|_| char::from(b'0' + (next() % 10) as u8))
+                    .collect();
                 assert_same(&format!("{code}{national}"));
             }
         }
         for _ in 0..300 {
             let len = 1 + (next() % 19) as usize;
-            let digits: String = (0..len).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            let digits: String = (0..len)
+                .map(|_| char::from(b'0' + (next() % 10) as u8))
+                .collect();
             assert_same(&digits);
         }
     }

@@ -60,7 +60,8 @@ const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\
                        then you don't know what your problem is.\n\
                        \n\
                        \u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
-const GO_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const GO_SKEY: &str =
+    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 
 fn key(name: &str, seed: u8) -> SignerKey {
     SignerKey::from_seed(name, KeyAlg::Ed25519, [seed; 32]).unwrap()
@@ -81,7 +82,10 @@ fn signed(text: &str, keys: &[&SignerKey]) -> Note {
 #[test]
 fn vector_is_read_from_the_readme() {
     let (vkey, note) = readme_vector();
-    assert_eq!(vkey, "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW");
+    assert_eq!(
+        vkey,
+        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    );
     assert_eq!(note, GO_NOTE.as_bytes());
 }
 
@@ -109,7 +113,9 @@ fn vector_key_id_is_recomputed_from_name_and_public_key() {
     let (vkey, _) = readme_vector();
     let key = VerifierKey::parse(&vkey).unwrap();
     // Independently of the crate: SHA-256("PeterNeumann" ‖ 0x0A ‖ 0x01 ‖ pubkey)[:4].
-    let material = B64.decode("ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW").unwrap();
+    let material = B64
+        .decode("ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+        .unwrap();
     assert_eq!(material[0], 0x01);
     let mut h = Sha256::new();
     h.update(b"PeterNeumann\n");
@@ -169,7 +175,10 @@ fn substitutions_are_rejected(verify_all: bool) {
             m[i] = v;
             let Ok(note) = Note::parse(&m) else { continue };
             parsed += 1;
-            assert_ne!(note, original, "byte {i} -> {v:#04x} parsed to the original note");
+            assert_ne!(
+                note, original,
+                "byte {i} -> {v:#04x} parsed to the original note"
+            );
             if verify_all || (v ^ bytes[i]).count_ones() == 1 {
                 verified += 1;
                 assert!(
@@ -211,7 +220,10 @@ fn vector_every_single_byte_deletion_and_insertion_is_rejected() {
         // 'A' is valid in the text and in base64, so most insertions reach verification.
         let mut m = bytes.clone();
         m.insert(i, b'A');
-        assert!(accepts(&m, &key).is_err(), "inserting 'A' at {i} was accepted");
+        assert!(
+            accepts(&m, &key).is_err(),
+            "inserting 'A' at {i} was accepted"
+        );
     }
 }
 
@@ -322,14 +334,21 @@ fn signer_key_parse_rejections() {
         GO_SKEY.trim_end_matches('z').to_string(),
         format!("{GO_SKEY}="),
     ] {
-        assert_eq!(SignerKey::parse(&bad).err(), Some(KeyError::BadBase64), "{bad}");
+        assert_eq!(
+            SignerKey::parse(&bad).err(),
+            Some(KeyError::BadBase64),
+            "{bad}"
+        );
     }
     // Seed of the wrong length (valid base64 of 1 + 30 bytes).
     let short = format!(
         "PRIVATE+KEY+PeterNeumann+c74f20a3+{}",
         B64.encode([1u8; 31])
     );
-    assert_eq!(SignerKey::parse(&short).err(), Some(KeyError::WrongLength(31)));
+    assert_eq!(
+        SignerKey::parse(&short).err(),
+        Some(KeyError::WrongLength(31))
+    );
     // Not a private key text at all; a verifier key is not a signer key.
     assert_eq!(
         SignerKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
@@ -359,7 +378,8 @@ fn verifier_key_parse_rejections() {
         Some(KeyError::UnknownAlg(0x02))
     );
     assert_eq!(
-        VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T!").err(),
+        VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10T!")
+            .err(),
         Some(KeyError::BadBase64)
     );
     assert_eq!(
@@ -375,7 +395,10 @@ fn verifier_key_parse_rejections() {
     identity[0] = 0x01;
     identity[1] = 0x01;
     let text = format!("weak+00000000+{}", B64.encode(identity));
-    assert_eq!(VerifierKey::parse(&text).err(), Some(KeyError::WeakPublicKey));
+    assert_eq!(
+        VerifierKey::parse(&text).err(),
+        Some(KeyError::WeakPublicKey)
+    );
 }
 
 #[test]
@@ -385,7 +408,9 @@ fn signer_key_debug_hides_the_seed() {
     assert!(dbg.contains("PeterNeumann"), "{dbg}");
     assert!(!dbg.contains("AYEKFALV"), "{dbg}");
     // The seed bytes, as decimal list or hex, must not appear.
-    let seed = &B64.decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").unwrap()[1..];
+    let seed = &B64
+        .decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
+        .unwrap()[1..];
     assert!(!dbg.contains(&format!("{seed:?}")), "{dbg}");
     let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
     assert!(!dbg.contains(&hex), "{dbg}");
@@ -425,7 +450,10 @@ fn note_signed_by_the_right_name_with_the_wrong_key_is_rejected() {
     let n = signed("hello\n", &[&impostor]);
     let parsed = Note::parse(&n.to_bytes()).unwrap();
     // Different key ⇒ different key ID ⇒ unknown signer ⇒ nothing verified.
-    assert_eq!(parsed.verify(&[real.verifier()]), Err(NoteError::UnverifiedNote));
+    assert_eq!(
+        parsed.verify(&[real.verifier()]),
+        Err(NoteError::UnverifiedNote)
+    );
 
     // An impostor who copies the real key ID still fails: the signature is checked.
     let mut forged = Note::new("hello\n").unwrap();
@@ -509,7 +537,10 @@ fn cosignature_keys_do_not_verify_plain_signatures() {
     let plain = SignerKey::from_seed("w.example", KeyAlg::Ed25519, seed).unwrap();
     let cosig = SignerKey::from_seed("w.example", KeyAlg::Cosignature, seed).unwrap();
     let n = signed("text\n", &[&plain]);
-    assert_eq!(n.verify(&[cosig.verifier()]), Err(NoteError::UnverifiedNote));
+    assert_eq!(
+        n.verify(&[cosig.verifier()]),
+        Err(NoteError::UnverifiedNote)
+    );
     // Even a 0x04 key that (artificially) shares the ID is not used for plain notes.
     let mut m = Note::new("text\n").unwrap();
     m.add_signature(NoteSignature {
@@ -518,7 +549,10 @@ fn cosignature_keys_do_not_verify_plain_signatures() {
         sig: cosig.sign(b"text\n").to_vec(),
     })
     .unwrap();
-    assert_eq!(m.verify(&[cosig.verifier()]), Err(NoteError::UnverifiedNote));
+    assert_eq!(
+        m.verify(&[cosig.verifier()]),
+        Err(NoteError::UnverifiedNote)
+    );
     assert_eq!(
         Note::new("text\n").unwrap().sign(&cosig),
         Err(NoteError::UnsupportedKeyAlg)
@@ -579,7 +613,10 @@ fn rejects_missing_blank_line() {
 fn rejects_missing_final_newline() {
     let s = vector_string();
     let s = s.strip_suffix('\n').unwrap();
-    assert_eq!(Note::parse(s.as_bytes()), Err(NoteError::MissingFinalNewline));
+    assert_eq!(
+        Note::parse(s.as_bytes()),
+        Err(NoteError::MissingFinalNewline)
+    );
     assert_eq!(Note::new("no newline"), Err(NoteError::MissingFinalNewline));
     assert_eq!(Note::new(""), Err(NoteError::MissingFinalNewline));
 }
@@ -594,12 +631,22 @@ fn rejects_empty_signature_block_and_trailing_garbage() {
     let s = format!("{}garbage\n", vector_string());
     assert_eq!(Note::parse(s.as_bytes()), Err(NoteError::BadSignatureLine));
     let s = format!("{}garbage", vector_string());
-    assert_eq!(Note::parse(s.as_bytes()), Err(NoteError::MissingFinalNewline));
+    assert_eq!(
+        Note::parse(s.as_bytes()),
+        Err(NoteError::MissingFinalNewline)
+    );
 }
 
 #[test]
 fn rejects_bad_base64_signatures() {
-    for bad in ["x08go!ZJ", "x08go/ZJkuBS9UG", "AAAAAAA", "AAAAAAA==", "AAAA AAA=", "=AAAAAAA"] {
+    for bad in [
+        "x08go!ZJ",
+        "x08go/ZJkuBS9UG",
+        "AAAAAAA",
+        "AAAAAAA==",
+        "AAAA AAA=",
+        "=AAAAAAA",
+    ] {
         let s = format!("text\n\n\u{2014} k {bad}\n");
         let err = Note::parse(s.as_bytes()).unwrap_err();
         assert!(
@@ -655,7 +702,10 @@ fn rejects_signature_lines_without_em_dash() {
 fn signature_count_limit_is_100() {
     let line = format!("\u{2014} k {}\n", B64.encode([0u8; 68]));
     let hundred = format!("text\n\n{}", line.repeat(100));
-    assert_eq!(Note::parse(hundred.as_bytes()).unwrap().signatures().len(), 100);
+    assert_eq!(
+        Note::parse(hundred.as_bytes()).unwrap().signatures().len(),
+        100
+    );
     let hundred_one = format!("text\n\n{}", line.repeat(101));
     assert_eq!(
         Note::parse(hundred_one.as_bytes()),

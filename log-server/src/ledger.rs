@@ -14,7 +14,9 @@ use ledger_core::api::Receipt;
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::entry::Leaf;
 use ledger_core::key::{SignerKey, VerifierKey};
-use ledger_core::tree::{prove_inclusion, tree_root, HashReader, TreeError};
+use ledger_core::tree::{
+    prove_inclusion, split_stored_hash_index, stored_hash_index, tree_root, HashReader, TreeError,
+};
 use ledger_core::{Hash, TreeHash};
 
 use crate::metrics::Metrics;
@@ -38,6 +40,8 @@ pub struct Head {
     pub root: Hash,
     /// The signed checkpoint note, as text.
     pub checkpoint: Arc<str>,
+    /// The same checkpoint, parsed.
+    pub signed: SignedCheckpoint,
 }
 
 /// Why the log cannot be opened. Each names what to do about it.
@@ -76,15 +80,113 @@ pub enum OpenError {
     Inconsistent(String),
 }
 
-/// A [`HashReader`] over the store.
-pub struct StoreReader<'a>(pub &'a dyn Storage);
+/// The lowest tree level whose stored hashes are also kept in memory by [`HashCache`].
+///
+/// Levels ≥ 2 hold half as many hashes as there are leaves (16 bytes per leaf), and every
+/// inclusion or consistency proof then needs at most two hashes from the store instead of
+/// O(log n).
+pub const CACHED_MIN_LEVEL: u8 = 2;
+
+/// An in-memory copy of the stored hashes of tree levels ≥ [`CACHED_MIN_LEVEL`], in the order the
+/// tree appends them. Stored hashes never change, so a cached hash is always right; a hash not (yet)
+/// cached is read from the store.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    /// `levels[l - CACHED_MIN_LEVEL][n]` = the node at level `l`, position `n`.
+    levels: RwLock<Vec<Vec<Hash>>>,
+}
+
+impl HashCache {
+    /// Loads the cached levels for a stored tree of `size` leaves.
+    pub fn load(storage: &dyn Storage, size: u64) -> Result<HashCache, StorageError> {
+        let mut levels = Vec::new();
+        for level in CACHED_MIN_LEVEL..63 {
+            let count = size >> level;
+            if count == 0 {
+                break;
+            }
+            let mut hashes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+            let mut n = 0;
+            while n < count {
+                let end = (n + 4096).min(count);
+                let idx: Vec<u64> = (n..end).map(|i| stored_hash_index(level, i)).collect();
+                hashes.extend(storage.hashes(&idx)?);
+                n = end;
+            }
+            levels.push(hashes);
+        }
+        Ok(HashCache {
+            levels: RwLock::new(levels),
+        })
+    }
+
+    /// Appends newly stored hashes (stored indices `start..`), keeping those of cached levels.
+    pub fn extend(&self, start: u64, hashes: &[Hash]) {
+        let Ok(mut levels) = self.levels.write() else {
+            return;
+        };
+        for (index, h) in (start..).zip(hashes) {
+            let (level, n) = split_stored_hash_index(index);
+            let Some(slot) = level.checked_sub(CACHED_MIN_LEVEL) else {
+                continue;
+            };
+            let slot = usize::from(slot);
+            while levels.len() <= slot {
+                levels.push(Vec::new());
+            }
+            if let Some(v) = levels.get_mut(slot) {
+                // Appends arrive in order; anything else is left to the store.
+                if v.len() as u64 == n {
+                    v.push(*h);
+                }
+            }
+        }
+    }
+
+    /// The cached hash at stored index `index`, if any.
+    fn get(levels: &[Vec<Hash>], index: u64) -> Option<Hash> {
+        let (level, n) = split_stored_hash_index(index);
+        let slot = usize::from(level.checked_sub(CACHED_MIN_LEVEL)?);
+        levels.get(slot)?.get(usize::try_from(n).ok()?).copied()
+    }
+}
+
+/// A [`HashReader`] over the store, through the [`HashCache`] when one is given.
+pub struct StoreReader<'a>(pub &'a dyn Storage, pub Option<&'a HashCache>);
 
 impl HashReader for StoreReader<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
-        self.0.hashes(indexes).map_err(|e| match e {
+        let map_err = |e| match e {
             StorageError::MissingHash(index) => TreeError::MissingHash { index },
             other => TreeError::Storage(other.to_string()),
-        })
+        };
+        let Some(cache) = self.1 else {
+            return self.0.hashes(indexes).map_err(map_err);
+        };
+        let mut out: Vec<Option<Hash>> = match cache.levels.read() {
+            Ok(levels) => indexes.iter().map(|&i| HashCache::get(&levels, i)).collect(),
+            Err(_) => vec![None; indexes.len()],
+        };
+        let missing: Vec<u64> = indexes
+            .iter()
+            .zip(&out)
+            .filter(|(_, h)| h.is_none())
+            .map(|(i, _)| *i)
+            .collect();
+        if !missing.is_empty() {
+            let mut stored = self.0.hashes(&missing).map_err(map_err)?.into_iter();
+            for slot in out.iter_mut().filter(|h| h.is_none()) {
+                *slot = stored.next();
+            }
+        }
+        out.into_iter()
+            .map(|h| {
+                h.ok_or(TreeError::WrongHashCount {
+                    requested: indexes.len(),
+                    returned: 0,
+                })
+            })
+            .collect()
     }
 }
 
@@ -97,6 +199,7 @@ pub struct Ledger {
     head: RwLock<Arc<Head>>,
     registry: RwLock<Arc<KeyRegistry>>,
     failed: AtomicBool,
+    cache: HashCache,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -150,7 +253,7 @@ impl Ledger {
                     vkey: vkey.to_string(),
                     created: now_unix(),
                 };
-                let cp = sign_checkpoint(signer, 0, meta.hash.empty_root())
+                let (_, cp) = sign_checkpoint(signer, 0, meta.hash.empty_root())
                     .map_err(|e| OpenError::Inconsistent(format!("signing the empty tree: {e}")))?;
                 storage.create(&meta, cp.as_bytes())?;
                 meta
@@ -173,6 +276,7 @@ impl Ledger {
             registry.add_entry(index, leaf.entry());
         }
         metrics.tree_size.store(head.size, Ordering::Relaxed);
+        let cache = HashCache::load(storage.as_ref(), head.size)?;
         Ok(Ledger {
             storage,
             meta,
@@ -181,6 +285,7 @@ impl Ledger {
             head: RwLock::new(Arc::new(head)),
             registry: RwLock::new(Arc::new(registry)),
             failed: AtomicBool::new(false),
+            cache,
             metrics,
         })
     }
@@ -190,9 +295,14 @@ impl Ledger {
         self.storage.as_ref()
     }
 
-    /// A hash reader over the store.
+    /// A hash reader over the store and the in-memory hash cache.
     pub fn reader(&self) -> StoreReader<'_> {
-        StoreReader(self.storage.as_ref())
+        StoreReader(self.storage.as_ref(), Some(&self.cache))
+    }
+
+    /// Records hashes the sequencer just stored durably (stored indices `start..`).
+    pub(crate) fn cache_hashes(&self, start: u64, hashes: &[Hash]) {
+        self.cache.extend(start, hashes);
     }
 
     /// The log origin.
@@ -295,8 +405,13 @@ impl Ledger {
     }
 }
 
-/// Signs the checkpoint `<origin>\n<size>\n<root>\n` with the log key; returns the note text.
-pub fn sign_checkpoint(signer: &SignerKey, size: u64, root: Hash) -> Result<String, ApiError> {
+/// Signs the checkpoint `<origin>\n<size>\n<root>\n` with the log key (C2SP tlog-checkpoint);
+/// returns it parsed and as note text.
+pub fn sign_checkpoint(
+    signer: &SignerKey,
+    size: u64,
+    root: Hash,
+) -> Result<(SignedCheckpoint, String), ApiError> {
     let cp = SignedCheckpoint::sign(
         Checkpoint {
             origin: signer.name().to_string(),
@@ -306,7 +421,8 @@ pub fn sign_checkpoint(signer: &SignerKey, size: u64, root: Hash) -> Result<Stri
         signer,
     )
     .map_err(ApiError::internal)?;
-    String::from_utf8(cp.to_bytes()).map_err(ApiError::internal)
+    let text = String::from_utf8(cp.to_bytes()).map_err(ApiError::internal)?;
+    Ok((cp, text))
 }
 
 /// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the
@@ -329,7 +445,7 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
     if cp.checkpoint.origin != meta.origin {
         return Err(bad("stored checkpoint names another origin".into()));
     }
-    let root = tree_root(meta.hash, size, &StoreReader(storage))
+    let root = tree_root(meta.hash, size, &StoreReader(storage, None))
         .map_err(|e| bad(format!("recomputing the root of size {size}: {e}")))?;
     if root != cp.checkpoint.root {
         return Err(bad(format!(
@@ -350,5 +466,6 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
         size,
         root,
         checkpoint: checkpoint.into(),
+        signed: cp,
     })
 }

@@ -393,7 +393,7 @@ impl Sequencer {
         let mut frontier = self.frontier.clone();
         for leaf in &leaves {
             let overlay = Overlay {
-                store: StoreReader(storage),
+                store: self.ledger.reader(),
                 start: hashes_start,
                 new: &new_hashes,
             };
@@ -409,7 +409,7 @@ impl Sequencer {
         let root = frontier.root();
 
         // Step 3: sign the checkpoint.
-        let checkpoint = match sign_checkpoint(&self.signer, new_size, root) {
+        let (signed, checkpoint) = match sign_checkpoint(&self.signer, new_size, root) {
             Ok(c) => c,
             Err(e) => return (replies, Err(StorageError::Db(format!("signing: {}", e.detail)))),
         };
@@ -427,6 +427,7 @@ impl Sequencer {
         }
 
         // Step 6: publish.
+        self.ledger.cache_hashes(commit.hashes_start, &commit.hashes);
         self.frontier = frontier;
         let registry = if pending.is_empty() {
             None
@@ -440,6 +441,7 @@ impl Sequencer {
             size: new_size,
             root,
             checkpoint: checkpoint.into(),
+            signed,
         };
         self.ledger.publish(head, registry);
         self.ledger.metrics.appended.fetch_add(
@@ -458,4 +460,247 @@ fn recheck(leaf: &Leaf, signers: &Signers, keys: &BatchKeys<'_>) -> Result<(), R
         return Ok(());
     }
     verify_entry(leaf, keys).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::storage::sled::SledStorage;
+    use crate::storage::Storage;
+    use ledger_core::admission::{admit, Policy};
+    use ledger_core::entry::Enroll;
+    use ledger_core::problem::ProblemType;
+    use ledger_core::sii::Name;
+    use ledger_core::testkit::{claim, test_key};
+    use ledger_core::tree::{tree_root, verify_inclusion};
+    use ledger_core::TreeHash;
+
+    const ORIGIN: &str = "example.org/log";
+
+    fn setup(hash: TreeHash) -> (Arc<Ledger>, Sequencer, Arc<SignerKey>) {
+        let storage: Arc<dyn Storage> = Arc::new(SledStorage::temporary().expect("store"));
+        let signer = Arc::new(test_key(ORIGIN));
+        let ledger = Arc::new(
+            Ledger::open(
+                storage,
+                &signer,
+                Some(hash),
+                Policy::default(),
+                Arc::new(Metrics::default()),
+            )
+            .expect("open"),
+        );
+        let seq = Sequencer::new(Arc::clone(&ledger), Arc::clone(&signer)).expect("sequencer");
+        (ledger, seq, signer)
+    }
+
+    fn enroll_leaf(log: &SignerKey, role: Role, key: &SignerKey, time: u64) -> Leaf {
+        Leaf::sign(
+            Entry::Enroll(Enroll {
+                role,
+                name: Name::parse(key.name()).expect("name"),
+                key: key.verifier(),
+                time,
+            }),
+            log,
+        )
+        .expect("sign")
+    }
+
+    /// A submission as the HTTP path would make it, with the signers admission found (or, for
+    /// `signers`, those given explicitly — to model a snapshot taken before a re-enrollment).
+    fn submission(
+        ledger: &Ledger,
+        leaf: &Leaf,
+        signers: Signers,
+    ) -> (Submission, oneshot::Receiver<Result<Sequenced, ApiError>>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Submission {
+                leaf: leaf.clone(),
+                leaf_hash: ledger.tree_hash().leaf_hash(leaf.bytes()),
+                signers,
+                reply,
+            },
+            rx,
+        )
+    }
+
+    fn log_signers(ledger: &Ledger) -> Signers {
+        Signers {
+            role: None,
+            entry: ledger.vkey().clone(),
+            attestation: None,
+        }
+    }
+
+    fn msp_signers(key: &SignerKey) -> Signers {
+        Signers {
+            role: Some(Role::Msp),
+            entry: key.verifier(),
+            attestation: None,
+        }
+    }
+
+    fn run(seq: &mut Sequencer, subs: Vec<Submission>) -> Arc<Head> {
+        let (replies, head) = seq.sequence(subs);
+        let head = head.expect("commit");
+        for (reply, outcome) in replies {
+            let answer = match outcome {
+                Outcome::Appended(index) => Ok(Sequenced {
+                    index,
+                    head: Arc::clone(&head),
+                    duplicate: false,
+                }),
+                Outcome::Duplicate(index) => Ok(Sequenced {
+                    index,
+                    head: Arc::clone(&head),
+                    duplicate: true,
+                }),
+                Outcome::Refused(e) => Err(e),
+            };
+            let _ = reply.send(answer);
+        }
+        head
+    }
+
+    fn answer(
+        rx: oneshot::Receiver<Result<Sequenced, ApiError>>,
+    ) -> Result<Sequenced, ApiError> {
+        rx.blocking_recv().expect("answered")
+    }
+
+    #[test]
+    fn enrollment_earlier_in_the_same_batch_counts_and_replaced_keys_do_not() {
+        let (ledger, mut seq, log) = setup(TreeHash::Blake3);
+        let t = crate::ledger::now_unix();
+        let k1 = test_key("msp-a.example");
+        let k2 = test_key("msp-b.example");
+        let k1b = SignerKey::generate(
+            "msp-a.example",
+            ledger_core::key::KeyAlg::Ed25519,
+            &mut rand_core::OsRng,
+        )
+        .expect("key");
+
+        // Batch 1: enroll k1, then a claim by k1 — in the same batch.
+        let e1 = enroll_leaf(&log, Role::Msp, &k1, t);
+        let c1 = claim(&k1, "tel:+14155550100", "mimi://msp-a.example/u/a", t, &[], None);
+        let (s1, r1) = submission(&ledger, &e1, log_signers(&ledger));
+        let (s2, r2) = submission(&ledger, &c1, msp_signers(&k1));
+        // A claim by k2, which is never enrolled.
+        let c2 = claim(&k2, "tel:+14155550101", "mimi://msp-b.example/u/b", t, &[], None);
+        let (s3, r3) = submission(&ledger, &c2, msp_signers(&k2));
+        // The same claim twice in one batch.
+        let (s4, r4) = submission(&ledger, &c1, msp_signers(&k1));
+        let head = run(&mut seq, vec![s1, s2, s3, s4]);
+        assert_eq!(head.size, 2);
+        assert_eq!(answer(r1).expect("enroll").index, 0);
+        let a2 = answer(r2).expect("claim");
+        assert_eq!((a2.index, a2.duplicate), (1, false));
+        assert_eq!(
+            answer(r3).expect_err("unenrolled").kind,
+            ProblemType::UnknownSigner
+        );
+        let a4 = answer(r4).expect("duplicate");
+        assert_eq!((a4.index, a4.duplicate), (1, true));
+
+        // Batch 2: re-enroll msp-a with k1b; a claim by the old k1 later in the batch is refused,
+        // one by k1b is accepted, and a resubmission of a stored leaf answers its index.
+        let e2 = enroll_leaf(&log, Role::Msp, &k1b, t + 1);
+        let old = claim(&k1, "tel:+14155550102", "mimi://msp-a.example/u/c", t, &[], None);
+        let new = claim(&k1b, "tel:+14155550102", "mimi://msp-a.example/u/c", t, &[], None);
+        let (s1, r1) = submission(&ledger, &e2, log_signers(&ledger));
+        let (s2, r2) = submission(&ledger, &old, msp_signers(&k1));
+        let (s3, r3) = submission(&ledger, &new, msp_signers(&k1b));
+        let (s4, r4) = submission(&ledger, &c1, msp_signers(&k1));
+        let head = run(&mut seq, vec![s1, s2, s3, s4]);
+        assert_eq!(head.size, 4);
+        assert_eq!(answer(r1).expect("re-enroll").index, 2);
+        assert_eq!(
+            answer(r2).expect_err("old key").kind,
+            ProblemType::UnknownSigner
+        );
+        assert_eq!(answer(r3).expect("new key").index, 3);
+        let a4 = answer(r4).expect("stored duplicate");
+        assert_eq!((a4.index, a4.duplicate), (1, true));
+
+        // The published registry now has both enrollments, by index.
+        let reg = ledger.registry();
+        assert_eq!(reg.key_at(Role::Msp, "msp-a.example", 2), Some(&k1.verifier()));
+        assert_eq!(reg.key_at(Role::Msp, "msp-a.example", 3), Some(&k1b.verifier()));
+        // And admission against the new snapshot refuses the old key outright.
+        let again = claim(&k1, "tel:+14155550103", "mimi://msp-a.example/u/d", t, &[], None);
+        assert!(admit(again.bytes(), &reg.at(u64::MAX), &Policy::default(), t).is_err());
+    }
+
+    #[test]
+    fn batches_extend_the_stored_tree_and_the_head_is_durable() {
+        for hash in [TreeHash::Blake3, TreeHash::Sha256] {
+            let (ledger, mut seq, log) = setup(hash);
+            let t = crate::ledger::now_unix();
+            let msp = test_key("msp-a.example");
+            let e = enroll_leaf(&log, Role::Msp, &msp, t);
+            let (s, _r) = submission(&ledger, &e, log_signers(&ledger));
+            run(&mut seq, vec![s]);
+            let mut leaves = vec![e.clone()];
+            // Batches of uneven sizes, so that subtrees complete inside and across batches.
+            for (b, n) in [1usize, 2, 3, 5, 8, 13, 21, 40].into_iter().enumerate() {
+                let mut subs = Vec::new();
+                for i in 0..n {
+                    let c = claim(
+                        &msp,
+                        &format!("tel:+1415555{:04}", b * 100 + i),
+                        "mimi://msp-a.example/u/x",
+                        t,
+                        &[],
+                        None,
+                    );
+                    leaves.push(c.clone());
+                    subs.push(submission(&ledger, &c, msp_signers(&msp)).0);
+                }
+                let head = run(&mut seq, subs);
+                assert_eq!(head.size, leaves.len() as u64);
+                // The root from the stored hashes equals a fresh in-memory tree's.
+                let mut mem = ledger_core::tree::MemoryHashStore::new(hash);
+                for l in &leaves {
+                    mem.append_leaf(l.bytes());
+                }
+                assert_eq!(head.root, mem.root());
+                assert_eq!(
+                    tree_root(hash, head.size, &ledger.reader()).expect("root"),
+                    head.root
+                );
+                assert_eq!(head.signed.checkpoint.root, head.root);
+                let stored = ledger.storage().head().expect("head").expect("some");
+                assert_eq!(stored.0, head.size);
+                assert_eq!(stored.1, head.checkpoint.as_bytes());
+                // The hash cache agrees with the store, both as extended batch by batch and as
+                // loaded afresh.
+                let count = stored_hash_count(head.size);
+                let all: Vec<u64> = (0..count).collect();
+                let plain = StoreReader(ledger.storage(), None).read_hashes(&all).expect("plain");
+                assert_eq!(ledger.reader().read_hashes(&all).expect("cached"), plain);
+                let fresh = crate::ledger::HashCache::load(ledger.storage(), head.size).expect("load");
+                assert_eq!(
+                    StoreReader(ledger.storage(), Some(&fresh)).read_hashes(&all).expect("loaded"),
+                    plain
+                );
+                // Every leaf has a valid inclusion proof against the new head.
+                for (i, l) in leaves.iter().enumerate() {
+                    let proof = ledger.inclusion(i as u64, head.size).expect("proof");
+                    verify_inclusion(
+                        hash,
+                        i as u64,
+                        head.size,
+                        &hash.leaf_hash(l.bytes()),
+                        &proof,
+                        &head.root,
+                    )
+                    .expect("verifies");
+                }
+            }
+        }
+    }
 }

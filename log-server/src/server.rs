@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use axum::serve::ListenerExt as _;
 use tokio::sync::watch;
 
 use crate::config::{Config, DEFAULT_ORIGIN};
@@ -165,7 +166,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     match &config.tls {
         None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
+            // Small JSON answers must not wait for Nagle's algorithm and delayed ACKs.
+            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             announce(&vkey, addr);
             tracing::info!(%addr, "serving HTTP");
             let mut rx = signal_rx.clone();
@@ -200,7 +206,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             });
             announce(&vkey, addr);
             tracing::info!(%addr, "serving HTTPS");
-            axum_server::from_tcp_rustls(listener, rustls)?
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            axum_server::from_tcp(listener)?
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(app.into_make_service())
                 .await

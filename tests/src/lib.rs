@@ -8,6 +8,11 @@
 //! C2SP tiles and entry bundles, twice, independently.
 //!
 //! Everything here panics on failure, with the server's output attached: it is test support.
+//!
+//! The server gets none of the test's `LEDGER_*` variables. Knobs for debugging:
+//! `LEDGER_E2E_LOG_SERVER=<path>` tests that binary (no build); `LEDGER_E2E_SEED=<n>` replays a
+//! random schedule (each test prints its seed); `LEDGER_E2E_ECHO=1` echoes the server's output
+//! live; `LEDGER_E2E_LOG=<filter>` sets the server's `LEDGER_LOG` filter.
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
@@ -46,13 +51,15 @@ pub const PROBLEM_PREFIX: &str = "urn:mimi-ledger:problem:";
 // Locating (and building) the binary.
 // ---------------------------------------------------------------------------------------------
 
-/// The `log-server` binary of this workspace, built once per test process.
+/// The `log-server` binary of this workspace, built when needed, once per test process.
 ///
 /// `cargo test --workspace` builds it already (it is a bin target of a selected package), but
-/// `cargo test -p ledger-e2e` does not, and a stale binary would test old code; so the first call
-/// runs `cargo build -p log-server --bin log-server` into the same target folder and profile as this
-/// test binary (a no-op when up to date). `LEDGER_E2E_LOG_SERVER=<path>` uses that binary instead and
-/// skips the build.
+/// `cargo test -p ledger-e2e` does not, and a stale binary would test old code. So when the binary
+/// in this test binary's target folder and profile is missing, or older than any source of
+/// `log-server` or `ledger-core`, the first call runs `cargo build -p log-server --bin log-server`
+/// there. (Not unconditionally: a `-p log-server` build unifies features differently from a
+/// workspace build, so it would rebuild hyper, axum and the server for nothing in CI.)
+/// `LEDGER_E2E_LOG_SERVER=<path>` uses that binary instead and never builds.
 pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match BIN.get_or_init(locate_and_build) {
@@ -79,12 +86,40 @@ fn locate_and_build() -> Result<PathBuf, String> {
     let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
         Some("debug") => "dev".to_string(),
         Some(p) => p.to_string(),
-        None => return Err(format!("unexpected profile folder {}", profile_dir.display())),
+        None => {
+            return Err(format!(
+                "unexpected profile folder {}",
+                profile_dir.display()
+            ))
+        }
     };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = profile_dir.join("log-server");
+    let sources = [
+        workspace.join("log-server/src"),
+        workspace.join("log-server/Cargo.toml"),
+        workspace.join("core/src"),
+        workspace.join("core/Cargo.toml"),
+    ];
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
+    if let (Some(built), Some(src)) = (built, newest_source) {
+        if built >= src {
+            return Ok(bin);
+        }
+    }
+    let manifest = workspace.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "log-server", "--bin", "log-server", "--profile"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "log-server",
+            "--bin",
+            "log-server",
+            "--profile",
+        ])
         .arg(&profile)
         .arg("--manifest-path")
         .arg(&manifest)
@@ -100,11 +135,26 @@ fn locate_and_build() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let bin = profile_dir.join("log-server");
     if !bin.exists() {
-        return Err(format!("{} does not exist after cargo build", bin.display()));
+        return Err(format!(
+            "{} does not exist after cargo build",
+            bin.display()
+        ));
     }
     Ok(bin)
+}
+
+/// The newest modification time of a file, or of any file below a folder.
+fn newest_mtime(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,11 +311,11 @@ impl TestLog {
                 cmd.env_remove(k);
             }
         }
+        // The server's log filter is `LEDGER_LOG`; `LEDGER_E2E_LOG` sets it for debugging.
+        if let Some(filter) = std::env::var_os("LEDGER_E2E_LOG") {
+            cmd.env("LEDGER_LOG", filter);
+        }
         cmd.env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("LEDGER_E2E_RUST_LOG").unwrap_or_else(|_| "info".to_string()),
-            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -281,7 +331,10 @@ impl TestLog {
         assert!(self.child.is_none(), "spawn while a server is running");
         self.starts += 1;
         let start = self.starts;
-        push_line(&self.output, format!("=== start #{start}: {:?}", opts.args(&self.data_dir())));
+        push_line(
+            &self.output,
+            format!("=== start #{start}: {:?}", opts.args(&self.data_dir())),
+        );
         let mut child = self.command(opts).spawn().expect("spawn log-server");
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
@@ -325,7 +378,15 @@ impl TestLog {
         self.child = Some(child);
         self.wait_healthy(deadline);
         if self.vkey.is_none() {
-            self.vkey = Some(self.read_vkey_file());
+            let vkey = self.read_vkey_file();
+            // Issue 3: the first start logs the verifier key (the server prints `vkey <key>` on
+            // stdout before `listening on`, so it is already captured).
+            assert!(
+                self.output().contains(&vkey.to_string()),
+                "the server did not print its verifier key {vkey}; output:\n{}",
+                self.output()
+            );
+            self.vkey = Some(vkey);
         }
     }
 
@@ -338,11 +399,17 @@ impl TestLog {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("log-server exited ({status}) before /healthz answered 200; output:\n{}", self.output());
+                    panic!(
+                        "log-server exited ({status}) before /healthz answered 200; output:\n{}",
+                        self.output()
+                    );
                 }
             }
             if Instant::now() > deadline {
-                panic!("/healthz did not answer 200 within {START_DEADLINE:?}; output:\n{}", self.output());
+                panic!(
+                    "/healthz did not answer 200 within {START_DEADLINE:?}; output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -354,7 +421,11 @@ impl TestLog {
             .unwrap_or_else(|e| panic!("read {}: {e}; output:\n{}", path.display(), self.output()));
         let key = SignerKey::parse(text.trim())
             .unwrap_or_else(|e| panic!("{} is not a signer key: {e}", path.display()));
-        assert_eq!(key.name(), self.opts.origin, "log.key is named after the origin");
+        assert_eq!(
+            key.name(),
+            self.opts.origin,
+            "log.key is named after the origin"
+        );
         key.verifier()
     }
 
@@ -474,7 +545,10 @@ impl TestLog {
                     t_out.join().unwrap_or_default(),
                     t_err.join().unwrap_or_default()
                 );
-                panic!("log-server {:?} kept running; output:\n{output}", opts.args(&self.data_dir()));
+                panic!(
+                    "log-server {:?} kept running; output:\n{output}",
+                    opts.args(&self.data_dir())
+                );
             }
         };
         let output = format!(
@@ -482,7 +556,10 @@ impl TestLog {
             t_out.join().unwrap_or_default(),
             t_err.join().unwrap_or_default()
         );
-        push_line(&self.output, format!("=== one-off run exited {status}: {output}"));
+        push_line(
+            &self.output,
+            format!("=== one-off run exited {status}: {output}"),
+        );
         Exited { status, output }
     }
 
@@ -524,12 +601,12 @@ impl TestLog {
     }
 
     /// Submits a leaf; `Ok(receipt)` on 200, else the refusal.
-    pub fn submit(&self, leaf: &[u8]) -> Result<Receipt, Response> {
+    pub fn submit(&self, leaf: &[u8]) -> Result<Receipt, Box<Response>> {
         let r = self.add_raw(leaf.to_vec());
         if r.status == 200 {
             Ok(r.json())
         } else {
-            Err(r)
+            Err(Box::new(r))
         }
     }
 
@@ -557,7 +634,11 @@ impl TestLog {
             "name": key.name(),
             "key": key.to_string(),
         });
-        self.post_admin("/v1/admin/enroll", Some(&self.admin_token()), body.to_string())
+        self.post_admin(
+            "/v1/admin/enroll",
+            Some(&self.admin_token()),
+            body.to_string(),
+        )
     }
 
     /// `POST` JSON to an admin route with an optional bearer token.
@@ -579,9 +660,32 @@ impl TestLog {
     /// names one.
     pub fn enroll(&self, role: Role, key: &SignerKey) -> Option<u64> {
         let r = self.enroll_raw(role, &key.verifier());
-        assert_eq!(r.status, 200, "enroll {} as {}: {}", key.name(), role.as_str(), r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "enroll {} as {}: {}",
+            key.name(),
+            role.as_str(),
+            r.text()
+        );
         let v: serde_json::Value = r.json();
         v.get("index").and_then(serde_json::Value::as_u64)
+    }
+
+    /// Sends `head` (request line and headers, without the final empty line) and then `body` on a
+    /// raw TCP connection, without finishing whatever the headers promise, and reads the answer
+    /// (for requests a well-behaved client cannot send: bodies that never end, lying lengths).
+    pub fn raw_request(&self, head: &str, body: &[u8]) -> Response {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("read timeout");
+        let mut req = format!("{head}\r\nHost: {}\r\n\r\n", self.addr).into_bytes();
+        req.extend_from_slice(body);
+        // The server may answer and close before it has read everything: ignore write errors.
+        let _ = s.write_all(&req);
+        let _ = s.flush();
+        parse_http_response(&mut s).unwrap_or_else(|e| panic!("raw {head:?}: {e}"))
     }
 
     /// `GET /v1/info`.
@@ -601,7 +705,10 @@ impl TestLog {
     /// Verifies checkpoint note bytes with the log key and checks the origin.
     pub fn verify_checkpoint(&self, bytes: &[u8]) -> SignedCheckpoint {
         let cp = SignedCheckpoint::verify(bytes, self.vkey()).unwrap_or_else(|e| {
-            panic!("checkpoint does not verify: {e}:\n{}", String::from_utf8_lossy(bytes))
+            panic!(
+                "checkpoint does not verify: {e}:\n{}",
+                String::from_utf8_lossy(bytes)
+            )
         });
         assert_eq!(cp.checkpoint.origin, self.opts.origin, "checkpoint origin");
         cp
@@ -610,7 +717,12 @@ impl TestLog {
     /// `GET /v1/entries?start=&count=`.
     pub fn entries(&self, start: u64, count: u64) -> EntriesPage {
         let r = self.get(&format!("/v1/entries?start={start}&count={count}"));
-        assert_eq!(r.status, 200, "/v1/entries start={start} count={count}: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "/v1/entries start={start} count={count}: {}",
+            r.text()
+        );
         r.json()
     }
 
@@ -620,7 +732,10 @@ impl TestLog {
         while (out.len() as u64) < size {
             let start = out.len() as u64;
             let page = self.entries(start, (size - start).min(1000));
-            assert!(!page.entries.is_empty(), "/v1/entries start={start} returned no entry");
+            assert!(
+                !page.entries.is_empty(),
+                "/v1/entries start={start} returned no entry"
+            );
             for (i, e) in page.entries.into_iter().enumerate() {
                 assert_eq!(e.index, start + i as u64, "/v1/entries index order");
                 if e.index < size {
@@ -634,14 +749,24 @@ impl TestLog {
     /// `GET /v1/proof/inclusion?index=&size=`.
     pub fn inclusion(&self, index: u64, size: u64) -> InclusionProof {
         let r = self.get(&format!("/v1/proof/inclusion?index={index}&size={size}"));
-        assert_eq!(r.status, 200, "inclusion index={index} size={size}: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "inclusion index={index} size={size}: {}",
+            r.text()
+        );
         r.json()
     }
 
     /// `GET /v1/proof/consistency?from=&to=`.
     pub fn consistency(&self, from: u64, to: u64) -> ConsistencyProof {
         let r = self.get(&format!("/v1/proof/consistency?from={from}&to={to}"));
-        assert_eq!(r.status, 200, "consistency from={from} to={to}: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "consistency from={from} to={to}: {}",
+            r.text()
+        );
         r.json()
     }
 
@@ -649,9 +774,18 @@ impl TestLog {
     /// roots). Panics with both checkpoints otherwise.
     pub fn assert_consistent(&self, old: &SignedCheckpoint, new: &SignedCheckpoint) {
         let (o, n) = (&old.checkpoint, &new.checkpoint);
-        assert!(o.size <= n.size, "checkpoint size went back from {} to {}", o.size, n.size);
+        assert!(
+            o.size <= n.size,
+            "checkpoint size went back from {} to {}",
+            o.size,
+            n.size
+        );
         if o.size == n.size {
-            assert_eq!(o.root, n.root, "two checkpoints of size {} with different roots", o.size);
+            assert_eq!(
+                o.root, n.root,
+                "two checkpoints of size {} with different roots",
+                o.size
+            );
             return;
         }
         if o.size == 0 {
@@ -660,8 +794,18 @@ impl TestLog {
         }
         let p = self.consistency(o.size, n.size);
         assert_eq!((p.from, p.to), (o.size, n.size), "consistency answer sizes");
-        if let Err(e) = verify_consistency(self.hash(), o.size, n.size, &o.root, &n.root, &p.consistency) {
-            panic!("consistency proof {} -> {} does not verify: {e}", o.size, n.size);
+        if let Err(e) = verify_consistency(
+            self.hash(),
+            o.size,
+            n.size,
+            &o.root,
+            &n.root,
+            &p.consistency,
+        ) {
+            panic!(
+                "consistency proof {} -> {} does not verify: {e}",
+                o.size, n.size
+            );
         }
     }
 
@@ -705,7 +849,12 @@ impl TestLog {
             let data = self.tile(&bundle);
             let entries = decode_entry_bundle(&data)
                 .unwrap_or_else(|e| panic!("/{}: bad entry bundle: {e}", bundle.path()));
-            assert_eq!(entries.len(), usize::from(bundle.width), "/{} entry count", bundle.path());
+            assert_eq!(
+                entries.len(),
+                usize::from(bundle.width),
+                "/{} entry count",
+                bundle.path()
+            );
             leaves.extend(entries);
         }
         assert_eq!(leaves.len() as u64, size, "leaves in the entry bundles");
@@ -741,8 +890,12 @@ impl TestLog {
                 .insert(tile, data)
                 .unwrap_or_else(|e| panic!("/{}: {e}", tile.path()));
         }
-        let from_tiles = tree_root(th, size, &reader).unwrap_or_else(|e| panic!("root from tiles: {e}"));
-        assert_eq!(from_tiles, cp.checkpoint.root, "root from the hash tiles differs (size {size})");
+        let from_tiles =
+            tree_root(th, size, &reader).unwrap_or_else(|e| panic!("root from tiles: {e}"));
+        assert_eq!(
+            from_tiles, cp.checkpoint.root,
+            "root from the hash tiles differs (size {size})"
+        );
         leaves
     }
 }
@@ -754,7 +907,11 @@ impl Drop for TestLog {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- log-server output ({}):\n{}", self.data_dir().display(), self.output());
+            eprintln!(
+                "---- log-server output ({}):\n{}",
+                self.data_dir().display(),
+                self.output()
+            );
         }
     }
 }
@@ -853,7 +1010,11 @@ impl Response {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes()?.to_vec();
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// The body as (lossy) text.
@@ -910,6 +1071,87 @@ impl Response {
             .strip_prefix(PROBLEM_PREFIX)
             .map(str::to_string)
     }
+}
+
+/// Reads one HTTP/1.1 response (status line, headers, a `Content-Length` or chunked body, or up to
+/// the end of the stream).
+fn parse_http_response(r: &mut impl Read) -> Result<Response, String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = r
+            .read(&mut chunk)
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        if n == 0 {
+            return Err(format!("connection closed after {} bytes", buf.len()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(v.trim()),
+            ) {
+                headers.append(k, v);
+            }
+        }
+    }
+    let mut body = buf[header_end + 4..].to_vec();
+    let len = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let chunked = headers
+        .get("transfer-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("chunked"));
+    loop {
+        if len.is_some_and(|l| body.len() >= l) || (chunked && body.ends_with(b"0\r\n\r\n")) {
+            break;
+        }
+        match r.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(l) = len {
+        body.truncate(l);
+    } else if chunked {
+        body = dechunk(&body);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(p) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&data[..p])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || data.len() < p + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[p + 2..p + 2 + size]);
+        data = data.get(p + 4 + size..).unwrap_or_default();
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1023,10 +1265,17 @@ mod tests {
             Some(want)
         );
         assert_eq!(
-            parse_listening(r#"{"level":"INFO","fields":{"message":"listening on 127.0.0.1:4321"}}"#),
+            parse_listening(
+                r#"{"level":"INFO","fields":{"message":"listening on 127.0.0.1:4321"}}"#
+            ),
             Some(want)
         );
-        assert_eq!(parse_listening(&strip_ansi("\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:4321")), Some(want));
+        assert_eq!(
+            parse_listening(&strip_ansi(
+                "\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:4321"
+            )),
+            Some(want)
+        );
         assert_eq!(parse_listening("listening on nothing"), None);
         assert_eq!(parse_listening("starting"), None);
     }
@@ -1037,4 +1286,3 @@ mod tests {
         assert_eq!(url_encode("a b"), "a%20b");
     }
 }
-

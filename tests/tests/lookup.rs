@@ -31,7 +31,11 @@ fn check(
     assert_eq!(verified.status, status, "{sii}: verified status");
     assert_eq!(answer.mappings, mappings, "{sii}: mappings");
     assert_eq!(
-        verified.mappings.iter().map(|m| m.index).collect::<Vec<_>>(),
+        verified
+            .mappings
+            .iter()
+            .map(|m| m.index)
+            .collect::<Vec<_>>(),
         mappings,
         "{sii}: verified mappings"
     );
@@ -43,7 +47,10 @@ fn check(
     // The answer's checkpoint is the log's, and not older than anything submitted so far.
     let cp = log.verify_checkpoint(answer.checkpoint.as_bytes());
     let last = entries.last().copied().unwrap_or(0);
-    assert!(cp.checkpoint.size > last || entries.is_empty(), "{sii}: stale checkpoint");
+    assert!(
+        cp.checkpoint.size > last || entries.is_empty(),
+        "{sii}: stale checkpoint"
+    );
     (answer, verified)
 }
 
@@ -61,13 +68,26 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
     let msp_a = test_key("msp-a.example");
     let msp_b = test_key("msp-b.example");
     let prover = test_key("prover.example");
-    let e_a = log.enroll(Role::Msp, &msp_a).expect("enroll answers an index");
-    let e_b = log.enroll(Role::Msp, &msp_b).expect("enroll answers an index");
-    let e_p = log.enroll(Role::Prover, &prover).expect("enroll answers an index");
+    let e_a = log
+        .enroll(Role::Msp, &msp_a)
+        .expect("enroll answers an index");
+    let e_b = log
+        .enroll(Role::Msp, &msp_b)
+        .expect("enroll answers an index");
+    let e_p = log
+        .enroll(Role::Prover, &prover)
+        .expect("enroll answers an index");
     let t = now();
 
     // ---- zero: an SII nobody claimed is `none` with no entries (SPEC §5: no entry is 200 none).
-    let (answer, _) = check(&log, &trust, "mailto:nobody@example.com", Status::None, &[], &[]);
+    let (answer, _) = check(
+        &log,
+        &trust,
+        "mailto:nobody@example.com",
+        Status::None,
+        &[],
+        &[],
+    );
     assert!(answer.keys.is_empty(), "no entries need no keys");
     check(&log, &trust, "tel:+41446681800", Status::None, &[], &[]);
 
@@ -79,25 +99,59 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
     assert_eq!(verified.mappings[0].msp.as_str(), "msp-a.example");
     assert_eq!(verified.mappings[0].ssi.as_str(), alice);
     assert_eq!(verified.mappings[0].tags.len(), 1);
-    assert_eq!(answer.keys.iter().map(|k| k.index).collect::<Vec<_>>(), vec![e_a], "keys: msp-a's enroll");
+    assert_eq!(
+        answer.keys.iter().map(|k| k.index).collect::<Vec<_>>(),
+        vec![e_a],
+        "keys: msp-a's enroll"
+    );
 
     // ---- many mappings: two MSPs, one attested, one with two users.
     let many = "mailto:carol@example.org";
     let carol_a = "mimi://msp-a.example/u/carol";
     let carol_a2 = "mimi://msp-a.example/u/carol-work";
     let carol_b = "mimi://msp-b.example/u/carol";
-    let att = attestation(&prover, Action::Claim, many, Some(("msp-a.example", carol_a)), t - 60);
-    let m1 = index(&log, &claim(&msp_a, many, carol_a, t, &["Personal"], Some(att)));
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        many,
+        Some(("msp-a.example", carol_a)),
+        t - 60,
+    );
+    let m1 = index(
+        &log,
+        &claim(&msp_a, many, carol_a, t, &["Personal"], Some(att)),
+    );
     let m2 = index(&log, &claim(&msp_b, many, carol_b, t, &[], None));
-    let m3 = index(&log, &claim(&msp_a, many, carol_a2, t, &["Work", "Business"], None));
-    let (answer, verified) = check(&log, &trust, many, Status::Mapped, &[m1, m2, m3], &[m1, m2, m3]);
+    let m3 = index(
+        &log,
+        &claim(&msp_a, many, carol_a2, t, &["Work", "Business"], None),
+    );
+    let (answer, verified) = check(
+        &log,
+        &trust,
+        many,
+        Status::Mapped,
+        &[m1, m2, m3],
+        &[m1, m2, m3],
+    );
     let mut keys: Vec<u64> = answer.keys.iter().map(|k| k.index).collect();
     keys.sort_unstable();
-    assert_eq!(keys, vec![e_a, e_b, e_p], "keys: both MSPs and the attesting prover");
-    assert_eq!(verified.mappings[0].attested_by.as_deref(), Some("prover.example"));
+    assert_eq!(
+        keys,
+        vec![e_a, e_b, e_p],
+        "keys: both MSPs and the attesting prover"
+    );
+    assert_eq!(
+        verified.mappings[0].attested_by.as_deref(),
+        Some("prover.example")
+    );
     // A client that requires attestations refuses this answer (two claims are unattested).
-    let strict = Trust { require_attestation: true, ..trust.clone() };
-    let err = verify_lookup_at(&answer, &strict, now()).expect_err("unattested claims under a strict client");
+    let strict = Trust {
+        require_attestation: true,
+        ..trust.clone()
+    };
+    let err = verify_lookup_at(&answer, &strict, now())
+        .expect_err("unattested claims under a strict client");
     assert_eq!(err.step(), Step::Entries);
     // Honest answers are not accepted blindly: drop one entry and the fold no longer matches.
     let mut lie = answer.clone();
@@ -106,13 +160,39 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
     assert_eq!(err.step(), Step::Fold);
 
     // ---- revoke by the MSP.
-    let r1 = index(&log, &revoke(&msp_a, "msp-a.example", many, carol_a2, t, None));
-    check(&log, &trust, many, Status::Mapped, &[m1, m2], &[m1, m2, m3, r1]);
+    let r1 = index(
+        &log,
+        &revoke(&msp_a, "msp-a.example", many, carol_a2, t, None),
+    );
+    check(
+        &log,
+        &trust,
+        many,
+        Status::Mapped,
+        &[m1, m2],
+        &[m1, m2, m3, r1],
+    );
 
     // ---- revoke by a prover, with a revoke attestation (R10).
-    let ratt = attestation(&prover, Action::Revoke, many, Some(("msp-b.example", carol_b)), t - 30);
-    let r2 = index(&log, &revoke(&prover, "msp-b.example", many, carol_b, t, Some(ratt)));
-    check(&log, &trust, many, Status::Mapped, &[m1], &[m1, m2, m3, r1, r2]);
+    let ratt = attestation(
+        &prover,
+        Action::Revoke,
+        many,
+        Some(("msp-b.example", carol_b)),
+        t - 30,
+    );
+    let r2 = index(
+        &log,
+        &revoke(&prover, "msp-b.example", many, carol_b, t, Some(ratt)),
+    );
+    check(
+        &log,
+        &trust,
+        many,
+        Status::Mapped,
+        &[m1],
+        &[m1, m2, m3, r1, r2],
+    );
 
     // ---- revoking the only mapping: `none`, but with entries.
     let r3 = index(&log, &revoke(&msp_a, "msp-a.example", one, alice, t, None));
@@ -120,7 +200,14 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
 
     // ---- opt-out: `opted-out` (R5), distinct from `none`.
     let o1 = index(&log, &optout(&prover, many, t));
-    let (_, verified) = check(&log, &trust, many, Status::OptedOut, &[], &[m1, m2, m3, r1, r2, o1]);
+    let (_, verified) = check(
+        &log,
+        &trust,
+        many,
+        Status::OptedOut,
+        &[],
+        &[m1, m2, m3, r1, r2, o1],
+    );
     assert!(verified.mappings.is_empty());
     // An opt-out of an SII that was never claimed.
     let lonely = "mailto:lonely@example.net";
@@ -130,19 +217,34 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
     // ---- a claim after the opt-out maps it again.
     let back = "mimi://msp-b.example/u/carol-again";
     let c2 = index(&log, &claim(&msp_b, many, back, t, &[], None));
-    check(&log, &trust, many, Status::Mapped, &[c2], &[m1, m2, m3, r1, r2, o1, c2]);
+    check(
+        &log,
+        &trust,
+        many,
+        Status::Mapped,
+        &[c2],
+        &[m1, m2, m3, r1, r2, o1, c2],
+    );
 
     // ---- key rotation: msp-a enrolls a new key; claims need the key enrolled at their index.
     let msp_a2 = SignerKey::from_seed("msp-a.example", KeyAlg::Ed25519, [42u8; 32]).unwrap();
-    let e_a2 = log.enroll(Role::Msp, &msp_a2).expect("enroll answers an index");
+    let e_a2 = log
+        .enroll(Role::Msp, &msp_a2)
+        .expect("enroll answers an index");
     let rotated = "tel:+442071838750";
     let old_key_claim = claim(&msp_a, rotated, alice, t, &[], None);
-    log.add_raw(old_key_claim.bytes().to_vec())
-        .assert_problem(403, "unknown-signer", "claim with msp-a's rotated-out key");
+    log.add_raw(old_key_claim.bytes().to_vec()).assert_problem(
+        403,
+        "unknown-signer",
+        "claim with msp-a's rotated-out key",
+    );
     let c3 = index(&log, &claim(&msp_a2, rotated, alice, t, &[], None));
     let (answer, _) = check(&log, &trust, rotated, Status::Mapped, &[c3], &[c3]);
     let keys: Vec<u64> = answer.keys.iter().map(|k| k.index).collect();
-    assert!(keys.contains(&e_a2), "keys must hold the new enroll leaf {e_a2}, have {keys:?}");
+    assert!(
+        keys.contains(&e_a2),
+        "keys must hold the new enroll leaf {e_a2}, have {keys:?}"
+    );
     // The earlier answer for `one` (signed with the old key) still verifies with the new registry.
     check(&log, &trust, one, Status::None, &[], &[c1, r3]);
 }
@@ -150,13 +252,22 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
 #[test]
 fn lookup_query_problems() {
     let log = TestLog::start(Options::default());
-    log.lookup_raw("mailto:Alice@EXAMPLE.COM")
-        .assert_problem(422, "non-canonical", "upper-case mailto domain");
-    log.lookup_raw("tel:+1 (415) 555-0100")
-        .assert_problem(422, "non-canonical", "formatted phone number");
+    log.lookup_raw("mailto:Alice@EXAMPLE.COM").assert_problem(
+        422,
+        "non-canonical",
+        "upper-case mailto domain",
+    );
+    log.lookup_raw("tel:+1 (415) 555-0100").assert_problem(
+        422,
+        "non-canonical",
+        "formatted phone number",
+    );
     log.lookup_raw("TEL:+14155550100")
         .assert_problem(422, "non-canonical", "upper-case scheme");
-    log.lookup_raw("tel:+1415").assert_problem(422, "invalid-sii", "too-short phone number");
-    log.lookup_raw("xmpp:alice@example.com").assert_problem(422, "invalid-sii", "unknown scheme");
-    log.get("/v1/lookup").assert_problem(400, "bad-request", "no sii parameter");
+    log.lookup_raw("tel:+1415")
+        .assert_problem(422, "invalid-sii", "too-short phone number");
+    log.lookup_raw("xmpp:alice@example.com")
+        .assert_problem(422, "invalid-sii", "unknown scheme");
+    log.get("/v1/lookup")
+        .assert_problem(400, "bad-request", "no sii parameter");
 }

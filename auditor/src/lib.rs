@@ -1,0 +1,84 @@
+//! # auditor
+//!
+//! The mimi-ledger auditor (SPEC §7): a C2SP tlog-witness that cosigns checkpoints of the logs it
+//! is configured for, gossips its view with peer auditors, answers clients who ask whether a
+//! checkpoint they were shown is consistent, and keeps evidence when a log shows two views.
+//!
+//! - [`witness`]: `POST /add-checkpoint` (tlog-witness), with an atomic compare-and-persist.
+//! - [`audit`]: the view per log and the check of any other checkpoint against it.
+//! - [`gossip`]: polling logs and peers.
+//! - [`evidence`]: evidence and SPEC §8 alert lines.
+//! - [`client`]: [`client::request_cosignature`] for logs, and reads from logs and peers.
+//! - [`store`], [`config`], [`metrics`], [`server`]: the rest.
+//!
+//! See `docs/auditor.md` for the trust model and operations.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod client;
+pub mod config;
+pub mod evidence;
+pub mod gossip;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod witness;
+
+use std::net::SocketAddr;
+
+pub use audit::{Auditor, Verdict};
+pub use config::Config;
+
+/// Opens the state, binds `listen` (or the configured address, or `127.0.0.1:8090`), prints
+/// `listening on <addr>` on stdout, runs the gossip loop and serves until SIGINT/SIGTERM.
+pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let addr = listen
+        .or(config.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090)));
+    std::fs::create_dir_all(&config.state_dir)?;
+    let aud = Auditor::open(config)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {local}")?;
+        out.flush()?;
+    }
+    tracing::info!(
+        witness = %aud.key().verifier(),
+        logs = aud.config().logs.len(),
+        peers = aud.config().peers.len(),
+        "auditor started"
+    );
+    let gossip = tokio::spawn(gossip::run(aud.clone()));
+    axum::serve(listener, server::router(aud.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    gossip.abort();
+    aud.store().flush().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

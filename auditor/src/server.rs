@@ -1,0 +1,153 @@
+//! The HTTP interface: the witness (`POST /add-checkpoint`), gossip
+//! (`GET /<hex sha256(origin)>/checkpoint`), client audit (`POST /v1/audit`), evidence
+//! (`GET /v1/evidence`), `/metrics` and `/healthz`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ledger_core::api::Problem;
+use ledger_core::problem::ProblemType;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditAnswer, Auditor, Verdict};
+use crate::evidence::Evidence;
+use crate::gossip::origin_hash;
+use crate::witness::{add_checkpoint, TLOG_SIZE_CONTENT_TYPE};
+
+/// The largest request body: 63 proof lines and a checkpoint note of at most 64 KiB.
+pub const MAX_BODY_BYTES: usize = 80 * 1024;
+
+/// The router over a running auditor.
+pub fn router(aud: Arc<Auditor>) -> Router {
+    Router::new()
+        .route("/add-checkpoint", post(add_checkpoint_handler))
+        .route("/v1/audit", post(audit_handler))
+        .route("/v1/evidence", get(evidence_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/{origin_hash}/checkpoint", get(gossip_handler))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(aud)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn problem(kind: ProblemType, detail: impl Into<String>) -> Response {
+    let p = Problem::new(kind, detail);
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = serde_json::to_string(&p).unwrap_or_default();
+    text(status, "application/problem+json", body)
+}
+
+async fn add_checkpoint_handler(State(aud): State<Arc<Auditor>>, body: Bytes) -> Response {
+    let res = add_checkpoint(&aud, &body).await;
+    let resp = match res {
+        Ok(c) => text(StatusCode::OK, "text/plain; charset=utf-8", c.body),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match e.conflict_size() {
+                Some(size) => text(status, TLOG_SIZE_CONTENT_TYPE, format!("{size}\n")),
+                None => {
+                    if status.is_server_error() {
+                        tracing::error!("add-checkpoint: {e}");
+                    }
+                    text(status, "text/plain; charset=utf-8", format!("{e}\n"))
+                }
+            }
+        }
+    };
+    aud.metrics().add_checkpoint(resp.status().as_u16());
+    resp
+}
+
+async fn gossip_handler(State(aud): State<Arc<Auditor>>, Path(hash): Path<String>) -> Response {
+    let Some(log) = aud
+        .config()
+        .logs
+        .iter()
+        .find(|l| origin_hash(&l.origin) == hash)
+    else {
+        return problem(ProblemType::NotFound, "no such log");
+    };
+    match aud.latest_note(&log.origin) {
+        Ok(Some(note)) => text(StatusCode::OK, "text/plain; charset=utf-8", note),
+        Ok(None) => problem(
+            ProblemType::NotFound,
+            "no checkpoint of this log cosigned yet",
+        ),
+        Err(e) => {
+            tracing::error!("gossip: {e}");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "state store error\n".into(),
+            )
+        }
+    }
+}
+
+/// `POST /v1/audit` as JSON: `{"checkpoint": "<note>"}` (a plain-text body is the note itself).
+#[derive(Deserialize)]
+struct AuditRequest {
+    checkpoint: String,
+}
+
+async fn audit_handler(
+    State(aud): State<Arc<Auditor>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let note: Vec<u8> = if is_json {
+        match serde_json::from_slice::<AuditRequest>(&body) {
+            Ok(r) => r.checkpoint.into_bytes(),
+            Err(e) => return problem(ProblemType::Malformed, format!("audit request: {e}")),
+        }
+    } else {
+        body.to_vec()
+    };
+    let answer: AuditAnswer = aud.observe(&note, "audit", false).await;
+    aud.metrics().audit(answer.verdict.as_str());
+    if answer.verdict == Verdict::Inconsistent {
+        tracing::warn!("audit: {}", answer.detail);
+    }
+    Json(answer).into_response()
+}
+
+/// `GET /v1/evidence`: `{"evidence": [..]}`.
+#[derive(Serialize)]
+struct EvidenceList {
+    evidence: Vec<Evidence>,
+}
+
+async fn evidence_handler(State(aud): State<Arc<Auditor>>) -> Response {
+    match aud.store().list_evidence() {
+        Ok(evidence) => Json(EvidenceList { evidence }).into_response(),
+        Err(e) => {
+            tracing::error!("evidence: {e}");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                "state store error\n".into(),
+            )
+        }
+    }
+}
+
+async fn metrics_handler(State(aud): State<Arc<Auditor>>) -> Response {
+    let body = aud
+        .metrics()
+        .render(aud.config().logs.len(), aud.store().evidence_count());
+    text(StatusCode::OK, "text/plain; version=0.0.4", body)
+}

@@ -1,0 +1,722 @@
+//! The commands that talk to a log, a Discovery Provider or an identity prover.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context as _};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ledger_core::api::{EntriesPage, Info, LookupAnswer, Receipt};
+use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::entry::{Action, Claim, Entry, Leaf, Optout, Revoke, Role, SignedAttestation};
+use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::lookup::{verify_lookup_for, Verified};
+use ledger_core::proof_file::ProofFile;
+use ledger_core::sii::{Name, Sii, Ssi, Tag};
+use ledger_core::state::Status;
+use serde::Serialize;
+
+use crate::http::{ctx, join, query_escape, Http};
+use crate::prover::{self, CodeSource, Wanted};
+use crate::trust::TrustFile;
+use crate::util::{now, parse_duration, utc, VerificationFailed};
+
+/// Where an attestation comes from.
+#[derive(Clone, Debug, Default)]
+pub struct AttestationArgs {
+    /// A file holding the attestation note.
+    pub file: Option<PathBuf>,
+    /// An identity prover to run the challenge/verify flow with.
+    pub prover: Option<String>,
+    /// Read the one-time code from this outbox folder instead of the terminal.
+    pub code_from_outbox: Option<PathBuf>,
+}
+
+/// Options shared by the commands that append an entry.
+#[derive(Clone, Debug, Default)]
+pub struct SubmitArgs {
+    /// The log URL (else the trust file's).
+    pub log: Option<String>,
+    /// The signer key file.
+    pub key: PathBuf,
+    /// Write the receipt as a C2SP tlog-proof file here.
+    pub receipt: Option<PathBuf>,
+    /// Write the submitted leaf here (default: `<receipt>.leaf`).
+    pub leaf_out: Option<PathBuf>,
+}
+
+// -------------------------------------------------------------------------------------------------
+// trust init
+// -------------------------------------------------------------------------------------------------
+
+/// `ledger trust init`: fetch `/v1/info` and the checkpoint, write a trust file for review.
+pub fn trust_init(
+    trust_path: &Path,
+    log: &str,
+    force: bool,
+    provers: &[String],
+    require_attestation: bool,
+    max_age: Option<&str>,
+) -> anyhow::Result<()> {
+    if trust_path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace it (it pins the keys you trust)",
+            trust_path.display()
+        );
+    }
+    let http = Http::new()?;
+    let log = log.trim_end_matches('/');
+    let info: Info = http
+        .get_json(&join(log, "/v1/info"))
+        .map_err(ctx("cannot fetch the log's /v1/info"))?;
+    if info.vkey.split('+').next() != Some(info.origin.as_str()) {
+        bail!(
+            "the log's /v1/info is inconsistent: vkey {:?} is not named after origin {:?}",
+            info.vkey,
+            info.origin
+        );
+    }
+    let log_key = VerifierKey::parse(&info.vkey)
+        .map_err(|e| anyhow!("the log's /v1/info vkey {:?}: {e}", info.vkey))?;
+    let cp_bytes = http
+        .get_bytes(&join(log, "/checkpoint"))
+        .map_err(ctx("cannot fetch the log's /checkpoint"))?;
+    let cp = SignedCheckpoint::verify(&cp_bytes, &log_key)
+        .map_err(|e| anyhow!("the log's /checkpoint does not verify with its own vkey: {e}"))?;
+    for p in provers {
+        VerifierKey::parse(p).map_err(|e| anyhow!("--prover {p:?}: {e}"))?;
+    }
+    let file = TrustFile {
+        log_url: Some(log.to_string()),
+        origin: info.origin.clone(),
+        log_vkey: info.vkey.clone(),
+        hash: info.hash,
+        witnesses: info.witnesses.clone(),
+        quorum: info.quorum,
+        max_age_s: max_age.map(parse_duration).transpose()?,
+        provers: provers.to_vec(),
+        require_attestation,
+        last_seen_size: cp.checkpoint.size,
+    };
+    file.trust()
+        .context("the log's /v1/info does not make a valid trust file")?;
+    file.save(trust_path)?;
+    println!("wrote {}", trust_path.display());
+    println!("  origin      {}", file.origin);
+    println!("  log key     {}", file.log_vkey);
+    println!("  tree hash   {}", file.hash.name());
+    println!(
+        "  witnesses   {} (quorum {})",
+        file.witnesses.len(),
+        file.quorum
+    );
+    println!("  checkpoint  size {}", file.last_seen_size);
+    println!(
+        "TRUST ON FIRST USE: these keys came from {log} itself. Compare the log key with one \
+         published out of band before relying on lookups."
+    );
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------------
+// enroll
+// -------------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct EnrollRequest<'a> {
+    role: &'a str,
+    name: &'a str,
+    key: &'a str,
+}
+
+/// `ledger enroll`: the log operator enrolls an MSP or prover key (`POST /v1/admin/enroll`), then
+/// the enroll leaf is fetched and its receipt verified.
+pub fn enroll(
+    trust_path: &Path,
+    log: Option<&str>,
+    token_file: &Path,
+    role: &str,
+    name: &str,
+    vkey: &str,
+) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let log = tf.url(log, "--log")?;
+    let role =
+        Role::parse(role).ok_or_else(|| anyhow!("--role {role:?}: expected msp or prover"))?;
+    Name::parse(name).map_err(|e| anyhow!("--name {name:?}: {e}"))?;
+    let key = read_vkey(vkey)?;
+    if key.name() != name {
+        bail!("--vkey is named {:?} but --name is {name:?}", key.name());
+    }
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read --admin-token-file {}", token_file.display()))?;
+    let http = Http::new()?;
+    let key_text = key.to_string();
+    let receipt: Receipt = http
+        .post_json(
+            &join(&log, "/v1/admin/enroll"),
+            &EnrollRequest {
+                role: role.as_str(),
+                name,
+                key: &key_text,
+            },
+            Some(token.trim()),
+        )
+        .map_err(ctx("the log did not enroll the key"))?;
+    let page: EntriesPage = http
+        .get_json(&join(
+            &log,
+            &format!("/v1/entries?start={}&count=1", receipt.index),
+        ))
+        .map_err(ctx("cannot fetch the enroll leaf"))?;
+    let leaf_text = page
+        .entries
+        .iter()
+        .find(|e| e.index == receipt.index)
+        .map(|e| e.leaf.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "the log has no leaf at the receipt's index {}",
+                receipt.index
+            )
+        })?;
+    let leaf = Leaf::parse(leaf_text.as_bytes())
+        .map_err(|e| anyhow!("the enroll leaf at {} does not parse: {e}", receipt.index))?;
+    match leaf.entry() {
+        Entry::Enroll(e) if e.role == role && e.name.as_str() == name && e.key == key => {}
+        other => {
+            return Err(VerificationFailed {
+                step: None,
+                detail: format!(
+                    "the leaf at index {} is not the requested enroll (found a {})",
+                    receipt.index,
+                    other.kind()
+                ),
+            }
+            .into())
+        }
+    }
+    let cp = verify_receipt_of(&receipt, leaf.bytes(), &trust)?;
+    println!(
+        "enrolled {} {name} at index {} (receipt verified against {} size {})",
+        role.as_str(),
+        receipt.index,
+        trust.origin(),
+        cp.checkpoint.size
+    );
+    Ok(())
+}
+
+fn read_vkey(arg: &str) -> anyhow::Result<VerifierKey> {
+    match VerifierKey::parse(arg.trim()) {
+        Ok(k) => Ok(k),
+        Err(text_err) => match std::fs::read_to_string(arg) {
+            Ok(text) => VerifierKey::parse(text.trim())
+                .map_err(|e| anyhow!("--vkey file {arg}: not a verifier key: {e}")),
+            Err(_) => Err(anyhow!(
+                "--vkey {arg:?} is neither a verifier key ({text_err}) nor a readable file"
+            )),
+        },
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// claim, revoke, optout
+// -------------------------------------------------------------------------------------------------
+
+fn load_key(path: &Path) -> anyhow::Result<SignerKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --key {}", path.display()))?;
+    SignerKey::parse(text.trim())
+        .map_err(|e| anyhow!("--key {} is not a signer key: {e}", path.display()))
+}
+
+/// Canonicalizes the SII a person typed and says what it became.
+pub fn canonical_sii(input: &str, region: Option<&str>) -> anyhow::Result<Sii> {
+    let sii = Sii::from_human(input, region).map_err(|e| anyhow!("SII {input:?}: {e}"))?;
+    if sii.as_str() == input {
+        eprintln!("SII: {sii}");
+    } else {
+        eprintln!("SII: {sii} (canonical form of {input:?})");
+    }
+    Ok(sii)
+}
+
+fn get_attestation(
+    http: &Http,
+    args: &AttestationArgs,
+    wanted: &Wanted,
+    trust: &ledger_core::lookup::Trust,
+) -> anyhow::Result<Option<SignedAttestation>> {
+    let att = match (&args.file, &args.prover) {
+        (Some(_), Some(_)) => bail!("give either --attestation or --prover, not both"),
+        (Some(f), None) => {
+            let a = prover::load(f)?;
+            prover::check(&a, wanted, &trust.provers)
+                .with_context(|| format!("--attestation {}", f.display()))?;
+            a
+        }
+        (None, Some(url)) => {
+            let source = match &args.code_from_outbox {
+                Some(d) => CodeSource::Outbox(d.clone()),
+                None => CodeSource::Terminal,
+            };
+            prover::obtain(http, url, wanted, &source, &trust.provers)?
+        }
+        (None, None) => return Ok(None),
+    };
+    let a = &att.attestation;
+    if a.expires < now() {
+        bail!("the attestation expired at {}", utc(a.expires));
+    }
+    eprintln!(
+        "attestation: {} proven by {} ({}), valid until {}",
+        a.sii,
+        att.signer_name(),
+        a.method,
+        utc(a.expires)
+    );
+    Ok(Some(att))
+}
+
+/// The time for an entry carrying `att`: now, but never before the attestation's own time (a
+/// prover's clock may run slightly ahead; SPEC §3 wants `att.time ≤ entry.time`).
+fn entry_time(att: Option<&SignedAttestation>) -> u64 {
+    let t = now();
+    att.map_or(t, |a| t.max(a.attestation.time))
+}
+
+/// `ledger claim`.
+#[allow(clippy::too_many_arguments)]
+pub fn claim(
+    trust_path: &Path,
+    submit: &SubmitArgs,
+    sii: &str,
+    region: Option<&str>,
+    ssi: &str,
+    tags: &[String],
+    expires: Option<&str>,
+    att_args: &AttestationArgs,
+) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let log = tf.url(submit.log.as_deref(), "--log")?;
+    let key = load_key(&submit.key)?;
+    let msp = Name::parse(key.name())
+        .map_err(|e| anyhow!("the --key name {:?} is not an MSP name: {e}", key.name()))?;
+    let sii = canonical_sii(sii, region)?;
+    let ssi = Ssi::parse(ssi).map_err(|e| anyhow!("--ssi {ssi:?}: {e}"))?;
+    let tags = tags
+        .iter()
+        .map(|t| Tag::parse(t).map_err(|e| anyhow!("--tag {t:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let lifetime = expires.map(parse_duration).transpose()?;
+    let http = Http::new()?;
+    let wanted = Wanted {
+        action: Action::Claim,
+        sii: sii.clone(),
+        msp: Some(msp.clone()),
+        ssi: Some(ssi.clone()),
+        tags: tags.clone(),
+    };
+    let attestation = get_attestation(&http, att_args, &wanted, &trust)?;
+    let time = entry_time(attestation.as_ref());
+    let expires = match lifetime {
+        Some(0) => bail!("--expires must be more than 0"),
+        Some(l) => Some(
+            time.checked_add(l)
+                .ok_or_else(|| anyhow!("--expires is too far in the future"))?,
+        ),
+        None => None,
+    };
+    let entry = Entry::Claim(Claim {
+        sii,
+        msp,
+        ssi,
+        time,
+        expires,
+        tags,
+        attestation,
+    });
+    submit_entry(&http, &log, &trust, entry, &key, submit)
+}
+
+/// `ledger revoke`: by the MSP itself (key named `msp`), or by a prover with an attestation.
+#[allow(clippy::too_many_arguments)]
+pub fn revoke(
+    trust_path: &Path,
+    submit: &SubmitArgs,
+    sii: &str,
+    region: Option<&str>,
+    msp: Option<&str>,
+    ssi: &str,
+    att_args: &AttestationArgs,
+) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let log = tf.url(submit.log.as_deref(), "--log")?;
+    let key = load_key(&submit.key)?;
+    let msp_text = msp.unwrap_or(key.name());
+    let msp = Name::parse(msp_text).map_err(|e| anyhow!("--msp {msp_text:?}: {e}"))?;
+    let by_prover = msp.as_str() != key.name();
+    let sii = canonical_sii(sii, region)?;
+    let ssi = Ssi::parse(ssi).map_err(|e| anyhow!("--ssi {ssi:?}: {e}"))?;
+    let http = Http::new()?;
+    let wanted = Wanted {
+        action: Action::Revoke,
+        sii: sii.clone(),
+        msp: Some(msp.clone()),
+        ssi: Some(ssi.clone()),
+        tags: Vec::new(),
+    };
+    let attestation = get_attestation(&http, att_args, &wanted, &trust)?;
+    if by_prover && attestation.is_none() {
+        bail!(
+            "--key {} is not {msp}'s key: a revocation by a prover needs --attestation or --prover \
+             (the recipient's proof of control, SPEC §3)",
+            key.name()
+        );
+    }
+    let entry = Entry::Revoke(Revoke {
+        sii,
+        msp,
+        ssi,
+        time: entry_time(attestation.as_ref()),
+        attestation,
+    });
+    submit_entry(&http, &log, &trust, entry, &key, submit)
+}
+
+/// `ledger optout`: signed by an enrolled prover, with the recipient's attestation.
+pub fn optout(
+    trust_path: &Path,
+    submit: &SubmitArgs,
+    sii: &str,
+    region: Option<&str>,
+    att_args: &AttestationArgs,
+) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let log = tf.url(submit.log.as_deref(), "--log")?;
+    let key = load_key(&submit.key)?;
+    let sii = canonical_sii(sii, region)?;
+    let http = Http::new()?;
+    let wanted = Wanted {
+        action: Action::Optout,
+        sii: sii.clone(),
+        msp: None,
+        ssi: None,
+        tags: Vec::new(),
+    };
+    let Some(attestation) = get_attestation(&http, att_args, &wanted, &trust)? else {
+        bail!(
+            "an opt-out needs the recipient's attestation: give --attestation FILE or --prover URL"
+        );
+    };
+    let entry = Entry::Optout(Optout {
+        sii,
+        time: entry_time(Some(&attestation)),
+        attestation,
+    });
+    submit_entry(&http, &log, &trust, entry, &key, submit)
+}
+
+fn submit_entry(
+    http: &Http,
+    log: &str,
+    trust: &ledger_core::lookup::Trust,
+    entry: Entry,
+    key: &SignerKey,
+    args: &SubmitArgs,
+) -> anyhow::Result<()> {
+    let kind = entry.kind();
+    let leaf = Leaf::sign(entry, key).map_err(|e| anyhow!("cannot build the {kind} entry: {e}"))?;
+    let receipt: Receipt = http
+        .post_text(&join(log, "/v1/add"), leaf.bytes().to_vec())
+        .map_err(ctx("the log did not accept the entry"))?;
+    let cp = verify_receipt_of(&receipt, leaf.bytes(), trust)?;
+    if let Some(path) = &args.receipt {
+        let pf = receipt
+            .to_proof_file()
+            .map_err(|e| anyhow!("cannot make a proof file from the receipt: {e}"))?;
+        write_new(path, &pf.to_bytes())?;
+        let leaf_path = args.leaf_out.clone().unwrap_or_else(|| {
+            let mut p = path.clone().into_os_string();
+            p.push(".leaf");
+            PathBuf::from(p)
+        });
+        write_new(&leaf_path, leaf.bytes())?;
+        eprintln!(
+            "saved the receipt to {} and the leaf to {} (check with `ledger verify-receipt`)",
+            path.display(),
+            leaf_path.display()
+        );
+    } else if let Some(p) = &args.leaf_out {
+        write_new(p, leaf.bytes())?;
+    }
+    println!(
+        "{kind} accepted: index {} (receipt verified against {} size {})",
+        receipt.index,
+        trust.origin(),
+        cp.checkpoint.size
+    );
+    Ok(())
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn verify_receipt_of(
+    receipt: &Receipt,
+    leaf: &[u8],
+    trust: &ledger_core::lookup::Trust,
+) -> anyhow::Result<SignedCheckpoint> {
+    receipt
+        .verify(leaf, trust.hash, &trust.log_key)
+        .map_err(|e| {
+            VerificationFailed {
+                step: None,
+                detail: format!("the log's receipt for index {}: {e}", receipt.index),
+            }
+            .into()
+        })
+}
+
+// -------------------------------------------------------------------------------------------------
+// verify-receipt
+// -------------------------------------------------------------------------------------------------
+
+/// `ledger verify-receipt`: checks a saved C2SP tlog-proof file offline.
+pub fn verify_receipt(trust_path: &Path, file: &Path, leaf_path: &Path) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the receipt {}", file.display()))?;
+    let leaf = std::fs::read(leaf_path)
+        .with_context(|| format!("cannot read --leaf {}", leaf_path.display()))?;
+    let pf = ProofFile::parse(&bytes).map_err(|e| VerificationFailed {
+        step: None,
+        detail: format!("{} is not a tlog-proof file: {e}", file.display()),
+    })?;
+    pf.verify(trust.hash, &leaf, &trust.log_key)
+        .map_err(|e| VerificationFailed {
+            step: None,
+            detail: format!("{}: {e}", file.display()),
+        })?;
+    if trust.quorum > 0 {
+        pf.checkpoint
+            .check_quorum(&trust.witnesses, trust.quorum, None, now())
+            .map_err(|e| VerificationFailed {
+                step: Some("witness-quorum".into()),
+                detail: e.to_string(),
+            })?;
+    }
+    println!(
+        "receipt verified: leaf at index {} in {} (checkpoint size {})",
+        pf.index,
+        trust.origin(),
+        pf.checkpoint.checkpoint.size
+    );
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------------
+// lookup
+// -------------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct JsonMapping<'a> {
+    index: u64,
+    msp: &'a str,
+    ssi: &'a str,
+    tags: Vec<&'a str>,
+    attested_by: Option<&'a str>,
+    time: u64,
+    expires: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JsonResult<'a> {
+    verified: bool,
+    sii: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<JsonCheckpoint<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings: Option<Vec<JsonMapping<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonCheckpoint<'a> {
+    origin: &'a str,
+    size: u64,
+    root: String,
+    cosigners: Vec<&'a str>,
+}
+
+/// `ledger lookup`: fetch the DP's answer and verify it per SPEC §6 before printing anything.
+pub fn lookup(
+    trust_path: &Path,
+    sii: &str,
+    region: Option<&str>,
+    dp: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let tf = TrustFile::load(trust_path)?;
+    let trust = tf.trust()?;
+    let dp = tf.url(dp, "--dp")?;
+    let sii = canonical_sii(sii, region)?;
+    let http = Http::new()?;
+    let url = join(
+        &dp,
+        &format!("/v1/lookup?sii={}", query_escape(sii.as_str())),
+    );
+    let body = http
+        .get_bytes(&url)
+        .map_err(ctx("the Discovery Provider did not answer"))?;
+    let verified = serde_json::from_slice::<LookupAnswer>(&body)
+        .map_err(|e| (ledger_core::lookup::Step::Malformed, e.to_string()))
+        .and_then(|answer| {
+            verify_lookup_for(&sii, &answer, &trust, now())
+                .map_err(|r| (r.step(), r.detail().to_string()))
+        });
+    let v = match verified {
+        Ok(v) => v,
+        Err((step, detail)) => {
+            if json {
+                let out = JsonResult {
+                    verified: false,
+                    sii: sii.as_str(),
+                    status: None,
+                    checkpoint: None,
+                    mappings: None,
+                    step: Some(step.as_str()),
+                    detail: Some(&detail),
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            return Err(VerificationFailed {
+                step: Some(format!("{} ({})", step.number(), step.as_str())),
+                detail: format!("the answer from {dp} was rejected: {detail}"),
+            }
+            .into());
+        }
+    };
+    // Remember the newest verified size: a later, smaller checkpoint is a rollback (SPEC §6 step 1).
+    let size = v.checkpoint.checkpoint.size;
+    if size > tf.last_seen_size {
+        let mut updated = tf.clone();
+        updated.last_seen_size = size;
+        updated.save(trust_path)?;
+    }
+    if json {
+        print_json(&v)
+    } else {
+        print_table(&v);
+        Ok(())
+    }
+}
+
+fn print_json(v: &Verified) -> anyhow::Result<()> {
+    let cp = &v.checkpoint.checkpoint;
+    let out = JsonResult {
+        verified: true,
+        sii: v.sii.as_str(),
+        status: Some(v.status.as_str()),
+        checkpoint: Some(JsonCheckpoint {
+            origin: &cp.origin,
+            size: cp.size,
+            root: B64.encode(cp.root),
+            cosigners: v.cosigners.iter().map(|(k, _)| k.name()).collect(),
+        }),
+        mappings: Some(
+            v.mappings
+                .iter()
+                .map(|m| JsonMapping {
+                    index: m.index,
+                    msp: m.msp.as_str(),
+                    ssi: m.ssi.as_str(),
+                    tags: m.tags.iter().map(Tag::as_str).collect(),
+                    attested_by: m.attested_by.as_deref(),
+                    time: m.time,
+                    expires: m.expires,
+                })
+                .collect(),
+        ),
+        step: None,
+        detail: None,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn print_table(v: &Verified) {
+    let cp = &v.checkpoint.checkpoint;
+    println!(
+        "{}: {} (verified: {} entries against {} checkpoint size {}, {} witness cosignature{})",
+        v.sii,
+        v.status.as_str(),
+        v.entries.len(),
+        cp.origin,
+        cp.size,
+        v.cosigners.len(),
+        if v.cosigners.len() == 1 { "" } else { "s" }
+    );
+    match v.status {
+        Status::None => println!("no mapping"),
+        Status::OptedOut => println!("opted out: the owner of {} asked not to be mapped", v.sii),
+        Status::Mapped => {
+            let rows: Vec<[String; 6]> = v
+                .mappings
+                .iter()
+                .map(|m| {
+                    [
+                        m.msp.to_string(),
+                        m.ssi.to_string(),
+                        if m.tags.is_empty() {
+                            "-".to_string()
+                        } else {
+                            m.tags.iter().map(Tag::as_str).collect::<Vec<_>>().join(",")
+                        },
+                        m.attested_by.clone().unwrap_or_else(|| "-".to_string()),
+                        m.index.to_string(),
+                        utc(m.time),
+                    ]
+                })
+                .collect();
+            let header = ["MSP", "SSI", "TAGS", "ATTESTED BY", "INDEX", "TIME"];
+            let mut widths = header.map(str::len);
+            for r in &rows {
+                for (w, c) in widths.iter_mut().zip(r.iter()) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                let mut s = String::new();
+                for (i, (c, w)) in cells.iter().zip(widths.iter()).enumerate() {
+                    if i + 1 == cells.len() {
+                        s.push_str(c);
+                    } else {
+                        s.push_str(&format!("{c:<w$}  "));
+                    }
+                }
+                println!("{}", s.trim_end());
+            };
+            line(header.to_vec());
+            for r in &rows {
+                line(r.iter().map(String::as_str).collect());
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The trust file: what this client trusts about one log (TOML, written by `ledger trust init`).
+//!
+//! It pins the log's origin, verifier key and tree hash, the witnesses and their quorum, an optional
+//! maximum checkpoint age, the provers whose attestations count, and whether attestations are
+//! required — the inputs of SPEC §6. It also remembers the largest checkpoint size a verified lookup
+//! has shown, so that a Discovery Provider cannot later roll this client back to an older view of the
+//! log (`Trust::min_size`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use ledger_core::key::VerifierKey;
+use ledger_core::lookup::Trust;
+use ledger_core::TreeHash;
+use serde::{Deserialize, Serialize};
+
+/// The on-disk form of a trust file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    /// The log's base URL, used when a command gets no `--log`/`--dp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_url: Option<String>,
+    /// The log origin; must equal the name of `log_vkey`.
+    pub origin: String,
+    /// The log's verifier key (`<origin>+<key id>+<base64>`).
+    pub log_vkey: String,
+    /// The tree hash (`blake3` or `sha256`).
+    pub hash: TreeHash,
+    /// Witness verifier keys (`cosignature/v1`).
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many distinct witness cosignatures a checkpoint needs (0 = none).
+    #[serde(default)]
+    pub quorum: usize,
+    /// The newest witness cosignature must be at most this many seconds old, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<u64>,
+    /// When non-empty, only attestations by these prover keys count.
+    #[serde(default)]
+    pub provers: Vec<String>,
+    /// Whether every claim must carry a valid attestation.
+    #[serde(default)]
+    pub require_attestation: bool,
+    /// The largest checkpoint size a verified lookup has shown; a smaller one is a rollback.
+    #[serde(default)]
+    pub last_seen_size: u64,
+}
+
+const HEADER: &str = "\
+# mimi-ledger client trust file (see docs/client.md).
+# Everything `ledger` verifies is checked against these values: review them before relying on them.
+# last_seen_size is updated by `ledger lookup` after each verified answer (rollback protection).
+";
+
+impl TrustFile {
+    /// Reads and checks a trust file.
+    pub fn load(path: &Path) -> anyhow::Result<TrustFile> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the trust file {} (create one with `ledger trust init --log URL`)",
+                path.display()
+            )
+        })?;
+        let file: TrustFile = toml::from_str(&text)
+            .with_context(|| format!("trust file {} is not valid", path.display()))?;
+        file.trust()
+            .with_context(|| format!("trust file {} is not valid", path.display()))?;
+        Ok(file)
+    }
+
+    /// Writes the trust file atomically (a temporary file renamed over `path`).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let body = toml::to_string(self).context("cannot serialize the trust file")?;
+        let tmp = tmp_path(path);
+        std::fs::write(&tmp, format!("{HEADER}\n{body}"))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot replace the trust file {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The SPEC §6 trust inputs, after checking that the file is consistent.
+    pub fn trust(&self) -> anyhow::Result<Trust> {
+        let log_key = VerifierKey::parse(&self.log_vkey)
+            .map_err(|e| anyhow::anyhow!("log_vkey {:?}: {e}", self.log_vkey))?;
+        if log_key.name() != self.origin {
+            bail!(
+                "log_vkey is named {:?} but origin is {:?}; a log's key is named after its origin",
+                log_key.name(),
+                self.origin
+            );
+        }
+        let parse_all = |what: &str, keys: &[String]| -> anyhow::Result<Vec<VerifierKey>> {
+            keys.iter()
+                .map(|k| {
+                    VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("{what} key {k:?}: {e}"))
+                })
+                .collect()
+        };
+        let witnesses = parse_all("witness", &self.witnesses)?;
+        if self.quorum > witnesses.len() {
+            bail!(
+                "quorum {} is more than the {} witness keys listed",
+                self.quorum,
+                witnesses.len()
+            );
+        }
+        let provers = parse_all("prover", &self.provers)?;
+        Ok(Trust {
+            log_key,
+            hash: self.hash,
+            witnesses,
+            quorum: self.quorum,
+            max_age_s: self.max_age_s,
+            provers,
+            require_attestation: self.require_attestation,
+            min_size: self.last_seen_size,
+        })
+    }
+
+    /// The log URL: the one given on the command line, else the trust file's.
+    pub fn url(&self, given: Option<&str>, flag: &str) -> anyhow::Result<String> {
+        match given.or(self.log_url.as_deref()) {
+            Some(u) => Ok(u.trim_end_matches('/').to_string()),
+            None => bail!("no {flag} given and the trust file has no log_url"),
+        }
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "trust.toml".into());
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::testkit::test_key;
+
+    fn sample() -> TrustFile {
+        TrustFile {
+            log_url: Some("http://127.0.0.1:1".into()),
+            origin: "log.example".into(),
+            log_vkey: test_key("log.example").verifier().to_string(),
+            hash: TreeHash::Blake3,
+            witnesses: vec![],
+            quorum: 0,
+            max_age_s: None,
+            provers: vec![test_key("prover.example").verifier().to_string()],
+            require_attestation: true,
+            last_seen_size: 7,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_converts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trust.toml");
+        let t = sample();
+        t.save(&path).unwrap();
+        let back = TrustFile::load(&path).unwrap();
+        assert_eq!(back, t);
+        let trust = back.trust().unwrap();
+        assert_eq!(trust.min_size, 7);
+        assert!(trust.require_attestation);
+        assert_eq!(trust.provers.len(), 1);
+        assert_eq!(trust.origin(), "log.example");
+    }
+
+    #[test]
+    fn rejects_inconsistent_files() {
+        let mut t = sample();
+        t.origin = "other.example".into();
+        assert!(t.trust().unwrap_err().to_string().contains("origin"));
+        let mut t = sample();
+        t.quorum = 1;
+        assert!(t.trust().unwrap_err().to_string().contains("quorum"));
+        let mut t = sample();
+        t.provers = vec!["nonsense".into()];
+        assert!(t.trust().unwrap_err().to_string().contains("prover key"));
+        let err = toml::from_str::<TrustFile>("origin = 1").unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+}

@@ -1,0 +1,696 @@
+//! Following one log: fetch and verify its checkpoint, check it against the last verified one,
+//! download the new entry bundles, verify every entry, recompute the tree incrementally with the
+//! compact [`Frontier`], apply the rules, and commit each step crash-safely before delivering its
+//! alerts.
+//!
+//! Verification per log, in order (each failure is an alert of its SPEC §8 kind):
+//! 1. the checkpoint's log signature, and the witness quorum when configured
+//!    (`bad-checkpoint-signature`);
+//! 2. against the last verified checkpoint: same size with another root, a smaller one that is
+//!    not a prefix, or a larger one whose consistency proof, computed from the log's own hash
+//!    tiles, fails (`inconsistent-checkpoint`);
+//! 3. every entry against SPEC §3 with the keys enrolled before its index (`bad-entry`), and the
+//!    claim rules;
+//! 4. the entries' root, recomputed from the frontier, equals the checkpoint's (`root-mismatch`).
+//!
+//! After 2's fork or 4's mismatch the log is *halted*: its state no longer describes a tree the log
+//! signed, so the monitor stops following it (and says so) until its state is reset.
+
+use std::io::IsTerminal as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use ledger_core::admission::KeyRegistry;
+use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::entry::Entry;
+use ledger_core::tile::{decode_entry_bundle, tile_for_stored_hash_index, Tile, TileHashReader, DATA_LEVEL, TILE_WIDTH};
+use ledger_core::tree::{prove_consistency, tree_root, verify_consistency, Frontier, HashReader, TreeError};
+use ledger_core::Hash;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::alert::{now_unix, Alert, Kind};
+use crate::config::LogParams;
+use crate::fetch::{FetchError, TileClient};
+use crate::metrics::Metrics;
+use crate::rules::{RuleSet, Step};
+use crate::sinks::{deliver_pending, Sink, SinkError};
+use crate::store::{Commit, Progress, Store, StoreError};
+use crate::verify::{verify_leaves, Verdict};
+
+/// Why a sync step could not finish (the log's misbehaviour is not an error: it is an alert).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The log (or mirror) could not be read.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An alert could not be delivered (it stays pending).
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The saved state is unusable.
+    #[error("log {log}: saved state is unusable: {reason}")]
+    BadState {
+        /// The log.
+        log: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the engine shares between logs.
+pub struct Ctx<'a> {
+    /// The state.
+    pub store: &'a Store,
+    /// The rules.
+    pub rules: &'a RuleSet,
+    /// The sinks.
+    pub sinks: &'a mut [Sink],
+    /// The metrics.
+    pub metrics: &'a Metrics,
+    /// Entry bundles per committed step.
+    pub step_bundles: u64,
+    /// Show an `indicatif` bar (terminal) or plain progress lines.
+    pub progress_bar: bool,
+}
+
+impl Ctx<'_> {
+    /// Delivers everything pending.
+    pub fn deliver(&mut self) -> Result<usize, EngineError> {
+        Ok(deliver_pending(self.store, self.sinks, self.metrics)?)
+    }
+}
+
+/// Whether stderr is a terminal (for the progress display).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// The monitor of one log.
+pub struct LogMonitor {
+    params: LogParams,
+    client: TileClient,
+    registry: KeyRegistry,
+    progress: Progress,
+    frontier: Frontier,
+    timing: Timing,
+}
+
+/// Where catch-up time goes (seconds), reported when a catch-up finishes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Timing {
+    fetch: f64,
+    verify: f64,
+    rules: f64,
+    commit: f64,
+}
+
+/// What a consistency check over the log's hash tiles found.
+enum TileCheck {
+    Consistent,
+    Inconsistent(String),
+    Unavailable(String),
+}
+
+fn b64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl LogMonitor {
+    /// Loads the log's saved state (or starts from the empty tree).
+    pub fn open(params: LogParams, store: &Store) -> Result<LogMonitor, EngineError> {
+        let bad = |reason: String| EngineError::BadState {
+            log: params.name.clone(),
+            reason,
+        };
+        let progress = store.progress(&params.name)?.unwrap_or_default();
+        let hashes = progress
+            .frontier
+            .iter()
+            .map(|h| {
+                B64.decode(h)
+                    .ok()
+                    .and_then(|v| <Hash>::try_from(v.as_slice()).ok())
+                    .ok_or_else(|| bad("frontier hash is not base64 of 32 bytes".into()))
+            })
+            .collect::<Result<Vec<Hash>, _>>()?;
+        let frontier = Frontier::from_parts(params.hash, progress.frontier_size, hashes)
+            .map_err(|e| bad(e.to_string()))?;
+        let mut registry = KeyRegistry::new(params.vkey.clone());
+        for (index, role, key) in store.enrollments(&params.name)? {
+            registry.add(index, role, key);
+        }
+        let client = TileClient::new(&params.url)?;
+        Ok(LogMonitor {
+            params,
+            client,
+            registry,
+            progress,
+            frontier,
+            timing: Timing::default(),
+        })
+    }
+
+    /// The saved progress.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// The state name of the log.
+    pub fn name(&self) -> &str {
+        &self.params.name
+    }
+
+    fn verified_root(&self) -> Result<Hash, EngineError> {
+        if self.progress.verified_size == 0 {
+            return Ok(self.params.hash.empty_root());
+        }
+        SignedCheckpoint::parse(self.progress.verified_checkpoint.as_bytes())
+            .map(|c| c.checkpoint.root)
+            .map_err(|e| EngineError::BadState {
+                log: self.params.name.clone(),
+                reason: format!("saved checkpoint: {e}"),
+            })
+    }
+
+    fn save_progress(&mut self, commit: &mut Commit) {
+        self.progress.frontier_size = self.frontier.size();
+        self.progress.frontier = self.frontier.hashes().iter().map(b64).collect();
+        commit.progress = Some((self.params.name.clone(), self.progress.clone()));
+    }
+
+    /// Commits an alert (unless known) and the current progress, then delivers.
+    fn alert_now(&mut self, cx: &mut Ctx<'_>, alert: Alert, disc: &str) -> Result<(), EngineError> {
+        let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
+        step.raise(alert, disc)?;
+        let mut commit = Commit::default();
+        step.into_commit(&mut commit);
+        self.save_progress(&mut commit);
+        cx.store.commit(commit)?;
+        cx.deliver()?;
+        Ok(())
+    }
+
+    fn halt(&mut self, cx: &mut Ctx<'_>, alert: Alert, disc: &str) -> Result<(), EngineError> {
+        warn!(log = %self.params.name, "halting: {}", alert.detail);
+        self.progress.halted = Some(alert.detail.clone());
+        self.alert_now(cx, alert, disc)
+    }
+
+    /// One round: read the checkpoint, verify, catch up to it. Alerts are committed and delivered
+    /// before it returns.
+    pub fn sync(&mut self, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        if let Some(why) = &self.progress.halted {
+            warn!(log = %self.params.name, "not following a halted log ({why}); reset its state to start over");
+            return Ok(());
+        }
+        let bytes = self.client.get("checkpoint")?;
+        let digest = sha256_hex(&bytes);
+        if digest != self.progress.last_checkpoint_sha256 {
+            self.progress.last_checkpoint_sha256 = digest.clone();
+            self.progress.last_new_checkpoint = now_unix();
+        }
+        cx.metrics
+            .set_last_checkpoint(&self.params.name, self.progress.last_new_checkpoint);
+        let Some(cp) = self.check_signature(&bytes, &digest, cx)? else {
+            return Ok(());
+        };
+        if let Some(text) = self.progress.target_checkpoint.clone() {
+            match SignedCheckpoint::parse(text.as_bytes()) {
+                Ok(target) => {
+                    self.catch_up(&target, cx)?;
+                    if self.progress.halted.is_some() {
+                        return Ok(());
+                    }
+                }
+                Err(_) => self.progress.target_checkpoint = None,
+            }
+        }
+        self.consider(&cp, cx)?;
+        let mut commit = Commit::default();
+        self.save_progress(&mut commit);
+        cx.store.commit(commit)?;
+        cx.deliver()?;
+        Ok(())
+    }
+
+    /// Step 1: the log signature and witness quorum. `None` when the checkpoint is unusable.
+    fn check_signature(
+        &mut self,
+        bytes: &[u8],
+        digest: &str,
+        cx: &mut Ctx<'_>,
+    ) -> Result<Option<SignedCheckpoint>, EngineError> {
+        let origin = self.params.origin.clone();
+        let (size, problem) = match SignedCheckpoint::parse(bytes) {
+            Err(e) => (None, format!("the checkpoint does not parse: {e}")),
+            Ok(cp) => match cp.verify_signature(&self.params.vkey) {
+                Err(e) => (
+                    Some(cp.checkpoint.size),
+                    format!("the checkpoint at size {} fails the log signature: {e}", cp.checkpoint.size),
+                ),
+                Ok(()) if self.params.quorum > 0 => {
+                    match cp.check_quorum(&self.params.witnesses, self.params.quorum, None, now_unix()) {
+                        Ok(()) => return Ok(Some(cp)),
+                        Err(e) => (
+                            Some(cp.checkpoint.size),
+                            format!("the checkpoint at size {} lacks its witness quorum: {e}", cp.checkpoint.size),
+                        ),
+                    }
+                }
+                Ok(()) => return Ok(Some(cp)),
+            },
+        };
+        let alert = Alert::new(Kind::BadCheckpointSignature, &origin, size, problem);
+        self.alert_now(cx, alert, digest)?;
+        Ok(None)
+    }
+
+    /// Step 2 and, when the checkpoint is new and larger, the catch-up.
+    fn consider(&mut self, cp: &SignedCheckpoint, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        let origin = self.params.origin.clone();
+        let vs = self.progress.verified_size;
+        let vroot = self.verified_root()?;
+        let (size, root) = (cp.checkpoint.size, cp.checkpoint.root);
+        if size == vs {
+            if root != vroot {
+                let a = Alert::new(
+                    Kind::InconsistentCheckpoint,
+                    &origin,
+                    Some(size),
+                    format!(
+                        "two checkpoints of size {size} with different roots: {} (verified) and {}",
+                        b64(&vroot),
+                        b64(&root)
+                    ),
+                );
+                self.halt(cx, a, &b64(&root))?;
+            }
+            return Ok(());
+        }
+        if size < vs {
+            if size > 0 {
+                if let TileCheck::Inconsistent(why) = self.tile_consistency(size, &root, vs, &vroot) {
+                    let a = Alert::new(
+                        Kind::InconsistentCheckpoint,
+                        &origin,
+                        Some(size),
+                        format!("the checkpoint of size {size} is not a prefix of the verified tree of size {vs}: {why}"),
+                    );
+                    self.halt(cx, a, &b64(&root))?;
+                }
+            }
+            return Ok(());
+        }
+        if vs > 0 {
+            match self.tile_consistency(vs, &vroot, size, &root) {
+                TileCheck::Consistent => {}
+                TileCheck::Inconsistent(why) => {
+                    let a = Alert::new(
+                        Kind::InconsistentCheckpoint,
+                        &origin,
+                        Some(size),
+                        format!(
+                            "the checkpoint of size {size} is inconsistent with the verified one of size {vs}: {why}"
+                        ),
+                    );
+                    return self.halt(cx, a, &b64(&root));
+                }
+                TileCheck::Unavailable(why) => {
+                    info!(log = %self.params.name, "no consistency proof from tiles ({why}); the entries will tell");
+                }
+            }
+        }
+        self.catch_up(cp, cx)
+    }
+
+    /// A consistency proof between two sizes, computed from the log's hash tiles at the larger
+    /// size and verified (RFC 9162 §2.1.4.2). The tiles are only trusted once they reproduce the
+    /// larger root.
+    fn tile_consistency(&self, old: u64, old_root: &Hash, new: u64, new_root: &Hash) -> TileCheck {
+        let reader = LazyTiles::new(&self.client, self.params.hash, new);
+        let root = match tree_root(self.params.hash, new, &reader) {
+            Ok(r) => r,
+            Err(e) => return TileCheck::Unavailable(reader.explain(e)),
+        };
+        if &root != new_root {
+            return TileCheck::Unavailable(format!(
+                "the hash tiles of size {new} do not reproduce the checkpoint's root"
+            ));
+        }
+        let proof = match prove_consistency(self.params.hash, old, new, &reader) {
+            Ok(p) => p,
+            Err(e) => return TileCheck::Unavailable(reader.explain(e)),
+        };
+        match verify_consistency(self.params.hash, old, new, old_root, new_root, &proof) {
+            Ok(()) => TileCheck::Consistent,
+            Err(e) => TileCheck::Inconsistent(e.to_string()),
+        }
+    }
+
+    /// Steps 3 and 4: download, verify and hash the entries up to `target`, a step at a time.
+    fn catch_up(&mut self, target: &SignedCheckpoint, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        let origin = self.params.origin.clone();
+        let size = target.checkpoint.size;
+        if self.frontier.size() > size {
+            return Err(EngineError::BadState {
+                log: self.params.name.clone(),
+                reason: format!(
+                    "{} leaves hashed, beyond the checkpoint being caught up to ({size})",
+                    self.frontier.size()
+                ),
+            });
+        }
+        self.progress.target_checkpoint = Some(String::from_utf8_lossy(&target.to_bytes()).into_owned());
+        let mut ui = Ui::new(cx.progress_bar, &self.params.name, self.frontier.size(), size);
+        while self.frontier.size() < size {
+            let from = self.frontier.size();
+            let first_bundle = from / u64::from(TILE_WIDTH);
+            let last_bundle = (size - 1) / u64::from(TILE_WIDTH);
+            let end_bundle = last_bundle.min(first_bundle + cx.step_bundles.max(1) - 1);
+            let bundles: Vec<Tile> = (first_bundle..=end_bundle)
+                .map(|n| Tile {
+                    level: DATA_LEVEL,
+                    index: n,
+                    width: (size - n * u64::from(TILE_WIDTH)).min(u64::from(TILE_WIDTH)) as u16,
+                })
+                .collect();
+            let t = Instant::now();
+            let fetched = self.fetch_bundles(&bundles)?;
+            self.timing.fetch += t.elapsed().as_secs_f64();
+            let mut leaves: Vec<Vec<u8>> = Vec::new();
+            for (tile, data) in bundles.iter().zip(fetched) {
+                let entries = match decode_entry_bundle(&data) {
+                    Ok(e) if e.len() == usize::from(tile.width) => e,
+                    Ok(e) => {
+                        let a = Alert::new(
+                            Kind::RootMismatch,
+                            &origin,
+                            Some(size),
+                            format!("/{} holds {} entries, not {}", tile.path(), e.len(), tile.width),
+                        );
+                        return self.halt(cx, a, &b64(&target.checkpoint.root));
+                    }
+                    Err(e) => {
+                        let a = Alert::new(
+                            Kind::RootMismatch,
+                            &origin,
+                            Some(size),
+                            format!("/{} is not an entry bundle: {e}", tile.path()),
+                        );
+                        return self.halt(cx, a, &b64(&target.checkpoint.root));
+                    }
+                };
+                let skip = if tile.index == first_bundle {
+                    (from % u64::from(TILE_WIDTH)) as usize
+                } else {
+                    0
+                };
+                leaves.extend(entries.into_iter().skip(skip));
+            }
+            self.process(from, &leaves, cx)?;
+            ui.set(self.frontier.size());
+        }
+        ui.finish();
+        let tm = std::mem::take(&mut self.timing);
+        info!(
+            log = %self.params.name,
+            "catch-up time: fetch {:.2} s, verify {:.2} s, rules {:.2} s, commit and deliver {:.2} s",
+            tm.fetch, tm.verify, tm.rules, tm.commit
+        );
+        let root = self.frontier.root();
+        if root != target.checkpoint.root {
+            let a = Alert::new(
+                Kind::RootMismatch,
+                &origin,
+                Some(size),
+                format!(
+                    "the {size} entries hash to {}, but the checkpoint says {}",
+                    b64(&root),
+                    b64(&target.checkpoint.root)
+                ),
+            );
+            return self.halt(cx, a, &b64(&target.checkpoint.root));
+        }
+        self.progress.verified_size = size;
+        self.progress.verified_checkpoint =
+            String::from_utf8_lossy(&target.to_bytes()).into_owned();
+        self.progress.target_checkpoint = None;
+        let mut commit = Commit::default();
+        self.save_progress(&mut commit);
+        cx.store.commit(commit)?;
+        info!(log = %self.params.name, size, "verified checkpoint");
+        Ok(())
+    }
+
+    /// Fetches entry bundles concurrently (a few connections), in order.
+    fn fetch_bundles(&self, bundles: &[Tile]) -> Result<Vec<Vec<u8>>, FetchError> {
+        const CONNECTIONS: usize = 8;
+        let per = bundles.len().div_ceil(CONNECTIONS).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bundles
+                .chunks(per)
+                .map(|group| {
+                    s.spawn(move || {
+                        group
+                            .iter()
+                            .map(|t| self.client.get(&t.path()))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(bundles.len());
+            for h in handles {
+                match h.join() {
+                    Ok(r) => out.extend(r?),
+                    Err(_) => {
+                        return Err(FetchError::Failed {
+                            url: self.params.url.clone(),
+                            reason: "fetch thread panicked".into(),
+                        })
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Verifies, applies the rules to and hashes `leaves` (indices `from..`), then commits the
+    /// step and delivers its alerts.
+    fn process(&mut self, from: u64, leaves: &[Vec<u8>], cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        let th = self.params.hash;
+        let t = Instant::now();
+        let hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
+        let verdicts = verify_leaves(from, leaves, &mut self.registry);
+        self.timing.verify += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut commit = Commit::default();
+        {
+            let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
+            for (i, v) in verdicts.iter().enumerate() {
+                let index = from + i as u64;
+                step.apply(index, v)?;
+                if let Verdict::Good { leaf, .. } = v {
+                    if let Entry::Enroll(e) = leaf.entry() {
+                        commit
+                            .enrolls
+                            .push((self.params.name.clone(), index, e.role, e.key.clone()));
+                    }
+                }
+            }
+            step.into_commit(&mut commit);
+        }
+        for h in hashes {
+            self.frontier.push(h);
+        }
+        self.progress.entries_verified += leaves.len() as u64;
+        self.save_progress(&mut commit);
+        self.timing.rules += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        cx.store.commit(commit)?;
+        cx.metrics.set_log(
+            &self.params.name,
+            self.progress.entries_verified,
+            self.frontier.size(),
+        );
+        cx.deliver()?;
+        self.timing.commit += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Raises `log-stalled` when no new checkpoint was seen for longer than configured. One alert
+    /// per stall (its id names the time of the last new checkpoint).
+    pub fn check_stalled(&mut self, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        let Some(limit) = self.params.stall_after_s else {
+            return Ok(());
+        };
+        let last = self.progress.last_new_checkpoint;
+        if last == 0 {
+            return Ok(());
+        }
+        let age = now_unix().saturating_sub(last);
+        if age > limit {
+            let a = Alert::new(
+                Kind::LogStalled,
+                &self.params.origin,
+                Some(self.progress.verified_size),
+                format!("no new checkpoint for {age} s (limit {limit} s); the last is at size {}", self.progress.verified_size),
+            );
+            self.alert_now(cx, a, &last.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`HashReader`] that downloads the hash tiles of a tree of `size` leaves on demand.
+struct LazyTiles<'a> {
+    client: &'a TileClient,
+    size: u64,
+    inner: Mutex<TileHashReader>,
+    error: Mutex<Option<String>>,
+}
+
+impl<'a> LazyTiles<'a> {
+    fn new(client: &'a TileClient, th: ledger_core::TreeHash, size: u64) -> Self {
+        LazyTiles {
+            client,
+            size,
+            inner: Mutex::new(TileHashReader::new(th)),
+            error: Mutex::new(None),
+        }
+    }
+
+    fn explain(&self, e: TreeError) -> String {
+        match self.error.lock().ok().and_then(|g| g.clone()) {
+            Some(fetch) => fetch,
+            None => e.to_string(),
+        }
+    }
+
+    fn ensure(&self, index: u64) -> Result<(), TreeError> {
+        let (needed, _) = tile_for_stored_hash_index(index);
+        let shift = 8 * u32::from(needed.level);
+        let at_level = self.size.checked_shr(shift).unwrap_or(0);
+        let width = at_level
+            .saturating_sub(needed.index * u64::from(TILE_WIDTH))
+            .min(u64::from(TILE_WIDTH)) as u16;
+        let missing = || TreeError::MissingTile { path: needed.path() };
+        if width < needed.width {
+            return Err(missing());
+        }
+        let tile = Tile { width, ..needed };
+        let have = {
+            let inner = self.inner.lock().map_err(|_| missing())?;
+            inner.read_hashes(&[index]).is_ok()
+        };
+        if have {
+            return Ok(());
+        }
+        let mut data = self.client.get(&tile.path());
+        if matches!(data, Err(FetchError::NotFound { .. })) && width < TILE_WIDTH {
+            // The partial tile may be gone once full (tlog-tiles); the full one has the prefix.
+            data = self.client.get(&Tile { width: TILE_WIDTH, ..tile }.path()).map(|d| {
+                d.get(..tile.hash_data_len()).map(<[u8]>::to_vec).unwrap_or(d)
+            });
+        }
+        let data = data.map_err(|e| {
+            if let Ok(mut g) = self.error.lock() {
+                *g = Some(e.to_string());
+            }
+            missing()
+        })?;
+        let mut inner = self.inner.lock().map_err(|_| missing())?;
+        inner.insert(tile, data).map_err(|e| {
+            if let Ok(mut g) = self.error.lock() {
+                *g = Some(e.to_string());
+            }
+            missing()
+        })
+    }
+}
+
+impl HashReader for LazyTiles<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
+        for &i in indexes {
+            self.ensure(i)?;
+        }
+        let inner = self.inner.lock().map_err(|_| TreeError::MissingTile {
+            path: "(lock)".into(),
+        })?;
+        inner.read_hashes(indexes)
+    }
+}
+
+/// Catch-up progress: an `indicatif` bar on a terminal, plain lines every few seconds otherwise.
+struct Ui {
+    bar: Option<ProgressBar>,
+    name: String,
+    total: u64,
+    start: Instant,
+    start_pos: u64,
+    last_line: Instant,
+}
+
+impl Ui {
+    fn new(bar: bool, name: &str, pos: u64, total: u64) -> Ui {
+        let bar = bar.then(|| {
+            let b = ProgressBar::new(total);
+            b.set_position(pos);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(name.to_string());
+            b
+        });
+        Ui {
+            bar,
+            name: name.to_string(),
+            total,
+            start: Instant::now(),
+            start_pos: pos,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn set(&mut self, pos: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(pos);
+        } else if self.last_line.elapsed() >= Duration::from_secs(5) {
+            self.last_line = Instant::now();
+            info!(log = %self.name, "catch-up: {pos}/{} entries ({:.0}/s)", self.total, self.rate(pos));
+        }
+    }
+
+    fn rate(&self, pos: u64) -> f64 {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-6);
+        (pos.saturating_sub(self.start_pos)) as f64 / secs
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        let done = self.total.saturating_sub(self.start_pos);
+        if done > 0 {
+            info!(
+                log = %self.name,
+                "caught up {done} entries in {:.1} s ({:.0}/s)",
+                self.start.elapsed().as_secs_f64(),
+                self.rate(self.total)
+            );
+        }
+    }
+}
