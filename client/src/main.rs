@@ -16,7 +16,18 @@ mod trust;
 mod util;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    // clap exits with 2 on bad arguments; 2 is reserved for failed verification here.
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -116,7 +116,7 @@ impl Prover {
             .arg(outbox)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -436,6 +436,33 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         stdout(&out)
     );
     assert!(stdout(&out).contains(": mapped"), "{}", stdout(&out));
+
+    // The recipient has the prover remove that mapping (R10): a prover-signed revoke with the
+    // recipient's revoke attestation. Without an attestation the client refuses to build it.
+    let revoke_args = [
+        "revoke",
+        "--key",
+        &prover_key,
+        "--sii",
+        SII,
+        "--msp",
+        "msp-a.example",
+        "--ssi",
+        "mimi://msp-a.example/u/alice2",
+    ];
+    let out = w.ledger(&revoke_args);
+    assert_exit(
+        &out,
+        1,
+        "a revocation by a prover needs --attestation or --prover",
+        "prover revoke without attestation",
+    );
+    let mut with_prover = revoke_args.to_vec();
+    with_prover.extend(["--prover", &prover.url, "--code-from-outbox", &outbox]);
+    assert_ok(&w.ledger(&with_prover), "revoke by the prover");
+    let out = w.ledger(&["lookup", SII]);
+    assert_ok(&out, "lookup after the prover's revoke");
+    assert!(stdout(&out).contains("no mapping"), "{}", stdout(&out));
 
     // A claim without the attestation this log requires is refused, naming why (exit 1).
     let out = w.ledger(&[
@@ -796,6 +823,69 @@ fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
         &w.p("att.note"),
     ]);
     assert_ok(&out, "claim with its own attestation");
+    // Interactively: the code is typed on the terminal (stdin); a wrong code is refused (exit 1).
+    for (typed_right, what) in [(false, "wrong code typed"), (true, "right code typed")] {
+        let before = std::fs::read_to_string(prover.outbox.join(ledger_e2e_outbox_name(SII)))
+            .unwrap_or_default();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .arg("--trust")
+            .arg(w.path("trust.toml"))
+            .args([
+                "revoke",
+                "--key",
+                &msp_a,
+                "--sii",
+                SII,
+                "--ssi",
+                ssi,
+                "--prover",
+                &prover.url,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ledger");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            let now_text = std::fs::read_to_string(prover.outbox.join(ledger_e2e_outbox_name(SII)))
+                .unwrap_or_default();
+            if now_text != before && now_text.contains("action revoke") {
+                break now_text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("code "))
+                    .expect("code line")
+                    .to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no new code in the outbox"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let typed = if typed_right {
+            code
+        } else if code == "000000" {
+            "000001".to_string()
+        } else {
+            "000000".to_string()
+        };
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{typed}").expect("type the code");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            stderr(&out).contains("enter the code sent to tel:+14155550100"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        if typed_right {
+            assert_ok(&out, what);
+            assert!(stdout(&out).contains("revoke accepted"), "{}", stdout(&out));
+        } else {
+            assert_exit(&out, 1, "wrong code; 4 tries left", what);
+        }
+    }
     // An opt-out attestation does not admit a claim either.
     let opt = attest(&prover, serde_json::json!({"sii": SII, "action": "optout"}));
     std::fs::write(w.path("opt.note"), opt.note.to_bytes()).expect("write");
@@ -816,4 +906,45 @@ fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
         "the attestation is for action optout, not claim",
         "optout attestation for a claim",
     );
+}
+
+#[test]
+fn bad_arguments_exit_1_and_every_help_has_an_example() {
+    let ledger = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ledger")
+    };
+    let out = ledger(&["claim", "--sii", "x"]);
+    assert_exit(&out, 1, "--key <FILE>", "missing arguments");
+    let out = ledger(&["frobnicate"]);
+    assert_exit(&out, 1, "frobnicate", "unknown command");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("none.toml");
+    let out = ledger(&["--trust", &missing.display().to_string(), "lookup", SII]);
+    assert_exit(&out, 1, "ledger trust init", "missing trust file");
+    for cmd in [
+        vec![],
+        vec!["keygen"],
+        vec!["trust"],
+        vec!["trust", "init"],
+        vec!["enroll"],
+        vec!["claim"],
+        vec!["revoke"],
+        vec!["optout"],
+        vec!["lookup"],
+        vec!["verify-receipt"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let out = ledger(&args);
+        assert_ok(&out, &format!("{cmd:?} --help"));
+        assert!(
+            stdout(&out).contains("Example:"),
+            "{cmd:?} --help has no example:\n{}",
+            stdout(&out)
+        );
+    }
 }

@@ -25,7 +25,14 @@ fn three_mapping_log(hash: TreeHash) -> MemLog {
         log.enroll(Role::Msp, m);
     }
     // Filler leaves make the proofs realistic (17 levels) without signing 100k claims.
-    let filler = claim(&msps[0], "tel:+14155550199", "mimi://msp-a.example/u/f", T, &[], None);
+    let filler = claim(
+        &msps[0],
+        "tel:+14155550199",
+        "mimi://msp-a.example/u/f",
+        T,
+        &[],
+        None,
+    );
     for _ in 0..100_000 {
         log.push(filler.clone());
     }
@@ -43,7 +50,10 @@ fn bench_verify_lookup(c: &mut Criterion) {
         let log = three_mapping_log(hash);
         let answer = log.lookup(&sii(SII));
         let trust = log.trust();
-        assert_eq!(verify_lookup_at(&answer, &trust, T).unwrap().mappings.len(), 3);
+        assert_eq!(
+            verify_lookup_at(&answer, &trust, T).unwrap().mappings.len(),
+            3
+        );
         c.bench_function(&format!("verify_lookup/3-mappings/{hash}"), |b| {
             b.iter(|| verify_lookup_at(black_box(&answer), &trust, T).unwrap())
         });
@@ -57,7 +67,13 @@ fn bench_admission(c: &mut Criterion) {
     log.enroll(Role::Msp, &msp);
     log.enroll(Role::Prover, &prover);
     let ssi = "mimi://msp-a.example/u/alice";
-    let att = attestation(&prover, Action::Claim, SII, Some(("msp-a.example", ssi)), T - 60);
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        SII,
+        Some(("msp-a.example", ssi)),
+        T - 60,
+    );
     let attested = claim(&msp, SII, ssi, T, &["Personal"], Some(att));
     let plain = claim(&msp, SII, ssi, T, &["Personal"], None);
     let mut registry = ledger_core::admission::KeyRegistry::new(log.key.verifier());
@@ -71,7 +87,15 @@ fn bench_admission(c: &mut Criterion) {
         b.iter(|| admit(black_box(plain.bytes()), &registry.at(10), &log.policy, T).unwrap())
     });
     c.bench_function("admit/attested-claim", |b| {
-        b.iter(|| admit(black_box(attested.bytes()), &registry.at(10), &log.policy, T).unwrap())
+        b.iter(|| {
+            admit(
+                black_box(attested.bytes()),
+                &registry.at(10),
+                &log.policy,
+                T,
+            )
+            .unwrap()
+        })
     });
 }
 

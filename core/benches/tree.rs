@@ -46,7 +46,7 @@ fn build_store(th: TreeHash, size: u64) -> MemoryHashStore {
     eprintln!(
         "built {th} store of {size} leaves ({} hashes, {} MiB) in {:.2?}",
         store.hashes().len(),
-        store.hashes().len() * 32 >> 20,
+        (store.hashes().len() * 32) >> 20,
         start.elapsed()
     );
     store

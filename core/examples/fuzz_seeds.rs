@@ -3,18 +3,25 @@
 //! Run: `cargo run -p ledger-core --example fuzz_seeds -- core/fuzz/corpus`.
 
 use ledger_core::entry::{Action, Role};
-use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
 use ledger_core::lookup::AnswerSource as _;
+use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
 use ledger_core::TreeHash;
 
 fn main() -> std::io::Result<()> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "core/fuzz/corpus".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "core/fuzz/corpus".into());
     let dir = |t: &str| {
         let p = std::path::Path::new(&out).join(t);
         std::fs::create_dir_all(&p).map(|()| p)
     };
-    let (leaf_dir, note_dir, sii_dir, cp_dir, pf_dir) =
-        (dir("leaf")?, dir("note")?, dir("sii")?, dir("checkpoint")?, dir("proof_file")?);
+    let (leaf_dir, note_dir, sii_dir, cp_dir, pf_dir) = (
+        dir("leaf")?,
+        dir("note")?,
+        dir("sii")?,
+        dir("checkpoint")?,
+        dir("proof_file")?,
+    );
 
     let mut log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
     let t = log.now;
@@ -24,8 +31,20 @@ fn main() -> std::io::Result<()> {
     log.enroll(Role::Prover, &prover);
     let sii = "tel:+14155550100";
     let ssi = "mimi://msp-a.example/u/alice";
-    let att = attestation(&prover, Action::Claim, sii, Some(("msp-a.example", ssi)), t - 60);
-    let ratt = attestation(&prover, Action::Revoke, sii, Some(("msp-a.example", ssi)), t - 60);
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        sii,
+        Some(("msp-a.example", ssi)),
+        t - 60,
+    );
+    let ratt = attestation(
+        &prover,
+        Action::Revoke,
+        sii,
+        Some(("msp-a.example", ssi)),
+        t - 60,
+    );
     let leaves = [
         claim(&msp, sii, ssi, t, &["Personal", "Work"], Some(att.clone())),
         claim(&msp, "mailto:alice@example.com", ssi, t, &[], None),

@@ -153,9 +153,7 @@ impl KeyRegistry {
     pub fn key_at(&self, role: Role, name: &str, index: u64) -> Option<&VerifierKey> {
         let list = self.by_name.get(&(role, name.to_string()))?;
         let pos = list.partition_point(|(i, _)| *i < index);
-        pos.checked_sub(1)
-            .and_then(|p| list.get(p))
-            .map(|(_, k)| k)
+        pos.checked_sub(1).and_then(|p| list.get(p)).map(|(_, k)| k)
     }
 
     /// The latest key enrolled for `(role, name)`, at any index.
@@ -300,7 +298,9 @@ pub fn check_attestation(
         return Err(bad(format!("attestation is for {}, not {}", a.sii, sii)));
     }
     if a.msp.as_ref() != msp || a.ssi.as_ref() != ssi {
-        return Err(bad("attestation names another msp or ssi than the entry".into()));
+        return Err(bad(
+            "attestation names another msp or ssi than the entry".into()
+        ));
     }
     let t = entry.time();
     if t < a.time || t > a.expires {
@@ -370,7 +370,7 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
                     .transpose()?;
                 Ok(Signers {
                     role: Some(Role::Msp),
-                entry: key,
+                    entry: key,
                     attestation,
                 })
             } else if keys.enrolled(Role::Prover, &signer).is_some() {
@@ -381,7 +381,7 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
                 let attestation = Some(check_attestation(att, Action::Revoke, entry, keys)?);
                 Ok(Signers {
                     role: Some(Role::Prover),
-                entry: key,
+                    entry: key,
                     attestation,
                 })
             } else {
@@ -393,7 +393,12 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
         }
         Entry::Optout(o) => {
             let key = check_signed_by(leaf, Role::Prover, &signer, keys)?;
-            let attestation = Some(check_attestation(&o.attestation, Action::Optout, entry, keys)?);
+            let attestation = Some(check_attestation(
+                &o.attestation,
+                Action::Optout,
+                entry,
+                keys,
+            )?);
             Ok(Signers {
                 role: Some(Role::Prover),
                 entry: key,

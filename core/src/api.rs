@@ -20,7 +20,9 @@ pub mod b64 {
 
     /// Decodes one standard-base64 hash of exactly 32 bytes.
     pub fn decode_hash(s: &str) -> Result<Hash, String> {
-        let bytes = B64.decode(s).map_err(|e| format!("bad base64 hash {s:?}: {e}"))?;
+        let bytes = B64
+            .decode(s)
+            .map_err(|e| format!("bad base64 hash {s:?}: {e}"))?;
         Hash::try_from(bytes.as_slice())
             .map_err(|_| format!("hash {s:?} is {} bytes, expected 32", bytes.len()))
     }

@@ -23,7 +23,9 @@ pub const MAX_LEAF_BYTES: usize = 8192;
 pub const VERSION: &str = "mimi-ledger/v1";
 
 /// What an enrolled key may sign.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A messaging service provider: signs claims and its own revocations.
@@ -500,7 +502,10 @@ fn parse_method(value: &str) -> Result<String, EntryError> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(bad_value("method", "expected 1-64 characters of [A-Za-z0-9._-]"))
+        Err(bad_value(
+            "method",
+            "expected 1-64 characters of [A-Za-z0-9._-]",
+        ))
     }
 }
 
@@ -584,12 +589,19 @@ impl Entry {
                     return Err(bad_value("key", "verifier key is not in canonical form"));
                 }
                 if key.alg() != KeyAlg::Ed25519 {
-                    return Err(bad_value("key", "enrolled keys must be Ed25519 (type 0x01)"));
+                    return Err(bad_value(
+                        "key",
+                        "enrolled keys must be Ed25519 (type 0x01)",
+                    ));
                 }
                 if key.name() != name.as_str() {
                     return Err(bad_value(
                         "key",
-                        format!("key name {:?} differs from name {:?}", key.name(), name.as_str()),
+                        format!(
+                            "key name {:?} differs from name {:?}",
+                            key.name(),
+                            name.as_str()
+                        ),
                     ));
                 }
                 let time = parse_decimal("time", f.required("time")?)?;

@@ -10,23 +10,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod hash;
-pub mod tree;
-pub mod tile;
-pub mod sii;
-pub mod key;
-pub mod note;
-pub mod cosignature;
-pub mod checkpoint;
-pub mod proof_file;
-pub mod entry;
 pub mod admission;
-pub mod state;
-pub mod lookup;
-pub mod problem;
 pub mod api;
+pub mod checkpoint;
+pub mod cosignature;
+pub mod entry;
+pub mod hash;
+pub mod key;
+pub mod lookup;
+pub mod note;
+pub mod problem;
+pub mod proof_file;
 pub mod receipt;
+pub mod sii;
+pub mod state;
 #[doc(hidden)]
 pub mod testkit;
+pub mod tile;
+pub mod tree;
 
 pub use hash::{Hash, TreeHash};

@@ -248,7 +248,11 @@ pub fn verify_lookup_at(
         if !matches!(leaf.entry(), Entry::Enroll(_)) {
             return Err(Rejection::new(
                 Step::Keys,
-                format!("key leaf {} is a {}, not an enroll", k.index, leaf.entry().kind()),
+                format!(
+                    "key leaf {} is a {}, not an enroll",
+                    k.index,
+                    leaf.entry().kind()
+                ),
             ));
         }
         verify_entry(&leaf, &registry.at(k.index))
@@ -266,7 +270,9 @@ pub fn verify_lookup_at(
     for p in &answer.entries {
         let bad = |d: String| Rejection::new(Step::Entries, format!("entry {}: {d}", p.index));
         if previous.is_some_and(|prev| p.index <= prev) {
-            return Err(bad("entries are not in strictly increasing log order".into()));
+            return Err(bad(
+                "entries are not in strictly increasing log order".into()
+            ));
         }
         previous = Some(p.index);
         let leaf = Leaf::parse(p.leaf.as_bytes()).map_err(|e| bad(e.to_string()))?;
@@ -290,7 +296,9 @@ pub fn verify_lookup_at(
             if let Entry::Claim(c) = leaf.entry() {
                 // Present attestations were checked by `verify_entry` above.
                 if c.attestation.is_none() {
-                    return Err(bad("claim without the attestation this client requires".into()));
+                    return Err(bad(
+                        "claim without the attestation this client requires".into()
+                    ));
                 }
             }
         }
@@ -386,7 +394,10 @@ pub fn build_answer<S: AnswerSource>(
     }
     let mut proven = Vec::with_capacity(entries.len());
     for (i, leaf) in entries {
-        proven.push(prove(*i, String::from_utf8_lossy(leaf.bytes()).into_owned())?);
+        proven.push(prove(
+            *i,
+            String::from_utf8_lossy(leaf.bytes()).into_owned(),
+        )?);
     }
     let state = fold(entries.iter().map(|(i, l)| (*i, l.entry())), now);
     Ok(LookupAnswer {

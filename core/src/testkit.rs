@@ -7,7 +7,9 @@ use std::convert::Infallible;
 use crate::admission::{admit, KeyRegistry, Policy, Refusal};
 use crate::api::LookupAnswer;
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
-use crate::entry::{Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role, SignedAttestation};
+use crate::entry::{
+    Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role, SignedAttestation,
+};
 use crate::hash::{Hash, TreeHash};
 use crate::key::{KeyAlg, SignerKey};
 use crate::lookup::{build_answer, AnswerSource, Trust};

@@ -91,11 +91,37 @@ fn a_good_claim_is_admitted_and_has_one_byte_form() {
 #[test]
 fn every_kind_round_trips() {
     let w = world();
-    let att = attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
-    let ratt = attestation(&w.prover, Action::Revoke, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
+    let att = attestation(
+        &w.prover,
+        Action::Claim,
+        ALICE,
+        Some(("msp-a.example", ALICE_SSI)),
+        T - 5,
+    );
+    let ratt = attestation(
+        &w.prover,
+        Action::Revoke,
+        ALICE,
+        Some(("msp-a.example", ALICE_SSI)),
+        T - 5,
+    );
     let leaves = vec![
-        claim(&w.msp_a, ALICE, ALICE_SSI, T, &["Personal", "work_2"], Some(att)),
-        claim(&w.msp_b, "mailto:bob@example.com", "mimi://msp-b.example/u/bob", T, &[], None),
+        claim(
+            &w.msp_a,
+            ALICE,
+            ALICE_SSI,
+            T,
+            &["Personal", "work_2"],
+            Some(att),
+        ),
+        claim(
+            &w.msp_b,
+            "mailto:bob@example.com",
+            "mimi://msp-b.example/u/bob",
+            T,
+            &[],
+            None,
+        ),
         revoke(&w.msp_a, "msp-a.example", ALICE, ALICE_SSI, T, None),
         revoke(&w.prover, "msp-a.example", ALICE, ALICE_SSI, T, Some(ratt)),
         optout(&w.prover, ALICE, T),
@@ -106,7 +132,10 @@ fn every_kind_round_trips() {
         let parsed = Leaf::parse(&bytes).unwrap();
         assert_eq!(parsed, leaf);
         assert_eq!(parsed.note().to_bytes(), bytes);
-        assert_eq!(Entry::parse_text(&parsed.entry().to_text()).unwrap(), *parsed.entry());
+        assert_eq!(
+            Entry::parse_text(&parsed.entry().to_text()).unwrap(),
+            *parsed.entry()
+        );
     }
 }
 
@@ -121,25 +150,107 @@ fn non_canonical_inputs_are_refused_with_the_right_reason() {
     };
     let cases: Vec<(&str, String, &str)> = vec![
         ("reordered fields", with(&|l| l.swap(0, 1)), "non-canonical"),
-        ("double space", with(&|l| l[1] = "msp  msp-a.example".into()), "non-canonical"),
-        ("trailing space", with(&|l| l[1] = "msp msp-a.example ".into()), "non-canonical"),
-        ("tab (a control character)", with(&|l| l[1] = "msp\tmsp-a.example".into()), "malformed"),
-        ("unknown field", with(&|l| l.insert(4, "color blue".into())), "malformed"),
-        ("repeated field", with(&|l| l.insert(1, format!("sii {ALICE}"))), "non-canonical"),
-        ("missing field", with(&|l| { l.remove(2); }), "malformed"),
-        ("leading zero time", with(&|l| l[3] = format!("time 0{T}")), "non-canonical"),
-        ("signed time", with(&|l| l[3] = format!("time +{T}")), "non-canonical"),
-        ("tel with spaces", with(&|l| l[0] = "sii tel:+1-415-555-0100".into()), "non-canonical"),
-        ("tel missing plus", with(&|l| l[0] = "sii tel:14155550100".into()), "non-canonical"),
-        ("upper-case mailto domain", with(&|l| l[0] = "sii mailto:bob@Example.com".into()), "non-canonical"),
-        ("invalid number", with(&|l| l[0] = "sii tel:+1415555".into()), "invalid-sii"),
-        ("unknown scheme", with(&|l| l[0] = "sii sip:bob@example.com".into()), "invalid-sii"),
-        ("tag #17", with(&|l| { for i in 0..16 { l.push(format!("tag t{i}")); } }), "malformed"),
-        ("bad tag", with(&|l| l[4] = "tag no/slash".into()), "malformed"),
-        ("expires before time", with(&|l| l.insert(4, format!("expires {}", T - 1))), "malformed"),
-        ("empty line", with(&|l| l.insert(2, String::new())), "non-canonical"),
-        ("wrong version", claim_text(&[]).replace("v1", "v2"), "malformed"),
-        ("unknown kind", "mimi-ledger/v1 steal\n".to_string(), "malformed"),
+        (
+            "double space",
+            with(&|l| l[1] = "msp  msp-a.example".into()),
+            "non-canonical",
+        ),
+        (
+            "trailing space",
+            with(&|l| l[1] = "msp msp-a.example ".into()),
+            "non-canonical",
+        ),
+        (
+            "tab (a control character)",
+            with(&|l| l[1] = "msp\tmsp-a.example".into()),
+            "malformed",
+        ),
+        (
+            "unknown field",
+            with(&|l| l.insert(4, "color blue".into())),
+            "malformed",
+        ),
+        (
+            "repeated field",
+            with(&|l| l.insert(1, format!("sii {ALICE}"))),
+            "non-canonical",
+        ),
+        (
+            "missing field",
+            with(&|l| {
+                l.remove(2);
+            }),
+            "malformed",
+        ),
+        (
+            "leading zero time",
+            with(&|l| l[3] = format!("time 0{T}")),
+            "non-canonical",
+        ),
+        (
+            "signed time",
+            with(&|l| l[3] = format!("time +{T}")),
+            "non-canonical",
+        ),
+        (
+            "tel with spaces",
+            with(&|l| l[0] = "sii tel:+1-415-555-0100".into()),
+            "non-canonical",
+        ),
+        (
+            "tel missing plus",
+            with(&|l| l[0] = "sii tel:14155550100".into()),
+            "non-canonical",
+        ),
+        (
+            "upper-case mailto domain",
+            with(&|l| l[0] = "sii mailto:bob@Example.com".into()),
+            "non-canonical",
+        ),
+        (
+            "invalid number",
+            with(&|l| l[0] = "sii tel:+1415555".into()),
+            "invalid-sii",
+        ),
+        (
+            "unknown scheme",
+            with(&|l| l[0] = "sii sip:bob@example.com".into()),
+            "invalid-sii",
+        ),
+        (
+            "tag #17",
+            with(&|l| {
+                for i in 0..16 {
+                    l.push(format!("tag t{i}"));
+                }
+            }),
+            "malformed",
+        ),
+        (
+            "bad tag",
+            with(&|l| l[4] = "tag no/slash".into()),
+            "malformed",
+        ),
+        (
+            "expires before time",
+            with(&|l| l.insert(4, format!("expires {}", T - 1))),
+            "malformed",
+        ),
+        (
+            "empty line",
+            with(&|l| l.insert(2, String::new())),
+            "non-canonical",
+        ),
+        (
+            "wrong version",
+            claim_text(&[]).replace("v1", "v2"),
+            "malformed",
+        ),
+        (
+            "unknown kind",
+            "mimi-ledger/v1 steal\n".to_string(),
+            "malformed",
+        ),
     ];
     for (what, text, slug) in cases {
         let got = slug_of(submit_text(&mut w, &text));
@@ -148,14 +259,23 @@ fn non_canonical_inputs_are_refused_with_the_right_reason() {
     // Byte-level forms the note layer refuses.
     let good = claim_text(&base.iter().map(String::as_str).collect::<Vec<_>>());
     let crlf = raw_note(&good, &w.msp_a);
-    let crlf = String::from_utf8(crlf).unwrap().replace('\n', "\r\n").into_bytes();
-    assert_eq!(w.log.submit(&crlf).unwrap_err().problem().slug(), "malformed");
+    let crlf = String::from_utf8(crlf)
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    assert_eq!(
+        w.log.submit(&crlf).unwrap_err().problem().slug(),
+        "malformed"
+    );
     let mut two_sigs = raw_note(&good, &w.msp_a);
     let extra = raw_note(&good, &w.msp_b);
     let line = extra.split(|b| *b == b'\n').rev().nth(1).unwrap().to_vec();
     two_sigs.extend_from_slice(&line);
     two_sigs.push(b'\n');
-    assert_eq!(w.log.submit(&two_sigs).unwrap_err().problem().slug(), "non-canonical");
+    assert_eq!(
+        w.log.submit(&two_sigs).unwrap_err().problem().slug(),
+        "non-canonical"
+    );
     assert_eq!(w.log.size(), 3, "nothing refused was stored");
 }
 
@@ -164,32 +284,52 @@ fn signature_and_enrollment_refusals() {
     let mut w = world();
     let t = T;
     // Right name, wrong key.
-    let impostor = SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [7; 32]).unwrap();
-    let r = w.log.submit(claim(&impostor, ALICE, ALICE_SSI, t, &[], None).bytes());
+    let impostor =
+        SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [7; 32]).unwrap();
+    let r = w
+        .log
+        .submit(claim(&impostor, ALICE, ALICE_SSI, t, &[], None).bytes());
     assert!(matches!(r, Err(Refusal::NotEnrolledKey { .. })), "{r:?}");
     assert_eq!(slug_of(r), "unknown-signer");
     // Unenrolled MSP.
     let rogue = test_key("rogue.example");
-    let r = w.log.submit(claim(&rogue, ALICE, "mimi://rogue.example/u/x", t, &[], None).bytes());
+    let r = w
+        .log
+        .submit(claim(&rogue, ALICE, "mimi://rogue.example/u/x", t, &[], None).bytes());
     assert_eq!(slug_of(r), "unknown-signer");
     // A claim for msp-a signed by msp-b's key.
-    let text = claim_text(&good_claim_lines().iter().map(String::as_str).collect::<Vec<_>>());
+    let text = claim_text(
+        &good_claim_lines()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let r = w.log.submit(&raw_note(&text, &w.msp_b));
     assert!(matches!(r, Err(Refusal::WrongSigner { .. })), "{r:?}");
     assert_eq!(slug_of(r), "bad-signature");
     // A flipped signature byte.
-    let mut bytes = claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None).bytes().to_vec();
+    let mut bytes = claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None)
+        .bytes()
+        .to_vec();
     let n = bytes.len();
     bytes[n - 6] = if bytes[n - 6] == b'A' { b'B' } else { b'A' };
     assert_eq!(slug_of(w.log.submit(&bytes)), "bad-signature");
     // A prover may not claim; an MSP may not opt out.
-    let r = w.log.submit(claim(&w.prover, ALICE, "mimi://prover.example/u/x", t, &[], None).bytes());
+    let r = w
+        .log
+        .submit(claim(&w.prover, ALICE, "mimi://prover.example/u/x", t, &[], None).bytes());
     assert_eq!(slug_of(r), "unknown-signer");
     let text = optout(&w.prover, ALICE, t).entry().to_text();
-    assert_eq!(slug_of(w.log.submit(&raw_note(&text, &w.msp_a))), "unknown-signer");
+    assert_eq!(
+        slug_of(w.log.submit(&raw_note(&text, &w.msp_a))),
+        "unknown-signer"
+    );
     // The log key signs enrolls; an MSP may not.
     let enroll_text = w.log.leaf(0).entry().to_text();
-    assert_eq!(slug_of(w.log.submit(&raw_note(&enroll_text, &w.msp_a))), "bad-signature");
+    assert_eq!(
+        slug_of(w.log.submit(&raw_note(&enroll_text, &w.msp_a))),
+        "bad-signature"
+    );
     assert_eq!(w.log.size(), 3);
 }
 
@@ -200,17 +340,61 @@ fn attestation_refusals() {
     let pair = Some(("msp-a.example", ALICE_SSI));
     let good = attestation(&w.prover, Action::Claim, ALICE, pair, t - 60);
     let cases = vec![
-        ("wrong action", attestation(&w.prover, Action::Revoke, ALICE, pair, t - 60)),
-        ("other SII", attestation(&w.prover, Action::Claim, "tel:+14155550101", pair, t - 60)),
-        ("other MSP", attestation(&w.prover, Action::Claim, ALICE, Some(("msp-b.example", ALICE_SSI)), t - 60)),
-        ("other SSI", attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", "mimi://msp-a.example/u/eve")), t - 60)),
-        ("issued after the entry", attestation(&w.prover, Action::Claim, ALICE, pair, t + 1)),
-        ("expired", attestation(&w.prover, Action::Claim, ALICE, pair, t - 86_401)),
-        ("unenrolled prover", attestation(&test_key("fake-prover.example"), Action::Claim, ALICE, pair, t - 60)),
-        ("signed by an MSP", attestation(&w.msp_a, Action::Claim, ALICE, pair, t - 60)),
+        (
+            "wrong action",
+            attestation(&w.prover, Action::Revoke, ALICE, pair, t - 60),
+        ),
+        (
+            "other SII",
+            attestation(&w.prover, Action::Claim, "tel:+14155550101", pair, t - 60),
+        ),
+        (
+            "other MSP",
+            attestation(
+                &w.prover,
+                Action::Claim,
+                ALICE,
+                Some(("msp-b.example", ALICE_SSI)),
+                t - 60,
+            ),
+        ),
+        (
+            "other SSI",
+            attestation(
+                &w.prover,
+                Action::Claim,
+                ALICE,
+                Some(("msp-a.example", "mimi://msp-a.example/u/eve")),
+                t - 60,
+            ),
+        ),
+        (
+            "issued after the entry",
+            attestation(&w.prover, Action::Claim, ALICE, pair, t + 1),
+        ),
+        (
+            "expired",
+            attestation(&w.prover, Action::Claim, ALICE, pair, t - 86_401),
+        ),
+        (
+            "unenrolled prover",
+            attestation(
+                &test_key("fake-prover.example"),
+                Action::Claim,
+                ALICE,
+                pair,
+                t - 60,
+            ),
+        ),
+        (
+            "signed by an MSP",
+            attestation(&w.msp_a, Action::Claim, ALICE, pair, t - 60),
+        ),
     ];
     for (what, att) in cases {
-        let r = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(att)).bytes());
+        let r = w
+            .log
+            .submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(att)).bytes());
         assert_eq!(slug_of(r), "bad-attestation", "{what}");
     }
     // Garbage inside the attestation field.
@@ -229,14 +413,20 @@ fn attestation_refusals() {
     }
     // Policy: required attestation.
     w.log.policy.require_attestation = true;
-    let r = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None).bytes());
+    let r = w
+        .log
+        .submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], None).bytes());
     assert_eq!(slug_of(r), "attestation-required");
     // A prover revoke needs an attestation.
-    let r = w.log.submit(revoke(&w.prover, "msp-a.example", ALICE, ALICE_SSI, t, None).bytes());
+    let r = w
+        .log
+        .submit(revoke(&w.prover, "msp-a.example", ALICE, ALICE_SSI, t, None).bytes());
     assert_eq!(slug_of(r), "attestation-required");
     assert_eq!(w.log.size(), 3);
     // And the good one is admitted.
-    let ok = w.log.submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(good)).bytes());
+    let ok = w
+        .log
+        .submit(claim(&w.msp_a, ALICE, ALICE_SSI, t, &[], Some(good)).bytes());
     assert_eq!(ok.unwrap(), 3);
 }
 
@@ -244,15 +434,34 @@ fn attestation_refusals() {
 fn clock_skew_and_size_limits() {
     let mut w = world();
     let policy = Policy::default();
-    let skewed = claim(&w.msp_a, ALICE, ALICE_SSI, T + policy.max_skew_s + 1, &[], None);
+    let skewed = claim(
+        &w.msp_a,
+        ALICE,
+        ALICE_SSI,
+        T + policy.max_skew_s + 1,
+        &[],
+        None,
+    );
     assert_eq!(slug_of(w.log.submit(skewed.bytes())), "clock-skew");
-    let past = claim(&w.msp_a, ALICE, ALICE_SSI, T - policy.max_skew_s - 1, &[], None);
+    let past = claim(
+        &w.msp_a,
+        ALICE,
+        ALICE_SSI,
+        T - policy.max_skew_s - 1,
+        &[],
+        None,
+    );
     assert_eq!(slug_of(w.log.submit(past.bytes())), "clock-skew");
     let edge = claim(&w.msp_a, ALICE, ALICE_SSI, T + policy.max_skew_s, &[], None);
     assert!(w.log.submit(edge.bytes()).is_ok());
     let big = vec![b'a'; MAX_LEAF_BYTES + 1];
     let r = Leaf::parse(&big).unwrap_err();
-    assert_eq!(r, EntryError::TooLarge { len: MAX_LEAF_BYTES + 1 });
+    assert_eq!(
+        r,
+        EntryError::TooLarge {
+            len: MAX_LEAF_BYTES + 1
+        }
+    );
     assert_eq!(r.problem(), ProblemType::TooLarge);
     assert_eq!(slug_of(w.log.submit(b"\xff\xfe garbage")), "malformed");
     assert_eq!(slug_of(w.log.submit(b"")), "malformed");
@@ -262,13 +471,22 @@ fn clock_skew_and_size_limits() {
 fn key_validity_follows_reenrollment() {
     let mut w = world();
     let old = w.msp_a.clone();
-    let new = SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [9; 32]).unwrap();
-    let before = w.log.submit(claim(&old, ALICE, ALICE_SSI, T, &[], None).bytes()).unwrap();
+    let new =
+        SignerKey::from_seed("msp-a.example", ledger_core::key::KeyAlg::Ed25519, [9; 32]).unwrap();
+    let before = w
+        .log
+        .submit(claim(&old, ALICE, ALICE_SSI, T, &[], None).bytes())
+        .unwrap();
     let re = w.log.enroll(Role::Msp, &new);
     assert!(re > before);
-    let r = w.log.submit(claim(&old, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes());
+    let r = w
+        .log
+        .submit(claim(&old, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes());
     assert_eq!(slug_of(r), "unknown-signer");
-    assert!(w.log.submit(claim(&new, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes()).is_ok());
+    assert!(w
+        .log
+        .submit(claim(&new, "tel:+14155550101", ALICE_SSI, T, &[], None).bytes())
+        .is_ok());
 
     // The registry answers by index: the old key stays valid for entries before the re-enrollment.
     let mut reg = KeyRegistry::new(w.log.key.verifier());
@@ -286,7 +504,13 @@ fn mutation_fixture() -> &'static (World, Leaf, KeyRegistry) {
     static FIXTURE: std::sync::OnceLock<(World, Leaf, KeyRegistry)> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
         let w = world();
-        let att = attestation(&w.prover, Action::Claim, ALICE, Some(("msp-a.example", ALICE_SSI)), T - 5);
+        let att = attestation(
+            &w.prover,
+            Action::Claim,
+            ALICE,
+            Some(("msp-a.example", ALICE_SSI)),
+            T - 5,
+        );
         let leaf = claim(&w.msp_a, ALICE, ALICE_SSI, T, &["Personal"], Some(att));
         let mut reg = KeyRegistry::new(w.log.key.verifier());
         for i in 0..w.log.size() {

@@ -6,7 +6,9 @@ use ledger_core::cosignature::cosign;
 use ledger_core::entry::{Action, Role};
 use ledger_core::lookup::{verify_lookup_at, verify_lookup_for, Step, Trust};
 use ledger_core::state::Status;
-use ledger_core::testkit::{attestation, claim, optout, revoke, sii, test_key, test_witness_key, MemLog};
+use ledger_core::testkit::{
+    attestation, claim, optout, revoke, sii, test_key, test_witness_key, MemLog,
+};
 use ledger_core::TreeHash;
 
 const T: u64 = 1_764_158_400;
@@ -26,19 +28,52 @@ fn world(hash: TreeHash) -> World {
     log.enroll(Role::Msp, &msp_a);
     log.enroll(Role::Msp, &msp_b);
     log.enroll(Role::Prover, &prover);
-    let att = attestation(&prover, Action::Claim, ALICE, Some(("msp-a.example", A_SSI)), T - 60);
-    log.submit(claim(&msp_a, ALICE, A_SSI, T, &["Personal"], Some(att)).bytes()).unwrap();
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        ALICE,
+        Some(("msp-a.example", A_SSI)),
+        T - 60,
+    );
+    log.submit(claim(&msp_a, ALICE, A_SSI, T, &["Personal"], Some(att)).bytes())
+        .unwrap();
     // Noise for other SIIs, so proofs are non-trivial.
     for i in 0..20u64 {
         let s = format!("tel:+1415555{:04}", 1000 + i);
-        log.submit(claim(&msp_b, &s, "mimi://msp-b.example/u/x", T, &[], None).bytes()).unwrap();
+        log.submit(claim(&msp_b, &s, "mimi://msp-b.example/u/x", T, &[], None).bytes())
+            .unwrap();
     }
-    log.submit(claim(&msp_a, BOB, "mimi://msp-a.example/u/bob", T, &["Work"], None).bytes()).unwrap();
-    log.submit(claim(&msp_b, BOB, "mimi://msp-b.example/u/bob", T, &["Personal"], None).bytes()).unwrap();
+    log.submit(
+        claim(
+            &msp_a,
+            BOB,
+            "mimi://msp-a.example/u/bob",
+            T,
+            &["Work"],
+            None,
+        )
+        .bytes(),
+    )
+    .unwrap();
+    log.submit(
+        claim(
+            &msp_b,
+            BOB,
+            "mimi://msp-b.example/u/bob",
+            T,
+            &["Personal"],
+            None,
+        )
+        .bytes(),
+    )
+    .unwrap();
     World { log }
 }
 
-fn check(w: &World, who: &str) -> Result<ledger_core::lookup::Verified, ledger_core::lookup::Rejection> {
+fn check(
+    w: &World,
+    who: &str,
+) -> Result<ledger_core::lookup::Verified, ledger_core::lookup::Rejection> {
     verify_lookup_at(&w.log.lookup(&sii(who)), &w.log.trust(), T)
 }
 
@@ -54,7 +89,10 @@ fn honest_answers_verify_for_none_one_and_many() {
         assert_eq!(one.status, Status::Mapped);
         assert_eq!(one.mappings.len(), 1);
         assert_eq!(one.mappings[0].msp.as_str(), "msp-a.example");
-        assert_eq!(one.mappings[0].attested_by.as_deref(), Some("prover.example"));
+        assert_eq!(
+            one.mappings[0].attested_by.as_deref(),
+            Some("prover.example")
+        );
         assert_eq!(one.mappings[0].tags[0].as_str(), "Personal");
 
         let many = check(&w, BOB).unwrap();
@@ -69,7 +107,19 @@ fn revokes_and_optouts_fold_and_verify() {
     let mut w = world(TreeHash::Blake3);
     let msp_a = test_key("msp-a.example");
     let prover = test_key("prover.example");
-    w.log.submit(revoke(&msp_a, "msp-a.example", BOB, "mimi://msp-a.example/u/bob", T + 1, None).bytes()).unwrap();
+    w.log
+        .submit(
+            revoke(
+                &msp_a,
+                "msp-a.example",
+                BOB,
+                "mimi://msp-a.example/u/bob",
+                T + 1,
+                None,
+            )
+            .bytes(),
+        )
+        .unwrap();
     let v = check(&w, BOB).unwrap();
     assert_eq!(v.mappings.len(), 1);
     assert_eq!(v.mappings[0].msp.as_str(), "msp-b.example");
@@ -81,20 +131,38 @@ fn revokes_and_optouts_fold_and_verify() {
     assert_eq!(v.entries.len(), 2);
 
     // A later attested claim maps again.
-    let att = attestation(&prover, Action::Claim, ALICE, Some(("msp-a.example", A_SSI)), T + 2);
-    w.log.submit(claim(&msp_a, ALICE, A_SSI, T + 3, &[], Some(att)).bytes()).unwrap();
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        ALICE,
+        Some(("msp-a.example", A_SSI)),
+        T + 2,
+    );
+    w.log
+        .submit(claim(&msp_a, ALICE, A_SSI, T + 3, &[], Some(att)).bytes())
+        .unwrap();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::Mapped);
 
     // Prover revocation (R10).
-    let ratt = attestation(&prover, Action::Revoke, ALICE, Some(("msp-a.example", A_SSI)), T + 3);
-    w.log.submit(revoke(&prover, "msp-a.example", ALICE, A_SSI, T + 4, Some(ratt)).bytes()).unwrap();
+    let ratt = attestation(
+        &prover,
+        Action::Revoke,
+        ALICE,
+        Some(("msp-a.example", A_SSI)),
+        T + 3,
+    );
+    w.log
+        .submit(revoke(&prover, "msp-a.example", ALICE, A_SSI, T + 4, Some(ratt)).bytes())
+        .unwrap();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::None);
 }
 
 fn reject(answer: &LookupAnswer, trust: &Trust) -> Step {
-    verify_lookup_at(answer, trust, T).expect_err("must be rejected").step()
+    verify_lookup_at(answer, trust, T)
+        .expect_err("must be rejected")
+        .step()
 }
 
 #[test]
@@ -132,12 +200,22 @@ fn every_lie_is_rejected_at_its_step() {
         [3; 32],
     )
     .unwrap();
-    a.checkpoint = String::from_utf8(SignedCheckpoint::sign(cp.checkpoint.clone(), &other_key).unwrap().to_bytes()).unwrap();
+    a.checkpoint = String::from_utf8(
+        SignedCheckpoint::sign(cp.checkpoint.clone(), &other_key)
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
     assert_eq!(reject(&a, &trust), Step::Checkpoint);
     other_key = test_key("other-log.example");
     let mut moved = cp.checkpoint.clone();
     moved.origin = "other-log.example".into();
-    a.checkpoint = String::from_utf8(SignedCheckpoint::sign(moved, &other_key).unwrap().to_bytes()).unwrap();
+    a.checkpoint = String::from_utf8(
+        SignedCheckpoint::sign(moved, &other_key)
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
     assert_eq!(reject(&a, &trust), Step::Checkpoint);
 
     // A stale checkpoint below what this client has seen.
@@ -196,26 +274,39 @@ fn client_policy_attestations_and_trusted_provers() {
     trust.require_attestation = true;
     // Alice's claim is attested; Bob's are not.
     assert!(check_with(&w, ALICE, &trust).is_ok());
-    assert_eq!(check_with(&w, BOB, &trust).unwrap_err().step(), Step::Entries);
+    assert_eq!(
+        check_with(&w, BOB, &trust).unwrap_err().step(),
+        Step::Entries
+    );
     trust.provers = vec![test_key("other-prover.example").verifier()];
-    assert_eq!(check_with(&w, ALICE, &trust).unwrap_err().step(), Step::Entries);
+    assert_eq!(
+        check_with(&w, ALICE, &trust).unwrap_err().step(),
+        Step::Entries
+    );
     trust.provers = vec![test_key("prover.example").verifier()];
     assert!(check_with(&w, ALICE, &trust).is_ok());
 }
 
-fn check_with(w: &World, who: &str, trust: &Trust) -> Result<ledger_core::lookup::Verified, ledger_core::lookup::Rejection> {
+fn check_with(
+    w: &World,
+    who: &str,
+    trust: &Trust,
+) -> Result<ledger_core::lookup::Verified, ledger_core::lookup::Rejection> {
     verify_lookup_at(&w.log.lookup(&sii(who)), trust, T)
 }
 
 #[test]
 fn witness_quorum_and_age() {
     let w = world(TreeHash::Blake3);
-    let witnesses: Vec<_> = ["w1.example", "w2.example", "w3.example"].map(test_witness_key).into();
+    let witnesses: Vec<_> = ["w1.example", "w2.example", "w3.example"]
+        .map(test_witness_key)
+        .into();
     let honest = w.log.lookup(&sii(ALICE));
     let mut cp = SignedCheckpoint::parse(honest.checkpoint.as_bytes()).unwrap();
     let text = cp.checkpoint.to_text();
     for (i, wk) in witnesses.iter().take(2).enumerate() {
-        cp.add_cosignature(cosign(wk, &text, T - 100 + i as u64).unwrap()).unwrap();
+        cp.add_cosignature(cosign(wk, &text, T - 100 + i as u64).unwrap())
+            .unwrap();
     }
     let mut answer = honest.clone();
     answer.checkpoint = String::from_utf8(cp.to_bytes()).unwrap();

@@ -86,7 +86,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Runs `jobs` requests with `concurrency` workers; returns per-request latencies and wall time.
-async fn run_pool<F, Fut>(jobs: usize, concurrency: usize, f: F) -> anyhow::Result<(Vec<Duration>, Duration)>
+async fn run_pool<F, Fut>(
+    jobs: usize,
+    concurrency: usize,
+    f: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -152,7 +156,10 @@ fn cpu_secs(pid: Option<u32>) -> Option<f64> {
 }
 
 /// CPU seconds (server, loadgen) spent between two [`cpu_secs`] snapshots.
-fn cpu_delta(server: Option<u32>, before: (Option<f64>, Option<f64>)) -> (Option<f64>, Option<f64>) {
+fn cpu_delta(
+    server: Option<u32>,
+    before: (Option<f64>, Option<f64>),
+) -> (Option<f64>, Option<f64>) {
     let d = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
     (
         server.and_then(|p| d(cpu_secs(Some(p)), before.0)),
@@ -250,7 +257,10 @@ async fn main() -> anyhow::Result<()> {
                 tags: Vec::new(),
                 attestation: None,
             });
-            Leaf::sign(entry, msp).expect("claim signs").bytes().to_vec()
+            Leaf::sign(entry, msp)
+                .expect("claim signs")
+                .bytes()
+                .to_vec()
         })
         .collect();
     println!(
@@ -263,7 +273,10 @@ async fn main() -> anyhow::Result<()> {
     let leaves = Arc::new(leaves);
     let receipts: Arc<std::sync::Mutex<Vec<(usize, Receipt)>>> = Arc::default();
     let sample_every = (args.claims / args.verify.max(1)).max(1);
-    let before = (args.server_pid.and_then(|p| cpu_secs(Some(p))), cpu_secs(None));
+    let before = (
+        args.server_pid.and_then(|p| cpu_secs(Some(p))),
+        cpu_secs(None),
+    );
     let (lat, wall) = {
         let (http, url, leaves, receipts) = (
             http.clone(),
@@ -272,8 +285,12 @@ async fn main() -> anyhow::Result<()> {
             Arc::clone(&receipts),
         );
         run_pool(args.claims, args.concurrency, move |i| {
-            let (http, url, leaves, receipts) =
-                (http.clone(), url.clone(), Arc::clone(&leaves), Arc::clone(&receipts));
+            let (http, url, leaves, receipts) = (
+                http.clone(),
+                url.clone(),
+                Arc::clone(&leaves),
+                Arc::clone(&receipts),
+            );
             async move {
                 let mut attempt = 0;
                 loop {
@@ -294,7 +311,10 @@ async fn main() -> anyhow::Result<()> {
                     }
                     if i % sample_every == 0 {
                         let r: Receipt = resp.json().await?;
-                        receipts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push((i, r));
+                        receipts
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .push((i, r));
                     } else {
                         let _ = resp.bytes().await?;
                     }
@@ -313,14 +333,25 @@ async fn main() -> anyhow::Result<()> {
         *p = (OsRng.next_u64() % args.claims.max(1) as u64) as usize;
     }
     let picks = Arc::new(picks);
-    let before = (args.server_pid.and_then(|p| cpu_secs(Some(p))), cpu_secs(None));
+    let before = (
+        args.server_pid.and_then(|p| cpu_secs(Some(p))),
+        cpu_secs(None),
+    );
     let (lat, wall) = {
-        let (http, url, picks, run) = (http.clone(), url.clone(), Arc::clone(&picks), run_id.clone());
+        let (http, url, picks, run) = (
+            http.clone(),
+            url.clone(),
+            Arc::clone(&picks),
+            run_id.clone(),
+        );
         run_pool(lookups, args.concurrency, move |i| {
             let (http, url, picks) = (http.clone(), url.clone(), Arc::clone(&picks));
             let sii = sii_text(&run, picks[i]).replace('+', "%2B");
             async move {
-                let resp = http.get(format!("{url}/v1/lookup?sii={sii}")).send().await?;
+                let resp = http
+                    .get(format!("{url}/v1/lookup?sii={sii}"))
+                    .send()
+                    .await?;
                 if !resp.status().is_success() {
                     bail!("lookup {sii}: {} {}", resp.status(), resp.text().await?);
                 }
@@ -333,7 +364,10 @@ async fn main() -> anyhow::Result<()> {
     report("lookups", &lat, wall, cpu_delta(args.server_pid, before));
 
     // 5. Verify samples (not timed).
-    let receipts = receipts.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let receipts = receipts
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     for (i, r) in &receipts {
         r.verify(&leaves[*i], info.hash, &vkey)
             .with_context(|| format!("receipt for claim {i}"))?;
@@ -350,7 +384,11 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let v = verify_lookup(&a, &trust).with_context(|| format!("lookup of claim {i}"))?;
-        if !v.mappings.iter().any(|m| m.ssi.as_str().ends_with(&format!("/u/{i}"))) {
+        if !v
+            .mappings
+            .iter()
+            .any(|m| m.ssi.as_str().ends_with(&format!("/u/{i}")))
+        {
             bail!("lookup of claim {i} does not show its mapping");
         }
         verified += 1;

@@ -43,7 +43,11 @@ pub enum LogFormat {
 /// `log-server` command line. Every flag can also be set with the `LEDGER_…` variable named in its
 /// help, or in the TOML file given by `--config` (same names with `_` for `-`).
 #[derive(Debug, Default, Parser)]
-#[command(name = "log-server", version, about = "mimi-ledger transparency log server")]
+#[command(
+    name = "log-server",
+    version,
+    about = "mimi-ledger transparency log server"
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "LEDGER_CONFIG", value_name = "FILE")]
@@ -67,10 +71,20 @@ pub struct Cli {
     #[arg(long, env = "LEDGER_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
-    #[arg(long, env = "LEDGER_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "LEDGER_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, env = "LEDGER_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "LEDGER_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Require a prover attestation on every claim [default: false].
     #[arg(long, env = "LEDGER_REQUIRE_ATTESTATION", value_name = "BOOL",
@@ -82,7 +96,8 @@ pub struct Cli {
     /// Most entries committed in one batch [default: 256].
     #[arg(long, env = "LEDGER_BATCH_SIZE", value_name = "N")]
     pub batch_size: Option<usize>,
-    /// Longest wait for a batch to fill after its first entry, in ms [default: 5].
+    /// Longest wait for a batch to fill after its first entry, in ms, while more submissions are
+    /// being checked (a lone submission is committed at once) [default: 5].
     #[arg(long, env = "LEDGER_BATCH_WAIT_MS", value_name = "MS")]
     pub batch_wait_ms: Option<u64>,
     /// Capacity of the submission queue; when full, /v1/add answers 503 [default: 8192].
@@ -310,7 +325,9 @@ impl Config {
         Ok(Config {
             key: key_opt.clone().unwrap_or_else(|| data.join("log.key")),
             key_given: key_opt.is_some(),
-            admin_token_file: token_opt.clone().unwrap_or_else(|| data.join("admin.token")),
+            admin_token_file: token_opt
+                .clone()
+                .unwrap_or_else(|| data.join("admin.token")),
             admin_token_given: token_opt.is_some(),
             data,
             listen,
@@ -354,8 +371,13 @@ mod tests {
             "#,
         )
         .expect("parses");
-        let cli = Cli::try_parse_from(["log-server", "--listen", "127.0.0.1:0", "--require-attestation"])
-            .expect("parses");
+        let cli = Cli::try_parse_from([
+            "log-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--require-attestation",
+        ])
+        .expect("parses");
         let c = Config::resolve(cli, file).expect("resolves");
         assert_eq!(c.data, PathBuf::from("/srv/ledger"));
         assert_eq!(c.listen.port(), 0);
@@ -364,7 +386,10 @@ mod tests {
         assert!(c.policy.require_attestation);
         assert_eq!(c.policy.max_skew_s, 30);
         assert_eq!(c.batch.max_entries, 64);
-        assert_eq!(c.batch.max_wait, Duration::from_millis(DEFAULT_BATCH_WAIT_MS));
+        assert_eq!(
+            c.batch.max_wait,
+            Duration::from_millis(DEFAULT_BATCH_WAIT_MS)
+        );
         assert_eq!(c.key, PathBuf::from("/srv/ledger/log.key"));
         assert!(!c.key_given);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -391,7 +416,10 @@ mod tests {
         )
         .expect("resolves");
         assert_eq!(c, resolved);
-        assert_eq!(c.listen, DEFAULT_LISTEN.parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            c.listen,
+            DEFAULT_LISTEN.parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(c.policy, Policy::default());
         assert_eq!(c.batch, BatchConfig::default());
         assert_eq!(c.admin_token_file, PathBuf::from("/tmp/x/admin.token"));

@@ -164,7 +164,10 @@ impl HashReader for StoreReader<'_> {
             return self.0.hashes(indexes).map_err(map_err);
         };
         let mut out: Vec<Option<Hash>> = match cache.levels.read() {
-            Ok(levels) => indexes.iter().map(|&i| HashCache::get(&levels, i)).collect(),
+            Ok(levels) => indexes
+                .iter()
+                .map(|&i| HashCache::get(&levels, i))
+                .collect(),
             Err(_) => vec![None; indexes.len()],
         };
         let missing: Vec<u64> = indexes
@@ -388,7 +391,12 @@ impl Ledger {
     }
 
     /// If `bytes` are exactly the bytes of a leaf covered by the current head, its index.
-    pub fn existing(&self, bytes: &[u8], leaf_hash: &Hash, head: &Head) -> Result<Option<u64>, ApiError> {
+    pub fn existing(
+        &self,
+        bytes: &[u8],
+        leaf_hash: &Hash,
+        head: &Head,
+    ) -> Result<Option<u64>, ApiError> {
         let Some(index) = self
             .storage
             .leaf_index(leaf_hash)
@@ -460,8 +468,8 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
             "a leaf exists at index {size}, beyond the signed checkpoint"
         )));
     }
-    let checkpoint = String::from_utf8(cp_bytes)
-        .map_err(|_| bad("stored checkpoint is not UTF-8".into()))?;
+    let checkpoint =
+        String::from_utf8(cp_bytes).map_err(|_| bad("stored checkpoint is not UTF-8".into()))?;
     Ok(Head {
         size,
         root,

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lookup;
 pub mod metrics;
+pub mod pool;
 pub mod problem;
 pub mod routes;
 pub mod sequencer;

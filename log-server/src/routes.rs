@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ledger_core::api::{ConsistencyProof, EntriesPage, IndexedLeaf, Info, InclusionProof};
+use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
 use ledger_core::entry::{Enroll, Entry, Leaf, Role, MAX_LEAF_BYTES};
 use ledger_core::key::{KeyAlg, SignerKey, VerifierKey};
 use ledger_core::problem::ProblemType;
@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::keys::bearer_matches;
 use crate::ledger::{now_unix, Ledger};
+use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::SequencerHandle;
 use crate::submit::submit;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub signer: Arc<SignerKey>,
     /// The admin bearer token.
     pub admin_token: Arc<str>,
+    /// Threads for the signature checks of admission.
+    pub pool: WorkerPool,
 }
 
 /// The routes of SPEC §5, with problem+json fallbacks and the metrics layer.
@@ -118,7 +121,11 @@ async fn method_not_allowed() -> ApiError {
     ApiError::bad_request("method not allowed for this resource").with_status(405)
 }
 
-fn text_response(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
+fn text_response(
+    body: impl Into<Body>,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
     let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -162,10 +169,10 @@ fn is_text_plain(headers: &HeaderMap) -> bool {
 /// `POST /v1/add` — one leaf note as `text/plain`; answers the receipt once durable.
 async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     if !is_text_plain(req.headers()) {
-        return Err(
-            ApiError::bad_request("the body must be one leaf note with Content-Type: text/plain")
-                .with_status(415),
-        );
+        return Err(ApiError::bad_request(
+            "the body must be one leaf note with Content-Type: text/plain",
+        )
+        .with_status(415));
     }
     let declared = req
         .headers()
@@ -176,7 +183,7 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
         return Err(too_large());
     }
     let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT).await?;
-    let submitted = submit(&s.ledger, &s.sequencer, bytes.to_vec()).await?;
+    let submitted = submit(&s.ledger, &s.sequencer, &s.pool, bytes.to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())
 }
 
@@ -298,7 +305,12 @@ async fn inclusion(
         (Some(i), None) => i,
         (None, Some(h)) => {
             let h = decode_leaf_hash(&h)?;
-            match s.ledger.storage().leaf_index(&h).map_err(ApiError::internal)? {
+            match s
+                .ledger
+                .storage()
+                .leaf_index(&h)
+                .map_err(ApiError::internal)?
+            {
                 Some(i) if i < size => i,
                 _ => {
                     return Err(ApiError::not_found(format!(
@@ -399,14 +411,17 @@ pub struct EnrollRequest {
 
 /// Builds the log-signed enroll leaf for an admin request (SPEC §3 `enroll`).
 pub fn enroll_leaf(req: &EnrollRequest, signer: &SignerKey, time: u64) -> Result<Leaf, ApiError> {
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| ApiError::bad_request(format!("role {:?}: expected msp or prover", req.role)))?;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        ApiError::bad_request(format!("role {:?}: expected msp or prover", req.role))
+    })?;
     let name = Name::parse(&req.name)
         .map_err(|e| ApiError::bad_request(format!("name {:?}: {e}", req.name)))?;
-    let key = VerifierKey::parse(&req.key)
-        .map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
+    let key =
+        VerifierKey::parse(&req.key).map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
     if key.alg() != KeyAlg::Ed25519 {
-        return Err(ApiError::bad_request("key: must be an Ed25519 (type 0x01) note key"));
+        return Err(ApiError::bad_request(
+            "key: must be an Ed25519 (type 0x01) note key",
+        ));
     }
     if key.name() != name.as_str() {
         return Err(ApiError::bad_request(format!(
@@ -446,7 +461,7 @@ async fn enroll(
     let Json(req) = body?;
     let leaf = enroll_leaf(&req, &s.signer, now_unix())?;
     tracing::info!(role = %req.role, name = %req.name, "admin enroll");
-    let submitted = submit(&s.ledger, &s.sequencer, leaf.bytes().to_vec()).await?;
+    let submitted = submit(&s.ledger, &s.sequencer, &s.pool, leaf.bytes().to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())
 }
 

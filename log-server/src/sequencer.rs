@@ -223,6 +223,12 @@ impl Sequencer {
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                     Err(mpsc::error::TryRecvError::Empty) => {}
                 }
+                // Wait for more only while submissions are being checked (they hold reserved
+                // slots): a lone submission is committed at once, and under load the batch
+                // takes in what is about to arrive instead of paying one sync per few entries.
+                if rx.max_capacity() == rx.capacity() {
+                    break;
+                }
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(s)) => batch.push(s),
                     _ => break,
@@ -238,9 +244,9 @@ impl Sequencer {
                     // Fail-stop: answer everything still queued and refuse new work.
                     rx.close();
                     while let Ok(s) = rx.try_recv() {
-                        let _ = s
-                            .reply
-                            .send(Err(ApiError::overloaded("the log stopped on a storage error")));
+                        let _ = s.reply.send(Err(ApiError::overloaded(
+                            "the log stopped on a storage error",
+                        )));
                     }
                     return;
                 }
@@ -327,6 +333,7 @@ impl Sequencer {
         &mut self,
         batch: Vec<Submission>,
     ) -> (Vec<Reply>, Result<Arc<Head>, StorageError>) {
+        let began = Instant::now();
         let th = self.ledger.tree_hash();
         let old_size = self.frontier.size();
         let storage = self.ledger.storage();
@@ -343,7 +350,10 @@ impl Sequencer {
             }
             match storage.leaf_index(&sub.leaf_hash) {
                 Err(e) => {
-                    replies.push((sub.reply, Outcome::Refused(ApiError::overloaded("storage error"))));
+                    replies.push((
+                        sub.reply,
+                        Outcome::Refused(ApiError::overloaded("storage error")),
+                    ));
                     return (replies, Err(e));
                 }
                 Ok(Some(i)) if i < old_size => {
@@ -411,7 +421,12 @@ impl Sequencer {
         // Step 3: sign the checkpoint.
         let (signed, checkpoint) = match sign_checkpoint(&self.signer, new_size, root) {
             Ok(c) => c,
-            Err(e) => return (replies, Err(StorageError::Db(format!("signing: {}", e.detail)))),
+            Err(e) => {
+                return (
+                    replies,
+                    Err(StorageError::Db(format!("signing: {}", e.detail))),
+                )
+            }
         };
 
         // Steps 4 and 5: one atomic batch, then sync.
@@ -422,12 +437,20 @@ impl Sequencer {
             size: new_size,
             checkpoint: checkpoint.as_bytes().to_vec(),
         };
+        let prepared = Instant::now();
         if let Err(e) = storage.commit(&commit) {
             return (replies, Err(e));
         }
+        tracing::debug!(
+            entries = commit.leaves.len(),
+            prepare_us = prepared.duration_since(began).as_micros() as u64,
+            commit_us = prepared.elapsed().as_micros() as u64,
+            "batch committed"
+        );
 
         // Step 6: publish.
-        self.ledger.cache_hashes(commit.hashes_start, &commit.hashes);
+        self.ledger
+            .cache_hashes(commit.hashes_start, &commit.hashes);
         self.frontier = frontier;
         let registry = if pending.is_empty() {
             None
@@ -444,10 +467,10 @@ impl Sequencer {
             signed,
         };
         self.ledger.publish(head, registry);
-        self.ledger.metrics.appended.fetch_add(
-            new_size - old_size,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.ledger
+            .metrics
+            .appended
+            .fetch_add(new_size - old_size, std::sync::atomic::Ordering::Relaxed);
         (replies, Ok(self.ledger.head()))
     }
 }
@@ -565,9 +588,7 @@ mod tests {
         head
     }
 
-    fn answer(
-        rx: oneshot::Receiver<Result<Sequenced, ApiError>>,
-    ) -> Result<Sequenced, ApiError> {
+    fn answer(rx: oneshot::Receiver<Result<Sequenced, ApiError>>) -> Result<Sequenced, ApiError> {
         rx.blocking_recv().expect("answered")
     }
 
@@ -586,11 +607,25 @@ mod tests {
 
         // Batch 1: enroll k1, then a claim by k1 — in the same batch.
         let e1 = enroll_leaf(&log, Role::Msp, &k1, t);
-        let c1 = claim(&k1, "tel:+14155550100", "mimi://msp-a.example/u/a", t, &[], None);
+        let c1 = claim(
+            &k1,
+            "tel:+14155550100",
+            "mimi://msp-a.example/u/a",
+            t,
+            &[],
+            None,
+        );
         let (s1, r1) = submission(&ledger, &e1, log_signers(&ledger));
         let (s2, r2) = submission(&ledger, &c1, msp_signers(&k1));
         // A claim by k2, which is never enrolled.
-        let c2 = claim(&k2, "tel:+14155550101", "mimi://msp-b.example/u/b", t, &[], None);
+        let c2 = claim(
+            &k2,
+            "tel:+14155550101",
+            "mimi://msp-b.example/u/b",
+            t,
+            &[],
+            None,
+        );
         let (s3, r3) = submission(&ledger, &c2, msp_signers(&k2));
         // The same claim twice in one batch.
         let (s4, r4) = submission(&ledger, &c1, msp_signers(&k1));
@@ -609,8 +644,22 @@ mod tests {
         // Batch 2: re-enroll msp-a with k1b; a claim by the old k1 later in the batch is refused,
         // one by k1b is accepted, and a resubmission of a stored leaf answers its index.
         let e2 = enroll_leaf(&log, Role::Msp, &k1b, t + 1);
-        let old = claim(&k1, "tel:+14155550102", "mimi://msp-a.example/u/c", t, &[], None);
-        let new = claim(&k1b, "tel:+14155550102", "mimi://msp-a.example/u/c", t, &[], None);
+        let old = claim(
+            &k1,
+            "tel:+14155550102",
+            "mimi://msp-a.example/u/c",
+            t,
+            &[],
+            None,
+        );
+        let new = claim(
+            &k1b,
+            "tel:+14155550102",
+            "mimi://msp-a.example/u/c",
+            t,
+            &[],
+            None,
+        );
         let (s1, r1) = submission(&ledger, &e2, log_signers(&ledger));
         let (s2, r2) = submission(&ledger, &old, msp_signers(&k1));
         let (s3, r3) = submission(&ledger, &new, msp_signers(&k1b));
@@ -628,10 +677,23 @@ mod tests {
 
         // The published registry now has both enrollments, by index.
         let reg = ledger.registry();
-        assert_eq!(reg.key_at(Role::Msp, "msp-a.example", 2), Some(&k1.verifier()));
-        assert_eq!(reg.key_at(Role::Msp, "msp-a.example", 3), Some(&k1b.verifier()));
+        assert_eq!(
+            reg.key_at(Role::Msp, "msp-a.example", 2),
+            Some(&k1.verifier())
+        );
+        assert_eq!(
+            reg.key_at(Role::Msp, "msp-a.example", 3),
+            Some(&k1b.verifier())
+        );
         // And admission against the new snapshot refuses the old key outright.
-        let again = claim(&k1, "tel:+14155550103", "mimi://msp-a.example/u/d", t, &[], None);
+        let again = claim(
+            &k1,
+            "tel:+14155550103",
+            "mimi://msp-a.example/u/d",
+            t,
+            &[],
+            None,
+        );
         assert!(admit(again.bytes(), &reg.at(u64::MAX), &Policy::default(), t).is_err());
     }
 
@@ -680,11 +742,16 @@ mod tests {
                 // loaded afresh.
                 let count = stored_hash_count(head.size);
                 let all: Vec<u64> = (0..count).collect();
-                let plain = StoreReader(ledger.storage(), None).read_hashes(&all).expect("plain");
+                let plain = StoreReader(ledger.storage(), None)
+                    .read_hashes(&all)
+                    .expect("plain");
                 assert_eq!(ledger.reader().read_hashes(&all).expect("cached"), plain);
-                let fresh = crate::ledger::HashCache::load(ledger.storage(), head.size).expect("load");
+                let fresh =
+                    crate::ledger::HashCache::load(ledger.storage(), head.size).expect("load");
                 assert_eq!(
-                    StoreReader(ledger.storage(), Some(&fresh)).read_hashes(&all).expect("loaded"),
+                    StoreReader(ledger.storage(), Some(&fresh))
+                        .read_hashes(&all)
+                        .expect("loaded"),
                     plain
                 );
                 // Every leaf has a valid inclusion proof against the new head.

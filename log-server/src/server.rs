@@ -15,6 +15,7 @@ use crate::config::{Config, DEFAULT_ORIGIN};
 use crate::keys::{load_or_create_signer, load_or_create_token};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::pool::WorkerPool;
 use crate::routes::{router, AppState};
 use crate::sequencer;
 use crate::storage::sled::SledStorage;
@@ -95,6 +96,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
             sequencer: handle,
             signer,
             admin_token: token.into(),
+            pool: WorkerPool::per_cpu("admission").context("starting the admission threads")?,
         },
         stop,
         task,

@@ -4,7 +4,8 @@
 //!    (idempotence; no re-check, the leaf was admitted when it was stored);
 //! 2. reserve a queue slot (`503 overloaded` when full);
 //! 3. stateless admission (`ledger_core::admission::admit`: syntax, canonical form, policy, clock,
-//!    signatures against a registry snapshot) on the rayon pool, in parallel, off the async runtime;
+//!    signatures against a registry snapshot) on the worker pool, in parallel, off the async
+//!    runtime;
 //! 4. the sequencer re-checks the stateful parts at the final index and commits durably;
 //! 5. receipt: index, leaf hash, the signed checkpoint and the inclusion proof against it.
 
@@ -15,6 +16,7 @@ use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
 use crate::ledger::{now_unix, Ledger};
+use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::{SequencerHandle, Submission};
 
@@ -31,6 +33,7 @@ pub struct Submitted {
 pub async fn submit(
     ledger: &Arc<Ledger>,
     sequencer: &SequencerHandle,
+    pool: &WorkerPool,
     bytes: Vec<u8>,
 ) -> Result<Submitted, ApiError> {
     let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
@@ -51,17 +54,13 @@ pub async fn submit(
     // 2. A queue slot, before spending CPU on signatures.
     let permit = sequencer.reserve()?;
 
-    // 3. Stateless admission on the rayon pool.
+    // 3. Stateless admission on the worker pool.
     let registry = ledger.registry();
     let policy = ledger.policy();
-    let (tx, rx) = oneshot::channel();
-    rayon::spawn(move || {
-        let result = admit(&bytes, &registry.at(u64::MAX), &policy, now_unix());
-        let _ = tx.send(result);
-    });
-    let (leaf, signers) = rx
+    let (leaf, signers) = pool
+        .run(move || admit(&bytes, &registry.at(u64::MAX), &policy, now_unix()))
         .await
-        .map_err(|_| ApiError::internal("admission worker vanished"))??;
+        .ok_or_else(|| ApiError::internal("admission worker vanished"))??;
 
     // 4. Sequence.
     let (reply, answer) = oneshot::channel();

@@ -209,7 +209,10 @@ async fn add_receipts_tiles_proofs_and_lookup() {
             assert_eq!(cache.contains("immutable"), !tile.is_partial());
             reader.insert(tile, data).expect("tile");
         }
-        assert_eq!(tree_root(hash, 302, &reader).expect("root"), cp.checkpoint.root);
+        assert_eq!(
+            tree_root(hash, 302, &reader).expect("root"),
+            cp.checkpoint.root
+        );
         let mut all = Vec::new();
         for b in entry_bundles_for_size(302) {
             let (s, _, data) = log.get(&format!("/{}", b.path())).await;
@@ -223,7 +226,12 @@ async fn add_receipts_tiles_proofs_and_lookup() {
         }
         assert_eq!(mem.root(), cp.checkpoint.root);
         // Beyond the tree: 404 problem.
-        for path in ["/tile/0/001", "/tile/0/001.p/47", "/tile/entries/002.p/1", "/tile/0/x1"] {
+        for path in [
+            "/tile/0/001",
+            "/tile/0/001.p/47",
+            "/tile/entries/002.p/1",
+            "/tile/0/x1",
+        ] {
             let (s, _, b) = log.get(path).await;
             assert_eq!(problem(s, &b), (404, "not-found".into()), "{path}");
         }
@@ -276,20 +284,44 @@ async fn add_receipts_tiles_proofs_and_lookup() {
             Some(("msp-a.example", "mimi://msp-a.example/u/alice")),
             t - 60,
         );
-        log.add(&claim(&msp, sii, "mimi://msp-a.example/u/alice", t, &["Personal"], Some(att)))
-            .await;
-        log.add(&claim(&msp, sii, "mimi://msp-a.example/u/alice2", t, &[], None))
-            .await;
+        log.add(&claim(
+            &msp,
+            sii,
+            "mimi://msp-a.example/u/alice",
+            t,
+            &["Personal"],
+            Some(att),
+        ))
+        .await;
+        log.add(&claim(
+            &msp,
+            sii,
+            "mimi://msp-a.example/u/alice2",
+            t,
+            &[],
+            None,
+        ))
+        .await;
         let q = "/v1/lookup?sii=tel:%2B14155550100";
         let a: LookupAnswer = log.get_json(q).await;
         let v = verify_lookup(&a, &trust).expect("mapped verifies");
         assert_eq!(v.mappings.len(), 2);
         assert_eq!(a.keys.len(), 2, "the MSP's and the prover's enroll leaves");
 
-        log.add(&revoke(&msp, "msp-a.example", sii, "mimi://msp-a.example/u/alice2", t + 1, None))
-            .await;
+        log.add(&revoke(
+            &msp,
+            "msp-a.example",
+            sii,
+            "mimi://msp-a.example/u/alice2",
+            t + 1,
+            None,
+        ))
+        .await;
         let a: LookupAnswer = log.get_json(q).await;
-        assert_eq!(verify_lookup(&a, &trust).expect("verifies").mappings.len(), 1);
+        assert_eq!(
+            verify_lookup(&a, &trust).expect("verifies").mappings.len(),
+            1
+        );
 
         log.add(&optout(&prover, sii, t + 2)).await;
         let a: LookupAnswer = log.get_json(q).await;
@@ -308,7 +340,14 @@ async fn refusals_are_problems_and_store_nothing() {
     let msp = test_key("msp-a.example");
     let other = test_key("msp-b.example");
     log.enroll(Role::Msp, &msp).await;
-    let good = claim(&msp, "tel:+14155550100", "mimi://msp-a.example/u/a", t, &[], None);
+    let good = claim(
+        &msp,
+        "tel:+14155550100",
+        "mimi://msp-a.example/u/a",
+        t,
+        &[],
+        None,
+    );
     let text = String::from_utf8(good.bytes().to_vec()).expect("utf8");
 
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
@@ -316,17 +355,31 @@ async fn refusals_are_problems_and_store_nothing() {
         ("truncated", good.bytes()[..40].to_vec(), 400, "malformed"),
         (
             "unenrolled",
-            claim(&other, "tel:+14155550100", "mimi://msp-b.example/u/a", t, &[], None)
-                .bytes()
-                .to_vec(),
+            claim(
+                &other,
+                "tel:+14155550100",
+                "mimi://msp-b.example/u/a",
+                t,
+                &[],
+                None,
+            )
+            .bytes()
+            .to_vec(),
             403,
             "unknown-signer",
         ),
         (
             "skewed",
-            claim(&msp, "tel:+14155550100", "mimi://msp-a.example/u/a", t - 3600, &[], None)
-                .bytes()
-                .to_vec(),
+            claim(
+                &msp,
+                "tel:+14155550100",
+                "mimi://msp-a.example/u/a",
+                t - 3600,
+                &[],
+                None,
+            )
+            .bytes()
+            .to_vec(),
             422,
             "clock-skew",
         ),
@@ -355,7 +408,8 @@ async fn refusals_are_problems_and_store_nothing() {
     assert_eq!(problem(s, &b), (415, "bad-request".into()));
     // Admin without or with a wrong token.
     for auth in [None, Some("Bearer nope")] {
-        let mut req = Request::post("/v1/admin/enroll").header(header::CONTENT_TYPE, "application/json");
+        let mut req =
+            Request::post("/v1/admin/enroll").header(header::CONTENT_TYPE, "application/json");
         if let Some(a) = auth {
             req = req.header(header::AUTHORIZATION, a);
         }
@@ -366,8 +420,10 @@ async fn refusals_are_problems_and_store_nothing() {
     // Admin with bad JSON, a bad role, a key whose name differs.
     let bad_bodies = [
         "not json".to_string(),
-        serde_json::json!({"role":"king","name":"msp-a.example","key":msp.verifier().to_string()}).to_string(),
-        serde_json::json!({"role":"msp","name":"msp-x.example","key":msp.verifier().to_string()}).to_string(),
+        serde_json::json!({"role":"king","name":"msp-a.example","key":msp.verifier().to_string()})
+            .to_string(),
+        serde_json::json!({"role":"msp","name":"msp-x.example","key":msp.verifier().to_string()})
+            .to_string(),
         serde_json::json!({"role":"msp","name":"msp-a.example","key":"nope"}).to_string(),
     ];
     for body in bad_bodies {
@@ -394,7 +450,11 @@ async fn refusals_are_problems_and_store_nothing() {
         ("/v1/proof/consistency?from=0&to=1", 400, "bad-request"),
         ("/v1/proof/consistency?from=2&to=1", 400, "bad-request"),
         ("/v1/lookup", 400, "bad-request"),
-        ("/v1/lookup?sii=tel:%2B1%20415%20555%200100", 422, "non-canonical"),
+        (
+            "/v1/lookup?sii=tel:%2B1%20415%20555%200100",
+            422,
+            "non-canonical",
+        ),
         ("/v1/lookup?sii=tel:%2B999", 422, "invalid-sii"),
     ] {
         let (s, h, b) = log.get(uri).await;
@@ -402,7 +462,11 @@ async fn refusals_are_problems_and_store_nothing() {
         assert_eq!(problem(s, &b), (status, slug.to_string()), "{uri}");
     }
     let (s, _, b) = log
-        .send(Request::delete("/v1/info").body(Body::empty()).expect("req"))
+        .send(
+            Request::delete("/v1/info")
+                .body(Body::empty())
+                .expect("req"),
+        )
         .await;
     assert_eq!(problem(s, &b), (405, "bad-request".into()));
 
@@ -426,7 +490,14 @@ async fn restart_keeps_the_log_and_refuses_another_origin_or_hash() {
         let log = Log::start(dir.path(), TreeHash::Sha256);
         log.enroll(Role::Msp, &msp).await;
         let r = log
-            .add(&claim(&msp, "tel:+14155550100", "mimi://msp-a.example/u/a", t, &[], None))
+            .add(&claim(
+                &msp,
+                "tel:+14155550100",
+                "mimi://msp-a.example/u/a",
+                t,
+                &[],
+                None,
+            ))
             .await;
         let cp = log.opened.state.ledger.head().checkpoint.to_string();
         log.stop().await;
@@ -437,7 +508,14 @@ async fn restart_keeps_the_log_and_refuses_another_origin_or_hash() {
     assert_eq!(String::from_utf8(cp2).expect("utf8"), cp1);
     // The registry was rebuilt: the MSP may still submit.
     let r2 = log
-        .add(&claim(&msp, "tel:+14155550101", "mimi://msp-a.example/u/b", t, &[], None))
+        .add(&claim(
+            &msp,
+            "tel:+14155550101",
+            "mimi://msp-a.example/u/b",
+            t,
+            &[],
+            None,
+        ))
         .await;
     assert_eq!(r2.index, r.index + 1);
     log.stop().await;

@@ -4,6 +4,10 @@
 //! Prints entries/s verified and the process's peak RSS.
 //!
 //! `cargo run --release -p monitor --example catchup_bench -- [N] [--step-bundles B]`
+//!
+//! `BENCH_CONFLICT=all|watched|off` sets the `conflicting_claim` scope (default `all`, which keeps
+//! a state record per SII in sled: the most expensive rule). Besides wall-clock entries/s it prints
+//! entries per CPU-second, which is what to compare on a shared machine.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +19,9 @@ use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::entry::{Action, Enroll, Entry, Leaf, Role};
 use ledger_core::sii::Name;
 use ledger_core::testkit::{attestation, claim, test_key};
-use ledger_core::tile::{encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size};
+use ledger_core::tile::{
+    encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size,
+};
 use ledger_core::tree::MemoryHashStore;
 use ledger_core::TreeHash;
 use rayon::prelude::*;
@@ -33,6 +39,20 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of this process, from /proc/self/stat (clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
@@ -42,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
+    let conflict = std::env::var("BENCH_CONFLICT").unwrap_or_else(|_| "all".into());
 
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -54,10 +75,14 @@ fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let log_key = test_key(ORIGIN);
     let prover = test_key("prover.example");
-    let msps: Vec<_> = (0..50).map(|i| test_key(&format!("msp-{i}.example"))).collect();
+    let msps: Vec<_> = (0..50)
+        .map(|i| test_key(&format!("msp-{i}.example")))
+        .collect();
     let now = 1_764_158_400;
     let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(n);
-    for (role, key) in std::iter::once((Role::Prover, &prover)).chain(msps.iter().map(|k| (Role::Msp, k))) {
+    for (role, key) in
+        std::iter::once((Role::Prover, &prover)).chain(msps.iter().map(|k| (Role::Msp, k)))
+    {
         let e = Entry::Enroll(Enroll {
             role,
             name: Name::parse(key.name())?,
@@ -73,10 +98,18 @@ fn main() -> anyhow::Result<()> {
             let msp = &msps[i % msps.len()];
             let sii = format!("mailto:user{i}@example.com");
             let ssi = format!("mimi://{}/u/{i}", msp.name());
+            // One claim a second: each MSP claims 72 SIIs an hour, under the burst limit.
+            let time = now + i as u64;
             let att = (i % 2 == 0).then(|| {
-                attestation(&prover, Action::Claim, &sii, Some((msp.name(), &ssi)), now - 10)
+                attestation(
+                    &prover,
+                    Action::Claim,
+                    &sii,
+                    Some((msp.name(), &ssi)),
+                    time - 10,
+                )
             });
-            claim(msp, &sii, &ssi, now, &[], att).bytes().to_vec()
+            claim(msp, &sii, &ssi, time, &[], att).bytes().to_vec()
         })
         .collect();
     leaves.extend(claims);
@@ -108,7 +141,10 @@ fn main() -> anyhow::Result<()> {
     }
     drop(leaves);
     drop(store);
-    eprintln!("built a {size}-entry log in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "built a {size}-entry log in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // 2. Serve it.
     let files = Arc::new(files);
@@ -118,7 +154,9 @@ fn main() -> anyhow::Result<()> {
         for stream in listener.incoming().flatten() {
             let files = files.clone();
             std::thread::spawn(move || {
-                let Ok(mut w) = stream.try_clone() else { return };
+                let Ok(mut w) = stream.try_clone() else {
+                    return;
+                };
                 let mut r = BufReader::new(stream);
                 loop {
                     let mut line = String::new();
@@ -134,10 +172,17 @@ fn main() -> anyhow::Result<()> {
                             break;
                         }
                     }
-                    let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/');
+                    let path = line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or("/")
+                        .trim_start_matches('/');
                     let res = match files.get(path) {
                         Some(b) => w
-                            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", b.len()).as_bytes())
+                            .write_all(
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", b.len())
+                                    .as_bytes(),
+                            )
                             .and_then(|_| w.write_all(b)),
                         None => w.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"),
                     };
@@ -154,13 +199,14 @@ fn main() -> anyhow::Result<()> {
     let config = monitor::config::Config::parse(&format!(
         "[[log]]\nurl = \"http://{addr}\"\norigin = \"{ORIGIN}\"\nvkey = \"{}\"\n\n\
          [[watch]]\nprefix = \"tel:+1415555\"\nallowed = [\"msp-0.example\"]\n\n\
-         [rules]\nunattested_claim = \"watched\"\ntrusted_provers = [\"prover.example\"]\n\
+         [rules]\nconflicting_claim = \"{conflict}\"\nunattested_claim = \"watched\"\ntrusted_provers = [\"prover.example\"]\n\
          claim_burst = {{ max_siis = 100, window_s = 3600 }}\n\n\
          [[sink]]\ntype = \"file\"\npath = \"{}\"\n",
         log_key.verifier(),
         dir.path().join("alerts.jsonl").display()
     ))?;
     let rss_before = peak_rss_kib();
+    let cpu0 = cpu_seconds();
     let t1 = Instant::now();
     let ok = monitor::run(
         &config,
@@ -173,12 +219,16 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
     let secs = t1.elapsed().as_secs_f64();
-    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl"))?.lines().count();
+    let cpu = cpu_seconds() - cpu0;
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl"))?
+        .lines()
+        .count();
     println!(
-        "catch-up of {size} entries: {secs:.2} s, {:.0} entries/s; ok={ok}; {alerts} alerts \
-         peak RSS {} MiB (before catch-up {} MiB; \
+        "catch-up of {size} entries: {secs:.2} s wall, {:.0} entries/s; {cpu:.2} CPU-s \
+         ({:.0} entries per CPU-second); ok={ok}; {alerts} alerts; peak RSS {} MiB (before catch-up {} MiB; \
          includes the in-memory log being served); {} threads",
         size as f64 / secs,
+        size as f64 / cpu.max(1e-9),
         peak_rss_kib() / 1024,
         rss_before / 1024,
         rayon::current_num_threads()

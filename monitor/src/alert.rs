@@ -224,7 +224,9 @@ mod tests {
         let line = a.to_line();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut sorted = vec!["time", "kind", "severity", "log", "index", "sii", "msp", "detail"];
+        let mut sorted = vec![
+            "time", "kind", "severity", "log", "index", "sii", "msp", "detail",
+        ];
         assert!(line.starts_with("{\"time\":"));
         assert!(line.contains("\"kind\":\"unexpected-claimant\",\"severity\":\"critical\""));
         sorted.sort_unstable();

@@ -300,7 +300,9 @@ impl Config {
         }
         if let Some(b) = self.rules.claim_burst {
             if b.window_s == 0 {
-                return Err(ConfigError::Invalid("claim_burst.window_s must be > 0".into()));
+                return Err(ConfigError::Invalid(
+                    "claim_burst.window_s must be > 0".into(),
+                ));
             }
         }
         for s in &self.sinks {
@@ -420,7 +422,10 @@ mod tests {
         assert!(Config::parse("").is_err(), "no log");
         let t = format!("{}[[watch]]\nsii = \"tel:+1 415\"\n", log_toml());
         assert!(matches!(Config::parse(&t), Err(ConfigError::Invalid(_))));
-        let t = format!("{}[[watch]]\nsii = \"tel:+14155550100\"\nprefix = \"tel:\"\n", log_toml());
+        let t = format!(
+            "{}[[watch]]\nsii = \"tel:+14155550100\"\nprefix = \"tel:\"\n",
+            log_toml()
+        );
         assert!(matches!(Config::parse(&t), Err(ConfigError::Invalid(_))));
         let t = format!("{}bogus = 1\n", log_toml());
         assert!(matches!(Config::parse(&t), Err(ConfigError::Syntax { .. })));
@@ -444,6 +449,9 @@ mod tests {
         assert_eq!(c.rules.claim_burst.unwrap().max_siis, 3);
         assert_eq!(c.rules.unattested_claim, Scope::All);
         assert_eq!(c.sinks.len(), 3);
-        assert!(matches!(c.sinks[2], SinkConfig::Webhook { attempts: 5, .. }));
+        assert!(matches!(
+            c.sinks[2],
+            SinkConfig::Webhook { attempts: 5, .. }
+        ));
     }
 }

@@ -26,8 +26,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ledger_core::admission::KeyRegistry;
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Entry;
-use ledger_core::tile::{decode_entry_bundle, tile_for_stored_hash_index, Tile, TileHashReader, DATA_LEVEL, TILE_WIDTH};
-use ledger_core::tree::{prove_consistency, tree_root, verify_consistency, Frontier, HashReader, TreeError};
+use ledger_core::tile::{
+    decode_entry_bundle, tile_for_stored_hash_index, Tile, TileHashReader, DATA_LEVEL, TILE_WIDTH,
+};
+use ledger_core::tree::{
+    prove_consistency, tree_root, verify_consistency, Frontier, HashReader, TreeError,
+};
 use ledger_core::Hash;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -124,7 +128,10 @@ fn b64(h: &Hash) -> String {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 impl LogMonitor {
@@ -258,14 +265,25 @@ impl LogMonitor {
             Ok(cp) => match cp.verify_signature(&self.params.vkey) {
                 Err(e) => (
                     Some(cp.checkpoint.size),
-                    format!("the checkpoint at size {} fails the log signature: {e}", cp.checkpoint.size),
+                    format!(
+                        "the checkpoint at size {} fails the log signature: {e}",
+                        cp.checkpoint.size
+                    ),
                 ),
                 Ok(()) if self.params.quorum > 0 => {
-                    match cp.check_quorum(&self.params.witnesses, self.params.quorum, None, now_unix()) {
+                    match cp.check_quorum(
+                        &self.params.witnesses,
+                        self.params.quorum,
+                        None,
+                        now_unix(),
+                    ) {
                         Ok(()) => return Ok(Some(cp)),
                         Err(e) => (
                             Some(cp.checkpoint.size),
-                            format!("the checkpoint at size {} lacks its witness quorum: {e}", cp.checkpoint.size),
+                            format!(
+                                "the checkpoint at size {} lacks its witness quorum: {e}",
+                                cp.checkpoint.size
+                            ),
                         ),
                     }
                 }
@@ -301,7 +319,8 @@ impl LogMonitor {
         }
         if size < vs {
             if size > 0 {
-                if let TileCheck::Inconsistent(why) = self.tile_consistency(size, &root, vs, &vroot) {
+                if let TileCheck::Inconsistent(why) = self.tile_consistency(size, &root, vs, &vroot)
+                {
                     let a = Alert::new(
                         Kind::InconsistentCheckpoint,
                         &origin,
@@ -372,55 +391,76 @@ impl LogMonitor {
                 ),
             });
         }
-        self.progress.target_checkpoint = Some(String::from_utf8_lossy(&target.to_bytes()).into_owned());
-        let mut ui = Ui::new(cx.progress_bar, &self.params.name, self.frontier.size(), size);
-        while self.frontier.size() < size {
-            let from = self.frontier.size();
-            let first_bundle = from / u64::from(TILE_WIDTH);
-            let last_bundle = (size - 1) / u64::from(TILE_WIDTH);
-            let end_bundle = last_bundle.min(first_bundle + cx.step_bundles.max(1) - 1);
-            let bundles: Vec<Tile> = (first_bundle..=end_bundle)
-                .map(|n| Tile {
-                    level: DATA_LEVEL,
-                    index: n,
-                    width: (size - n * u64::from(TILE_WIDTH)).min(u64::from(TILE_WIDTH)) as u16,
-                })
-                .collect();
-            let t = Instant::now();
-            let fetched = self.fetch_bundles(&bundles)?;
-            self.timing.fetch += t.elapsed().as_secs_f64();
-            let mut leaves: Vec<Vec<u8>> = Vec::new();
-            for (tile, data) in bundles.iter().zip(fetched) {
-                let entries = match decode_entry_bundle(&data) {
-                    Ok(e) if e.len() == usize::from(tile.width) => e,
-                    Ok(e) => {
-                        let a = Alert::new(
-                            Kind::RootMismatch,
-                            &origin,
-                            Some(size),
-                            format!("/{} holds {} entries, not {}", tile.path(), e.len(), tile.width),
-                        );
-                        return self.halt(cx, a, &b64(&target.checkpoint.root));
+        self.progress.target_checkpoint =
+            Some(String::from_utf8_lossy(&target.to_bytes()).into_owned());
+        let mut ui = Ui::new(
+            cx.progress_bar,
+            &self.params.name,
+            self.frontier.size(),
+            size,
+        );
+        // A pipeline of two threads: the producer fetches, decodes, hashes and verifies step after
+        // step (verification only depends on earlier enrollments, which it tracks itself); this
+        // thread applies the rules, extends the frontier, commits and delivers. The producer owns
+        // the key registry meanwhile.
+        let producer = Producer {
+            client: self.client.clone(),
+            hash: self.params.hash,
+            size,
+            step_bundles: cx.step_bundles.max(1),
+        };
+        let mut registry = std::mem::replace(
+            &mut self.registry,
+            KeyRegistry::new(self.params.vkey.clone()),
+        );
+        let start = self.frontier.size();
+        let outcome = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Produced>(2);
+            let handle = s.spawn(move || {
+                producer.run(start, &mut registry, &tx);
+                registry
+            });
+            let mut outcome: Result<Option<String>, EngineError> = Ok(None);
+            for item in rx.iter() {
+                match item {
+                    Produced::Step {
+                        from,
+                        hashes,
+                        verdicts,
+                        fetch_s,
+                        verify_s,
+                    } => {
+                        self.timing.fetch += fetch_s;
+                        self.timing.verify += verify_s;
+                        if let Err(e) = self.process(from, hashes, &verdicts, cx) {
+                            outcome = Err(e);
+                            break;
+                        }
+                        ui.set(self.frontier.size());
                     }
-                    Err(e) => {
-                        let a = Alert::new(
-                            Kind::RootMismatch,
-                            &origin,
-                            Some(size),
-                            format!("/{} is not an entry bundle: {e}", tile.path()),
-                        );
-                        return self.halt(cx, a, &b64(&target.checkpoint.root));
+                    Produced::Malformed(detail) => {
+                        outcome = Ok(Some(detail));
+                        break;
                     }
-                };
-                let skip = if tile.index == first_bundle {
-                    (from % u64::from(TILE_WIDTH)) as usize
-                } else {
-                    0
-                };
-                leaves.extend(entries.into_iter().skip(skip));
+                    Produced::Failed(e) => {
+                        outcome = Err(e.into());
+                        break;
+                    }
+                }
             }
-            self.process(from, &leaves, cx)?;
-            ui.set(self.frontier.size());
+            drop(rx);
+            let registry = handle.join();
+            (outcome, registry)
+        });
+        match outcome {
+            (Ok(_), Ok(registry)) => self.registry = registry,
+            // After a failure the producer may have verified past what was committed: rebuild
+            // the registry from the committed enrollments.
+            _ => self.reload_registry(cx.store)?,
+        }
+        if let Some(detail) = outcome.0? {
+            let a = Alert::new(Kind::RootMismatch, &origin, Some(size), detail);
+            return self.halt(cx, a, &b64(&target.checkpoint.root));
         }
         ui.finish();
         let tm = std::mem::take(&mut self.timing);
@@ -454,6 +494,200 @@ impl LogMonitor {
         Ok(())
     }
 
+    fn reload_registry(&mut self, store: &Store) -> Result<(), EngineError> {
+        let mut registry = KeyRegistry::new(self.params.vkey.clone());
+        for (index, role, key) in store.enrollments(&self.params.name)? {
+            registry.add(index, role, key);
+        }
+        self.registry = registry;
+        Ok(())
+    }
+
+    /// Applies the rules to verified entries (indices `from..`), extends the frontier with their
+    /// leaf hashes, then commits the step and delivers its alerts.
+    fn process(
+        &mut self,
+        from: u64,
+        hashes: Vec<Hash>,
+        verdicts: &[Verdict],
+        cx: &mut Ctx<'_>,
+    ) -> Result<(), EngineError> {
+        if from != self.frontier.size() || hashes.len() != verdicts.len() {
+            return Err(EngineError::BadState {
+                log: self.params.name.clone(),
+                reason: format!(
+                    "step at {from} does not follow {} leaves",
+                    self.frontier.size()
+                ),
+            });
+        }
+        let t = Instant::now();
+        let mut commit = Commit::default();
+        {
+            let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
+            for (i, v) in verdicts.iter().enumerate() {
+                let index = from + i as u64;
+                step.apply(index, v)?;
+                if let Verdict::Good { leaf, .. } = v {
+                    if let Entry::Enroll(e) = leaf.entry() {
+                        commit.enrolls.push((
+                            self.params.name.clone(),
+                            index,
+                            e.role,
+                            e.key.clone(),
+                        ));
+                    }
+                }
+            }
+            step.into_commit(&mut commit);
+        }
+        for h in hashes {
+            self.frontier.push(h);
+        }
+        self.progress.entries_verified += verdicts.len() as u64;
+        self.save_progress(&mut commit);
+        self.timing.rules += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        cx.store.commit(commit)?;
+        cx.metrics.set_log(
+            &self.params.name,
+            self.progress.entries_verified,
+            self.frontier.size(),
+        );
+        cx.deliver()?;
+        self.timing.commit += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Raises `log-stalled` when no new checkpoint was seen for longer than configured. One alert
+    /// per stall (its id names the time of the last new checkpoint).
+    pub fn check_stalled(&mut self, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        let Some(limit) = self.params.stall_after_s else {
+            return Ok(());
+        };
+        let last = self.progress.last_new_checkpoint;
+        // A halted log is not read any more: its silence is ours, not the log's.
+        if last == 0 || self.progress.halted.is_some() {
+            return Ok(());
+        }
+        let age = now_unix().saturating_sub(last);
+        if age > limit {
+            let a = Alert::new(
+                Kind::LogStalled,
+                &self.params.origin,
+                Some(self.progress.verified_size),
+                format!(
+                    "no new checkpoint for {age} s (limit {limit} s); the last is at size {}",
+                    self.progress.verified_size
+                ),
+            );
+            self.alert_now(cx, a, &last.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// One step of the pipeline, from the producer.
+enum Produced {
+    /// Verified entries `from..from + verdicts.len()` and their leaf hashes.
+    Step {
+        from: u64,
+        hashes: Vec<Hash>,
+        verdicts: Vec<Verdict>,
+        fetch_s: f64,
+        verify_s: f64,
+    },
+    /// An entry bundle is malformed (a `root-mismatch`): what is wrong.
+    Malformed(String),
+    /// A bundle could not be fetched.
+    Failed(FetchError),
+}
+
+/// The fetching and verifying half of the catch-up pipeline.
+struct Producer {
+    client: TileClient,
+    hash: ledger_core::TreeHash,
+    size: u64,
+    step_bundles: u64,
+}
+
+impl Producer {
+    /// Produces steps from `start` to `size`, until done, failed, or the consumer hung up.
+    fn run(
+        &self,
+        start: u64,
+        registry: &mut KeyRegistry,
+        tx: &std::sync::mpsc::SyncSender<Produced>,
+    ) {
+        let width = u64::from(TILE_WIDTH);
+        let mut from = start;
+        while from < self.size {
+            let first_bundle = from / width;
+            let last_bundle = (self.size - 1) / width;
+            let end_bundle = last_bundle.min(first_bundle + self.step_bundles - 1);
+            let bundles: Vec<Tile> = (first_bundle..=end_bundle)
+                .map(|n| Tile {
+                    level: DATA_LEVEL,
+                    index: n,
+                    width: (self.size - n * width).min(width) as u16,
+                })
+                .collect();
+            let t = Instant::now();
+            let fetched = match self.fetch_bundles(&bundles) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.send(Produced::Failed(e));
+                    return;
+                }
+            };
+            let fetch_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut leaves: Vec<Vec<u8>> = Vec::new();
+            for (tile, data) in bundles.iter().zip(fetched) {
+                let entries = match decode_entry_bundle(&data) {
+                    Ok(e) if e.len() == usize::from(tile.width) => e,
+                    Ok(e) => {
+                        let _ = tx.send(Produced::Malformed(format!(
+                            "/{} holds {} entries, not {}",
+                            tile.path(),
+                            e.len(),
+                            tile.width
+                        )));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Produced::Malformed(format!(
+                            "/{} is not an entry bundle: {e}",
+                            tile.path()
+                        )));
+                        return;
+                    }
+                };
+                let skip = if tile.index == first_bundle {
+                    (from % width) as usize
+                } else {
+                    0
+                };
+                leaves.extend(entries.into_iter().skip(skip));
+            }
+            let th = self.hash;
+            let hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
+            let verdicts = verify_leaves(from, &leaves, registry);
+            let n = leaves.len() as u64;
+            let step = Produced::Step {
+                from,
+                hashes,
+                verdicts,
+                fetch_s,
+                verify_s: t.elapsed().as_secs_f64(),
+            };
+            if tx.send(step).is_err() {
+                return;
+            }
+            from += n;
+        }
+    }
+
     /// Fetches entry bundles concurrently (a few connections), in order.
     fn fetch_bundles(&self, bundles: &[Tile]) -> Result<Vec<Vec<u8>>, FetchError> {
         const CONNECTIONS: usize = 8;
@@ -476,7 +710,7 @@ impl LogMonitor {
                     Ok(r) => out.extend(r?),
                     Err(_) => {
                         return Err(FetchError::Failed {
-                            url: self.params.url.clone(),
+                            url: "(entry bundles)".into(),
                             reason: "fetch thread panicked".into(),
                         })
                     }
@@ -484,72 +718,6 @@ impl LogMonitor {
             }
             Ok(out)
         })
-    }
-
-    /// Verifies, applies the rules to and hashes `leaves` (indices `from..`), then commits the
-    /// step and delivers its alerts.
-    fn process(&mut self, from: u64, leaves: &[Vec<u8>], cx: &mut Ctx<'_>) -> Result<(), EngineError> {
-        let th = self.params.hash;
-        let t = Instant::now();
-        let hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
-        let verdicts = verify_leaves(from, leaves, &mut self.registry);
-        self.timing.verify += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut commit = Commit::default();
-        {
-            let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
-            for (i, v) in verdicts.iter().enumerate() {
-                let index = from + i as u64;
-                step.apply(index, v)?;
-                if let Verdict::Good { leaf, .. } = v {
-                    if let Entry::Enroll(e) = leaf.entry() {
-                        commit
-                            .enrolls
-                            .push((self.params.name.clone(), index, e.role, e.key.clone()));
-                    }
-                }
-            }
-            step.into_commit(&mut commit);
-        }
-        for h in hashes {
-            self.frontier.push(h);
-        }
-        self.progress.entries_verified += leaves.len() as u64;
-        self.save_progress(&mut commit);
-        self.timing.rules += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        cx.store.commit(commit)?;
-        cx.metrics.set_log(
-            &self.params.name,
-            self.progress.entries_verified,
-            self.frontier.size(),
-        );
-        cx.deliver()?;
-        self.timing.commit += t.elapsed().as_secs_f64();
-        Ok(())
-    }
-
-    /// Raises `log-stalled` when no new checkpoint was seen for longer than configured. One alert
-    /// per stall (its id names the time of the last new checkpoint).
-    pub fn check_stalled(&mut self, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
-        let Some(limit) = self.params.stall_after_s else {
-            return Ok(());
-        };
-        let last = self.progress.last_new_checkpoint;
-        if last == 0 {
-            return Ok(());
-        }
-        let age = now_unix().saturating_sub(last);
-        if age > limit {
-            let a = Alert::new(
-                Kind::LogStalled,
-                &self.params.origin,
-                Some(self.progress.verified_size),
-                format!("no new checkpoint for {age} s (limit {limit} s); the last is at size {}", self.progress.verified_size),
-            );
-            self.alert_now(cx, a, &last.to_string())?;
-        }
-        Ok(())
     }
 }
 
@@ -585,7 +753,9 @@ impl<'a> LazyTiles<'a> {
         let width = at_level
             .saturating_sub(needed.index * u64::from(TILE_WIDTH))
             .min(u64::from(TILE_WIDTH)) as u16;
-        let missing = || TreeError::MissingTile { path: needed.path() };
+        let missing = || TreeError::MissingTile {
+            path: needed.path(),
+        };
         if width < needed.width {
             return Err(missing());
         }
@@ -600,9 +770,20 @@ impl<'a> LazyTiles<'a> {
         let mut data = self.client.get(&tile.path());
         if matches!(data, Err(FetchError::NotFound { .. })) && width < TILE_WIDTH {
             // The partial tile may be gone once full (tlog-tiles); the full one has the prefix.
-            data = self.client.get(&Tile { width: TILE_WIDTH, ..tile }.path()).map(|d| {
-                d.get(..tile.hash_data_len()).map(<[u8]>::to_vec).unwrap_or(d)
-            });
+            data = self
+                .client
+                .get(
+                    &Tile {
+                        width: TILE_WIDTH,
+                        ..tile
+                    }
+                    .path(),
+                )
+                .map(|d| {
+                    d.get(..tile.hash_data_len())
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or(d)
+                });
         }
         let data = data.map_err(|e| {
             if let Ok(mut g) = self.error.lock() {

@@ -10,7 +10,7 @@
 //! - [`engine`]: one log's checkpoint checks, catch-up and tree recomputation;
 //! - [`store`]: crash-safe state (sled);
 //! - [`sinks`]: stdout, file, exec hook and webhook delivery;
-//! - [`metrics`]: `/metrics`;
+//! - [`metrics`]: the Prometheus endpoint;
 //! - [`run`]: the whole monitor, as the binary runs it.
 //!
 //! All verification is `ledger-core`'s: the monitor checks exactly what the log and clients check.

@@ -60,18 +60,27 @@ impl Metrics {
         out.push_str("# HELP monitor_entries_verified_total Entries verified against SPEC §3.\n");
         out.push_str("# TYPE monitor_entries_verified_total counter\n");
         for (log, n) in &m.entries {
-            out.push_str(&format!("monitor_entries_verified_total{{log=\"{}\"}} {n}\n", esc(log)));
+            out.push_str(&format!(
+                "monitor_entries_verified_total{{log=\"{}\"}} {n}\n",
+                esc(log)
+            ));
         }
         out.push_str("# HELP monitor_log_position Leaves downloaded and hashed, per log.\n");
         out.push_str("# TYPE monitor_log_position gauge\n");
         for (log, n) in &m.position {
-            out.push_str(&format!("monitor_log_position{{log=\"{}\"}} {n}\n", esc(log)));
+            out.push_str(&format!(
+                "monitor_log_position{{log=\"{}\"}} {n}\n",
+                esc(log)
+            ));
         }
         out.push_str("# HELP monitor_alerts_total Alerts delivered, by kind.\n");
         out.push_str("# TYPE monitor_alerts_total counter\n");
         for k in Kind::ALL {
             let n = m.alerts.get(&k).copied().unwrap_or(0);
-            out.push_str(&format!("monitor_alerts_total{{kind=\"{}\"}} {n}\n", k.as_str()));
+            out.push_str(&format!(
+                "monitor_alerts_total{{kind=\"{}\"}} {n}\n",
+                k.as_str()
+            ));
         }
         out.push_str("# HELP monitor_checkpoint_age_seconds Seconds since the log's checkpoint last changed.\n");
         out.push_str("# TYPE monitor_checkpoint_age_seconds gauge\n");
@@ -87,7 +96,9 @@ impl Metrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Serves `GET /metrics` on `addr` in a background thread; returns the bound address.
@@ -148,7 +159,8 @@ mod tests {
         assert!(text.contains("monitor_checkpoint_age_seconds{log=\"a/log\"} "));
         let addr = serve("127.0.0.1:0".parse().unwrap(), m).unwrap();
         let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut resp = String::new();
         std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 200 OK"));

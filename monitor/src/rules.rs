@@ -78,7 +78,11 @@ impl<'a> Step<'a> {
     }
 
     fn watched(&self, sii: &str) -> Vec<&'a Watch> {
-        self.rules.watches.iter().filter(|w| w.matches(sii)).collect()
+        self.rules
+            .watches
+            .iter()
+            .filter(|w| w.matches(sii))
+            .collect()
     }
 
     fn in_scope(&self, scope: Scope, sii: &str) -> bool {
@@ -192,7 +196,8 @@ impl<'a> Step<'a> {
                         .filter(|m| m.msp != msp)
                         .map(|m| format!("{} (index {})", m.msp, m.index))
                         .collect();
-                    rec.mappings.retain(|m| !(m.msp == msp && m.ssi == c.ssi.as_str()));
+                    rec.mappings
+                        .retain(|m| !(m.msp == msp && m.ssi == c.ssi.as_str()));
                     rec.mappings.push(MappingRec {
                         msp: msp.to_string(),
                         ssi: c.ssi.as_str().to_string(),

@@ -236,7 +236,10 @@ pub fn hook_env(a: &Identified, line: &str) -> Vec<(&'static str, String)> {
         ("MONITOR_KIND", al.kind.as_str().to_string()),
         ("MONITOR_SEVERITY", al.severity.as_str().to_string()),
         ("MONITOR_LOG", al.log.clone()),
-        ("MONITOR_INDEX", al.index.map(|i| i.to_string()).unwrap_or_default()),
+        (
+            "MONITOR_INDEX",
+            al.index.map(|i| i.to_string()).unwrap_or_default(),
+        ),
         ("MONITOR_SII", al.sii.clone().unwrap_or_default()),
         ("MONITOR_MSP", al.msp.clone().unwrap_or_default()),
         ("MONITOR_DETAIL", al.detail.clone()),
@@ -244,7 +247,12 @@ pub fn hook_env(a: &Identified, line: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn run_hook(command: &[String], timeout: Duration, a: &Identified, line: &str) -> Result<(), String> {
+fn run_hook(
+    command: &[String],
+    timeout: Duration,
+    a: &Identified,
+    line: &str,
+) -> Result<(), String> {
     let (prog, args) = command.split_first().ok_or("empty command")?;
     let mut child = Command::new(prog)
         .args(args)
@@ -282,15 +290,28 @@ pub fn deliver_pending(
     metrics: &Metrics,
 ) -> Result<usize, SinkError> {
     let mut done = 0;
+    let count = sinks.len();
     for (seq_key, a) in store.pending()? {
-        for (n, sink) in sinks.iter_mut().enumerate() {
-            if store.sink_delivered(n, &a.id)? {
-                continue;
+        let mut todo = Vec::new();
+        for n in 0..count {
+            if !store.sink_delivered(n, &a.id)? {
+                todo.push(n);
             }
-            let file_len = sink.deliver(&a)?;
-            store.mark_sink(n, &a.id, file_len)?;
         }
-        store.mark_done(&seq_key, &a.id, sinks.len())?;
+        let mut last_file_len = None;
+        for (k, &n) in todo.iter().enumerate() {
+            let Some(sink) = sinks.get_mut(n) else {
+                continue;
+            };
+            let file_len = sink.deliver(&a)?;
+            if k + 1 == todo.len() {
+                // The last sink's mark and the alert's completion are one write.
+                last_file_len = file_len.map(|len| (n, len));
+            } else {
+                store.mark_sink(n, &a.id, file_len)?;
+            }
+        }
+        store.mark_done(&seq_key, &a.id, count, last_file_len)?;
         metrics.alert(a.alert.kind);
         done += 1;
     }
@@ -319,7 +340,7 @@ mod tests {
             .unwrap();
         let metrics = Metrics::default();
         {
-            let mut sinks = vec![Sink::open(0, &cfg, &store).unwrap()];
+            let mut sinks = [Sink::open(0, &cfg, &store).unwrap()];
             // Simulate a crash after writing `b` but before recording it: deliver `a` fully, then
             // write `b` by hand.
             let len = sinks[0].deliver(&a).unwrap();
@@ -356,7 +377,11 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
             text,
-            format!("unexpected-claimant 9 tel:+14155550100 {}\n{}\n", a.id, a.alert.to_line())
+            format!(
+                "unexpected-claimant 9 tel:+14155550100 {}\n{}\n",
+                a.id,
+                a.alert.to_line()
+            )
         );
         let failing = SinkConfig::Exec {
             command: vec!["/bin/sh".into(), "-c".into(), "exit 3".into()],
@@ -364,6 +389,9 @@ mod tests {
             attempts: 2,
         };
         let mut sink = Sink::open(1, &failing, &store).unwrap();
-        assert!(matches!(sink.deliver(&a), Err(SinkError::GaveUp { attempts: 2, .. })));
+        assert!(matches!(
+            sink.deliver(&a),
+            Err(SinkError::GaveUp { attempts: 2, .. })
+        ));
     }
 }

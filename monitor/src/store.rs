@@ -143,7 +143,9 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir.join("db"))
+            // Flushed explicitly after every atomic step; a bounded cache keeps RSS small.
             .flush_every_ms(None)
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         Ok(Store { db })
     }
@@ -211,10 +213,16 @@ impl Store {
             );
         }
         for (log, sii, rec) in &c.siis {
-            batch.insert(key(&[b"L", log.as_bytes(), b"sii", sii.as_bytes()]), encode(rec));
+            batch.insert(
+                key(&[b"L", log.as_bytes(), b"sii", sii.as_bytes()]),
+                encode(rec),
+            );
         }
         for (log, msp, rec) in &c.bursts {
-            batch.insert(key(&[b"L", log.as_bytes(), b"burst", msp.as_bytes()]), encode(rec));
+            batch.insert(
+                key(&[b"L", log.as_bytes(), b"burst", msp.as_bytes()]),
+                encode(rec),
+            );
         }
         if !c.alerts.is_empty() {
             let mut seq = self
@@ -248,17 +256,28 @@ impl Store {
 
     /// Whether sink `sink` acknowledged alert `id`.
     pub fn sink_delivered(&self, sink: usize, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .db
-            .contains_key(key(&[b"A", b"s", sink.to_string().as_bytes(), id.as_bytes()]))?)
+        Ok(self.db.contains_key(key(&[
+            b"A",
+            b"s",
+            sink.to_string().as_bytes(),
+            id.as_bytes(),
+        ]))?)
     }
 
     /// Records that sink `sink` acknowledged alert `id` (and, for a file sink, the file's new
     /// length), durably.
-    pub fn mark_sink(&self, sink: usize, id: &str, file_len: Option<u64>) -> Result<(), StoreError> {
+    pub fn mark_sink(
+        &self,
+        sink: usize,
+        id: &str,
+        file_len: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let n = sink.to_string();
-        batch.insert(key(&[b"A", b"s", n.as_bytes(), id.as_bytes()]), b"".to_vec());
+        batch.insert(
+            key(&[b"A", b"s", n.as_bytes(), id.as_bytes()]),
+            b"".to_vec(),
+        );
         if let Some(len) = file_len {
             batch.insert(key(&[b"F", n.as_bytes()]), len.to_be_bytes().to_vec());
         }
@@ -267,9 +286,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records that every sink acknowledged the pending alert at `seq_key`.
-    pub fn mark_done(&self, seq_key: &[u8], id: &str, sinks: usize) -> Result<(), StoreError> {
+    /// Records that every sink acknowledged the pending alert at `seq_key` (and, when the last
+    /// one was a file sink, `(sink, the file's new length)`), in one durable write.
+    pub fn mark_done(
+        &self,
+        seq_key: &[u8],
+        id: &str,
+        sinks: usize,
+        file_len: Option<(usize, u64)>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        if let Some((n, len)) = file_len {
+            batch.insert(
+                key(&[b"F", n.to_string().as_bytes()]),
+                len.to_be_bytes().to_vec(),
+            );
+        }
         batch.remove(seq_key);
         batch.insert(key(&[b"A", b"id", id.as_bytes()]), b"delivered".to_vec());
         for n in 0..sinks {
@@ -291,8 +323,10 @@ impl Store {
 
     /// Records a file sink's length without a delivery (when it is first opened).
     pub fn set_file_len(&self, sink: usize, len: u64) -> Result<(), StoreError> {
-        self.db
-            .insert(key(&[b"F", sink.to_string().as_bytes()]), len.to_be_bytes().to_vec())?;
+        self.db.insert(
+            key(&[b"F", sink.to_string().as_bytes()]),
+            len.to_be_bytes().to_vec(),
+        )?;
         self.db.flush()?;
         Ok(())
     }
@@ -331,7 +365,8 @@ mod tests {
         s.mark_sink(0, &a.id, Some(10)).unwrap();
         assert!(s.sink_delivered(0, &a.id).unwrap());
         assert_eq!(s.file_len(0).unwrap(), Some(10));
-        s.mark_done(&pending[0].0, &a.id, 1).unwrap();
+        s.mark_done(&pending[0].0, &a.id, 1, Some((0, 20))).unwrap();
+        assert_eq!(s.file_len(0).unwrap(), Some(20));
         assert!(s.pending().unwrap().is_empty());
         assert!(s.alert_known(&a.id).unwrap(), "delivered ids stay known");
     }

@@ -20,7 +20,7 @@ use ledger_core::note::Note;
 use rayon::prelude::*;
 
 /// How many entries share one batch (and are re-checked one by one when it fails).
-pub const BATCH: usize = 64;
+pub const BATCH: usize = 128;
 
 /// The outcome of verifying one entry.
 #[derive(Clone, Debug)]
@@ -42,6 +42,9 @@ pub enum Verdict {
         leaf: Option<Leaf>,
     },
 }
+
+/// An entry as parsed, with the verdict on it when it is an enrollment (decided in order).
+type Item = (usize, Result<Leaf, String>, Option<Result<(), String>>);
 
 /// One signature to check: message, signature, key.
 struct SigCheck<'a> {
@@ -84,7 +87,7 @@ pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) ->
     }
     // 3. Everything else, by groups of BATCH, in parallel.
     let registry: &KeyRegistry = registry;
-    let items: Vec<(usize, Result<Leaf, String>, Option<Result<(), String>>)> = parsed
+    let items: Vec<Item> = parsed
         .into_iter()
         .zip(enroll_ok)
         .enumerate()
@@ -97,11 +100,7 @@ pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) ->
 }
 
 /// Verifies one group: enrollments as already decided, the others by one batch.
-fn verify_group(
-    start: u64,
-    group: &[(usize, Result<Leaf, String>, Option<Result<(), String>>)],
-    registry: &KeyRegistry,
-) -> Vec<Verdict> {
+fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Verdict> {
     let mut out: Vec<Option<Verdict>> = vec![None; group.len()];
     let mut batch: Vec<SigCheck<'_>> = Vec::new();
     let mut batched: Vec<(usize, Option<Role>, Option<String>)> = Vec::new();
@@ -289,12 +288,23 @@ mod tests {
         let t = log.now;
         let ssi = "mimi://msp-a.example/u/a";
         let sii = "tel:+14155550100";
-        let good_att = || attestation(&prover, Action::Claim, sii, Some(("msp-a.example", ssi)), t - 5);
+        let good_att = || {
+            attestation(
+                &prover,
+                Action::Claim,
+                sii,
+                Some(("msp-a.example", ssi)),
+                t - 5,
+            )
+        };
         let mut leaves: Vec<(Leaf, bool)> = vec![
             (claim(&msp, sii, ssi, t, &[], None), true),
             (claim(&msp, sii, ssi, t, &["Work"], Some(good_att())), true),
             // Attestation expired before the entry time.
-            (claim(&msp, sii, ssi, t + 200_000, &[], Some(good_att())), false),
+            (
+                claim(&msp, sii, ssi, t + 200_000, &[], Some(good_att())),
+                false,
+            ),
             // Attestation by a non-prover.
             (
                 claim(
@@ -303,7 +313,13 @@ mod tests {
                     ssi,
                     t,
                     &[],
-                    Some(attestation(&stranger, Action::Claim, sii, Some(("msp-a.example", ssi)), t - 5)),
+                    Some(attestation(
+                        &stranger,
+                        Action::Claim,
+                        sii,
+                        Some(("msp-a.example", ssi)),
+                        t - 5,
+                    )),
                 ),
                 false,
             ),
@@ -315,12 +331,21 @@ mod tests {
                     ssi,
                     t,
                     &[],
-                    Some(attestation(&prover, Action::Claim, "tel:+14155550101", Some(("msp-a.example", ssi)), t - 5)),
+                    Some(attestation(
+                        &prover,
+                        Action::Claim,
+                        "tel:+14155550101",
+                        Some(("msp-a.example", ssi)),
+                        t - 5,
+                    )),
                 ),
                 false,
             ),
             // Unenrolled MSP.
-            (claim(&other, sii, "mimi://msp-b.example/u/b", t, &[], None), false),
+            (
+                claim(&other, sii, "mimi://msp-b.example/u/b", t, &[], None),
+                false,
+            ),
             (revoke(&msp, "msp-a.example", sii, ssi, t, None), true),
             (
                 revoke(
@@ -329,7 +354,13 @@ mod tests {
                     sii,
                     ssi,
                     t,
-                    Some(attestation(&prover, Action::Revoke, sii, Some(("msp-a.example", ssi)), t - 5)),
+                    Some(attestation(
+                        &prover,
+                        Action::Revoke,
+                        sii,
+                        Some(("msp-a.example", ssi)),
+                        t - 5,
+                    )),
                 ),
                 true,
             ),
@@ -359,10 +390,17 @@ mod tests {
             let core = verify_entry(leaf, &registry.at(start + i as u64));
             assert_eq!(core.is_ok(), *expect_good, "case {i}: core says {core:?}");
             match v {
-                Verdict::Good { signer_role, attested_by, .. } => {
+                Verdict::Good {
+                    signer_role,
+                    attested_by,
+                    ..
+                } => {
                     let s = core.unwrap_or_else(|e| panic!("case {i}: batch good, core {e}"));
                     assert_eq!(*signer_role, s.role, "case {i}");
-                    assert_eq!(attested_by.as_deref(), s.attestation.as_ref().map(|k| k.name()));
+                    assert_eq!(
+                        attested_by.as_deref(),
+                        s.attestation.as_ref().map(|k| k.name())
+                    );
                 }
                 Verdict::Bad { reason, .. } => {
                     let e = core.expect_err("batch bad, core good");
@@ -370,7 +408,10 @@ mod tests {
                 }
             }
         }
-        assert!(matches!(verdicts.last(), Some(Verdict::Bad { leaf: None, .. })));
+        assert!(matches!(
+            verdicts.last(),
+            Some(Verdict::Bad { leaf: None, .. })
+        ));
     }
 
     /// An all-good batch takes the batch path and reports the signers.
@@ -383,15 +424,44 @@ mod tests {
         let mut raw = vec![log.leaf(0).bytes().to_vec()];
         for i in 0..200u64 {
             let sii = format!("mailto:user{i}@example.com");
-            raw.push(claim(&msp, &sii, "mimi://msp-a.example/u/x", t, &[], None).bytes().to_vec());
+            raw.push(
+                claim(&msp, &sii, "mimi://msp-a.example/u/x", t, &[], None)
+                    .bytes()
+                    .to_vec(),
+            );
         }
         // A claim before the enrollment would be bad: check it by putting one first.
-        let early = claim(&msp, "mailto:early@example.com", "mimi://msp-a.example/u/x", t, &[], None);
+        let early = claim(
+            &msp,
+            "mailto:early@example.com",
+            "mimi://msp-a.example/u/x",
+            t,
+            &[],
+            None,
+        );
         raw.insert(0, early.bytes().to_vec());
         let mut registry = KeyRegistry::new(log.key.verifier());
         let v = verify_leaves(0, &raw, &mut registry);
-        assert!(matches!(v[0], Verdict::Bad { .. }), "claim before enrollment");
-        assert!(matches!(v[1], Verdict::Good { signer_role: None, .. }), "enroll");
-        assert!(v[2..].iter().all(|v| matches!(v, Verdict::Good { signer_role: Some(Role::Msp), .. })));
+        assert!(
+            matches!(v[0], Verdict::Bad { .. }),
+            "claim before enrollment"
+        );
+        assert!(
+            matches!(
+                v[1],
+                Verdict::Good {
+                    signer_role: None,
+                    ..
+                }
+            ),
+            "enroll"
+        );
+        assert!(v[2..].iter().all(|v| matches!(
+            v,
+            Verdict::Good {
+                signer_role: Some(Role::Msp),
+                ..
+            }
+        )));
     }
 }

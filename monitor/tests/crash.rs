@@ -25,9 +25,23 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
     let mut expected = BTreeSet::new();
     for i in 0..3000u64 {
         let leaf = if i % 100 == 50 {
-            claim(&rogue, WATCHED, &format!("mimi://rogue.example/u/{i}"), t, &[], None)
+            claim(
+                &rogue,
+                WATCHED,
+                &format!("mimi://rogue.example/u/{i}"),
+                t,
+                &[],
+                None,
+            )
         } else {
-            claim(&msp, &format!("mailto:u{i}@example.com"), "mimi://msp-a.example/u/x", t, &[], None)
+            claim(
+                &msp,
+                &format!("mailto:u{i}@example.com"),
+                "mimi://msp-a.example/u/x",
+                t,
+                &[],
+                None,
+            )
         };
         let index = log.push(leaf);
         if i % 100 == 50 {
@@ -51,16 +65,29 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
         s.wait_alerts(Duration::from_secs(120), |a| a.len() >= kill_after);
         child.kill().expect("kill -9");
         let status = child.wait().expect("wait");
-        assert!(!status.success(), "the monitor finished before it was killed; slow the server down");
+        assert!(
+            !status.success(),
+            "the monitor finished before it was killed; slow the server down"
+        );
     }
     server.set_delay(Duration::ZERO);
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "{err}");
     let alerts = s.alerts();
-    assert!(kinds(&alerts).iter().all(|k| k == "unexpected-claimant"), "{alerts:#?}");
-    let indices: Vec<u64> = alerts.iter().map(|a| a["index"].as_u64().unwrap()).collect();
+    assert!(
+        kinds(&alerts).iter().all(|k| k == "unexpected-claimant"),
+        "{alerts:#?}"
+    );
+    let indices: Vec<u64> = alerts
+        .iter()
+        .map(|a| a["index"].as_u64().unwrap())
+        .collect();
     let unique: BTreeSet<u64> = indices.iter().copied().collect();
-    assert_eq!(indices.len(), unique.len(), "duplicated alerts: {indices:?}");
+    assert_eq!(
+        indices.len(),
+        unique.len(),
+        "duplicated alerts: {indices:?}"
+    );
     assert_eq!(unique, expected, "missed alerts");
     // And a further run repeats nothing.
     assert!(s.run_once(&[]).0);

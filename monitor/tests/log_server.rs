@@ -36,11 +36,31 @@ fn rules_fire_on_a_real_log_and_honest_traffic_is_quiet() {
     tl.enroll(Role::Prover, &prover);
     let t = now();
     let ssi_a = "mimi://msp-a.example/u/alice";
-    let att = attestation(&prover, Action::Claim, WATCHED, Some(("msp-a.example", ssi_a)), t - 60);
+    let att = attestation(
+        &prover,
+        Action::Claim,
+        WATCHED,
+        Some(("msp-a.example", ssi_a)),
+        t - 60,
+    );
     tl.submit_ok(&claim(&msp_a, WATCHED, ssi_a, t, &["Personal"], Some(att)));
-    tl.submit_ok(&claim(&msp_b, "mailto:bob@example.com", "mimi://msp-b.example/u/bob", t, &[], None));
+    tl.submit_ok(&claim(
+        &msp_b,
+        "mailto:bob@example.com",
+        "mimi://msp-b.example/u/bob",
+        t,
+        &[],
+        None,
+    ));
     for i in 0..5 {
-        tl.submit_ok(&claim(&burst, &format!("mailto:b{i}@example.com"), "mimi://burst.example/u/x", t, &[], None));
+        tl.submit_ok(&claim(
+            &burst,
+            &format!("mailto:b{i}@example.com"),
+            "mimi://burst.example/u/x",
+            t,
+            &[],
+            None,
+        ));
     }
 
     let s = Setup::new();
@@ -61,9 +81,19 @@ fn rules_fire_on_a_real_log_and_honest_traffic_is_quiet() {
     assert!(fresh.is_empty(), "honest traffic: {fresh:#?}");
 
     // A rogue MSP claims the watched number: exactly one unexpected-claimant, naming the index.
-    let r = tl.submit_ok(&claim(&rogue, WATCHED, "mimi://rogue.example/u/mallory", t, &[], None));
+    let r = tl.submit_ok(&claim(
+        &rogue,
+        WATCHED,
+        "mimi://rogue.example/u/mallory",
+        t,
+        &[],
+        None,
+    ));
     let fresh = new_alerts(&s, &mut seen);
-    let unexpected: Vec<_> = fresh.iter().filter(|a| a["kind"] == "unexpected-claimant").collect();
+    let unexpected: Vec<_> = fresh
+        .iter()
+        .filter(|a| a["kind"] == "unexpected-claimant")
+        .collect();
     assert_eq!(unexpected.len(), 1, "{fresh:#?}");
     assert_eq!(unexpected[0]["index"], r.index);
     assert_eq!(unexpected[0]["sii"], WATCHED);
@@ -72,30 +102,67 @@ fn rules_fire_on_a_real_log_and_honest_traffic_is_quiet() {
     assert!(fresh.iter().all(|a| a["index"] == r.index), "{fresh:#?}");
 
     // A sixth distinct SII by one MSP within the window: claim-burst.
-    let r = tl.submit_ok(&claim(&burst, "mailto:b5@example.com", "mimi://burst.example/u/x", t, &[], None));
+    let r = tl.submit_ok(&claim(
+        &burst,
+        "mailto:b5@example.com",
+        "mimi://burst.example/u/x",
+        t,
+        &[],
+        None,
+    ));
     let fresh = new_alerts(&s, &mut seen);
     assert_eq!(kinds(&fresh), vec!["claim-burst"], "{fresh:#?}");
     assert_eq!(fresh[0]["index"], r.index);
     assert_eq!(fresh[0]["msp"], "burst.example");
 
     // A second MSP maps bob's address: conflicting-claim.
-    let r = tl.submit_ok(&claim(&msp_c, "mailto:bob@example.com", "mimi://msp-c.example/u/bob", t, &[], None));
+    let r = tl.submit_ok(&claim(
+        &msp_c,
+        "mailto:bob@example.com",
+        "mimi://msp-c.example/u/bob",
+        t,
+        &[],
+        None,
+    ));
     let fresh = new_alerts(&s, &mut seen);
     assert_eq!(kinds(&fresh), vec!["conflicting-claim"], "{fresh:#?}");
     assert_eq!(fresh[0]["index"], r.index);
     assert_eq!(fresh[0]["sii"], "mailto:bob@example.com");
-    assert!(fresh[0]["detail"].as_str().unwrap().contains("msp-b.example"));
+    assert!(fresh[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("msp-b.example"));
 
     // The allowed MSP claims a watched address without an attestation: unattested-claim.
-    let r = tl.submit_ok(&claim(&msp_a, "mailto:watched-1@example.com", "mimi://msp-a.example/u/w", t, &[], None));
+    let r = tl.submit_ok(&claim(
+        &msp_a,
+        "mailto:watched-1@example.com",
+        "mimi://msp-a.example/u/w",
+        t,
+        &[],
+        None,
+    ));
     let fresh = new_alerts(&s, &mut seen);
     assert_eq!(kinds(&fresh), vec!["unattested-claim"], "{fresh:#?}");
     assert_eq!(fresh[0]["index"], r.index);
 
     // A prover revokes msp-c's mapping (R10): revoked-by-prover.
     let ssi_c = "mimi://msp-c.example/u/bob";
-    let att = attestation(&prover, Action::Revoke, "mailto:bob@example.com", Some(("msp-c.example", ssi_c)), t - 60);
-    let r = tl.submit_ok(&revoke(&prover, "msp-c.example", "mailto:bob@example.com", ssi_c, t, Some(att)));
+    let att = attestation(
+        &prover,
+        Action::Revoke,
+        "mailto:bob@example.com",
+        Some(("msp-c.example", ssi_c)),
+        t - 60,
+    );
+    let r = tl.submit_ok(&revoke(
+        &prover,
+        "msp-c.example",
+        "mailto:bob@example.com",
+        ssi_c,
+        t,
+        Some(att),
+    ));
     let fresh = new_alerts(&s, &mut seen);
     assert_eq!(kinds(&fresh), vec!["revoked-by-prover"], "{fresh:#?}");
     assert_eq!(fresh[0]["index"], r.index);

@@ -24,7 +24,13 @@ fn honest_log(claims: u64, tag: &str) -> MemLog {
     for i in 0..claims {
         let sii = format!("mailto:{tag}{i}@example.com");
         let ssi = format!("mimi://msp-a.example/u/{tag}{i}");
-        let att = attestation(&prover, Action::Claim, &sii, Some(("msp-a.example", &ssi)), t - 5);
+        let att = attestation(
+            &prover,
+            Action::Claim,
+            &sii,
+            Some(("msp-a.example", &ssi)),
+            t - 5,
+        );
         let leaf = claim(&msp, &sii, &ssi, t, &[], Some(att));
         log.submit(leaf.bytes()).expect("admitted");
     }
@@ -51,19 +57,34 @@ fn honest_log_gives_no_alert_and_growth_is_followed() {
     let s = setup_for(&server, &log);
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "monitor failed:\n{err}");
-    assert!(s.alerts().is_empty(), "alerts on an honest log: {:#?}", s.alerts());
+    assert!(
+        s.alerts().is_empty(),
+        "alerts on an honest log: {:#?}",
+        s.alerts()
+    );
     assert!(err.contains("verified checkpoint"), "{err}");
     // The log grows past the partial bundle: incremental catch-up, consistency from the tiles.
     let mut log = log;
     let msp = test_key("msp-a.example");
     for i in 0..250u64 {
-        let leaf = claim(&msp, &format!("mailto:b{i}@example.com"), "mimi://msp-a.example/u/b", log.now, &[], None);
+        let leaf = claim(
+            &msp,
+            &format!("mailto:b{i}@example.com"),
+            "mimi://msp-a.example/u/b",
+            log.now,
+            &[],
+            None,
+        );
         log.submit(leaf.bytes()).expect("admitted");
     }
     server.set_files(publish(&log));
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "monitor failed:\n{err}");
-    assert!(s.alerts().is_empty(), "alerts on an honest log: {:#?}", s.alerts());
+    assert!(
+        s.alerts().is_empty(),
+        "alerts on an honest log: {:#?}",
+        s.alerts()
+    );
     assert!(err.contains(&format!("size={}", log.size())), "{err}");
 }
 
@@ -72,10 +93,18 @@ fn tampered_entry_byte_gives_root_mismatch_and_bad_entry() {
     let log = honest_log(300, "a");
     let mut files = publish(&log);
     // Change one byte of entry 260 (in bundle 1): a letter of its SSI.
-    let bundle = Tile { level: DATA_LEVEL, index: 1, width: (log.size() - 256) as u16 };
+    let bundle = Tile {
+        level: DATA_LEVEL,
+        index: 1,
+        width: (log.size() - 256) as u16,
+    };
     let mut entries = decode_entry_bundle(&files[&bundle.path()]).unwrap();
     let e = &mut entries[4];
-    let pos = e.windows(7).position(|w| w == b"/u/a258").expect("ssi in entry") + 3;
+    let pos = e
+        .windows(7)
+        .position(|w| w == b"/u/a258")
+        .expect("ssi in entry")
+        + 3;
     e[pos] = b'z';
     let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
     files.insert(bundle.path(), encode_entry_bundle(&refs));
@@ -98,9 +127,15 @@ fn tampered_entry_byte_gives_root_mismatch_and_bad_entry() {
 #[test]
 fn checkpoint_root_not_matching_the_entries_gives_root_mismatch() {
     let log = honest_log(20, "a");
-    let cp = Checkpoint { origin: ORIGIN.into(), size: log.size(), root: [7u8; 32] };
+    let cp = Checkpoint {
+        origin: ORIGIN.into(),
+        size: log.size(),
+        root: [7u8; 32],
+    };
     let signed = SignedCheckpoint::sign(cp, &log.key).unwrap();
-    let leaves: Vec<Vec<u8>> = (0..log.size()).map(|i| log.leaf(i).bytes().to_vec()).collect();
+    let leaves: Vec<Vec<u8>> = (0..log.size())
+        .map(|i| log.leaf(i).bytes().to_vec())
+        .collect();
     let server = TileServer::start(publish_leaves(&log, &leaves, signed.to_bytes()));
     let s = setup_for(&server, &log);
     let (ok, err) = s.run_once(&[]);
@@ -119,7 +154,9 @@ fn bad_checkpoint_signature_is_reported_once() {
     let text = String::from_utf8(files["checkpoint"].clone()).unwrap();
     let (body, sigline) = text.split_once("\n\n").unwrap();
     let b64 = sigline.trim_end().rsplit(' ').next().unwrap();
-    let mut raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let mut raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     raw[10] ^= 1;
     let bad = sigline.replace(b64, &base64::engine::general_purpose::STANDARD.encode(raw));
     files.insert("checkpoint".into(), format!("{body}\n\n{bad}").into_bytes());
@@ -130,7 +167,11 @@ fn bad_checkpoint_signature_is_reported_once() {
         assert!(ok, "{err}");
     }
     let alerts = s.alerts();
-    assert_eq!(kinds(&alerts), vec!["bad-checkpoint-signature"], "{alerts:#?}");
+    assert_eq!(
+        kinds(&alerts),
+        vec!["bad-checkpoint-signature"],
+        "{alerts:#?}"
+    );
     assert_eq!(alerts[0]["index"], log.size());
 }
 
@@ -148,7 +189,11 @@ fn second_checkpoint_inconsistent_with_the_first() {
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "{err}");
     let alerts = s.alerts();
-    assert_eq!(kinds(&alerts), vec!["inconsistent-checkpoint"], "{alerts:#?}");
+    assert_eq!(
+        kinds(&alerts),
+        vec!["inconsistent-checkpoint"],
+        "{alerts:#?}"
+    );
     assert_eq!(alerts[0]["index"], fork.size());
 
     // Same size, other root.
@@ -158,14 +203,26 @@ fn second_checkpoint_inconsistent_with_the_first() {
     let same_size = honest_log(300, "other");
     server.set_files(publish(&same_size));
     assert!(s2.run_once(&[]).0);
-    assert_eq!(kinds(&s2.alerts()), vec!["inconsistent-checkpoint"], "{:#?}", s2.alerts());
+    assert_eq!(
+        kinds(&s2.alerts()),
+        vec!["inconsistent-checkpoint"],
+        "{:#?}",
+        s2.alerts()
+    );
 }
 
 #[test]
 fn entry_signed_by_an_unenrolled_key_gives_bad_entry() {
     let mut log = honest_log(10, "a");
     let rogue = test_key("rogue.example");
-    let leaf = claim(&rogue, "tel:+14155550100", "mimi://rogue.example/u/x", log.now, &[], None);
+    let leaf = claim(
+        &rogue,
+        "tel:+14155550100",
+        "mimi://rogue.example/u/x",
+        log.now,
+        &[],
+        None,
+    );
     let index = log.push(leaf);
     let server = TileServer::start(publish(&log));
     let s = setup_for(&server, &log);
@@ -176,5 +233,11 @@ fn entry_signed_by_an_unenrolled_key_gives_bad_entry() {
     assert_eq!(alerts[0]["index"], index);
     assert_eq!(alerts[0]["sii"], "tel:+14155550100");
     assert_eq!(alerts[0]["msp"], "rogue.example");
-    assert!(alerts[0]["detail"].as_str().unwrap().contains("not enrolled"), "{alerts:#?}");
+    assert!(
+        alerts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not enrolled"),
+        "{alerts:#?}"
+    );
 }

@@ -61,6 +61,9 @@ struct Args {
     /// Challenges per client address (COUNT/WINDOW).
     #[arg(long, default_value = "30/15m", value_name = "RATE")]
     client_rate: String,
+    /// Digits per code (6 to 10).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(6..=10))]
+    code_digits: u32,
     /// The attestation `method` (default: sms-otp for phone numbers, email-otp for e-mail).
     #[arg(long)]
     method: Option<String>,
@@ -89,7 +92,19 @@ fn main() -> anyhow::Result<()> {
     if args.max_tries == 0 {
         return Err(anyhow!("--max-tries must be at least 1"));
     }
+    if let Some(m) = &args.method {
+        let ok = !m.is_empty()
+            && m.len() <= 64
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(anyhow!(
+                "--method {m:?}: expected 1-64 characters of [A-Za-z0-9._-] (SPEC §3)"
+            ));
+        }
+    }
     let limits = Limits {
+        code_digits: args.code_digits,
         code_ttl,
         max_tries: args.max_tries,
         per_sii: parse_rate(&args.sii_rate).map_err(|e| anyhow!("--sii-rate: {e}"))?,

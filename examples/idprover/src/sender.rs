@@ -290,7 +290,8 @@ mod tests {
     #[tokio::test]
     async fn webhook_posts_json_with_the_bearer_token() {
         use std::sync::{Arc, Mutex};
-        let seen: Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>> = Arc::default();
+        type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+        let seen: Seen = Arc::default();
         let seen2 = seen.clone();
         let app = axum::Router::new().route(
             "/hook",

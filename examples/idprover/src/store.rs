@@ -26,6 +26,10 @@ pub struct Limits {
     pub per_client: (u32, Duration),
     /// At most this many live challenges (memory bound).
     pub max_pending: usize,
+    /// Digits per code (6 to 10). An attacker who starts challenges for someone else's SII gets
+    /// at most `per_sii.0 * max_tries` guesses per window: with 6 digits and the defaults that is
+    /// 25 in 10^6 per 15 minutes — and every try sends the owner a code they did not ask for.
+    pub code_digits: u32,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             per_sii: (5, Duration::from_secs(15 * 60)),
             per_client: (30, Duration::from_secs(15 * 60)),
             max_pending: 100_000,
+            code_digits: 6,
         }
     }
 }
@@ -98,7 +103,7 @@ pub enum VerifyError {
         max_tries: u32,
     },
     /// A wrong code.
-    #[error("wrong code; {tries_left} tries left")]
+    #[error("wrong code; {tries_left} {} left", if *tries_left == 1 { "try" } else { "tries" })]
     WrongCode {
         /// Tries left before the challenge locks.
         tries_left: u32,
@@ -219,7 +224,7 @@ impl Store {
                 retry_after,
             })?;
         let id = random_id();
-        let code = random_code(6);
+        let code = random_code(self.limits.code_digits.clamp(6, 10));
         self.pending.insert(
             id.clone(),
             Pending {

@@ -47,7 +47,7 @@ impl Prover {
             .arg(&outbox)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -216,7 +216,7 @@ fn five_wrong_codes_lock_the_challenge() {
             &p.verify(&ch, &wrong(&code)),
             401,
             "unauthorized",
-            &format!("{left} tries left"),
+            &format!("{left} {} left", if left == 1 { "try" } else { "tries" }),
         );
     }
     assert_problem(
@@ -265,6 +265,25 @@ fn challenges_are_rate_limited_per_sii_and_per_client() {
         "rate-limited",
         "too many challenges from this address",
     );
+}
+
+#[test]
+fn codes_can_be_longer() {
+    let p = Prover::start(&["--code-digits", "8"]);
+    let ch = p.challenge(json!({"sii": SII, "action": "optout"}));
+    let code = p.code(SII, &ch);
+    assert_eq!(code.len(), 8, "{code}");
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    let r = p.verify(&ch, &code);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let att = SignedAttestation::parse(r.body["attestation"].as_str().expect("att").as_bytes())
+        .expect("attestation");
+    assert_eq!(att.attestation.action, Action::Optout);
+    assert_eq!(
+        (att.attestation.msp.as_ref(), att.attestation.ssi.as_ref()),
+        (None, None)
+    );
+    assert_eq!(att.attestation.method, "sms-otp");
 }
 
 #[test]

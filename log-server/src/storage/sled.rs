@@ -94,10 +94,7 @@ impl SledStorage {
 
     /// A store in a temporary folder that sled deletes on drop (tests).
     pub fn temporary() -> Result<SledStorage, StorageError> {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .map_err(db_err)?;
+        let db = sled::Config::new().temporary(true).open().map_err(db_err)?;
         Ok(SledStorage { db })
     }
 }
@@ -154,7 +151,8 @@ impl Storage for SledStorage {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0).min(4096));
-        for (expected, kv) in (start..).zip(self.db.range(key_u64(LEAF, start)..key_u64(LEAF, end))) {
+        for (expected, kv) in (start..).zip(self.db.range(key_u64(LEAF, start)..key_u64(LEAF, end)))
+        {
             let (k, v) = kv.map_err(db_err)?;
             if trailing_u64(&k, "leaf key")? != expected {
                 break;
@@ -276,7 +274,10 @@ mod tests {
         let s = SledStorage::temporary().expect("open");
         assert_eq!(s.meta().expect("meta"), None);
         s.create(&meta(), b"cp0").expect("create");
-        assert!(matches!(s.create(&meta(), b"cp0"), Err(StorageError::AlreadyCreated)));
+        assert!(matches!(
+            s.create(&meta(), b"cp0"),
+            Err(StorageError::AlreadyCreated)
+        ));
         assert_eq!(s.meta().expect("meta"), Some(meta()));
         assert_eq!(s.head().expect("head"), Some((0, b"cp0".to_vec())));
 

@@ -22,7 +22,13 @@ pub type Files = HashMap<String, Vec<u8>>;
 /// The C2SP static files of `log` at its current size: `checkpoint`, every hash tile and entry
 /// bundle.
 pub fn publish(log: &MemLog) -> Files {
-    publish_leaves(log, &(0..log.size()).map(|i| log.leaf(i).bytes().to_vec()).collect::<Vec<_>>(), log.checkpoint().to_bytes())
+    publish_leaves(
+        log,
+        &(0..log.size())
+            .map(|i| log.leaf(i).bytes().to_vec())
+            .collect::<Vec<_>>(),
+        log.checkpoint().to_bytes(),
+    )
 }
 
 /// The static files for `leaves` (possibly not `log`'s), with `checkpoint` as the checkpoint.
@@ -105,7 +111,12 @@ fn serve_conn(stream: std::net::TcpStream, files: Arc<Mutex<Files>>, delay: Arc<
                 Ok(_) => {}
             }
         }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+        let path = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .trim_start_matches('/')
+            .to_string();
         if path.starts_with("tile/entries/") {
             let d = *delay.lock().unwrap();
             if !d.is_zero() {
@@ -126,7 +137,14 @@ fn serve_conn(stream: std::net::TcpStream, files: Arc<Mutex<Files>>, delay: Arc<
 }
 
 /// A `monitor.toml` for one log, with a file sink at `alerts` and `extra` TOML appended.
-pub fn config(url: &str, origin: &str, vkey: &str, hash: &str, alerts: &Path, extra: &str) -> String {
+pub fn config(
+    url: &str,
+    origin: &str,
+    vkey: &str,
+    hash: &str,
+    alerts: &Path,
+    extra: &str,
+) -> String {
     format!(
         "poll_interval_s = 1\n\n[[log]]\nurl = \"{url}\"\norigin = \"{origin}\"\nvkey = \"{vkey}\"\nhash = \"{hash}\"\n\n\
          [[sink]]\ntype = \"file\"\npath = \"{}\"\n\n{extra}\n",
@@ -141,7 +159,12 @@ pub struct Setup {
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { dir: tempfile::Builder::new().prefix("monitor-test-").tempdir().unwrap() }
+        Setup {
+            dir: tempfile::Builder::new()
+                .prefix("monitor-test-")
+                .tempdir()
+                .unwrap(),
+        }
     }
     pub fn alerts_path(&self) -> PathBuf {
         self.dir.path().join("alerts.jsonl")
@@ -170,8 +193,15 @@ impl Setup {
 
     /// Runs `monitor --once`; returns (success, stderr).
     pub fn run_once(&self, extra: &[&str]) -> (bool, String) {
-        let out = self.command(&["--once"]).args(extra).output().expect("run monitor");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = self
+            .command(&["--once"])
+            .args(extra)
+            .output()
+            .expect("run monitor");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Starts the monitor (follow mode unless `--once` is in `extra`).
@@ -186,20 +216,30 @@ impl Setup {
     /// The alert lines delivered so far.
     pub fn alerts(&self) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.alerts_path()).unwrap_or_default();
-        text.lines()
+        // Only complete lines: the monitor may be writing one right now.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert line {l:?}: {e}")))
             .collect()
     }
 
     /// Polls until `f(alerts)` holds, or panics after `deadline`.
-    pub fn wait_alerts(&self, deadline: Duration, f: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    pub fn wait_alerts(
+        &self,
+        deadline: Duration,
+        f: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
         let end = Instant::now() + deadline;
         loop {
             let a = self.alerts();
             if f(&a) {
                 return a;
             }
-            assert!(Instant::now() < end, "condition not met within {deadline:?}; alerts: {a:#?}");
+            assert!(
+                Instant::now() < end,
+                "condition not met within {deadline:?}; alerts: {a:#?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -207,5 +247,8 @@ impl Setup {
 
 /// The kinds of `alerts`, in order.
 pub fn kinds(alerts: &[serde_json::Value]) -> Vec<String> {
-    alerts.iter().map(|a| a["kind"].as_str().unwrap_or("").to_string()).collect()
+    alerts
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or("").to_string())
+        .collect()
 }
