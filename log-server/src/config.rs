@@ -27,7 +27,7 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
 /// Default capacity of the submission queue (submissions being checked or waiting to be sequenced).
 pub const DEFAULT_QUEUE_SIZE: usize = 8192;
 /// Default size of sled's page cache, in MiB.
-pub const DEFAULT_CACHE_MB: u64 = 128;
+pub const DEFAULT_CACHE_MB: u64 = 64;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -64,10 +64,10 @@ pub struct Cli {
     /// Tree hash, fixed at creation: blake3 or sha256 [default for a new log: blake3].
     #[arg(long, env = "LEDGER_HASH", value_name = "HASH")]
     pub hash: Option<TreeHash>,
-    /// Log signer key file (`PRIVATE+KEY+…`) [default: <data>/log.key, created if missing].
+    /// Log signer key file (`PRIVATE+KEY+…`) [default: log.key in the data folder, created if missing].
     #[arg(long, env = "LEDGER_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// File holding the admin bearer token [default: <data>/admin.token, created if missing].
+    /// File holding the admin bearer token [default: admin.token in the data folder, created if missing].
     #[arg(long, env = "LEDGER_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); serves HTTPS together with --tls-key.
@@ -103,7 +103,7 @@ pub struct Cli {
     /// Capacity of the submission queue; when full, /v1/add answers 503 [default: 8192].
     #[arg(long, env = "LEDGER_QUEUE_SIZE", value_name = "N")]
     pub queue_size: Option<usize>,
-    /// sled page cache size in MiB [default: 128].
+    /// sled page cache size in MiB [default: 64].
     #[arg(long, env = "LEDGER_CACHE_MB", value_name = "MIB")]
     pub cache_mb: Option<u64>,
     /// Log output format: text or json [default: text].

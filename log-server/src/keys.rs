@@ -27,8 +27,8 @@ pub enum KeyFileError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A file that was named explicitly does not exist.
-    #[error("{0}: no such file (it was given explicitly, so it is not created)")]
+    /// A file that must exist (named explicitly, or the key of an existing log) does not.
+    #[error("{0}: no such file")]
     Missing(PathBuf),
     /// The signer key text does not parse.
     #[error("{path}: not a signer key: {source}")]

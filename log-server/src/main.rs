@@ -2,11 +2,6 @@
 
 use log_server::config::{Config, LogFormat};
 
-/// mimalloc instead of glibc malloc: the request path allocates many small, short-lived buffers
-/// (hyper, serde, sled), and glibc's allocator was about a fifth of the server's CPU under load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
+use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info, Receipt};
 use ledger_core::entry::{Enroll, Entry, Leaf, Role, MAX_LEAF_BYTES};
 use ledger_core::key::{KeyAlg, SignerKey, VerifierKey};
 use ledger_core::problem::ProblemType;
@@ -444,6 +444,30 @@ pub fn enroll_leaf(req: &EnrollRequest, signer: &SignerKey, time: u64) -> Result
     Leaf::parse(leaf.bytes()).map_err(|e| ApiError::new(e.problem(), e.to_string()))
 }
 
+/// When `leaf` enrolls the key already in force for its role and name, a receipt for the enroll
+/// leaf that put it in force, against the current head.
+fn current_enrollment(ledger: &Ledger, leaf: &Leaf) -> Result<Option<Receipt>, ApiError> {
+    let Entry::Enroll(e) = leaf.entry() else {
+        return Ok(None);
+    };
+    let registry = ledger.registry();
+    if registry.latest(e.role, e.name.as_str()) != Some(&e.key) {
+        return Ok(None);
+    }
+    let head = ledger.head();
+    let Some(index) = registry
+        .enroll_index_at(e.role, e.name.as_str(), u64::MAX)
+        .filter(|i| *i < head.size)
+    else {
+        return Ok(None);
+    };
+    let Some(bytes) = ledger.storage().leaf(index).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
+    ledger.receipt(index, leaf_hash, &head).map(Some)
+}
+
 /// `POST /v1/admin/enroll` — bearer-authenticated; appends a log-signed enroll leaf through the
 /// sequencer and answers its receipt.
 async fn enroll(
@@ -460,6 +484,10 @@ async fn enroll(
     }
     let Json(req) = body?;
     let leaf = enroll_leaf(&req, &s.signer, now_unix())?;
+    if let Some(receipt) = current_enrollment(&s.ledger, &leaf)? {
+        // Enrolling the key that is already in force appends nothing (idempotent admin calls).
+        return Ok(Json(receipt).into_response());
+    }
     tracing::info!(role = %req.role, name = %req.name, "admin enroll");
     let submitted = submit(&s.ledger, &s.sequencer, &s.pool, leaf.bytes().to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())

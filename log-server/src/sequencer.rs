@@ -254,7 +254,7 @@ impl Sequencer {
         }
     }
 
-    /// Runs [`Sequencer::commit`] on a blocking thread (it syncs to disk) and answers the waiters.
+    /// Runs `Sequencer::sequence` on a blocking thread (it syncs to disk) and answers the waiters.
     /// Returns the sequencer, or `None` after a storage failure (the ledger is marked failed).
     async fn commit_off_runtime(self, batch: Vec<Submission>) -> Option<Sequencer> {
         let ledger = Arc::clone(&self.ledger);
@@ -695,6 +695,46 @@ mod tests {
             None,
         );
         assert!(admit(again.bytes(), &reg.at(u64::MAX), &Policy::default(), t).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_overloaded_and_a_lone_submission_is_committed_at_once() {
+        let (ledger, seq, log) = setup(TreeHash::Blake3);
+        let (tx, rx) = mpsc::channel(2);
+        let handle = SequencerHandle { tx };
+        let (_stop, stop_rx) = watch::channel(false);
+        let config = BatchConfig {
+            max_entries: 256,
+            // Far longer than the test may take: a lone submission must not wait for it.
+            max_wait: std::time::Duration::from_secs(60),
+            queue: 2,
+        };
+        let task = tokio::spawn(seq.run(rx, config, stop_rx));
+
+        let p1 = handle.reserve().expect("first slot");
+        let p2 = handle.reserve().expect("second slot");
+        assert_eq!(handle.depth(), 2);
+        let full = handle.reserve().expect_err("queue full");
+        assert_eq!(full.kind, ProblemType::Overloaded);
+        assert_eq!(full.retry_after, Some(1));
+        drop((p1, p2));
+        assert_eq!(handle.depth(), 0);
+
+        let t = crate::ledger::now_unix();
+        let e = enroll_leaf(&log, Role::Msp, &test_key("msp-a.example"), t);
+        let (sub, answer) = submission(&ledger, &e, log_signers(&ledger));
+        let started = Instant::now();
+        handle.reserve().expect("slot").send(sub);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(20), answer)
+            .await
+            .expect("answered in time")
+            .expect("sent")
+            .expect("appended");
+        assert_eq!((done.index, done.head.size), (0, 1));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        drop(handle);
+        task.await
+            .expect("sequencer ends when every handle is gone");
     }
 
     #[test]

@@ -62,7 +62,14 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
             );
         }
     }
-    let (signer, created) = load_or_create_signer(&config.key, &origin, !config.key_given)?;
+    // A key is generated only for a new log: an existing log whose key file is missing must not
+    // silently get another identity.
+    let create_key = !config.key_given && stored.is_none();
+    let (signer, created) =
+        load_or_create_signer(&config.key, &origin, create_key).with_context(|| match &stored {
+            Some(meta) => format!("this log was created with verifier key {}", meta.vkey),
+            None => "the log signer key".to_string(),
+        })?;
     if created {
         tracing::info!(path = %config.key.display(), "created the log signer key");
     }

@@ -153,6 +153,12 @@ async fn add_receipts_tiles_proofs_and_lookup() {
         let prover = test_key("prover.example");
         assert_eq!(log.enroll(Role::Msp, &msp).await.index, 0);
         assert_eq!(log.enroll(Role::Prover, &prover).await.index, 1);
+        // Enrolling the key in force again appends nothing and answers its enroll leaf.
+        let again = log.enroll(Role::Msp, &msp).await;
+        assert_eq!(
+            (again.index, again.checkpoint.lines().nth(1)),
+            (0, Some("2"))
+        );
 
         // 300 claims, concurrently: a full tile plus a partial one.
         let mut leaves = Vec::new();
@@ -528,4 +534,15 @@ async fn restart_keeps_the_log_and_refuses_another_origin_or_hash() {
     c.origin = Some("other.example/log".into());
     let err = open(&c).err().expect("origin change refused").to_string();
     assert!(err.contains("origin"), "{err}");
+
+    // A missing key file is an error for an existing log, not a reason to make a new identity.
+    std::fs::remove_file(dir.path().join("log.key")).expect("rm key");
+    let err = format!(
+        "{:#}",
+        open(&Config::for_data_dir(dir.path()))
+            .err()
+            .expect("missing key refused")
+    );
+    assert!(err.contains("created with verifier key"), "{err}");
+    assert!(!dir.path().join("log.key").exists());
 }

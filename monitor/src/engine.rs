@@ -27,7 +27,8 @@ use ledger_core::admission::KeyRegistry;
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Entry;
 use ledger_core::tile::{
-    decode_entry_bundle, tile_for_stored_hash_index, Tile, TileHashReader, DATA_LEVEL, TILE_WIDTH,
+    decode_entry_bundle, tile_for_stored_hash_index, try_encode_entry_bundle, Tile, TileHashReader,
+    DATA_LEVEL, TILE_WIDTH,
 };
 use ledger_core::tree::{
     prove_consistency, tree_root, verify_consistency, Frontier, HashReader, TreeError,
@@ -688,6 +689,34 @@ impl Producer {
         }
     }
 
+    /// Fetches one entry bundle. A partial bundle may be gone once the log filled it
+    /// (tlog-tiles lets logs delete them): then the full bundle is fetched and cut to the width.
+    fn fetch_bundle(&self, t: &Tile) -> Result<Vec<u8>, FetchError> {
+        match self.client.get(&t.path()) {
+            Err(FetchError::NotFound { url }) if t.width < TILE_WIDTH => {
+                let full = Tile {
+                    width: TILE_WIDTH,
+                    ..*t
+                };
+                let data = self.client.get(&full.path())?;
+                // A full bundle that does not decode is passed on as is: the caller reports it.
+                let Ok(entries) = decode_entry_bundle(&data) else {
+                    return Ok(data);
+                };
+                let head: Vec<&[u8]> = entries
+                    .iter()
+                    .take(usize::from(t.width))
+                    .map(Vec::as_slice)
+                    .collect();
+                try_encode_entry_bundle(&head).map_err(|e| FetchError::Failed {
+                    url,
+                    reason: e.to_string(),
+                })
+            }
+            other => other,
+        }
+    }
+
     /// Fetches entry bundles concurrently (a few connections), in order.
     fn fetch_bundles(&self, bundles: &[Tile]) -> Result<Vec<Vec<u8>>, FetchError> {
         const CONNECTIONS: usize = 8;
@@ -699,7 +728,7 @@ impl Producer {
                     s.spawn(move || {
                         group
                             .iter()
-                            .map(|t| self.client.get(&t.path()))
+                            .map(|t| self.fetch_bundle(t))
                             .collect::<Result<Vec<_>, _>>()
                     })
                 })

@@ -241,3 +241,37 @@ fn entry_signed_by_an_unenrolled_key_gives_bad_entry() {
         "{alerts:#?}"
     );
 }
+
+#[test]
+fn partial_bundles_gone_once_full_are_read_from_the_full_bundle() {
+    // The checkpoint is of size 300 (bundle 1 partial, width 44), but the tiles are of a log that
+    // has grown to 600: only the full bundle 1 exists.
+    let small = honest_log(298, "a");
+    let mut big = honest_log(298, "a");
+    let msp = test_key("msp-a.example");
+    for i in 0..300u64 {
+        let leaf = claim(
+            &msp,
+            &format!("mailto:c{i}@example.com"),
+            "mimi://msp-a.example/u/c",
+            big.now,
+            &[],
+            None,
+        );
+        big.submit(leaf.bytes()).expect("admitted");
+    }
+    let mut files = publish(&big);
+    files.insert("checkpoint".into(), small.checkpoint().to_bytes());
+    let server = TileServer::start(files);
+    let s = setup_for(&server, &small);
+    let (ok, err) = s.run_once(&[]);
+    assert!(ok, "{err}");
+    assert!(s.alerts().is_empty(), "{:#?}", s.alerts());
+    assert!(err.contains("size=300"), "{err}");
+    // Then the new checkpoint: consistency from the tiles, the rest of the entries.
+    server.set_files(publish(&big));
+    let (ok, err) = s.run_once(&[]);
+    assert!(ok, "{err}");
+    assert!(s.alerts().is_empty(), "{:#?}", s.alerts());
+    assert!(err.contains(&format!("size={}", big.size())), "{err}");
+}

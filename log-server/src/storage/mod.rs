@@ -1,5 +1,5 @@
 //! Durable storage of the log behind a narrow trait, so the sequencer and the HTTP layer do not
-//! know about sled (one file per implementation: [`sled`](self::sled)).
+//! know about sled (one file per implementation: [`sled`]).
 //!
 //! What is stored (SPEC §3–§4, tlog "stored hash index" layout):
 //! - leaves: index → the exact leaf bytes;
