@@ -877,6 +877,17 @@ impl Leaf {
             .unwrap_or_default()
     }
 
+    /// The role whose enrolled key must have signed this leaf, per SPEC §3: claims by an MSP, revokes
+    /// by the named MSP or else a prover, opt-outs by a prover; `None` for enrolls (signed by the log).
+    pub fn signer_role(&self) -> Option<Role> {
+        match &self.entry {
+            Entry::Enroll(_) => None,
+            Entry::Claim(_) => Some(Role::Msp),
+            Entry::Revoke(r) if r.msp.as_str() == self.signer_name() => Some(Role::Msp),
+            Entry::Revoke(_) | Entry::Optout(_) => Some(Role::Prover),
+        }
+    }
+
     /// Consumes the leaf, returning the entry.
     pub fn into_entry(self) -> Entry {
         self.entry

@@ -364,13 +364,10 @@ pub fn build_answer<S: AnswerSource>(
     let size = checkpoint.checkpoint.size;
     let mut key_indices = std::collections::BTreeSet::new();
     for (index, leaf) in entries {
-        let role = match leaf.entry() {
-            Entry::Claim(_) => crate::entry::Role::Msp,
-            Entry::Revoke(r) if r.msp.as_str() == leaf.signer_name() => crate::entry::Role::Msp,
-            _ => crate::entry::Role::Prover,
-        };
-        if let Some(i) = registry.enroll_index_at(role, leaf.signer_name(), *index) {
-            key_indices.insert(i);
+        if let Some(role) = leaf.signer_role() {
+            if let Some(i) = registry.enroll_index_at(role, leaf.signer_name(), *index) {
+                key_indices.insert(i);
+            }
         }
         if let Some(att) = leaf.entry().attestation() {
             if let Some(i) =

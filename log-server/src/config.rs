@@ -109,6 +109,24 @@ pub struct Cli {
     /// Log output format: text or json [default: text].
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Per-client-address limit on POST /v1/add and /v1/admin/enroll, requests per second;
+    /// 0 turns it off [default: 0, off].
+    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_S", value_name = "N")]
+    pub rate_limit_per_s: Option<u32>,
+    /// Burst of the per-client limit (requests allowed at once) [default: 2 × rate-limit-per-s].
+    #[arg(long, env = "LEDGER_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+    /// A witness to ask for cosignatures of each checkpoint, as URL=VKEY (repeatable; when given,
+    /// replaces the file's `[[witness]]` list).
+    #[arg(long = "witness", value_name = "URL=VKEY")]
+    pub witness: Vec<String>,
+    /// How many witness cosignatures each checkpoint should carry, published in /v1/info
+    /// [default: a majority of the witnesses].
+    #[arg(long, env = "LEDGER_QUORUM", value_name = "N")]
+    pub quorum: Option<usize>,
+    /// How long one witness may take to cosign a checkpoint, in ms [default: 2000].
+    #[arg(long, env = "LEDGER_WITNESS_TIMEOUT_MS", value_name = "MS")]
+    pub witness_timeout_ms: Option<u64>,
 }
 
 /// The TOML configuration file: the same settings as the flags, all optional.
@@ -145,6 +163,17 @@ pub struct FileConfig {
     pub cache_mb: Option<u64>,
     /// See [`Cli::log_format`].
     pub log_format: Option<LogFormat>,
+    /// See [`Cli::rate_limit_per_s`].
+    pub rate_limit_per_s: Option<u32>,
+    /// See [`Cli::rate_limit_burst`].
+    pub rate_limit_burst: Option<u32>,
+    /// The witnesses, as `[[witness]]` tables with `url` and `vkey`; see [`Cli::witness`].
+    #[serde(default)]
+    pub witness: Vec<crate::witness::WitnessEntry>,
+    /// See [`Cli::quorum`].
+    pub quorum: Option<usize>,
+    /// See [`Cli::witness_timeout_ms`].
+    pub witness_timeout_ms: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -234,6 +263,10 @@ pub struct Config {
     pub cache_bytes: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// Per-client write rate limit; `None` = off.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// The witnesses asked for cosignatures (none by default).
+    pub witness: crate::witness::WitnessConfig,
 }
 
 impl Config {
@@ -253,6 +286,8 @@ impl Config {
             batch: BatchConfig::default(),
             cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
             log_format: LogFormat::Text,
+            rate_limit: None,
+            witness: crate::witness::WitnessConfig::default(),
         }
     }
 
@@ -315,6 +350,16 @@ impl Config {
                 "batch_size and queue_size must be at least 1".into(),
             ));
         }
+        let rate_limit = resolve_rate_limit(
+            cli.rate_limit_per_s.or(file.rate_limit_per_s),
+            cli.rate_limit_burst.or(file.rate_limit_burst),
+        )?;
+        let witness = resolve_witnesses(
+            &cli.witness,
+            &file.witness,
+            cli.quorum.or(file.quorum),
+            cli.witness_timeout_ms.or(file.witness_timeout_ms),
+        )?;
         if let Some(o) = cli.origin.as_ref().or(file.origin.as_ref()) {
             if !ledger_core::key::is_valid_key_name(o) {
                 return Err(ConfigError::Invalid(format!(
@@ -338,7 +383,76 @@ impl Config {
             batch,
             cache_bytes: cli.cache_mb.or(file.cache_mb).unwrap_or(DEFAULT_CACHE_MB) * 1024 * 1024,
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            rate_limit,
+            witness,
         })
+    }
+}
+
+/// The witnesses: the `--witness` flags if any, else the file's `[[witness]]` tables. Keys must be
+/// distinct cosignature keys; the quorum defaults to a majority and cannot exceed the count.
+fn resolve_witnesses(
+    flags: &[String],
+    file: &[crate::witness::WitnessEntry],
+    quorum: Option<usize>,
+    timeout_ms: Option<u64>,
+) -> Result<crate::witness::WitnessConfig, ConfigError> {
+    use crate::witness::{WitnessConfig, WitnessSpec, DEFAULT_WITNESS_TIMEOUT_MS};
+    let witnesses = if flags.is_empty() {
+        file.iter()
+            .map(|w| WitnessSpec::new(&w.url, &w.vkey))
+            .collect::<Result<Vec<_>, _>>()
+    } else {
+        flags.iter().map(|f| WitnessSpec::parse_flag(f)).collect()
+    }
+    .map_err(ConfigError::Invalid)?;
+    for (i, w) in witnesses.iter().enumerate() {
+        if witnesses.iter().skip(i + 1).any(|o| o.vkey == w.vkey) {
+            return Err(ConfigError::Invalid(format!(
+                "witness key {} is listed twice",
+                w.vkey
+            )));
+        }
+    }
+    let quorum = quorum.unwrap_or(if witnesses.is_empty() {
+        0
+    } else {
+        witnesses.len() / 2 + 1
+    });
+    if quorum > witnesses.len() {
+        return Err(ConfigError::Invalid(format!(
+            "quorum {quorum} is more than the {} witnesses configured",
+            witnesses.len()
+        )));
+    }
+    let timeout_ms = timeout_ms.unwrap_or(DEFAULT_WITNESS_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        return Err(ConfigError::Invalid(
+            "witness_timeout_ms must be at least 1".into(),
+        ));
+    }
+    Ok(WitnessConfig {
+        witnesses,
+        quorum,
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+/// The write rate limit: off unless a rate is given (0 also means off); the burst defaults to
+/// twice the rate and must be at least 1.
+fn resolve_rate_limit(
+    per_s: Option<u32>,
+    burst: Option<u32>,
+) -> Result<Option<crate::ratelimit::RateLimit>, ConfigError> {
+    match (per_s, burst) {
+        (None | Some(0), _) => Ok(None),
+        (Some(_), Some(0)) => Err(ConfigError::Invalid(
+            "rate_limit_burst must be at least 1".into(),
+        )),
+        (Some(per_s), burst) => Ok(Some(crate::ratelimit::RateLimit {
+            per_s,
+            burst: burst.unwrap_or(per_s.saturating_mul(2)),
+        })),
     }
 }
 
@@ -423,5 +537,79 @@ mod tests {
         assert_eq!(c.policy, Policy::default());
         assert_eq!(c.batch, BatchConfig::default());
         assert_eq!(c.admin_token_file, PathBuf::from("/tmp/x/admin.token"));
+        assert_eq!(c.rate_limit, None);
+    }
+
+    #[test]
+    fn rate_limit_settings() {
+        let file: FileConfig =
+            toml::from_str("rate_limit_per_s = 5\nrate_limit_burst = 7").expect("parses");
+        let c = Config::resolve(Cli::try_parse_from(["log-server"]).expect("parses"), file)
+            .expect("resolves");
+        assert_eq!(
+            c.rate_limit,
+            Some(crate::ratelimit::RateLimit { per_s: 5, burst: 7 })
+        );
+        let cli = Cli::try_parse_from(["log-server", "--rate-limit-per-s", "10"]).expect("parses");
+        let c = Config::resolve(cli, FileConfig::default()).expect("resolves");
+        assert_eq!(
+            c.rate_limit,
+            Some(crate::ratelimit::RateLimit {
+                per_s: 10,
+                burst: 20
+            })
+        );
+        let cli = Cli::try_parse_from(["log-server", "--rate-limit-per-s", "0"]).expect("parses");
+        let c = Config::resolve(cli, FileConfig::default()).expect("resolves");
+        assert_eq!(c.rate_limit, None);
+        let cli = Cli::try_parse_from([
+            "log-server",
+            "--rate-limit-per-s",
+            "1",
+            "--rate-limit-burst",
+            "0",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            Config::resolve(cli, FileConfig::default()),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn witnesses_from_file_or_flags() {
+        use ledger_core::testkit::test_witness_key;
+        let w1 = test_witness_key("w1.example").verifier().to_string();
+        let w2 = test_witness_key("w2.example").verifier().to_string();
+        let w3 = test_witness_key("w3.example").verifier().to_string();
+        let file: FileConfig = toml::from_str(&format!(
+            "witness_timeout_ms = 250\n[[witness]]\nurl = \"http://a.example/\"\nvkey = \"{w1}\"\n\
+             [[witness]]\nurl = \"http://b.example\"\nvkey = \"{w2}\"\n\
+             [[witness]]\nurl = \"http://c.example\"\nvkey = \"{w3}\"\n"
+        ))
+        .expect("parses");
+        let c = Config::resolve(Cli::default(), file).expect("resolves");
+        assert_eq!(c.witness.witnesses.len(), 3);
+        assert_eq!(c.witness.witnesses[0].url, "http://a.example");
+        assert_eq!(c.witness.quorum, 2, "a majority by default");
+        assert_eq!(c.witness.timeout, Duration::from_millis(250));
+
+        let flag = format!("http://127.0.0.1:9={w2}");
+        let cli = Cli::try_parse_from(["log-server", "--witness", &flag, "--quorum", "1"])
+            .expect("parses");
+        let c = Config::resolve(cli, FileConfig::default()).expect("resolves");
+        assert_eq!(c.witness.witnesses.len(), 1);
+        assert_eq!(c.witness.witnesses[0].vkey.to_string(), w2);
+        assert_eq!(c.witness.quorum, 1);
+
+        let cli = Cli::try_parse_from(["log-server", "--witness", &flag, "--quorum", "2"])
+            .expect("parses");
+        let err = Config::resolve(cli, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("quorum 2"), "{err}");
+        let cli = Cli::try_parse_from(["log-server", "--witness", &flag, "--witness", &flag])
+            .expect("parses");
+        let err = Config::resolve(cli, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        assert!(toml::from_str::<FileConfig>("[[witness]]\nurl = \"http://x\"\nvkey = \"k\"\nextra = 1\n").is_err());
     }
 }

@@ -44,6 +44,28 @@ pub struct Head {
     pub signed: SignedCheckpoint,
 }
 
+impl Head {
+    /// The head of a (possibly cosigned) checkpoint; `None` if its note is not UTF-8.
+    pub fn from_signed(signed: SignedCheckpoint) -> Option<Head> {
+        let text = String::from_utf8(signed.to_bytes()).ok()?;
+        Some(Head {
+            size: signed.checkpoint.size,
+            root: signed.checkpoint.root,
+            checkpoint: text.into(),
+            signed,
+        })
+    }
+}
+
+/// The witnesses a log asks for cosignatures, as `/v1/info` lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WitnessInfo {
+    /// The witness verifier keys.
+    pub keys: Vec<String>,
+    /// How many cosignatures the log aims for.
+    pub quorum: usize,
+}
+
 /// Why the log cannot be opened. Each names what to do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -203,6 +225,7 @@ pub struct Ledger {
     registry: RwLock<Arc<KeyRegistry>>,
     failed: AtomicBool,
     cache: HashCache,
+    witnesses: std::sync::OnceLock<WitnessInfo>,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -289,6 +312,7 @@ impl Ledger {
             registry: RwLock::new(Arc::new(registry)),
             failed: AtomicBool::new(false),
             cache,
+            witnesses: std::sync::OnceLock::new(),
             metrics,
         })
     }
@@ -362,6 +386,32 @@ impl Ledger {
             Ok(mut g) => *g = Arc::new(head),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(head),
         }
+    }
+
+    /// Republishes the current head as `signed` (the same checkpoint with witness cosignature
+    /// lines added), if the head is still that checkpoint. Returns the new head, or `None` when a
+    /// newer head was published meanwhile (or the note is not UTF-8).
+    pub(crate) fn publish_cosigned(&self, signed: SignedCheckpoint) -> Option<Arc<Head>> {
+        let head = Arc::new(Head::from_signed(signed)?);
+        let mut g = match self.head.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if g.size != head.size || g.root != head.root {
+            return None;
+        }
+        *g = Arc::clone(&head);
+        Some(head)
+    }
+
+    /// Records the witnesses and quorum for `/v1/info` (once, at start).
+    pub fn set_witnesses(&self, info: WitnessInfo) {
+        let _ = self.witnesses.set(info);
+    }
+
+    /// The witnesses and quorum (none and 0 when no witness is configured).
+    pub fn witnesses(&self) -> WitnessInfo {
+        self.witnesses.get().cloned().unwrap_or_default()
     }
 
     /// Marks the log as failed: the sequencer hit a storage error and stopped (fail-stop, so that

@@ -55,6 +55,8 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// Threads for the signature checks of admission.
     pub pool: WorkerPool,
+    /// Per-client limit on the write routes, when configured (see [`crate::ratelimit`]).
+    pub rate_limiter: Option<crate::ratelimit::RateLimiter>,
 }
 
 /// The routes of SPEC §5, with problem+json fallbacks and the metrics layer.
@@ -74,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.rate_limiter.clone(),
+            crate::ratelimit::middleware,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -212,13 +218,14 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// `GET /v1/info`.
 async fn info(State(s): State<AppState>) -> Json<Info> {
     let l = &s.ledger;
+    let w = l.witnesses();
     Json(Info {
         origin: l.origin().to_string(),
         vkey: l.vkey().to_string(),
         hash: l.tree_hash(),
         size: l.head().size,
-        witnesses: Vec::new(),
-        quorum: 0,
+        witnesses: w.keys,
+        quorum: w.quorum,
         policy: l.policy(),
     })
 }

@@ -22,6 +22,7 @@ use crate::config::BatchConfig;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::problem::ApiError;
 use crate::storage::{Commit, NewLeaf, StorageError};
+use crate::witness::CosignerHandle;
 
 /// A submission that passed the stateless checks (syntax, policy, clock, signatures against the
 /// registry snapshot), waiting to be sequenced.
@@ -81,8 +82,21 @@ pub fn spawn(
     config: BatchConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), ApiError> {
+    spawn_with_cosigner(ledger, signer, config, shutdown, None)
+}
+
+/// [`spawn`], handing every new durable head to the witness collector (see [`crate::witness`]),
+/// which answers the batch's waiters once the witnesses answered or timed out.
+pub fn spawn_with_cosigner(
+    ledger: Arc<Ledger>,
+    signer: Arc<SignerKey>,
+    config: BatchConfig,
+    shutdown: watch::Receiver<bool>,
+    cosigner: Option<CosignerHandle>,
+) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), ApiError> {
     let (tx, rx) = mpsc::channel(config.queue);
-    let sequencer = Sequencer::new(ledger, signer)?;
+    let mut sequencer = Sequencer::new(ledger, signer)?;
+    sequencer.cosigner = cosigner;
     let task = tokio::spawn(sequencer.run(rx, config, shutdown));
     Ok((SequencerHandle { tx }, task))
 }
@@ -93,6 +107,7 @@ pub struct Sequencer {
     signer: Arc<SignerKey>,
     frontier: Frontier,
     registry: KeyRegistry,
+    cosigner: Option<CosignerHandle>,
 }
 
 /// A waiter and what to tell it.
@@ -182,6 +197,7 @@ impl Sequencer {
             signer,
             frontier,
             registry,
+            cosigner: None,
         })
     }
 
@@ -274,21 +290,16 @@ impl Sequencer {
         };
         match outcome {
             Ok(head) => {
-                for (reply, result) in replies {
-                    let answer = match result {
-                        Outcome::Appended(index) => Ok(Sequenced {
-                            index,
-                            head: Arc::clone(&head),
-                            duplicate: false,
-                        }),
-                        Outcome::Duplicate(index) => Ok(Sequenced {
-                            index,
-                            head: Arc::clone(&head),
-                            duplicate: true,
-                        }),
-                        Outcome::Refused(e) => Err(e),
-                    };
-                    let _ = reply.send(answer);
+                let appended = replies
+                    .iter()
+                    .any(|(_, o)| matches!(o, Outcome::Appended(_)));
+                match &me.cosigner {
+                    // A new head: answer once the witnesses cosigned it (or timed out). The batch
+                    // is already durable and published; only the answer waits.
+                    Some(c) if appended => {
+                        c.submit(head, Box::new(move |head| answer(replies, &head)));
+                    }
+                    _ => answer(replies, &head),
                 }
                 Some(me)
             }
@@ -472,6 +483,26 @@ impl Sequencer {
             .appended
             .fetch_add(new_size - old_size, std::sync::atomic::Ordering::Relaxed);
         (replies, Ok(self.ledger.head()))
+    }
+}
+
+/// Answers each waiter of a batch against `head` (which covers every appended leaf).
+fn answer(replies: Vec<Reply>, head: &Arc<Head>) {
+    for (reply, result) in replies {
+        let answer = match result {
+            Outcome::Appended(index) => Ok(Sequenced {
+                index,
+                head: Arc::clone(head),
+                duplicate: false,
+            }),
+            Outcome::Duplicate(index) => Ok(Sequenced {
+                index,
+                head: Arc::clone(head),
+                duplicate: true,
+            }),
+            Outcome::Refused(e) => Err(e),
+        };
+        let _ = reply.send(answer);
     }
 }
 

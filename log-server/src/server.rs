@@ -83,11 +83,29 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     let ledger = Arc::new(ledger);
     let signer = Arc::new(signer);
     let (stop, stop_rx) = watch::channel(false);
-    let (handle, task) = sequencer::spawn(
+    // Witnesses: the collector cosigns each durable head after the sequencer published it; with
+    // none configured it does not run and the sequencer answers at once.
+    let cosigner = if config.witness.witnesses.is_empty() {
+        None
+    } else {
+        ledger.set_witnesses(crate::ledger::WitnessInfo {
+            keys: config
+                .witness
+                .witnesses
+                .iter()
+                .map(|w| w.vkey.to_string())
+                .collect(),
+            quorum: config.witness.quorum,
+        });
+        let (handle, _task) = crate::witness::spawn(Arc::clone(&ledger), config.witness.clone());
+        Some(handle)
+    };
+    let (handle, task) = sequencer::spawn_with_cosigner(
         Arc::clone(&ledger),
         Arc::clone(&signer),
         config.batch,
         stop_rx,
+        cosigner,
     )
     .map_err(|e| anyhow::anyhow!("starting the sequencer: {}", e.detail))?;
     tracing::info!(
@@ -104,6 +122,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
             signer,
             admin_token: token.into(),
             pool: WorkerPool::per_cpu("admission").context("starting the admission threads")?,
+            rate_limiter: config.rate_limit.map(crate::ratelimit::RateLimiter::new),
         },
         stop,
         task,
@@ -184,6 +203,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             announce(&vkey, addr);
             tracing::info!(%addr, "serving HTTP");
             let mut rx = signal_rx.clone();
+            // ConnectInfo gives the rate limiter the peer address.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = rx.wait_for(|v| *v).await;
             });
@@ -220,7 +241,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             axum_server::from_tcp(listener)?
                 .acceptor(acceptor)
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
                 .await
                 .context("serving")?;
         }

@@ -1286,3 +1286,215 @@ mod tests {
         assert_eq!(url_encode("a b"), "a%20b");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The other binaries of the workspace, and processes that serve HTTP (scenario tests).
+// ---------------------------------------------------------------------------------------------
+
+/// A binary of this workspace (`ledger`, `idprover`, `monitor`, `auditor`), built like
+/// [`server_binary`] when missing or older than its package's sources or `ledger-core`'s: `cargo
+/// test -p ledger-e2e` does not build other packages' binaries. `package_dir` is the package's
+/// folder relative to the workspace (`client`, `examples/idprover`, …).
+/// `LEDGER_E2E_BIN_<NAME>=<path>` (name upper-cased, `-` as `_`) uses that binary, never building.
+pub fn workspace_binary(package: &str, package_dir: &str, bin: &str) -> PathBuf {
+    type Built = std::collections::HashMap<String, Result<PathBuf, String>>;
+    static BINS: OnceLock<Mutex<Built>> = OnceLock::new();
+    if bin == "log-server" {
+        return server_binary();
+    }
+    let env = format!("LEDGER_E2E_BIN_{}", bin.to_ascii_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&env) {
+        return PathBuf::from(p);
+    }
+    let mut bins = BINS
+        .get_or_init(|| Mutex::new(Built::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let r = bins
+        .entry(bin.to_string())
+        .or_insert_with(|| build_workspace_binary(package, package_dir, bin));
+    match r {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("cannot get the {bin} binary: {e}"),
+    }
+}
+
+fn build_workspace_binary(package: &str, package_dir: &str, bin: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?
+        .to_path_buf();
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| format!("unexpected profile folder {}", profile_dir.display()))?
+        .to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(p) => p.to_string(),
+        None => return Err(format!("unexpected profile folder {}", profile_dir.display())),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = profile_dir.join(bin);
+    let sources = [
+        workspace.join(package_dir).join("src"),
+        workspace.join(package_dir).join("Cargo.toml"),
+        workspace.join("core/src"),
+        workspace.join("core/Cargo.toml"),
+    ];
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
+    if matches!((built, newest_source), (Some(b), Some(s)) if b >= s) {
+        return Ok(path);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin, "--profile"])
+        .arg(&profile)
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {cargo:?} build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build -p {package} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if !path.exists() {
+        return Err(format!("{} does not exist after cargo build", path.display()));
+    }
+    Ok(path)
+}
+
+/// A long-running process of the workspace (`auditor`, `idprover`, `monitor` in follow mode),
+/// started with `listening on ADDR` awaited when asked for, killed on drop. Its output is kept
+/// (and printed when the test panics).
+pub struct Service {
+    name: String,
+    cmd: Vec<std::ffi::OsString>,
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+    child: Option<Child>,
+    output: Output,
+    addr: Option<SocketAddr>,
+}
+
+impl Service {
+    /// Starts `program args…` and, when `wait_listening`, waits up to [`START_DEADLINE`] for its
+    /// `listening on ADDR` line.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        wait_listening: bool,
+    ) -> Service {
+        let mut cmd = vec![program.as_os_str().to_os_string()];
+        cmd.extend(args.iter().map(|a| a.to_os_string()));
+        let mut s = Service {
+            name: name.to_string(),
+            cmd,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dir: None,
+            child: None,
+            output: Arc::new(Mutex::new(Vec::new())),
+            addr: None,
+        };
+        s.spawn(wait_listening);
+        s
+    }
+
+    /// Runs the process in `dir` from its next (re)start on.
+    pub fn set_dir(&mut self, dir: &Path) {
+        self.dir = Some(dir.to_path_buf());
+    }
+
+    fn spawn(&mut self, wait_listening: bool) {
+        let mut c = Command::new(&self.cmd[0]);
+        c.args(&self.cmd[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if let Some(d) = &self.dir {
+            c.current_dir(d);
+        }
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name));
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            pipe_lines(out, format!("{} out", self.name), self.output.clone(), tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            pipe_lines(err, format!("{} err", self.name), self.output.clone(), tx);
+        }
+        self.child = Some(child);
+        if wait_listening {
+            match rx.recv_timeout(START_DEADLINE) {
+                Ok(a) => self.addr = Some(a),
+                Err(_) => panic!(
+                    "{} did not print `listening on` within {START_DEADLINE:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                ),
+            }
+        }
+    }
+
+    /// `http://ADDR` of the `listening on` line.
+    pub fn url(&self) -> String {
+        match self.addr {
+            Some(a) => format!("http://{a}"),
+            None => panic!("{} has no address", self.name),
+        }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .map(|v| v.join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// `kill -9`, and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills it (SIGKILL) if it runs, and starts it again with the same command line; the port
+    /// may change unless the command line names one.
+    pub fn restart(&mut self, wait_listening: bool) {
+        self.kill9();
+        self.spawn(wait_listening);
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- {} output:\n{}", self.name, self.output());
+        }
+    }
+}

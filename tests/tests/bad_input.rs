@@ -1074,3 +1074,105 @@ fn overloaded_when_the_queue_is_full() {
         "only admitted submissions are stored"
     );
 }
+
+/// Sends requests built by `send(i)` back to back until one is refused with 429 (at most `max`);
+/// returns how many were admitted (200) before, and the refusal.
+fn until_rate_limited(max: usize, send: impl Fn(usize) -> Response) -> (Vec<usize>, Response) {
+    let mut admitted = Vec::new();
+    for i in 0..max {
+        let r = send(i);
+        match r.status {
+            200 => admitted.push(i),
+            429 => return (admitted, r),
+            s => panic!("request {i}: unexpected {s} {}", r.text()),
+        }
+    }
+    panic!("{max} back-to-back requests and none was rate-limited");
+}
+
+/// Checks a `rate-limited` refusal: 429, the §5 slug, and `Retry-After` in whole seconds ≥ 1.
+fn assert_rate_limited(r: &Response, what: &str) -> u64 {
+    r.assert_problem(429, "rate-limited", what);
+    let retry = r.header("retry-after").unwrap_or_default();
+    let secs: u64 = retry
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: Retry-After {retry:?} is not delta-seconds"));
+    assert!(secs >= 1, "{what}: Retry-After {secs} must be at least 1");
+    secs
+}
+
+#[test]
+fn rate_limited_writes_get_429_with_retry_after_and_store_nothing() {
+    // One write per second per client, burst 2: back-to-back writes from 127.0.0.1 run out fast.
+    let log = TestLog::start(
+        Options::new(TreeHash::Blake3)
+            .arg("--rate-limit-per-s")
+            .arg("1")
+            .arg("--rate-limit-burst")
+            .arg("2"),
+    );
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    let t = now();
+    let leaves: Vec<Leaf> = (0..40u64)
+        .map(|i| {
+            claim(
+                &msp,
+                &format!("mailto:rate{i}@example.com"),
+                "mimi://msp-a.example/u/x",
+                t,
+                &[],
+                None,
+            )
+        })
+        .collect();
+
+    // POST /v1/add.
+    let (claims_ok, refused) =
+        until_rate_limited(leaves.len(), |i| log.add_raw(leaves[i].bytes().to_vec()));
+    let retry = assert_rate_limited(&refused, "add over the limit");
+    let refused_leaf = &leaves[claims_ok.len()];
+    // Reads are not limited, and the refused leaf is not in the log.
+    let r = log.get(&format!(
+        "/v1/proof/inclusion?leaf_hash={}",
+        b64url_nopad(&TreeHash::Blake3.leaf_hash(refused_leaf.bytes()))
+    ));
+    assert_eq!(
+        r.status,
+        404,
+        "a rate-limited leaf was stored: {}",
+        r.text()
+    );
+
+    // POST /v1/admin/enroll shares the client's bucket.
+    let provers: Vec<SignerKey> = (0..40)
+        .map(|i| test_key(&format!("prover{i}.example")))
+        .collect();
+    let (enrolls_ok, refused) = until_rate_limited(provers.len(), |i| {
+        log.enroll_raw(Role::Prover, &provers[i].verifier())
+    });
+    assert_rate_limited(&refused, "enroll over the limit");
+
+    let size = log.info().size;
+    assert_eq!(
+        size,
+        1 + claims_ok.len() as u64 + enrolls_ok.len() as u64,
+        "only admitted writes are stored"
+    );
+
+    // After Retry-After the client may write again (poll with a deadline; the machine is shared).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(retry));
+        let r = log.add_raw(refused_leaf.bytes().to_vec());
+        if r.status == 200 {
+            break;
+        }
+        assert_rate_limited(&r, "retry after Retry-After");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still rate-limited 20 s after Retry-After"
+        );
+    }
+    assert_eq!(log.info().size, size + 1);
+}

@@ -1,0 +1,417 @@
+//! Witness cosignatures (C2SP tlog-witness, SPEC §7): after the sequencer has made a batch durable
+//! and published its log-signed checkpoint, the *collector* asks every configured witness, in
+//! parallel and each within the configured timeout, to cosign it (`POST <witness>/add-checkpoint`,
+//! with a consistency proof from the size the witness cosigned last, retrying from the witness's
+//! size on `409`). The checkpoint is then republished as the same note plus the `cosignature/v1`
+//! lines that verify under each witness key, so `/checkpoint`, receipts and lookups carry it.
+//!
+//! **Quorum not met.** A witness that is down, slow or refusing never holds the log back for
+//! longer than the timeout: the waiters of the batch get their receipts with the cosignatures that
+//! did arrive (possibly fewer than the quorum, possibly none). The collector keeps asking the
+//! missing witnesses in the background (every [`WitnessConfig::retry`]) and republishes the
+//! checkpoint as soon as more cosignatures arrive, so the next `/checkpoint`, lookup or receipt
+//! carries them. A client that requires the quorum refuses a checkpoint with fewer cosignatures at
+//! its witness step (SPEC §6 step 1) and can simply retry later.
+//!
+//! Cosigning runs in its own task, one round at a time (a witness accepts checkpoints of one log
+//! only in order); when batches are committed faster than witnesses answer, the collector cosigns
+//! only the newest head and answers every waiter with it (each waiter's leaf is covered by it).
+//! With no witness configured no collector runs and the sequencer answers at once, as before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditor::client::{
+    get_bytes, http_client, request_cosignature_with_retry, WitnessClientError,
+};
+use auditor::gossip::origin_hash;
+use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::cosignature::verify_cosignature;
+use ledger_core::key::{KeyAlg, VerifierKey};
+use ledger_core::note::{Note, NoteSignature};
+use ledger_core::tree::prove_consistency;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::ledger::{Head, Ledger};
+
+/// Default time one witness gets to answer one round (including 409 retries), in ms.
+pub const DEFAULT_WITNESS_TIMEOUT_MS: u64 = 2000;
+/// Most `add-checkpoint` requests per witness per round (the first, then 409 retries).
+pub const MAX_ATTEMPTS: usize = 3;
+
+/// One witness: where to reach it and the key its cosignatures must verify under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessSpec {
+    /// Base URL; `add-checkpoint` is posted to `<url>/add-checkpoint`.
+    pub url: String,
+    /// Its Ed25519 cosignature (`0x04`) verifier key.
+    pub vkey: VerifierKey,
+}
+
+/// A `[[witness]]` table of the TOML file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEntry {
+    /// See [`WitnessSpec::url`].
+    pub url: String,
+    /// See [`WitnessSpec::vkey`], as the verifier key string.
+    pub vkey: String,
+}
+
+impl WitnessSpec {
+    /// Checks a URL and verifier key: the URL is `http(s)://…`, the key a cosignature key.
+    pub fn new(url: &str, vkey: &str) -> Result<WitnessSpec, String> {
+        let url = url.trim().trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("witness URL {url:?} must start with http:// or https://"));
+        }
+        let key = VerifierKey::parse(vkey.trim())
+            .map_err(|e| format!("witness key {vkey:?}: {e}"))?;
+        if key.alg() != KeyAlg::Cosignature {
+            return Err(format!(
+                "witness key {vkey:?} is not a cosignature/v1 (0x04) key"
+            ));
+        }
+        Ok(WitnessSpec {
+            url: url.to_string(),
+            vkey: key,
+        })
+    }
+
+    /// Parses the `--witness URL=VKEY` flag (split at the first `=`: the URL must not hold one).
+    pub fn parse_flag(s: &str) -> Result<WitnessSpec, String> {
+        let (url, vkey) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--witness {s:?}: expected URL=VKEY"))?;
+        WitnessSpec::new(url, vkey)
+    }
+}
+
+/// The witnesses a log asks, how many cosignatures it aims for, and how long it waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessConfig {
+    /// The witnesses, in configuration order (also the order of `/v1/info`).
+    pub witnesses: Vec<WitnessSpec>,
+    /// How many cosignatures a checkpoint should carry (published in `/v1/info`; clients copy it
+    /// into their trust file). At most `witnesses.len()`.
+    pub quorum: usize,
+    /// The longest one witness may take per round; a witness that does not answer in time is
+    /// skipped for that round and retried in the background.
+    pub timeout: Duration,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        WitnessConfig {
+            witnesses: Vec::new(),
+            quorum: 0,
+            timeout: Duration::from_millis(DEFAULT_WITNESS_TIMEOUT_MS),
+        }
+    }
+}
+
+impl WitnessConfig {
+    /// The pause between background rounds while some witness's cosignature is missing.
+    pub fn retry(&self) -> Duration {
+        self.timeout.max(Duration::from_millis(500))
+    }
+}
+
+/// What the collector does with the cosigned head: answer the batch's waiters.
+pub type Answer = Box<dyn FnOnce(Arc<Head>) + Send>;
+
+struct Job {
+    head: Arc<Head>,
+    answer: Answer,
+}
+
+/// The sequencer's side of the collector.
+#[derive(Clone, Debug)]
+pub struct CosignerHandle {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl CosignerHandle {
+    /// Hands a durable, published head and its waiters to the collector. If the collector has
+    /// stopped, the waiters are answered at once with `head` as it is.
+    pub fn submit(&self, head: Arc<Head>, answer: Answer) {
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { head, answer }) {
+            (job.answer)(job.head);
+        }
+    }
+}
+
+/// One witness's state as the log knows it.
+struct WitnessState {
+    spec: WitnessSpec,
+    /// The size this witness cosigned last (0 before the first; learnt from 409s too).
+    last_size: u64,
+}
+
+/// The checkpoint being cosigned and the cosignatures gathered so far (one slot per witness).
+struct Round {
+    base: SignedCheckpoint,
+    sigs: Vec<Option<Vec<NoteSignature>>>,
+}
+
+/// Starts the collector for `config.witnesses` (which must not be empty). It first cosigns the
+/// current head, then every head handed to it; it stops when every handle is dropped (after
+/// answering what is queued).
+pub fn spawn(
+    ledger: Arc<Ledger>,
+    config: WitnessConfig,
+) -> (CosignerHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = CosignerHandle { tx };
+    handle.submit(ledger.head(), Box::new(|_| {}));
+    let task = tokio::spawn(run(ledger, config, rx));
+    (handle, task)
+}
+
+async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let http = http_client(config.timeout);
+    let mut witnesses: Vec<WitnessState> = config
+        .witnesses
+        .iter()
+        .map(|spec| WitnessState {
+            spec: spec.clone(),
+            last_size: 0,
+        })
+        .collect();
+    let mut round: Option<Round> = None;
+    loop {
+        let incomplete = round
+            .as_ref()
+            .is_some_and(|r| r.sigs.iter().any(Option::is_none));
+        let mut jobs = Vec::new();
+        tokio::select! {
+            job = rx.recv() => match job {
+                Some(j) => jobs.push(j),
+                None => break,
+            },
+            _ = tokio::time::sleep(config.retry()), if incomplete => {}
+        }
+        while let Ok(j) = rx.try_recv() {
+            jobs.push(j);
+        }
+        if let Some(newest) = jobs.iter().map(|j| &j.head).max_by_key(|h| h.size) {
+            let newer = round
+                .as_ref()
+                .is_none_or(|r| newest.size > r.base.checkpoint.size);
+            if newer {
+                round = Some(Round {
+                    base: newest.signed.clone(),
+                    sigs: vec![None; witnesses.len()],
+                });
+            }
+        }
+        let Some(r) = round.as_mut() else {
+            continue;
+        };
+        let gained = collect(&ledger, &http, &config, &mut witnesses, r).await;
+        let cosigned = cosigned_checkpoint(r);
+        let have = r.sigs.iter().filter(|s| s.is_some()).count();
+        let head = if gained || !jobs.is_empty() {
+            ledger.publish_cosigned(cosigned.clone())
+        } else {
+            None
+        };
+        if gained {
+            tracing::info!(
+                size = r.base.checkpoint.size,
+                cosignatures = have,
+                quorum = config.quorum,
+                "published the cosigned checkpoint"
+            );
+        }
+        if have < config.quorum && !jobs.is_empty() {
+            tracing::warn!(
+                size = r.base.checkpoint.size,
+                cosignatures = have,
+                quorum = config.quorum,
+                "witness quorum not met; answering with the cosignatures gathered and retrying in the background"
+            );
+        }
+        if jobs.is_empty() {
+            continue;
+        }
+        let head = match head {
+            Some(h) => h,
+            None => match Head::from_signed(cosigned) {
+                Some(h) => Arc::new(h),
+                None => ledger.head(),
+            },
+        };
+        for job in jobs {
+            // Every job's head is at most as large as the round's, which covers its leaves.
+            if job.head.size <= head.size {
+                (job.answer)(Arc::clone(&head));
+            } else {
+                (job.answer)(job.head);
+            }
+        }
+    }
+}
+
+/// The round's checkpoint with every cosignature gathered so far.
+fn cosigned_checkpoint(r: &Round) -> SignedCheckpoint {
+    let mut cp = r.base.clone();
+    for sig in r.sigs.iter().flatten().flatten() {
+        if let Err(e) = cp.add_cosignature(sig.clone()) {
+            tracing::warn!(error = %e, "dropping a witness cosignature that does not fit");
+        }
+    }
+    cp
+}
+
+/// Asks every witness still missing from `r`, in parallel, each within the timeout. Returns
+/// whether any new cosignature arrived.
+async fn collect(
+    ledger: &Arc<Ledger>,
+    http: &reqwest::Client,
+    config: &WitnessConfig,
+    witnesses: &mut [WitnessState],
+    r: &mut Round,
+) -> bool {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, w) in witnesses.iter().enumerate() {
+        if r.sigs.get(i).is_some_and(Option::is_some) {
+            continue;
+        }
+        let ledger = Arc::clone(ledger);
+        let http = http.clone();
+        let spec = w.spec.clone();
+        let cp = r.base.clone();
+        let last = w.last_size;
+        let timeout = config.timeout;
+        set.spawn(async move {
+            let res = tokio::time::timeout(timeout, ask(&ledger, &http, &spec, &cp, last)).await;
+            (i, res)
+        });
+    }
+    let size = r.base.checkpoint.size;
+    let mut gained = false;
+    while let Some(joined) = set.join_next().await {
+        let Ok((i, res)) = joined else {
+            continue;
+        };
+        let (Some(w), Some(slot)) = (witnesses.get_mut(i), r.sigs.get_mut(i)) else {
+            continue;
+        };
+        match res {
+            Err(_) => {
+                tracing::warn!(witness = %w.spec.url, size, "witness did not answer in time");
+            }
+            Ok(Ok(sigs)) => {
+                w.last_size = size;
+                *slot = Some(sigs);
+                gained = true;
+            }
+            Ok(Err((theirs, e))) => {
+                if let Some(s) = theirs {
+                    w.last_size = s;
+                }
+                tracing::warn!(witness = %w.spec.url, size, error = %e, "witness did not cosign");
+            }
+        }
+    }
+    gained
+}
+
+/// One witness exchange: `add-checkpoint` with 409 retries; when the witness already cosigned this
+/// very checkpoint (e.g. it polled `/checkpoint` first), its cosignature is taken from its gossip
+/// endpoint `GET <witness>/<hex sha256(origin)>/checkpoint`. On failure, returns the witness's size
+/// if a 409 told it.
+async fn ask(
+    ledger: &Arc<Ledger>,
+    http: &reqwest::Client,
+    spec: &WitnessSpec,
+    cp: &SignedCheckpoint,
+    last: u64,
+) -> Result<Vec<NoteSignature>, (Option<u64>, WitnessClientError)> {
+    let size = cp.checkpoint.size;
+    let proof_for = |old: u64, new: u64| {
+        let ledger = Arc::clone(ledger);
+        async move {
+            prove_consistency(ledger.tree_hash(), old, new, &ledger.reader())
+                .map_err(|e| e.to_string())
+        }
+    };
+    // A witness never goes back, so start from the larger of what we know and 0.
+    let start = if last > size { 0 } else { last };
+    match request_cosignature_with_retry(
+        http,
+        &spec.url,
+        &spec.vkey,
+        cp,
+        start,
+        proof_for,
+        MAX_ATTEMPTS,
+    )
+    .await
+    {
+        Ok((_, sigs)) => Ok(sigs),
+        Err(WitnessClientError::Conflict { size: theirs }) if theirs == size => {
+            from_gossip(http, spec, cp)
+                .await
+                .map_err(|e| (Some(theirs), e))
+        }
+        Err(WitnessClientError::Conflict { size: theirs }) => {
+            Err((Some(theirs), WitnessClientError::Conflict { size: theirs }))
+        }
+        Err(e) => Err((None, e)),
+    }
+}
+
+/// The witness's cosignature of exactly `cp`, read from its gossip endpoint.
+async fn from_gossip(
+    http: &reqwest::Client,
+    spec: &WitnessSpec,
+    cp: &SignedCheckpoint,
+) -> Result<Vec<NoteSignature>, WitnessClientError> {
+    let url = format!(
+        "{}/{}/checkpoint",
+        spec.url,
+        origin_hash(&cp.checkpoint.origin)
+    );
+    let bytes = get_bytes(http, &url)
+        .await
+        .map_err(|e| WitnessClientError::Transport(e.to_string()))?;
+    let note = Note::parse(&bytes).map_err(|e| WitnessClientError::BadResponse(e.to_string()))?;
+    let text = cp.note.text();
+    if note.text() != text {
+        return Err(WitnessClientError::BadResponse(
+            "the witness has cosigned another checkpoint of this size".into(),
+        ));
+    }
+    let sigs: Vec<NoteSignature> = note
+        .signatures()
+        .iter()
+        .filter(|s| verify_cosignature(&spec.vkey, text, s).is_ok())
+        .cloned()
+        .collect();
+    if sigs.is_empty() {
+        return Err(WitnessClientError::NoValidCosignature);
+    }
+    Ok(sigs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::testkit::{test_key, test_witness_key};
+
+    #[test]
+    fn witness_flag_parses_and_checks_the_key() {
+        let w = test_witness_key("w.example/1").verifier().to_string();
+        let spec = WitnessSpec::parse_flag(&format!("http://127.0.0.1:9/={w}")).expect("parses");
+        assert_eq!(spec.url, "http://127.0.0.1:9");
+        assert_eq!(spec.vkey.to_string(), w);
+        assert!(WitnessSpec::parse_flag(&w).is_err(), "no URL");
+        assert!(WitnessSpec::parse_flag(&format!("ftp://x={w}")).is_err());
+        let log = test_key("log.example").verifier().to_string();
+        let err = WitnessSpec::parse_flag(&format!("http://x={log}")).unwrap_err();
+        assert!(err.contains("cosignature"), "{err}");
+    }
+}
