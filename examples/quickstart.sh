@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mimi-ledger quickstart: the whole system on 127.0.0.1 in about a minute (after the build).
+# mimi-ledger quickstart: the whole system on 127.0.0.1, in seconds once the build is done.
 #
 # Starts a log-server, three auditors (witnesses, quorum 2), the identity prover and a monitor, each
 # with a temporary folder; enrolls two honest MSPs, a rogue MSP and the prover; walks through
@@ -11,11 +11,12 @@
 #   bash examples/quickstart.sh            # builds in release mode first
 #   QUICKSTART_NO_BUILD=1 bash examples/quickstart.sh   # reuse the release binaries
 #   QUICKSTART_KEEP=1 ...                  # keep the temporary folder for inspection
+#   QUICKSTART_BIN_DIR=DIR ...             # take the binaries from DIR (with QUICKSTART_NO_BUILD=1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release
+BIN=${QUICKSTART_BIN_DIR:-$TARGET/release}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mimi-quickstart.XXXXXX")
 PIDS=()
 
@@ -46,10 +47,22 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The command line as one could paste it: arguments with spaces or shell characters are quoted.
+show() {
+    local out='$' a
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+            out+=" $a"
+        else
+            out+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s\n' "$out"
+}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Prints a command, then runs it.
 run() {
-    printf '$ %s\n' "$*" >&2
+    show "$@" >&2
     "$@"
 }
 fail() {
@@ -61,7 +74,7 @@ fail() {
 spawn() {
     local name=$1
     shift
-    printf '$ %s > %s.out 2> %s.err &\n' "$*" "$name" "$name"
+    printf '%s > %s.out 2> %s.err &\n' "$(show "$@")" "$name" "$name"
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
@@ -88,7 +101,7 @@ expect() {
         shift
     done
     shift
-    printf '$ %s\n' "$*"
+    show "$@"
     local out status=0
     out=$("$@" 2>&1) || status=$?
     printf '%s\n' "$out" | sed 's/^/  /'
@@ -111,7 +124,7 @@ for b in log-server ledger idprover auditor monitor; do
     [[ -x $BIN/$b ]] || fail "$BIN/$b is missing: build with cargo build --release"
 done
 export PATH="$BIN:$PATH"
-START=$(date +%s)
+SECONDS=0
 cd "$WORK"
 echo "working in $WORK"
 
@@ -192,7 +205,7 @@ for n in msp-a.example msp-b.example rogue.example; do
     expect "enrolled msp $n" -- ledger enroll --admin-token-file admin.token --role msp --name "$n" --vkey "$n.vkey"
 done
 expect "enrolled prover prover.example" -- \
-    ledger enroll --admin-token-file admin.token --role prover --name prover.example --vkey prover.vkey
+    ledger enroll --admin-token-file admin.token --role prover --name prover.example --vkey prover.example.vkey
 
 step "Start the identity prover (one-time codes go to an outbox folder instead of SMS)"
 spawn idprover idprover --key prover.example.key --listen 127.0.0.1:0 --outbox "$WORK/outbox"
@@ -253,18 +266,23 @@ expect "claim accepted" -- ledger claim --key rogue.example.key --sii tel:+14155
 
 step "A sender trusts the log, pins the prover's key and looks both numbers up (verified answers)"
 mkdir -p sender
+run ledger --trust sender/trust.toml trust init --log "$LOG" --prover-key "$(cat prover.example.vkey)"
 if [[ $LOG_WITNESSES -eq 1 ]]; then
-    echo "(the log publishes witness cosignatures: the trust file requires 2 of 3)"
+    grep -q '^quorum = 2' sender/trust.toml || fail "the log's /v1/info should publish quorum 2"
+    echo "(the log publishes witness cosignatures: every lookup below requires 2 of the 3)"
 fi
-run ledger --trust sender/trust.toml trust init --log "$LOG" --prover-key "$(cat prover.vkey)"
+# With `ledger lookup --audit URL` (when this client has it) the sender also asks an auditor
+# whether the checkpoint it verified is the one everybody else sees.
+AUDIT=()
+if ledger lookup --help 2>/dev/null | grep -q -- '--audit'; then AUDIT=(--audit "${AUDITORS[0]}"); fi
 expect "mapped (verified" "msp-a.example" "rogue.example" -- \
-    ledger --trust sender/trust.toml lookup "+1 (415) 555-0100"
+    ledger --trust sender/trust.toml lookup "+1 (415) 555-0100" "${AUDIT[@]}"
 expect "mapped (verified" "mimi://msp-a.example/u/bob" "mimi://msp-b.example/u/bobby" -- \
     ledger --trust sender/trust.toml lookup "+1 (415) 555-0199"
 
 step "A stricter sender requires attestations: the rogue mapping makes it reject the answer"
 mkdir -p strict
-run ledger --trust strict/trust.toml trust init --log "$LOG" --prover-key "$(cat prover.vkey)" \
+run ledger --trust strict/trust.toml trust init --log "$LOG" --prover-key "$(cat prover.example.vkey)" \
     --require-attestation >/dev/null
 expect "VERIFICATION FAILED" "claim without the attestation this client requires" -- \
     ledger --trust strict/trust.toml lookup tel:+14155550100
@@ -318,4 +336,4 @@ expect "optout accepted" -- ledger optout --key prover.example.key --sii "+1 (41
     --prover "$PROVER" --code-from-outbox "$WORK/outbox"
 expect "opted out" -- ledger --trust sender/trust.toml lookup "+1 (415) 555-0100"
 
-step "Done in $(($(date +%s) - START)) s: every outcome was as expected"
+step "Done in ${SECONDS} s: every outcome was as expected"

@@ -179,6 +179,10 @@ enum Command {
         /// Print the verified result (or the failure) as JSON.
         #[arg(long)]
         json: bool,
+        /// Then ask this auditor (`POST <URL>/v1/audit`) whether the verified checkpoint is
+        /// consistent with its view; exit 2 if it is `inconsistent`.
+        #[arg(long, value_name = "URL")]
+        audit: Option<String>,
     },
     /// Verify a saved receipt (C2SP tlog-proof file) offline against the trust file.
     ///
@@ -354,7 +358,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             region,
             dp,
             json,
-        } => commands::lookup(&trust, &sii, region.as_deref(), dp.as_deref(), json),
+            audit,
+        } => commands::lookup(
+            &trust,
+            &sii,
+            region.as_deref(),
+            dp.as_deref(),
+            json,
+            audit.as_deref(),
+        ),
         Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
     }
 }

@@ -572,6 +572,7 @@ pub fn lookup(
     region: Option<&str>,
     dp: Option<&str>,
     json: bool,
+    audit: Option<&str>,
 ) -> anyhow::Result<()> {
     let tf = TrustFile::load(trust_path)?;
     let trust = tf.trust()?;
@@ -621,11 +622,60 @@ pub fn lookup(
         updated.save(trust_path)?;
     }
     if json {
-        print_json(&v)
+        print_json(&v)?;
     } else {
         print_table(&v);
-        Ok(())
     }
+    match audit {
+        Some(auditor) => audit_checkpoint(&http, auditor, &v.checkpoint, json),
+        None => Ok(()),
+    }
+}
+
+/// The answer of an auditor's `POST /v1/audit` (SPEC §7).
+#[derive(Debug, serde::Deserialize)]
+struct AuditAnswer {
+    verdict: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// `--audit URL`: asks an auditor whether the checkpoint this lookup was verified against is
+/// consistent with what it has seen (SPEC §7). `inconsistent` is a failed verification (exit 2):
+/// the log showed us a view that contradicts the auditor's. `unknown-log` and `unverifiable` are
+/// reported but prove nothing either way. The line goes to stderr with `--json`.
+fn audit_checkpoint(
+    http: &Http,
+    auditor: &str,
+    checkpoint: &SignedCheckpoint,
+    json: bool,
+) -> anyhow::Result<()> {
+    let url = join(auditor.trim_end_matches('/'), "/v1/audit");
+    let answer: AuditAnswer = http
+        .post_text(&url, checkpoint.to_bytes())
+        .map_err(ctx("the auditor did not answer"))?;
+    let detail = answer.detail.as_deref().unwrap_or("");
+    let line = if detail.is_empty() {
+        format!("audit by {auditor}: {}", answer.verdict)
+    } else {
+        format!("audit by {auditor}: {} ({detail})", answer.verdict)
+    };
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    if answer.verdict == "inconsistent" {
+        return Err(VerificationFailed {
+            step: Some("audit".into()),
+            detail: format!(
+                "the auditor {auditor} holds a checkpoint that contradicts the one this lookup was \
+                 verified against (split view): {detail}"
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn print_json(v: &Verified) -> anyhow::Result<()> {

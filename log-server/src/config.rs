@@ -610,6 +610,9 @@ mod tests {
             .expect("parses");
         let err = Config::resolve(cli, FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
-        assert!(toml::from_str::<FileConfig>("[[witness]]\nurl = \"http://x\"\nvkey = \"k\"\nextra = 1\n").is_err());
+        assert!(toml::from_str::<FileConfig>(
+            "[[witness]]\nurl = \"http://x\"\nvkey = \"k\"\nextra = 1\n"
+        )
+        .is_err());
     }
 }

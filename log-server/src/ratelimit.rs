@@ -27,7 +27,15 @@ pub const LIMITED_ROUTES: [&str; 2] = ["/v1/add", "/v1/admin/enroll"];
 
 /// Above this many tracked clients, buckets that have refilled completely are forgotten (a full
 /// bucket is the same as no bucket), which keeps memory bounded by the clients that are active.
+/// After a prune the threshold becomes twice what is left (never below this), so a flood of
+/// distinct addresses costs amortised O(1) per request rather than a full scan each.
 const PRUNE_ABOVE: usize = 65_536;
+
+#[derive(Debug, Default)]
+struct Buckets {
+    map: HashMap<IpAddr, Bucket>,
+    prune_at: usize,
+}
 
 /// A token-bucket limit: `per_s` tokens are added per second, up to `burst`; each limited request
 /// takes one.
@@ -49,7 +57,7 @@ struct Bucket {
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
-    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    buckets: Arc<Mutex<Buckets>>,
 }
 
 impl RateLimiter {
@@ -60,7 +68,10 @@ impl RateLimiter {
                 per_s: limit.per_s.max(1),
                 burst: limit.burst.max(1),
             },
-            buckets: Arc::new(Mutex::new(HashMap::new())),
+            buckets: Arc::new(Mutex::new(Buckets {
+                map: HashMap::new(),
+                prune_at: PRUNE_ABOVE,
+            })),
         }
     }
 
@@ -76,11 +87,15 @@ impl RateLimiter {
         let rate = f64::from(self.limit.per_s);
         let burst = f64::from(self.limit.burst);
         // A poisoned lock only means another request panicked mid-update; the map is still usable.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > PRUNE_ABOVE && !buckets.contains_key(&key) {
-            buckets.retain(|_, b| refill(b, now, rate, burst) < burst);
+        let mut guard = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let buckets = &mut *guard;
+        if buckets.map.len() >= buckets.prune_at && !buckets.map.contains_key(&key) {
+            buckets
+                .map
+                .retain(|_, b| refill(b, now, rate, burst) < burst);
+            buckets.prune_at = buckets.map.len().saturating_mul(2).max(PRUNE_ABOVE);
         }
-        let bucket = buckets.entry(key).or_insert(Bucket {
+        let bucket = buckets.map.entry(key).or_insert(Bucket {
             tokens: burst,
             updated: now,
         });
@@ -217,6 +232,36 @@ mod tests {
         assert_eq!(l.check(ip("2001:db8:1:3::1"), t0), Ok(()));
         assert_eq!(l.check(ip("198.51.100.7"), t0), Ok(()));
         assert!(l.check(ip("::ffff:198.51.100.7"), t0).is_err());
+    }
+
+    #[test]
+    fn refilled_buckets_are_pruned_when_many_clients_are_tracked() {
+        let fill = |l: &RateLimiter, t: Instant| {
+            for i in 0..PRUNE_ABOVE as u32 {
+                assert_eq!(l.check(IpAddr::from(i.to_be_bytes()), t), Ok(()));
+            }
+        };
+        let state = |l: &RateLimiter| {
+            let b = l.buckets.lock().expect("lock");
+            (b.map.len(), b.prune_at)
+        };
+        let t0 = Instant::now();
+        // Every old bucket has refilled when the next new client comes: all are forgotten.
+        let l = RateLimiter::new(RateLimit { per_s: 1, burst: 1 });
+        fill(&l, t0);
+        assert_eq!(state(&l), (PRUNE_ABOVE, PRUNE_ABOVE));
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(l.check(ip("203.0.113.1"), t1), Ok(()));
+        assert_eq!(state(&l), (1, PRUNE_ABOVE));
+        // A pruned client starts again with a full bucket.
+        assert_eq!(l.check(IpAddr::from(7u32.to_be_bytes()), t1), Ok(()));
+
+        // All still empty: nothing is forgotten, and the next scan waits for twice as many.
+        let l = RateLimiter::new(RateLimit { per_s: 1, burst: 1 });
+        fill(&l, t0);
+        let t1 = t0 + Duration::from_millis(10);
+        assert_eq!(l.check(ip("203.0.113.1"), t1), Ok(()));
+        assert_eq!(state(&l), (PRUNE_ABOVE + 1, 2 * PRUNE_ABOVE));
     }
 
     #[test]

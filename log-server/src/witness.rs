@@ -21,9 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditor::client::{
-    get_bytes, http_client, request_cosignature_with_retry, WitnessClientError,
-};
+use auditor::client::{get_bytes, http_client, request_cosignature_with_retry, WitnessClientError};
 use auditor::gossip::origin_hash;
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::cosignature::verify_cosignature;
@@ -64,10 +62,12 @@ impl WitnessSpec {
     pub fn new(url: &str, vkey: &str) -> Result<WitnessSpec, String> {
         let url = url.trim().trim_end_matches('/');
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("witness URL {url:?} must start with http:// or https://"));
+            return Err(format!(
+                "witness URL {url:?} must start with http:// or https://"
+            ));
         }
-        let key = VerifierKey::parse(vkey.trim())
-            .map_err(|e| format!("witness key {vkey:?}: {e}"))?;
+        let key =
+            VerifierKey::parse(vkey.trim()).map_err(|e| format!("witness key {vkey:?}: {e}"))?;
         if key.alg() != KeyAlg::Cosignature {
             return Err(format!(
                 "witness key {vkey:?} is not a cosignature/v1 (0x04) key"
@@ -180,17 +180,20 @@ async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::Unbounded
         })
         .collect();
     let mut round: Option<Round> = None;
+    let mut carried: Vec<Job> = Vec::new();
     loop {
         let incomplete = round
             .as_ref()
             .is_some_and(|r| r.sigs.iter().any(Option::is_none));
-        let mut jobs = Vec::new();
-        tokio::select! {
-            job = rx.recv() => match job {
-                Some(j) => jobs.push(j),
-                None => break,
-            },
-            _ = tokio::time::sleep(config.retry()), if incomplete => {}
+        let mut jobs = std::mem::take(&mut carried);
+        if jobs.is_empty() {
+            tokio::select! {
+                job = rx.recv() => match job {
+                    Some(j) => jobs.push(j),
+                    None => break,
+                },
+                _ = tokio::time::sleep(config.retry()), if incomplete => {}
+            }
         }
         while let Ok(j) = rx.try_recv() {
             jobs.push(j);
@@ -209,7 +212,22 @@ async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::Unbounded
         let Some(r) = round.as_mut() else {
             continue;
         };
-        let gained = collect(&ledger, &http, &config, &mut witnesses, r).await;
+        let gained = if jobs.is_empty() {
+            // A background retry gives way at once to a new head, whose waiters must not wait
+            // for a witness that is still down.
+            tokio::select! {
+                g = collect(&ledger, &http, &config, &mut witnesses, r) => g,
+                job = rx.recv() => match job {
+                    Some(j) => {
+                        carried.push(j);
+                        continue;
+                    }
+                    None => break,
+                },
+            }
+        } else {
+            collect(&ledger, &http, &config, &mut witnesses, r).await
+        };
         let cosigned = cosigned_checkpoint(r);
         let have = r.sigs.iter().filter(|s| s.is_some()).count();
         let head = if gained || !jobs.is_empty() {
@@ -338,7 +356,8 @@ async fn ask(
                 .map_err(|e| e.to_string())
         }
     };
-    // A witness never goes back, so start from the larger of what we know and 0.
+    // A witness ahead of this checkpoint answers 409 with its size whatever we send; from 0 the
+    // request needs no proof.
     let start = if last > size { 0 } else { last };
     match request_cosignature_with_retry(
         http,

@@ -416,7 +416,14 @@ impl TestLog {
     }
 
     fn read_vkey_file(&self) -> VerifierKey {
-        let path = self.data_dir().join("log.key");
+        // `--key FILE` among the extra flags names the key; else it is created in the data folder.
+        let args = &self.opts.extra_args;
+        let path = args
+            .iter()
+            .position(|a| a == "--key")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.data_dir().join("log.key"));
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}; output:\n{}", path.display(), self.output()));
         let key = SignerKey::parse(text.trim())
@@ -1252,41 +1259,6 @@ pub fn sign_text(text: &str, key: &SignerKey) -> Vec<u8> {
     note.to_bytes()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_listening_lines() {
-        let want: SocketAddr = "127.0.0.1:4321".parse().unwrap();
-        assert_eq!(parse_listening("listening on 127.0.0.1:4321"), Some(want));
-        assert_eq!(
-            parse_listening("2026-01-01T00:00:00Z  INFO log_server: listening on http://127.0.0.1:4321 origin=x"),
-            Some(want)
-        );
-        assert_eq!(
-            parse_listening(
-                r#"{"level":"INFO","fields":{"message":"listening on 127.0.0.1:4321"}}"#
-            ),
-            Some(want)
-        );
-        assert_eq!(
-            parse_listening(&strip_ansi(
-                "\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:4321"
-            )),
-            Some(want)
-        );
-        assert_eq!(parse_listening("listening on nothing"), None);
-        assert_eq!(parse_listening("starting"), None);
-    }
-
-    #[test]
-    fn url_encoding() {
-        assert_eq!(url_encode("tel:+14155550100"), "tel%3A%2B14155550100");
-        assert_eq!(url_encode("a b"), "a%20b");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The other binaries of the workspace, and processes that serve HTTP (scenario tests).
 // ---------------------------------------------------------------------------------------------
@@ -1302,7 +1274,10 @@ pub fn workspace_binary(package: &str, package_dir: &str, bin: &str) -> PathBuf 
     if bin == "log-server" {
         return server_binary();
     }
-    let env = format!("LEDGER_E2E_BIN_{}", bin.to_ascii_uppercase().replace('-', "_"));
+    let env = format!(
+        "LEDGER_E2E_BIN_{}",
+        bin.to_ascii_uppercase().replace('-', "_")
+    );
     if let Some(p) = std::env::var_os(&env) {
         return PathBuf::from(p);
     }
@@ -1333,7 +1308,12 @@ fn build_workspace_binary(package: &str, package_dir: &str, bin: &str) -> Result
     let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
         Some("debug") => "dev".to_string(),
         Some(p) => p.to_string(),
-        None => return Err(format!("unexpected profile folder {}", profile_dir.display())),
+        None => {
+            return Err(format!(
+                "unexpected profile folder {}",
+                profile_dir.display()
+            ))
+        }
     };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = profile_dir.join(bin);
@@ -1367,7 +1347,10 @@ fn build_workspace_binary(package: &str, package_dir: &str, bin: &str) -> Result
         ));
     }
     if !path.exists() {
-        return Err(format!("{} does not exist after cargo build", path.display()));
+        return Err(format!(
+            "{} does not exist after cargo build",
+            path.display()
+        ));
     }
     Ok(path)
 }
@@ -1435,7 +1418,12 @@ impl Service {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", self.name));
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
-            pipe_lines(out, format!("{} out", self.name), self.output.clone(), tx.clone());
+            pipe_lines(
+                out,
+                format!("{} out", self.name),
+                self.output.clone(),
+                tx.clone(),
+            );
         }
         if let Some(err) = child.stderr.take() {
             pipe_lines(err, format!("{} err", self.name), self.output.clone(), tx);
@@ -1463,15 +1451,17 @@ impl Service {
 
     /// Everything it printed so far.
     pub fn output(&self) -> String {
-        self.output
-            .lock()
-            .map(|v| v.join("\n"))
-            .unwrap_or_default()
+        self.output.lock().map(|v| v.join("\n")).unwrap_or_default()
     }
 
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// Its process ID while it runs (e.g. to pause it with `SIGSTOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `kill -9`, and waits for it.
@@ -1496,5 +1486,40 @@ impl Drop for Service {
         if std::thread::panicking() {
             eprintln!("---- {} output:\n{}", self.name, self.output());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines() {
+        let want: SocketAddr = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(parse_listening("listening on 127.0.0.1:4321"), Some(want));
+        assert_eq!(
+            parse_listening("2026-01-01T00:00:00Z  INFO log_server: listening on http://127.0.0.1:4321 origin=x"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_listening(
+                r#"{"level":"INFO","fields":{"message":"listening on 127.0.0.1:4321"}}"#
+            ),
+            Some(want)
+        );
+        assert_eq!(
+            parse_listening(&strip_ansi(
+                "\u{1b}[32m INFO\u{1b}[0m listening on 127.0.0.1:4321"
+            )),
+            Some(want)
+        );
+        assert_eq!(parse_listening("listening on nothing"), None);
+        assert_eq!(parse_listening("starting"), None);
+    }
+
+    #[test]
+    fn url_encoding() {
+        assert_eq!(url_encode("tel:+14155550100"), "tel%3A%2B14155550100");
+        assert_eq!(url_encode("a b"), "a%20b");
     }
 }

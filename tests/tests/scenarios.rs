@@ -1,0 +1,1568 @@
+//! The attack scenarios of the MIMI discovery seed (issue 7), each over the real binaries on
+//! 127.0.0.1: `log-server`, `ledger`, `idprover`, `auditor` and `monitor`.
+//!
+//! 1. a rogue MSP claims a watched number;
+//! 2. the log shows two views (split view);
+//! 3. a Discovery Provider omits or alters a mapping;
+//! 4. number porting;
+//! 5. key compromise and re-enrollment;
+//! 6. `kill -9` of every component mid-run.
+//!
+//! Entries are signed here with `ledger_core::testkit` and posted straight to the log (fast); what
+//! is asserted is what the binaries do with them: the monitor's alerts, the auditors' evidence and
+//! cosignatures, and the `ledger` client's verdict (exit status and failed step).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledger_core::api::LookupAnswer;
+use ledger_core::entry::{Action, Leaf, Role};
+use ledger_core::key::{KeyAlg, SignerKey};
+use ledger_core::testkit::{self, MemLog};
+use ledger_core::tile::{
+    encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size,
+};
+use ledger_core::tree::MemoryHashStore;
+use ledger_core::TreeHash;
+use ledger_e2e::{now, workspace_binary, Options, Service, TestLog};
+
+const ALICE: &str = "tel:+14155550100";
+const BOB: &str = "tel:+14155550199";
+/// How long a scenario waits for an asynchronous outcome (a poll, a cosignature, an alert).
+const DEADLINE: Duration = Duration::from_secs(30);
+
+// -------------------------------------------------------------------------------------------------
+// Binaries and small helpers.
+// -------------------------------------------------------------------------------------------------
+
+fn ledger_bin() -> PathBuf {
+    workspace_binary("ledger-cli", "client", "ledger")
+}
+fn monitor_bin() -> PathBuf {
+    workspace_binary("monitor", "monitor", "monitor")
+}
+fn auditor_bin() -> PathBuf {
+    workspace_binary("auditor", "auditor", "auditor")
+}
+fn idprover_bin() -> PathBuf {
+    workspace_binary("idprover", "examples/idprover", "idprover")
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Polls `f` every 50 ms until it gives a value, or panics after `deadline` naming `what`.
+#[track_caller]
+fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A key named `name`, different for each `generation` (a fresh key after a compromise).
+fn key(name: &str, generation: u8) -> SignerKey {
+    if generation == 0 {
+        return testkit::test_key(name);
+    }
+    let seed = TreeHash::Sha256.leaf_hash(format!("{name} generation {generation}").as_bytes());
+    SignerKey::from_seed(name, KeyAlg::Ed25519, seed).expect("key")
+}
+
+/// A claim of `sii` by `msp` for `ssi`, attested by `prover` when given.
+fn claim(msp: &SignerKey, sii: &str, ssi: &str, tag: &str, prover: Option<&SignerKey>) -> Leaf {
+    let t = now();
+    let att =
+        prover.map(|p| testkit::attestation(p, Action::Claim, sii, Some((msp.name(), ssi)), t - 5));
+    testkit::claim(msp, sii, ssi, t, &[tag], att)
+}
+
+/// A scratch folder for trust files, configurations and states.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch(
+            tempfile::Builder::new()
+                .prefix("ledger-scenario-")
+                .tempdir()
+                .expect("tempdir"),
+        )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+}
+
+/// What a `ledger` client trusts.
+#[derive(Clone)]
+struct ClientTrust {
+    log_url: String,
+    log_vkey: String,
+    hash: TreeHash,
+    witnesses: Vec<String>,
+    quorum: usize,
+    provers: Vec<String>,
+    require_attestation: bool,
+}
+
+impl ClientTrust {
+    fn of(log: &TestLog) -> ClientTrust {
+        ClientTrust {
+            log_url: log.url(),
+            log_vkey: log.vkey().to_string(),
+            hash: log.hash(),
+            witnesses: Vec::new(),
+            quorum: 0,
+            provers: Vec::new(),
+            require_attestation: false,
+        }
+    }
+
+    /// Writes the trust file (docs/client.md, "Trust file reference") to `path`.
+    fn write(&self, path: &Path) {
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let origin = self.log_vkey.split('+').next().expect("vkey name");
+        let text = format!(
+            "log_url = {:?}\norigin = {origin:?}\nlog_vkey = {:?}\nhash = {:?}\nwitnesses = [{}]\n\
+             quorum = {}\nprovers = [{}]\nrequire_attestation = {}\nlast_seen_size = 0\n",
+            self.log_url,
+            self.log_vkey,
+            self.hash.name(),
+            list(&self.witnesses),
+            self.quorum,
+            list(&self.provers),
+            self.require_attestation,
+        );
+        std::fs::write(path, text).expect("write trust file");
+    }
+}
+
+/// Runs `ledger --trust <trust> lookup <sii> [--dp <dp>] --json` and returns its exit code and the
+/// parsed JSON result (stdout).
+fn lookup(trust: &Path, sii: &str, dp: Option<&str>) -> (i32, serde_json::Value, String) {
+    let mut c = Command::new(ledger_bin());
+    c.arg("--trust").arg(trust).args(["lookup", sii, "--json"]);
+    if let Some(dp) = dp {
+        c.args(["--dp", dp]);
+    }
+    let out = c
+        .env_remove("LEDGER_TRUST")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ledger");
+    // The JSON result is printed after the `SII:` line.
+    let text = stdout(&out);
+    let json = text
+        .find('{')
+        .and_then(|at| serde_json::from_str(&text[at..]).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, all_output(&out))
+}
+
+/// `lookup` expecting a verified answer; returns the JSON.
+#[track_caller]
+fn lookup_ok(trust: &Path, sii: &str, dp: Option<&str>) -> serde_json::Value {
+    let (code, json, all) = lookup(trust, sii, dp);
+    assert_eq!(code, 0, "lookup of {sii} should verify:\n{all}");
+    assert_eq!(json["verified"], true, "{all}");
+    json
+}
+
+/// `lookup` expecting a rejection at `step` (exit 2).
+#[track_caller]
+fn lookup_rejected(trust: &Path, sii: &str, dp: Option<&str>, step: &str) -> serde_json::Value {
+    let (code, json, all) = lookup(trust, sii, dp);
+    assert_eq!(
+        code, 2,
+        "lookup of {sii} should fail verification at {step}:\n{all}"
+    );
+    assert_eq!(json["verified"], false, "{all}");
+    assert_eq!(json["step"], step, "{all}");
+    assert!(all.contains("VERIFICATION FAILED"), "{all}");
+    json
+}
+
+/// The MSPs of the current mappings in a verified lookup's JSON.
+fn mapped_msps(json: &serde_json::Value) -> Vec<String> {
+    json["mappings"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|m| m["msp"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// -------------------------------------------------------------------------------------------------
+// A Discovery Provider that answers whatever it is told to (copied from client/tests/e2e.rs).
+// -------------------------------------------------------------------------------------------------
+
+struct LyingDp {
+    url: String,
+}
+
+impl LyingDp {
+    /// Every request gets `body` as `200 application/json`.
+    fn serve(body: String) -> LyingDp {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                read_head(&mut s);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body.as_bytes());
+            }
+        });
+        LyingDp { url }
+    }
+
+    fn answer(a: &LookupAnswer) -> LyingDp {
+        LyingDp::serve(serde_json::to_string(a).expect("json"))
+    }
+}
+
+/// Reads a request's head (the tests never send bodies to these servers); returns the request
+/// line.
+fn read_head(s: &mut std::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// -------------------------------------------------------------------------------------------------
+// A static C2SP tile server over a dishonest in-memory log (after monitor/tests/common/mod.rs).
+// -------------------------------------------------------------------------------------------------
+
+/// Serves `/checkpoint`, hash tiles and entry bundles of `log`, whatever it contains.
+struct TileServer {
+    url: String,
+}
+
+impl TileServer {
+    fn publish(log: &MemLog) -> TileServer {
+        let mut store = MemoryHashStore::new(log.hash);
+        let leaves: Vec<Vec<u8>> = (0..log.size())
+            .map(|i| log.leaf(i).bytes().to_vec())
+            .collect();
+        for l in &leaves {
+            store.append_leaf(l);
+        }
+        let size = log.size();
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        files.insert("checkpoint".into(), log.checkpoint().to_bytes());
+        for t in tiles_for_size(size) {
+            files.insert(t.path(), read_tile_data(&t, &store).expect("tile data"));
+        }
+        for b in entry_bundles_for_size(size) {
+            let start = (b.index * 256) as usize;
+            let refs: Vec<&[u8]> = leaves[start..start + usize::from(b.width)]
+                .iter()
+                .map(Vec::as_slice)
+                .collect();
+            files.insert(b.path(), encode_entry_bundle(&refs));
+        }
+        let files = Arc::new(files);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let files = files.clone();
+                std::thread::spawn(move || {
+                    let line = read_head(&mut s);
+                    let path = line
+                        .split(' ')
+                        .nth(1)
+                        .unwrap_or("/")
+                        .trim_start_matches('/');
+                    let (status, body) = match files.get(path) {
+                        Some(b) => ("200 OK", b.clone()),
+                        None => ("404 Not Found", b"not found\n".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes());
+                    let _ = s.write_all(&body);
+                });
+            }
+        });
+        TileServer { url }
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// The monitor and the auditors.
+// -------------------------------------------------------------------------------------------------
+
+/// A monitor configuration for one log, watching `watches` (SII, allowed MSPs), alerts to a file.
+fn monitor_config(
+    dir: &Scratch,
+    log_url: &str,
+    log_vkey: &str,
+    hash: TreeHash,
+    watches: &[(&str, &[&str])],
+) -> PathBuf {
+    let origin = log_vkey.split('+').next().expect("vkey name");
+    let mut text = format!(
+        "state_dir = {:?}\npoll_interval_s = 1\n\n[[log]]\nurl = {log_url:?}\norigin = {origin:?}\n\
+         vkey = {log_vkey:?}\nhash = {:?}\n",
+        dir.path("monitor-state").display().to_string(),
+        hash.name()
+    );
+    for (sii, allowed) in watches {
+        let allowed: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+        text.push_str(&format!(
+            "\n[[watch]]\nsii = {sii:?}\nallowed = [{}]\n",
+            allowed.join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "\n[rules]\nunattested_claim = \"watched\"\ntrusted_provers = [\"prover.example\"]\n\n\
+         [[sink]]\ntype = \"file\"\npath = {:?}\n",
+        dir.path("alerts.jsonl").display().to_string()
+    ));
+    let path = dir.path("monitor.toml");
+    std::fs::write(&path, text).expect("write monitor.toml");
+    path
+}
+
+/// Runs `monitor --once` with `config`; panics unless it exits 0.
+fn monitor_once(config: &Path) {
+    let out = Command::new(monitor_bin())
+        .arg("--config")
+        .arg(config)
+        .args(["--once", "--no-progress"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run monitor");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "monitor --once:\n{}",
+        all_output(&out)
+    );
+}
+
+/// The alerts in the monitor's file sink.
+fn alerts(dir: &Scratch) -> Vec<serde_json::Value> {
+    let Ok(f) = std::fs::File::open(dir.path("alerts.jsonl")) else {
+        return Vec::new();
+    };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(&l).expect("alert line is JSON"))
+        .collect()
+}
+
+/// Alerts of `kind` for `msp`.
+fn alerts_of<'a>(
+    all: &'a [serde_json::Value],
+    kind: &str,
+    msp: &str,
+) -> Vec<&'a serde_json::Value> {
+    all.iter()
+        .filter(|a| a["kind"] == kind && a["msp"] == msp)
+        .collect()
+}
+
+/// An auditor with its own folder, key and configuration.
+struct Auditor {
+    dir: tempfile::TempDir,
+    vkey: String,
+    svc: Option<Service>,
+}
+
+impl Auditor {
+    /// Creates the key and configuration (polling `log_url` every 200 ms, gossiping with `peers`)
+    /// and starts it.
+    fn start(name: &str, log: &TestLog, log_url: &str, peers: &[String]) -> Auditor {
+        let dir = tempfile::Builder::new()
+            .prefix("ledger-auditor-")
+            .tempdir()
+            .expect("tempdir");
+        let out = Command::new(auditor_bin())
+            .args(["keygen", "--name", name, "--out"])
+            .arg(dir.path().join("witness.key"))
+            .output()
+            .expect("auditor keygen");
+        assert!(out.status.success(), "auditor keygen: {}", all_output(&out));
+        let vkey = stdout(&out).trim().to_string();
+        let mut a = Auditor {
+            dir,
+            vkey,
+            svc: None,
+        };
+        a.configure(log, log_url, peers);
+        let config = a.dir.path().join("auditor.toml");
+        a.svc = Some(Service::start(
+            name,
+            &auditor_bin(),
+            &[
+                os("--config"),
+                config.as_os_str(),
+                os("--listen"),
+                os("127.0.0.1:0"),
+            ],
+            &[("RUST_LOG", "warn")],
+            true,
+        ));
+        a
+    }
+
+    /// (Re)writes the configuration: the log at `log_url`, the `peers`.
+    fn configure(&self, log: &TestLog, log_url: &str, peers: &[String]) {
+        let mut text = format!(
+            "state_dir = \"state\"\nkey_file = \"witness.key\"\npoll_interval_ms = 200\n\n\
+             [[log]]\norigin = {:?}\nvkey = {:?}\nhash = {:?}\nurl = {log_url:?}\n",
+            log.vkey().name(),
+            log.vkey().to_string(),
+            log.hash().name()
+        );
+        for p in peers {
+            text.push_str(&format!("\n[[peer]]\nurl = {p:?}\n"));
+        }
+        text.push_str("\n[alerts]\nstdout = true\n");
+        std::fs::write(self.dir.path().join("auditor.toml"), text).expect("auditor.toml");
+    }
+
+    fn svc(&mut self) -> &mut Service {
+        self.svc.as_mut().expect("started")
+    }
+
+    fn url(&self) -> String {
+        self.svc.as_ref().expect("started").url()
+    }
+
+    /// The latest checkpoint this auditor cosigned (`GET /<hex sha256(origin)>/checkpoint`).
+    fn cosigned(&self, origin: &str) -> Option<String> {
+        let r = reqwest::blocking::get(format!("{}/{}/checkpoint", self.url(), sha256_hex(origin)))
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.text().ok()
+    }
+
+    /// Waits until this auditor cosigned exactly the checkpoint body of `note` (origin, size,
+    /// root); returns its cosignature line(s).
+    fn wait_cosigned(&self, note: &str) -> Vec<String> {
+        let body = checkpoint_body(note);
+        let origin = body.lines().next().unwrap_or_default().to_string();
+        wait_for(
+            DEADLINE,
+            &format!("{} to cosign {body:?}", self.vkey),
+            || {
+                let c = self.cosigned(&origin)?;
+                (checkpoint_body(&c) == body).then(|| cosignature_lines(&c, &self.vkey))
+            },
+        )
+    }
+
+    fn audit(&self, note: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/v1/audit", self.url()))
+            .header("Content-Type", "text/plain")
+            .body(note.to_string())
+            .send()
+            .expect("audit")
+            .json()
+            .expect("audit json")
+    }
+
+    fn evidence(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = reqwest::blocking::get(format!("{}/v1/evidence", self.url()))
+            .expect("evidence")
+            .json()
+            .expect("evidence json");
+        v["evidence"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// The text of a note before its signatures.
+fn checkpoint_body(note: &str) -> String {
+    note.split("\n\n").next().unwrap_or_default().to_string()
+}
+
+/// The signature lines of `note` made by the key named like `vkey`.
+fn cosignature_lines(note: &str, vkey: &str) -> Vec<String> {
+    let name = vkey.split('+').next().unwrap_or_default();
+    note.split("\n\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.strip_prefix("— ").and_then(|r| r.split(' ').next()) == Some(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `note` with the signature `lines` added.
+fn with_signatures(note: &str, lines: &[String]) -> String {
+    let mut s = note.to_string();
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// SHA-256 (FIPS 180-4), hex: the auditors' gossip path is `/<hex sha256(origin)>/checkpoint`
+/// and this crate has no SHA-256 dependency of its own.
+fn sha256_hex(s: &str) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = s.as_bytes().to_vec();
+    let bits = (msg.len() as u64) * 8;
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bits.to_be_bytes());
+    for block in msg.chunks(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let mut v = h;
+        for i in 0..64 {
+            let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
+            let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
+            let t1 = v[7]
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
+            let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+            let t2 = s0.wrapping_add(maj);
+            v = [
+                t1.wrapping_add(t2),
+                v[0],
+                v[1],
+                v[2],
+                v[3].wrapping_add(t1),
+                v[4],
+                v[5],
+                v[6],
+            ];
+        }
+        for (a, b) in h.iter_mut().zip(v) {
+            *a = a.wrapping_add(b);
+        }
+    }
+    h.iter().map(|x| format!("{x:08x}")).collect()
+}
+
+#[test]
+fn sha256_matches_the_standard_vectors() {
+    assert_eq!(
+        sha256_hex(""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(
+        sha256_hex("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+    );
+}
+
+// -------------------------------------------------------------------------------------------------
+// 1. A rogue MSP.
+// -------------------------------------------------------------------------------------------------
+
+/// A rogue MSP claims Alice's number without her consent: the monitor watching the number raises
+/// `unexpected-claimant` and `unattested-claim`; a client that requires attestations rejects the
+/// answer that carries the claim, and one that does not shows it without an attester.
+#[test]
+fn rogue_msp_claim_is_flagged_by_the_monitor_and_rejected_by_a_strict_client() {
+    let log = TestLog::start(Options::default());
+    let (msp_a, rogue, prover) = (
+        key("msp-a.example", 0),
+        key("rogue.example", 0),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &rogue);
+    log.enroll(Role::Prover, &prover);
+    log.submit_ok(&claim(
+        &msp_a,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(&prover),
+    ));
+    log.submit_ok(&claim(
+        &msp_a,
+        BOB,
+        "mimi://msp-a.example/u/bob",
+        "Work",
+        Some(&prover),
+    ));
+    let rogue_index = log
+        .submit_ok(&claim(
+            &rogue,
+            ALICE,
+            "mimi://rogue.example/u/mallory",
+            "Personal",
+            None,
+        ))
+        .index;
+
+    let dir = Scratch::new();
+    let config = monitor_config(
+        &dir,
+        &log.url(),
+        &log.vkey().to_string(),
+        log.hash(),
+        &[(ALICE, &["msp-a.example"])],
+    );
+    monitor_once(&config);
+    let all = alerts(&dir);
+    for kind in ["unexpected-claimant", "unattested-claim"] {
+        let hits = alerts_of(&all, kind, "rogue.example");
+        assert_eq!(
+            hits.len(),
+            1,
+            "one {kind} alert for the rogue claim: {all:?}"
+        );
+        assert_eq!(hits[0]["index"], rogue_index, "{kind}");
+        assert_eq!(hits[0]["sii"], ALICE, "{kind}");
+    }
+    assert!(
+        all.iter().all(|a| a["msp"] != "msp-a.example"),
+        "the allowed, attested claims raise nothing: {all:?}"
+    );
+
+    let mut t = ClientTrust::of(&log);
+    t.provers = vec![prover.verifier().to_string()];
+    // A lenient sender sees the rogue mapping, with no attester.
+    t.write(&dir.path("lenient.toml"));
+    let json = lookup_ok(&dir.path("lenient.toml"), ALICE, None);
+    assert_eq!(mapped_msps(&json), ["msp-a.example", "rogue.example"]);
+    assert_eq!(json["mappings"][1]["attested_by"], serde_json::Value::Null);
+    assert_eq!(json["mappings"][0]["attested_by"], "prover.example");
+    // A sender that requires attestations rejects the whole answer at step 3.
+    t.require_attestation = true;
+    t.write(&dir.path("strict.toml"));
+    let json = lookup_rejected(&dir.path("strict.toml"), ALICE, None, "entries");
+    assert!(
+        json["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("attestation"),
+        "{json}"
+    );
+    // ... and still accepts numbers nobody attacked.
+    let json = lookup_ok(&dir.path("strict.toml"), BOB, None);
+    assert_eq!(mapped_msps(&json), ["msp-a.example"]);
+}
+
+// -------------------------------------------------------------------------------------------------
+// 2. Split view.
+// -------------------------------------------------------------------------------------------------
+
+/// The log operator runs two logs with one key and one origin: view 1 maps Alice's number to
+/// MSP A, view 2 (shown to a victim) to the attacker. Auditors 1 and 3 watch view 1, auditor 2 is
+/// fooled into cosigning view 2. Gossip gives auditors 1 and 3 `split-view` evidence holding both
+/// signed checkpoints, `/v1/audit` calls view 2 `inconsistent`, and a client requiring 2 of the 3
+/// cosignatures accepts view 1 (cosigned by 1 and 3) but refuses view 2 at `witness-quorum`,
+/// whether the DP attaches auditor 2's cosignature or serves the log's bare checkpoint.
+#[test]
+fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
+    let view1 = TestLog::start(Options::default());
+    let log_key = view1.data_dir().join("log.key");
+    let view2 = TestLog::start(
+        Options::default()
+            .arg("--key")
+            .arg(&log_key.display().to_string()),
+    );
+    assert_eq!(view1.vkey(), view2.vkey(), "one log key, two logs");
+    let origin = view1.vkey().name().to_string();
+
+    // Both start at the same (empty) tree; the fooled auditor only ever sees view 2.
+    let a2 = Auditor::start("auditor-2.example", &view1, &view2.url(), &[]);
+    let (msp_a, attacker, prover) = (
+        key("msp-a.example", 0),
+        key("attacker.example", 0),
+        key("prover.example", 0),
+    );
+    view1.enroll(Role::Msp, &msp_a);
+    view1.enroll(Role::Prover, &prover);
+    view1.submit_ok(&claim(
+        &msp_a,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(&prover),
+    ));
+    let cp1 = String::from_utf8(view1.checkpoint().to_bytes()).expect("utf8");
+    let mut a1 = Auditor::start("auditor-1.example", &view1, &view1.url(), &[a2.url()]);
+    let a3 = Auditor::start(
+        "auditor-3.example",
+        &view1,
+        &view1.url(),
+        &[a2.url(), a1.url()],
+    );
+    let sigs1: Vec<String> = [&a1, &a3]
+        .iter()
+        .flat_map(|a| a.wait_cosigned(&cp1))
+        .collect();
+
+    // Now view 2 grows to the same size with the attacker's mapping.
+    view2.enroll(Role::Msp, &attacker);
+    view2.enroll(Role::Prover, &prover);
+    view2.submit_ok(&claim(
+        &attacker,
+        ALICE,
+        "mimi://attacker.example/u/eve",
+        "Personal",
+        Some(&prover),
+    ));
+    let cp2 = String::from_utf8(view2.checkpoint().to_bytes()).expect("utf8");
+    assert_eq!(
+        view1.checkpoint().checkpoint.size,
+        view2.checkpoint().checkpoint.size
+    );
+    assert_ne!(checkpoint_body(&cp1), checkpoint_body(&cp2), "two views");
+    let sigs2 = a2.wait_cosigned(&cp2);
+
+    // Gossip: auditors 1 and 3 read auditor 2's cosigned checkpoint and keep the evidence.
+    for a in [&a1, &a3] {
+        let ev = wait_for(DEADLINE, "split-view evidence", || {
+            let ev = a.evidence();
+            ev.into_iter().find(|e| e["kind"] == "split-view")
+        });
+        let notes: Vec<String> = ev["checkpoints"]
+            .as_array()
+            .expect("checkpoints")
+            .iter()
+            .map(|c| checkpoint_body(c["note"].as_str().unwrap_or_default()))
+            .collect();
+        assert!(notes.contains(&checkpoint_body(&cp1)), "{ev}");
+        assert!(notes.contains(&checkpoint_body(&cp2)), "{ev}");
+        assert_eq!(ev["log"], origin.as_str());
+        let verdict = a.audit(&cp2);
+        assert_eq!(verdict["verdict"], "inconsistent", "{verdict}");
+        assert_eq!(a.audit(&cp1)["verdict"], "consistent");
+    }
+    assert!(a1.svc().output().contains("split-view"), "alert line");
+
+    // A client requiring 2 of the 3 auditors.
+    let dir = Scratch::new();
+    let mut t = ClientTrust::of(&view1);
+    t.witnesses = vec![a1.vkey.clone(), a2.vkey.clone(), a3.vkey.clone()];
+    t.quorum = 2;
+    let trust = dir.path("trust.toml");
+    t.write(&trust);
+    // View 1, with the cosignatures of auditors 1 and 3 attached, is accepted.
+    let mut honest = view1.lookup(ALICE);
+    assert_eq!(checkpoint_body(&honest.checkpoint), checkpoint_body(&cp1));
+    honest.checkpoint = with_signatures(&honest.checkpoint, &sigs1);
+    let dp = LyingDp::answer(&honest);
+    let json = lookup_ok(&trust, ALICE, Some(&dp.url));
+    assert_eq!(mapped_msps(&json), ["msp-a.example"]);
+    assert_eq!(
+        json["checkpoint"]["cosigners"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // View 2 with the fooled auditor's cosignature: one of two.
+    let mut split = view2.lookup(ALICE);
+    split.checkpoint = with_signatures(&split.checkpoint, &sigs2);
+    let dp = LyingDp::answer(&split);
+    lookup_rejected(&trust, ALICE, Some(&dp.url), "witness-quorum");
+    // View 2 straight from the log, uncosigned.
+    lookup_rejected(&trust, ALICE, Some(&view2.url()), "witness-quorum");
+    // A client with no witnesses would have believed it: the quorum is what protects.
+    let mut naive = t.clone();
+    naive.witnesses.clear();
+    naive.quorum = 0;
+    naive.write(&dir.path("naive.toml"));
+    let json = lookup_ok(&dir.path("naive.toml"), ALICE, Some(&view2.url()));
+    assert_eq!(mapped_msps(&json), ["attacker.example"]);
+}
+
+// -------------------------------------------------------------------------------------------------
+// 3. A Discovery Provider that omits or alters a mapping.
+// -------------------------------------------------------------------------------------------------
+
+/// Every omission or alteration a single lookup can detect fails at its SPEC §6 step; the one it
+/// cannot (leaving out the newest entries *and* folding what remains) is accepted, which is the
+/// documented limit (docs/threat-model.md): the monitor sees the hidden entry.
+#[test]
+fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
+    let log = TestLog::start(Options::default());
+    let (msp_a, msp_b, prover) = (
+        key("msp-a.example", 0),
+        key("msp-b.example", 0),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &msp_b);
+    log.enroll(Role::Prover, &prover);
+    log.submit_ok(&claim(
+        &msp_a,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(&prover),
+    ));
+    log.submit_ok(&claim(
+        &msp_b,
+        ALICE,
+        "mimi://msp-b.example/u/al",
+        "Work",
+        Some(&prover),
+    ));
+    let honest = log.lookup(ALICE);
+    assert_eq!(honest.entries.len(), 2);
+    assert_eq!(honest.mappings.len(), 2);
+
+    let dir = Scratch::new();
+    let trust = dir.path("trust.toml");
+    ClientTrust::of(&log).write(&trust);
+    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&honest).url));
+    assert_eq!(mapped_msps(&json), ["msp-a.example", "msp-b.example"]);
+
+    type Lie = (&'static str, &'static str, Box<dyn Fn(&mut LookupAnswer)>);
+    let lies: Vec<Lie> = vec![
+        (
+            "omits MSP B's entry but still lists its mapping",
+            "state-fold",
+            Box::new(|a| {
+                a.entries.remove(1);
+            }),
+        ),
+        (
+            "omits MSP B's mapping",
+            "state-fold",
+            Box::new(|a| {
+                a.mappings.remove(1);
+            }),
+        ),
+        (
+            "lists a mapping for an index it does not show",
+            "state-fold",
+            Box::new(|a| {
+                a.mappings.push(a.entries[1].index + 1);
+            }),
+        ),
+        (
+            "points Alice's number at the attacker's user (altered entry text)",
+            "inclusion-proof",
+            Box::new(|a| {
+                a.entries[0].leaf = a.entries[0].leaf.replace("/u/alice", "/u/mallo");
+            }),
+        ),
+        (
+            "claims she opted out",
+            "state-fold",
+            Box::new(|a| {
+                a.status = ledger_core::state::Status::OptedOut;
+                a.mappings.clear();
+            }),
+        ),
+        (
+            "claims nobody maps the number",
+            "state-fold",
+            Box::new(|a| {
+                a.status = ledger_core::state::Status::None;
+                a.mappings.clear();
+            }),
+        ),
+        (
+            "drops the enroll leaf of MSP B's key",
+            "entries",
+            Box::new(|a| {
+                a.keys.retain(|k| !k.leaf.contains("msp-b.example"));
+            }),
+        ),
+        (
+            "passes a claim off as a key leaf",
+            "key-leaves",
+            Box::new(|a| {
+                let claim = a.entries[0].clone();
+                a.keys.push(claim);
+            }),
+        ),
+    ];
+    for (what, step, lie) in lies {
+        let mut a = honest.clone();
+        lie(&mut a);
+        let dp = LyingDp::answer(&a);
+        let (code, json, all) = lookup(&trust, ALICE, Some(&dp.url));
+        assert_eq!(code, 2, "{what}: must be rejected:\n{all}");
+        assert_eq!(json["step"], step, "{what}:\n{all}");
+    }
+
+    // The limit: leaving out an entry *and* its mapping gives an answer that folds correctly
+    // from what it shows; one lookup cannot tell (no completeness proof in SPEC §6).
+    let mut omitted = honest.clone();
+    omitted.entries.remove(0);
+    omitted.mappings.remove(0);
+    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&omitted).url));
+    assert_eq!(mapped_msps(&json), ["msp-b.example"]);
+
+    // The same for the newest entries: MSP B revokes; a DP hiding that newest entry, and folding only what it shows,
+    // gives a true but outdated answer. `last_seen_size` does not help (the checkpoint is current).
+    log.submit_ok(&testkit::revoke(
+        &msp_b,
+        "msp-b.example",
+        ALICE,
+        "mimi://msp-b.example/u/al",
+        now(),
+        None,
+    ));
+    let current = log.lookup(ALICE);
+    assert_eq!(current.entries.len(), 3);
+    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&current).url));
+    assert_eq!(mapped_msps(&json), ["msp-a.example"]);
+    let mut stale = current.clone();
+    let hidden = stale.entries.pop().expect("revoke");
+    stale.mappings = honest.mappings.clone();
+    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&stale).url));
+    assert_eq!(
+        mapped_msps(&json),
+        ["msp-a.example", "msp-b.example"],
+        "SPEC §6 has no completeness proof: this omission is not caught by one lookup"
+    );
+    // Whoever watches the number sees the hidden revoke in the log itself.
+    let leaves = log.all_entries(log.checkpoint().checkpoint.size);
+    assert_eq!(leaves.get(hidden.index as usize), Some(&hidden.leaf));
+}
+
+// -------------------------------------------------------------------------------------------------
+// 4. Number porting.
+// -------------------------------------------------------------------------------------------------
+
+/// Alice moves her number from MSP A to MSP B: A revokes, B claims with a fresh attestation. A
+/// lookup shows only B; the DP's answer still carries the whole history (claim A, revoke A,
+/// claim B), each with an inclusion proof that verifies against the checkpoint.
+#[test]
+fn number_porting_shows_only_the_new_msp_and_history_keeps_both() {
+    let log = TestLog::start(Options::default().require_attestation());
+    let (msp_a, msp_b, prover) = (
+        key("msp-a.example", 0),
+        key("msp-b.example", 0),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &msp_b);
+    log.enroll(Role::Prover, &prover);
+    let dir = Scratch::new();
+    let trust = dir.path("trust.toml");
+    let mut t = ClientTrust::of(&log);
+    t.provers = vec![prover.verifier().to_string()];
+    t.require_attestation = true;
+    t.write(&trust);
+
+    let a = log.submit_ok(&claim(
+        &msp_a,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(&prover),
+    ));
+    let json = lookup_ok(&trust, ALICE, None);
+    assert_eq!(mapped_msps(&json), ["msp-a.example"]);
+    // B cannot take the number over without Alice's attestation for B.
+    let refused = log
+        .submit(
+            claim(
+                &msp_b,
+                ALICE,
+                "mimi://msp-b.example/u/alice",
+                "Personal",
+                None,
+            )
+            .bytes(),
+        )
+        .expect_err("an unattested claim is refused by this log");
+    assert_eq!(
+        refused.problem_slug().as_deref(),
+        Some("attestation-required")
+    );
+
+    let revoke = log.submit_ok(&testkit::revoke(
+        &msp_a,
+        "msp-a.example",
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        now(),
+        None,
+    ));
+    let b = log.submit_ok(&claim(
+        &msp_b,
+        ALICE,
+        "mimi://msp-b.example/u/alice",
+        "Mobile",
+        Some(&prover),
+    ));
+    let json = lookup_ok(&trust, ALICE, None);
+    assert_eq!(json["status"], "mapped");
+    assert_eq!(mapped_msps(&json), ["msp-b.example"], "{json}");
+    assert_eq!(json["mappings"][0]["index"], b.index);
+    assert_eq!(json["mappings"][0]["attested_by"], "prover.example");
+
+    // The history: every entry for the SII, in log order, proven in the same checkpoint.
+    let answer = log.lookup(ALICE);
+    let indices: Vec<u64> = answer.entries.iter().map(|e| e.index).collect();
+    assert_eq!(indices, [a.index, revoke.index, b.index]);
+    let cp = log.checkpoint();
+    assert_eq!(
+        checkpoint_body(&answer.checkpoint),
+        checkpoint_body(&String::from_utf8(cp.to_bytes()).expect("utf8"))
+    );
+    for e in &answer.entries {
+        let leaf_hash = log.hash().leaf_hash(e.leaf.as_bytes());
+        ledger_core::tree::verify_inclusion(
+            log.hash(),
+            e.index,
+            cp.checkpoint.size,
+            &leaf_hash,
+            &e.inclusion,
+            &cp.checkpoint.root,
+        )
+        .unwrap_or_else(|err| panic!("entry {}: {err}", e.index));
+    }
+    assert!(answer.entries[0].leaf.contains("msp-a.example"));
+    assert!(answer.entries[2].leaf.contains("msp-b.example"));
+}
+
+// -------------------------------------------------------------------------------------------------
+// 5. Key compromise.
+// -------------------------------------------------------------------------------------------------
+
+/// MSP A's key leaks; the operator re-enrolls MSP A with a new key. The log refuses claims signed
+/// by the old key from then on (earlier claims stay valid). A dishonest log that admits one anyway
+/// is flagged `bad-entry` by the monitor, and a client rejects a DP answer carrying it.
+#[test]
+fn key_compromise_old_key_claims_are_refused_and_flagged_when_served() {
+    let log = TestLog::start(Options::default());
+    let (old, new, prover) = (
+        key("msp-a.example", 0),
+        key("msp-a.example", 1),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &old);
+    log.enroll(Role::Prover, &prover);
+    log.submit_ok(&claim(
+        &old,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(&prover),
+    ));
+    let reenrolled = log
+        .enroll(Role::Msp, &new)
+        .expect("the re-enrollment is a new leaf");
+
+    let forged = claim(
+        &old,
+        ALICE,
+        "mimi://msp-a.example/u/mallory",
+        "Personal",
+        None,
+    );
+    let refused = log
+        .submit(forged.bytes())
+        .expect_err("a claim signed by the replaced key is refused");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(
+        refused.problem_slug().as_deref(),
+        Some("unknown-signer"),
+        "{}",
+        refused.text()
+    );
+    let ok = log.submit_ok(&claim(
+        &new,
+        BOB,
+        "mimi://msp-a.example/u/bob",
+        "Work",
+        Some(&prover),
+    ));
+    assert!(ok.index > reenrolled);
+    let dir = Scratch::new();
+    let trust = dir.path("trust.toml");
+    ClientTrust::of(&log).write(&trust);
+    let json = lookup_ok(&trust, ALICE, None);
+    assert_eq!(json["mappings"][0]["ssi"], "mimi://msp-a.example/u/alice");
+    assert_eq!(
+        mapped_msps(&lookup_ok(&trust, BOB, None)),
+        ["msp-a.example"]
+    );
+
+    // The same history in a dishonest log that admits the forged claim after the re-enrollment.
+    let mut bad = MemLog::new("dishonest.example/log", TreeHash::Blake3);
+    bad.now = now();
+    bad.enroll(Role::Msp, &old);
+    bad.enroll(Role::Prover, &prover);
+    bad.submit(
+        claim(
+            &old,
+            ALICE,
+            "mimi://msp-a.example/u/alice",
+            "Personal",
+            Some(&prover),
+        )
+        .bytes(),
+    )
+    .expect("admitted");
+    bad.enroll(Role::Msp, &new);
+    let forged_index = bad.push(forged);
+    let served = TileServer::publish(&bad);
+    let vkey = bad.key.verifier().to_string();
+    let config = monitor_config(
+        &dir,
+        &served.url,
+        &vkey,
+        bad.hash,
+        &[(ALICE, &["msp-a.example"])],
+    );
+    monitor_once(&config);
+    let all = alerts(&dir);
+    let hits: Vec<_> = all.iter().filter(|a| a["kind"] == "bad-entry").collect();
+    assert_eq!(hits.len(), 1, "{all:?}");
+    assert_eq!(hits[0]["index"], forged_index);
+    assert_eq!(hits[0]["severity"], "critical");
+    // A client shown the forged claim by that log's DP rejects it at step 3.
+    let dp = LyingDp::answer(&bad.lookup(&testkit::sii(ALICE)));
+    let bad_trust = dir.path("dishonest.toml");
+    ClientTrust {
+        log_url: served.url.clone(),
+        log_vkey: vkey,
+        hash: bad.hash,
+        witnesses: vec![],
+        quorum: 0,
+        provers: vec![],
+        require_attestation: false,
+    }
+    .write(&bad_trust);
+    lookup_rejected(&bad_trust, ALICE, Some(&dp.url), "entries");
+}
+
+// -------------------------------------------------------------------------------------------------
+// 6. kill -9 of every component.
+// -------------------------------------------------------------------------------------------------
+
+/// Runs the identity prover's flow over HTTP (challenge, code from the outbox, verify).
+fn prove(prover: &Service, outbox: &Path, msp: &str, sii: &str, ssi: &str) -> String {
+    let http = reqwest::blocking::Client::new();
+    let ch: serde_json::Value = http
+        .post(format!("{}/v1/challenge", prover.url()))
+        .json(&serde_json::json!({"sii": sii, "action": "claim", "msp": msp, "ssi": ssi, "tags": ["Personal"]}))
+        .send()
+        .expect("challenge")
+        .json()
+        .expect("challenge json");
+    let challenge = ch["challenge"].as_str().expect("challenge id").to_string();
+    let file = outbox.join(format!("{}.txt", sii.replace(':', "%3A")));
+    let code = wait_for(DEADLINE, "the one-time code in the outbox", || {
+        let text = std::fs::read_to_string(&file).ok()?;
+        if !text.contains(&format!("challenge {challenge}\n")) {
+            return None;
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("code "))
+            .map(str::to_string)
+    });
+    let v: serde_json::Value = http
+        .post(format!("{}/v1/verify", prover.url()))
+        .json(&serde_json::json!({"challenge": challenge, "code": code}))
+        .send()
+        .expect("verify")
+        .json()
+        .expect("verify json");
+    v["attestation"].as_str().expect("attestation").to_string()
+}
+
+/// Posts claims (of unwatched e-mail SIIs) to `url` from a thread until the log stops answering.
+struct Load {
+    acked: Arc<Mutex<Vec<(u64, String)>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Load {
+    /// Waits for the thread (the log is dead) and returns the acknowledged (index, leaf) pairs.
+    fn join(self) -> Vec<(u64, String)> {
+        self.thread.join().expect("load thread");
+        let v = self.acked.lock().map(|v| v.clone()).unwrap_or_default();
+        v
+    }
+}
+
+fn load_until_the_log_dies(url: String) -> Load {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let out = acked.clone();
+    let thread = std::thread::spawn(move || {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http");
+        let msp = key("msp-a.example", 0);
+        for i in 0u64.. {
+            let sii = ledger_e2e::mail_sii("load", i);
+            let leaf = claim(
+                &msp,
+                &sii,
+                &format!("mimi://msp-a.example/u/l{i}"),
+                "Work",
+                None,
+            );
+            let r = http
+                .post(format!("{url}/v1/add"))
+                .header("Content-Type", "text/plain")
+                .body(leaf.bytes().to_vec())
+                .send();
+            let Ok(r) = r else { return };
+            if !r.status().is_success() {
+                return;
+            }
+            let Ok(receipt) = r.json::<ledger_core::api::Receipt>() else {
+                return;
+            };
+            let text = String::from_utf8(leaf.bytes().to_vec()).expect("utf8");
+            if let Ok(mut v) = out.lock() {
+                v.push((receipt.index, text));
+            }
+        }
+    });
+    Load { acked, thread }
+}
+
+/// Log, auditor, monitor (following) and identity prover run together; in the middle of a run of
+/// claims every one of them is killed with SIGKILL and restarted on the same state. Afterwards
+/// nothing acknowledged is lost, the auditor cosigns the final checkpoint (consistent with what it
+/// cosigned before the crash), the monitor raised each expected alert exactly once, and lookups
+/// verify.
+#[test]
+fn every_component_killed_mid_run_restarts_and_converges() {
+    let mut log = TestLog::start(Options::default());
+    let (msp_a, rogue, prover_key) = (
+        key("msp-a.example", 0),
+        key("rogue.example", 0),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &rogue);
+    log.enroll(Role::Prover, &prover_key);
+
+    let dir = Scratch::new();
+    std::fs::write(dir.path("prover.key"), prover_key.to_text()).expect("prover key");
+    let outbox = dir.path("outbox");
+    let mut prover = Service::start(
+        "idprover",
+        &idprover_bin(),
+        &[
+            os("--key"),
+            dir.path("prover.key").as_os_str(),
+            os("--outbox"),
+            outbox.as_os_str(),
+            os("--listen"),
+            os("127.0.0.1:0"),
+        ],
+        &[("RUST_LOG", "warn")],
+        true,
+    );
+    let mut auditor = Auditor::start("auditor-1.example", &log, &log.url(), &[]);
+    let watched: Vec<String> = (0..6).map(|i| format!("tel:+1415555020{i}")).collect();
+    let watches: Vec<(&str, &[&str])> = watched
+        .iter()
+        .map(|s| (s.as_str(), &["msp-a.example"][..]))
+        .collect();
+    let config = monitor_config(
+        &dir,
+        &log.url(),
+        &log.vkey().to_string(),
+        log.hash(),
+        &watches,
+    );
+    let monitor_args = [os("--config"), config.as_os_str(), os("--no-progress")];
+    let mut monitor = Service::start(
+        "monitor",
+        &monitor_bin(),
+        &monitor_args,
+        &[("RUST_LOG", "warn")],
+        false,
+    );
+
+    // Phase 1: claims, one rogue claim per watched number, an attestation from the prover.
+    let mut acknowledged: Vec<(u64, String)> = Vec::new();
+    let submit = |log: &TestLog, leaf: Leaf, acked: &mut Vec<(u64, String)>| {
+        let r = log.submit_ok(&leaf);
+        acked.push((
+            r.index,
+            String::from_utf8(leaf.bytes().to_vec()).expect("utf8"),
+        ));
+    };
+    for (i, sii) in watched.iter().enumerate().take(3) {
+        submit(
+            &log,
+            claim(
+                &msp_a,
+                sii,
+                &format!("mimi://msp-a.example/u/{i}"),
+                "Personal",
+                Some(&prover_key),
+            ),
+            &mut acknowledged,
+        );
+        submit(
+            &log,
+            claim(
+                &rogue,
+                sii,
+                &format!("mimi://rogue.example/u/{i}"),
+                "Personal",
+                None,
+            ),
+            &mut acknowledged,
+        );
+    }
+    let att = prove(
+        &prover,
+        &outbox,
+        "msp-a.example",
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+    );
+    let att = ledger_core::entry::SignedAttestation::parse(att.as_bytes()).expect("attestation");
+    let t = now();
+    submit(
+        &log,
+        testkit::claim(
+            &msp_a,
+            ALICE,
+            "mimi://msp-a.example/u/alice",
+            t,
+            &["Personal"],
+            Some(att),
+        ),
+        &mut acknowledged,
+    );
+    let before = log.checkpoint();
+    let cp_before = String::from_utf8(before.to_bytes()).expect("utf8");
+    auditor.wait_cosigned(&cp_before);
+
+    // Claims keep arriving while everything dies at once (the monitor may be mid-step, the
+    // sequencer mid-batch): only what was acknowledged counts.
+    let load = load_until_the_log_dies(log.url());
+    wait_for(DEADLINE, "claims in flight", || {
+        (load.acked.lock().map(|v| v.len()).unwrap_or(0) >= 5).then_some(())
+    });
+    log.kill9();
+    auditor.svc().kill9();
+    monitor.kill9();
+    prover.kill9();
+    let in_flight = load.join();
+    assert!(in_flight.len() >= 5);
+    acknowledged.extend(in_flight);
+
+    // Restart on the same state; the log comes back on a new port, so the others are pointed at it.
+    log.restart();
+    let restarted = log.checkpoint();
+    assert!(
+        restarted.checkpoint.size >= before.checkpoint.size,
+        "the log restarts at its last checkpoint or later"
+    );
+    log.assert_consistent(&before, &restarted);
+    auditor.configure(&log, &log.url(), &[]);
+    auditor.svc().restart(true);
+    let config = monitor_config(
+        &dir,
+        &log.url(),
+        &log.vkey().to_string(),
+        log.hash(),
+        &watches,
+    );
+    assert!(config.exists());
+    monitor.restart(false);
+    prover.restart(true);
+
+    // Phase 2: more claims, including a fresh attestation from the restarted prover.
+    for (i, sii) in watched.iter().enumerate().skip(3) {
+        submit(
+            &log,
+            claim(
+                &msp_a,
+                sii,
+                &format!("mimi://msp-a.example/u/{i}"),
+                "Personal",
+                Some(&prover_key),
+            ),
+            &mut acknowledged,
+        );
+        submit(
+            &log,
+            claim(
+                &rogue,
+                sii,
+                &format!("mimi://rogue.example/u/{i}"),
+                "Personal",
+                None,
+            ),
+            &mut acknowledged,
+        );
+    }
+    let att = prove(
+        &prover,
+        &outbox,
+        "msp-a.example",
+        BOB,
+        "mimi://msp-a.example/u/bob",
+    );
+    let att = ledger_core::entry::SignedAttestation::parse(att.as_bytes()).expect("attestation");
+    submit(
+        &log,
+        testkit::claim(
+            &msp_a,
+            BOB,
+            "mimi://msp-a.example/u/bob",
+            now(),
+            &["Personal"],
+            Some(att),
+        ),
+        &mut acknowledged,
+    );
+
+    // Converged: nothing acknowledged is lost ...
+    let after = log.checkpoint();
+    let leaves = log.all_entries(after.checkpoint.size);
+    log.verify_tree(&after);
+    log.assert_consistent(&before, &after);
+    for (index, leaf) in &acknowledged {
+        assert_eq!(
+            leaves.get(*index as usize),
+            Some(leaf),
+            "acknowledged entry {index}"
+        );
+    }
+    // ... the auditor cosigns the final checkpoint (an extension of what it cosigned before) ...
+    let cp_after = String::from_utf8(after.to_bytes()).expect("utf8");
+    auditor.wait_cosigned(&cp_after);
+    assert_eq!(auditor.audit(&cp_before)["verdict"], "consistent");
+    assert!(
+        auditor.evidence().is_empty(),
+        "no evidence against an honest log"
+    );
+    // ... the monitor raised every expected alert exactly once ...
+    let all = wait_for(
+        DEADLINE,
+        "an unexpected-claimant alert for each rogue claim",
+        || {
+            let all = alerts(&dir);
+            (alerts_of(&all, "unexpected-claimant", "rogue.example").len() >= watched.len())
+                .then_some(all)
+        },
+    );
+    let mut flagged: Vec<String> = alerts_of(&all, "unexpected-claimant", "rogue.example")
+        .iter()
+        .filter_map(|a| a["sii"].as_str().map(str::to_string))
+        .collect();
+    flagged.sort();
+    assert_eq!(
+        flagged, watched,
+        "each rogue claim flagged exactly once: {all:?}"
+    );
+    assert!(all
+        .iter()
+        .all(|a| a["kind"] != "inconsistent-checkpoint" && a["kind"] != "root-mismatch"));
+    // ... and lookups verify.
+    let trust = dir.path("trust.toml");
+    ClientTrust::of(&log).write(&trust);
+    assert_eq!(
+        mapped_msps(&lookup_ok(&trust, ALICE, None)),
+        ["msp-a.example"]
+    );
+    assert_eq!(
+        mapped_msps(&lookup_ok(&trust, BOB, None)),
+        ["msp-a.example"]
+    );
+    assert_eq!(
+        mapped_msps(&lookup_ok(&trust, &watched[5], None)),
+        ["msp-a.example", "rogue.example"]
+    );
+}

@@ -1,0 +1,283 @@
+//! Witness cosignatures on the log side (issue 6), with the real binaries on 127.0.0.1: three
+//! `auditor`s witness one `log-server` (`--witness URL=VKEY` ×3, `--quorum 2`). Receipts, lookups
+//! and `/checkpoint` carry their cosignatures; `ledger trust init` records the witnesses and quorum
+//! from `/v1/info`; `ledger lookup` verifies with quorum 2 and `--audit` gets `consistent`. With one
+//! auditor paused (`SIGSTOP`: it accepts connections and never answers, the worst kind of down), a
+//! lone add still answers within the witness timeout plus slack, its receipt carries the two other
+//! cosignatures, `ledger lookup` with a quorum-3 trust file fails (exit 2) at the witness step; once
+//! the auditor resumes, the log's background retry republishes the same checkpoint with all three
+//! cosignatures, without any new entry.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::entry::Role;
+use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::testkit::{claim, test_key, test_witness_key};
+use ledger_core::TreeHash;
+use ledger_e2e::{now, workspace_binary, Options, Service, TestLog, TEST_ORIGIN};
+
+/// `--witness-timeout-ms` of the log under test.
+const WITNESS_TIMEOUT: Duration = Duration::from_millis(1000);
+/// What a lone add may take beyond the witness timeout (debug build, 2 shared cores).
+const SLACK: Duration = Duration::from_millis(1500);
+/// How long to wait for something that should happen soon.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// An auditor with its own folder and witness key, witnessing [`TEST_ORIGIN`] (no log URL, and a
+/// long poll interval: it learns checkpoints only from the log's `add-checkpoint` requests).
+struct Auditor {
+    _dir: tempfile::TempDir,
+    key: SignerKey,
+    svc: Service,
+}
+
+impl Auditor {
+    fn start(name: &str, log_key: &VerifierKey, hash: TreeHash) -> Auditor {
+        let dir = tempfile::Builder::new()
+            .prefix("ledger-witness-")
+            .tempdir()
+            .expect("tempdir");
+        let key = test_witness_key(name);
+        std::fs::write(dir.path().join("witness.key"), key.to_text()).expect("witness.key");
+        let config = dir.path().join("auditor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "key_file = \"witness.key\"\nstate_dir = \"state\"\npoll_interval_ms = 600000\n\
+                 [alerts]\nstdout = true\n\
+                 [[log]]\norigin = \"{TEST_ORIGIN}\"\nvkey = \"{log_key}\"\nhash = \"{}\"\n",
+                hash.name()
+            ),
+        )
+        .expect("auditor.toml");
+        let bin = workspace_binary("auditor", "auditor", "auditor");
+        let svc = Service::start(
+            name,
+            &bin,
+            &[
+                OsStr::new("--config"),
+                config.as_os_str(),
+                OsStr::new("--listen"),
+                OsStr::new("127.0.0.1:0"),
+            ],
+            &[],
+            true,
+        );
+        Auditor {
+            _dir: dir,
+            key,
+            svc,
+        }
+    }
+
+    fn vkey(&self) -> VerifierKey {
+        self.key.verifier()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.svc.pid().expect("auditor runs");
+        let pid = libc::pid_t::try_from(pid).expect("pid fits");
+        // SAFETY: plain kill(2) on a child process this test started and still owns.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+}
+
+/// Runs `ledger --trust <trust> args…`.
+fn ledger(trust: &Path, args: &[&str]) -> Output {
+    Command::new(workspace_binary("ledger-cli", "client", "ledger"))
+        .arg("--trust")
+        .arg(trust)
+        .args(args)
+        .output()
+        .expect("run ledger")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The witnesses (of `keys`) whose cosignature on `note` verifies.
+fn cosigners(note: &str, keys: &[VerifierKey]) -> Vec<String> {
+    let cp = SignedCheckpoint::parse(note.as_bytes()).expect("checkpoint parses");
+    cp.verify_cosignatures(keys)
+        .into_iter()
+        .map(|(k, _)| k.name().to_string())
+        .collect()
+}
+
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_auditors_witness_one_log() {
+    let th = TreeHash::Blake3;
+    let tmp = tempfile::Builder::new()
+        .prefix("ledger-witnesses-")
+        .tempdir()
+        .expect("tempdir");
+    // The log key exists before the log, so the auditors can be configured with it first.
+    let log_key = test_key(TEST_ORIGIN);
+    let key_file: PathBuf = tmp.path().join("log.key");
+    std::fs::write(&key_file, log_key.to_text()).expect("log.key");
+    let auditors: Vec<Auditor> = ["w1.example", "w2.example", "w3.example"]
+        .iter()
+        .map(|n| Auditor::start(n, &log_key.verifier(), th))
+        .collect();
+    let keys: Vec<VerifierKey> = auditors.iter().map(Auditor::vkey).collect();
+
+    let mut opts = Options::new(th)
+        .arg("--key")
+        .arg(&key_file.display().to_string())
+        .arg("--quorum")
+        .arg("2")
+        .arg("--witness-timeout-ms")
+        .arg(&WITNESS_TIMEOUT.as_millis().to_string());
+    for a in &auditors {
+        opts = opts
+            .arg("--witness")
+            .arg(&format!("{}={}", a.svc.url(), a.vkey()));
+    }
+    let log = TestLog::start(opts);
+
+    // /v1/info lists the witnesses (in configuration order) and the quorum.
+    let info = log.info();
+    assert_eq!(
+        info.witnesses,
+        keys.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
+    assert_eq!(info.quorum, 2);
+
+    // ---- all three up: receipts, lookups and /checkpoint carry their cosignatures.
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp).expect("enroll");
+    let alice = "tel:+14155550100";
+    let r = log.submit_ok(&claim(
+        &msp,
+        alice,
+        "mimi://msp-a.example/u/alice",
+        now(),
+        &[],
+        None,
+    ));
+    let on_receipt = cosigners(&r.checkpoint, &keys);
+    assert!(
+        on_receipt.len() >= 2,
+        "the receipt carries {on_receipt:?}\n{}",
+        log.output()
+    );
+    let answer = log.lookup(alice);
+    let on_lookup = cosigners(&answer.checkpoint, &keys);
+    assert!(on_lookup.len() >= 2, "the lookup carries {on_lookup:?}");
+    let cp_size = SignedCheckpoint::parse(answer.checkpoint.as_bytes())
+        .expect("parses")
+        .checkpoint
+        .size;
+    assert!(
+        cp_size > r.index,
+        "the lookup's checkpoint covers the claim"
+    );
+
+    // `ledger trust init` records the witnesses and quorum; `ledger lookup` verifies with them.
+    let trust2 = tmp.path().join("trust.toml");
+    let out = ledger(&trust2, &["trust", "init", "--log", &log.url()]);
+    assert!(out.status.success(), "trust init: {}", text(&out));
+    let trust_text = std::fs::read_to_string(&trust2).expect("trust file");
+    assert!(trust_text.contains("quorum = 2"), "{trust_text}");
+    for k in &keys {
+        assert!(trust_text.contains(&k.to_string()), "{trust_text}");
+    }
+    let out = ledger(&trust2, &["lookup", alice]);
+    assert!(out.status.success(), "lookup with quorum 2: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("mimi://msp-a.example/u/alice"),
+        "{}",
+        text(&out)
+    );
+
+    // `--audit` sends the verified checkpoint to an auditor that cosigned it.
+    let witness = auditors
+        .iter()
+        .find(|a| on_lookup.iter().any(|n| n == a.key.name()))
+        .expect("a cosigner");
+    let out = ledger(&trust2, &["lookup", alice, "--audit", &witness.svc.url()]);
+    assert!(out.status.success(), "lookup --audit: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("audit by {}: consistent", witness.svc.url())),
+        "{}",
+        text(&out)
+    );
+
+    // ---- one auditor paused: it accepts connections but never answers.
+    let down = &auditors[2];
+    down.signal(libc::SIGSTOP);
+    let bob = "tel:+14155550199";
+    let started = Instant::now();
+    let r2 = log.submit_ok(&claim(
+        &msp,
+        bob,
+        "mimi://msp-a.example/u/bob",
+        now(),
+        &[],
+        None,
+    ));
+    let took = started.elapsed();
+    assert!(
+        took < WITNESS_TIMEOUT + SLACK,
+        "a lone add took {took:?} with a witness down (timeout {WITNESS_TIMEOUT:?})"
+    );
+    let on_receipt = cosigners(&r2.checkpoint, &keys);
+    assert!(
+        on_receipt.len() >= 2 && !on_receipt.iter().any(|n| n == down.key.name()),
+        "with w3 paused the receipt carries {on_receipt:?}"
+    );
+    let size2 = SignedCheckpoint::parse(r2.checkpoint.as_bytes())
+        .expect("parses")
+        .checkpoint
+        .size;
+
+    // Quorum 2 still verifies; a client requiring all three fails at the witness step.
+    let out = ledger(&trust2, &["lookup", bob]);
+    assert!(out.status.success(), "lookup with quorum 2: {}", text(&out));
+    let trust3 = tmp.path().join("trust3.toml");
+    let trust_text = std::fs::read_to_string(&trust2).expect("trust file");
+    std::fs::write(&trust3, trust_text.replace("quorum = 2", "quorum = 3")).expect("trust3");
+    let out = ledger(&trust3, &["lookup", bob]);
+    assert_eq!(out.status.code(), Some(2), "quorum 3: {}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("VERIFICATION FAILED") && stderr.contains("witness-quorum"),
+        "{}",
+        text(&out)
+    );
+
+    // ---- the auditor resumes: the background retry republishes the SAME checkpoint with all
+    // three cosignatures, without any new entry; the quorum-3 client now verifies.
+    down.signal(libc::SIGCONT);
+    let note = wait_until("the third cosignature on /checkpoint", || {
+        let body = log.get("/checkpoint").text();
+        (cosigners(&body, &keys).len() == 3).then_some(body)
+    });
+    let cp = log.verify_checkpoint(note.as_bytes());
+    assert_eq!(cp.checkpoint.size, size2, "no new checkpoint was needed");
+    let out = ledger(&trust3, &["lookup", bob]);
+    assert!(out.status.success(), "lookup with quorum 3: {}", text(&out));
+}
