@@ -72,76 +72,7 @@ fn locate_and_build() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("LEDGER_E2E_LOG_SERVER") {
         return Ok(PathBuf::from(p));
     }
-    // This test binary is <target>/<profile>/deps/<name>-<hash>.
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("unexpected test binary location {}", exe.display()))?
-        .to_path_buf();
-    let target_dir = profile_dir
-        .parent()
-        .ok_or_else(|| format!("unexpected profile folder {}", profile_dir.display()))?
-        .to_path_buf();
-    let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
-        Some("debug") => "dev".to_string(),
-        Some(p) => p.to_string(),
-        None => {
-            return Err(format!(
-                "unexpected profile folder {}",
-                profile_dir.display()
-            ))
-        }
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let bin = profile_dir.join("log-server");
-    let sources = [
-        workspace.join("log-server/src"),
-        workspace.join("log-server/Cargo.toml"),
-        workspace.join("core/src"),
-        workspace.join("core/Cargo.toml"),
-    ];
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
-    if let (Some(built), Some(src)) = (built, newest_source) {
-        if built >= src {
-            return Ok(bin);
-        }
-    }
-    let manifest = workspace.join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "log-server",
-            "--bin",
-            "log-server",
-            "--profile",
-        ])
-        .arg(&profile)
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running {cargo:?} build: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build -p log-server failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if !bin.exists() {
-        return Err(format!(
-            "{} does not exist after cargo build",
-            bin.display()
-        ));
-    }
-    Ok(bin)
+    build_workspace_binary("log-server", "log-server", "log-server")
 }
 
 /// The newest modification time of a file, or of any file below a folder.
