@@ -88,6 +88,15 @@ pub struct LogConfig {
     /// default: never).
     #[serde(default)]
     pub stall_after_s: Option<u64>,
+    /// Base URLs of auditors/witnesses (SPEC §7) whose latest cosigned checkpoint of this log,
+    /// `GET <base>/<hex sha256(origin)>/checkpoint`, is compared with the monitor's verified view
+    /// after every sync (`split-view`). Default: none.
+    #[serde(default)]
+    pub auditors: Vec<String>,
+    /// Full URLs of any other checkpoint of this log to compare the same way (a mirror's
+    /// `/checkpoint`, another monitor's copy, a colleague's view). Default: none.
+    #[serde(default)]
+    pub peer_checkpoints: Vec<String>,
 }
 
 fn default_hash() -> String {
@@ -241,6 +250,10 @@ pub struct LogParams {
     pub quorum: usize,
     /// `log-stalled` threshold.
     pub stall_after_s: Option<u64>,
+    /// Auditor base URLs (http(s), without a final `/`) for `split-view` gossip.
+    pub auditors: Vec<String>,
+    /// Other checkpoint URLs (http(s)) for `split-view` gossip.
+    pub peer_checkpoints: Vec<String>,
 }
 
 impl Config {
@@ -355,8 +368,16 @@ impl Config {
                         witnesses.len()
                     )));
                 }
-                if !(l.url.starts_with("http://") || l.url.starts_with("https://")) {
+                if !is_http_url(&l.url) {
                     return Err(bad(format!("url {:?} is not http(s)", l.url)));
+                }
+                for (key, urls) in [
+                    ("auditors", &l.auditors),
+                    ("peer_checkpoints", &l.peer_checkpoints),
+                ] {
+                    if let Some(u) = urls.iter().find(|u| !is_http_url(u)) {
+                        return Err(bad(format!("{key}: {u:?} is not an http(s) URL")));
+                    }
                 }
                 Ok(LogParams {
                     name: l.name.clone().unwrap_or_else(|| l.origin.clone()),
@@ -367,6 +388,12 @@ impl Config {
                     witnesses,
                     quorum: l.quorum,
                     stall_after_s: l.stall_after_s,
+                    auditors: l
+                        .auditors
+                        .iter()
+                        .map(|u| u.trim_end_matches('/').to_string())
+                        .collect(),
+                    peer_checkpoints: l.peer_checkpoints.clone(),
                 })
             })
             .collect()
@@ -379,6 +406,21 @@ impl Config {
         } else {
             self.sinks.clone()
         }
+    }
+}
+
+/// Whether `url` is an absolute http(s) URL with a host: peers are fetched over HTTP, and a typo
+/// such as a bare host name should fail at start-up, not as a warning on every round.
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(rest) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !url.chars().any(char::is_whitespace)
+        }
+        None => false,
     }
 }
 
@@ -431,6 +473,50 @@ mod tests {
         assert!(matches!(Config::parse(&t), Err(ConfigError::Syntax { .. })));
         let t = log_toml().replace("example.com/log\"\nvkey", "other.example/log\"\nvkey");
         assert!(matches!(Config::parse(&t), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn peers_parse_and_bad_peer_urls_are_rejected() {
+        let c = Config::parse(&log_toml()).unwrap();
+        let p = &c.log_params().unwrap()[0];
+        assert!(p.auditors.is_empty() && p.peer_checkpoints.is_empty());
+
+        let t = format!(
+            "{}auditors = [\"http://127.0.0.1:9001/\", \"https://aud.example/x\"]\n\
+             peer_checkpoints = [\"https://mirror.example/log/checkpoint\"]\n",
+            log_toml()
+        );
+        let c = Config::parse(&t).unwrap();
+        let p = &c.log_params().unwrap()[0];
+        assert_eq!(
+            p.auditors,
+            vec!["http://127.0.0.1:9001", "https://aud.example/x"],
+            "final / trimmed"
+        );
+        assert_eq!(
+            p.peer_checkpoints,
+            vec!["https://mirror.example/log/checkpoint"]
+        );
+
+        for (key, bad) in [
+            ("auditors", "127.0.0.1:9001"),
+            ("auditors", "http://"),
+            ("peer_checkpoints", "ftp://mirror.example/checkpoint"),
+            ("peer_checkpoints", "https://mirror.example/a b"),
+        ] {
+            let t = format!("{}{key} = [\"{bad}\"]\n", log_toml());
+            match Config::parse(&t) {
+                Err(ConfigError::Invalid(msg)) => {
+                    assert!(msg.contains("example.com/log"), "names the log: {msg}");
+                    assert!(msg.contains(key), "names the key: {msg}");
+                    assert!(msg.contains(bad), "names the value: {msg}");
+                }
+                other => panic!("{key} = {bad:?}: {other:?}"),
+            }
+        }
+        // Not a list: a syntax error, like any other mistyped key.
+        let t = format!("{}auditors = \"http://127.0.0.1:9001\"\n", log_toml());
+        assert!(matches!(Config::parse(&t), Err(ConfigError::Syntax { .. })));
     }
 
     #[test]

@@ -42,10 +42,13 @@ use crate::alert::{now_unix, Alert, Kind};
 use crate::config::LogParams;
 use crate::fetch::{FetchError, TileClient};
 use crate::metrics::Metrics;
-use crate::rules::{RuleSet, Step};
+use crate::rules::{Alerts, RuleSet, Step};
+use crate::rulestate::RuleState;
 use crate::sinks::{deliver_pending, Sink, SinkError};
 use crate::store::{Commit, Progress, Store, StoreError};
 use crate::verify::{verify_leaves, Verdict};
+
+mod gossip;
 
 /// Why a sync step could not finish (the log's misbehaviour is not an error: it is an alert).
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +109,28 @@ pub struct LogMonitor {
     progress: Progress,
     frontier: Frontier,
     timing: Timing,
+    peers: gossip::Peers,
+    rules: RuleState,
+    /// Journal bytes written since the last snapshot, and that snapshot's size: a snapshot is
+    /// written once the journal has grown as large (bytes written stay linear in the log).
+    journal_bytes: u64,
+    snapshot_bytes: u64,
+    /// Set when a step failed after changing the in-memory state: reload before going on.
+    stale: bool,
 }
+
+/// A log's durable state, as loaded from the store.
+struct Loaded {
+    progress: Progress,
+    frontier: Frontier,
+    registry: KeyRegistry,
+    rules: RuleState,
+    journal_bytes: u64,
+    snapshot_bytes: u64,
+}
+
+/// The smallest journal worth replacing by a snapshot.
+const MIN_SNAPSHOT_TRIGGER: u64 = 8 << 20;
 
 /// Where catch-up time goes (seconds), reported when a catch-up finishes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -138,6 +162,24 @@ fn sha256_hex(b: &[u8]) -> String {
 impl LogMonitor {
     /// Loads the log's saved state (or starts from the empty tree).
     pub fn open(params: LogParams, store: &Store) -> Result<LogMonitor, EngineError> {
+        let l = Self::load(&params, store)?;
+        let client = TileClient::new(&params.url)?;
+        Ok(LogMonitor {
+            peers: gossip::Peers::new(&params)?,
+            params,
+            client,
+            registry: l.registry,
+            progress: l.progress,
+            frontier: l.frontier,
+            timing: Timing::default(),
+            rules: l.rules,
+            journal_bytes: l.journal_bytes,
+            snapshot_bytes: l.snapshot_bytes,
+            stale: false,
+        })
+    }
+
+    fn load(params: &LogParams, store: &Store) -> Result<Loaded, EngineError> {
         let bad = |reason: String| EngineError::BadState {
             log: params.name.clone(),
             reason,
@@ -159,15 +201,52 @@ impl LogMonitor {
         for (index, role, key) in store.enrollments(&params.name)? {
             registry.add(index, role, key);
         }
-        let client = TileClient::new(&params.url)?;
-        Ok(LogMonitor {
-            params,
-            client,
-            registry,
+        // The rule state: the last snapshot, then the journal of the steps committed since.
+        let path = store.rules_snapshot_path(&params.name);
+        let snapshot_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut rules = RuleState::read_snapshot(&path)
+            .map_err(|e| bad(e.to_string()))?
+            .unwrap_or_default();
+        let size = progress.frontier_size;
+        if rules.position() > size {
+            return Err(bad(format!(
+                "the rule-state snapshot {} is at {}, beyond the {size} entries verified",
+                path.display(),
+                rules.position()
+            )));
+        }
+        let mut journal_bytes = 0;
+        for (pos, record) in store.journal(&params.name, rules.position())? {
+            if pos > size {
+                return Err(bad(format!(
+                    "a rule-state journal record at {pos} is beyond the {size} entries verified"
+                )));
+            }
+            rules.replay(&record, pos).map_err(|e| bad(e.to_string()))?;
+            journal_bytes += record.len() as u64;
+        }
+        rules.set_position(size);
+        Ok(Loaded {
             progress,
             frontier,
-            timing: Timing::default(),
+            registry,
+            rules,
+            journal_bytes,
+            snapshot_bytes,
         })
+    }
+
+    /// Drops the in-memory state for what the store holds (after a step failed half-way).
+    fn reload(&mut self, store: &Store) -> Result<(), EngineError> {
+        let l = Self::load(&self.params, store)?;
+        self.progress = l.progress;
+        self.frontier = l.frontier;
+        self.registry = l.registry;
+        self.rules = l.rules;
+        self.journal_bytes = l.journal_bytes;
+        self.snapshot_bytes = l.snapshot_bytes;
+        self.stale = false;
+        Ok(())
     }
 
     /// The saved progress.
@@ -200,10 +279,12 @@ impl LogMonitor {
 
     /// Commits an alert (unless known) and the current progress, then delivers.
     fn alert_now(&mut self, cx: &mut Ctx<'_>, alert: Alert, disc: &str) -> Result<(), EngineError> {
-        let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
-        step.raise(alert, disc)?;
-        let mut commit = Commit::default();
-        step.into_commit(&mut commit);
+        let mut alerts = Alerts::new(cx.store);
+        alerts.raise(alert, disc)?;
+        let mut commit = Commit {
+            alerts: alerts.into_vec(),
+            ..Commit::default()
+        };
         self.save_progress(&mut commit);
         cx.store.commit(commit)?;
         cx.deliver()?;
@@ -219,6 +300,9 @@ impl LogMonitor {
     /// One round: read the checkpoint, verify, catch up to it. Alerts are committed and delivered
     /// before it returns.
     pub fn sync(&mut self, cx: &mut Ctx<'_>) -> Result<(), EngineError> {
+        if self.stale {
+            self.reload(cx.store)?;
+        }
         if let Some(why) = &self.progress.halted {
             warn!(log = %self.params.name, "not following a halted log ({why}); reset its state to start over");
             return Ok(());
@@ -524,8 +608,10 @@ impl LogMonitor {
         }
         let t = Instant::now();
         let mut commit = Commit::default();
+        // From here until the commit the in-memory state is ahead of the store.
+        self.stale = true;
         {
-            let mut step = Step::new(cx.store, cx.rules, &self.params.name, &self.params.origin);
+            let mut step = Step::new(cx.store, cx.rules, &self.params.origin, &mut self.rules);
             for (i, v) in verdicts.iter().enumerate() {
                 let index = from + i as u64;
                 step.apply(index, v)?;
@@ -540,7 +626,14 @@ impl LogMonitor {
                     }
                 }
             }
-            step.into_commit(&mut commit);
+            let (journal, alerts) = step.finish();
+            commit.alerts = alerts;
+            let end = from + verdicts.len() as u64;
+            if !journal.is_empty() {
+                self.journal_bytes += journal.len() as u64;
+                commit.journal = Some((self.params.name.clone(), end, journal));
+            }
+            self.rules.set_position(end);
         }
         for h in hashes {
             self.frontier.push(h);
@@ -550,6 +643,10 @@ impl LogMonitor {
         self.timing.rules += t.elapsed().as_secs_f64();
         let t = Instant::now();
         cx.store.commit(commit)?;
+        self.stale = false;
+        if self.journal_bytes > self.snapshot_bytes.max(MIN_SNAPSHOT_TRIGGER) {
+            self.snapshot(cx.store)?;
+        }
         cx.metrics.set_log(
             &self.params.name,
             self.progress.entries_verified,
@@ -557,6 +654,30 @@ impl LogMonitor {
         );
         cx.deliver()?;
         self.timing.commit += t.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Writes a snapshot of the rule state (which matches the committed progress) and drops the
+    /// journal records it covers.
+    fn snapshot(&mut self, store: &Store) -> Result<(), EngineError> {
+        let path = store.rules_snapshot_path(&self.params.name);
+        let bytes = self
+            .rules
+            .write_snapshot(&path)
+            .map_err(|e| EngineError::BadState {
+                log: self.params.name.clone(),
+                reason: e.to_string(),
+            })?;
+        store.prune_journal(&self.params.name, self.rules.position())?;
+        info!(
+            log = %self.params.name,
+            position = self.rules.position(),
+            bytes,
+            siis = self.rules.mapped_siis(),
+            "rule state snapshot written"
+        );
+        self.snapshot_bytes = bytes;
+        self.journal_bytes = 0;
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! - [`fetch`]: the C2SP static API reader;
 //! - [`verify`]: SPEC §3 verification of entries, batched and parallel;
 //! - [`rules`]: the claim rules;
+//! - [`rulestate`]: the rules' state in memory, its journal and snapshots;
 //! - [`engine`]: one log's checkpoint checks, catch-up and tree recomputation;
 //! - [`store`]: crash-safe state (sled);
 //! - [`sinks`]: stdout, file, exec hook and webhook delivery;
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod fetch;
 pub mod metrics;
 pub mod rules;
+pub mod rulestate;
 pub mod sinks;
 pub mod store;
 pub mod verify;
@@ -103,6 +105,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> anyhow::Result<bool> {
     loop {
         for log in logs.iter_mut() {
             if let Err(e) = log.sync(&mut cx) {
+                error!(log = %log.name(), "{e}");
+                ok = false;
+            } else if let Err(e) = log.check_peers(&mut cx) {
+                // Only the state or a sink can fail here: an unreachable or lying peer is a
+                // warning inside `check_peers`, never an error.
                 error!(log = %log.name(), "{e}");
                 ok = false;
             }

@@ -1,17 +1,18 @@
 //! The claim rules of SPEC §8 (`unexpected-claimant`, `conflicting-claim`, `unattested-claim`,
 //! `claim-burst`, `revoked-by-prover`) and `bad-entry`, applied to verified entries in log order.
 //!
-//! The state they need (the current mappings of each SII, the burst window of each MSP) is kept in
-//! the [`Store`] and cached in a [`Step`] for the entries of one catch-up step, whose changes the
-//! caller commits together with the step's progress and alerts.
+//! The state they need lives in a [`RuleState`] owned by the log's monitor; a [`Step`] applies the
+//! entries of one catch-up step to it and collects the journal record and the alerts, which the
+//! caller commits together with the step's progress.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use ledger_core::entry::{Entry, Role};
 
 use crate::alert::{Alert, Identified, Kind};
 use crate::config::{Rules, Scope, Watch};
-use crate::store::{BurstRec, Commit, MappingRec, SiiRec, Store, StoreError};
+use crate::rulestate::{encode_op, sii_key, ssi_tag, Op, RuleState, NEVER};
+use crate::store::{Store, StoreError};
 use crate::verify::Verdict;
 
 /// The configured rules.
@@ -23,29 +24,19 @@ pub struct RuleSet {
     pub rules: Rules,
 }
 
-/// The rule state touched by one catch-up step, and the alerts it raised.
-pub struct Step<'a> {
+/// Alerts raised but not yet committed, without the ones already known (by id).
+pub struct Alerts<'a> {
     store: &'a Store,
-    rules: &'a RuleSet,
-    log: &'a str,
-    origin: &'a str,
-    siis: HashMap<String, SiiRec>,
-    bursts: HashMap<String, BurstRec>,
-    alerts: Vec<Identified>,
+    list: Vec<Identified>,
     ids: HashSet<String>,
 }
 
-impl<'a> Step<'a> {
-    /// A step over log `log` (state name) with origin `origin`.
-    pub fn new(store: &'a Store, rules: &'a RuleSet, log: &'a str, origin: &'a str) -> Self {
-        Step {
+impl<'a> Alerts<'a> {
+    /// An empty set, checked against `store`'s known ids.
+    pub fn new(store: &'a Store) -> Self {
+        Alerts {
             store,
-            rules,
-            log,
-            origin,
-            siis: HashMap::new(),
-            bursts: HashMap::new(),
-            alerts: Vec::new(),
+            list: Vec::new(),
             ids: HashSet::new(),
         }
     }
@@ -57,32 +48,64 @@ impl<'a> Step<'a> {
             return Ok(());
         }
         self.ids.insert(a.id.clone());
-        self.alerts.push(a);
+        self.list.push(a);
         Ok(())
     }
 
     /// The alerts raised so far.
+    pub fn list(&self) -> &[Identified] {
+        &self.list
+    }
+
+    /// The alerts, for the commit.
+    pub fn into_vec(self) -> Vec<Identified> {
+        self.list
+    }
+}
+
+/// The rules applied to the entries of one catch-up step.
+pub struct Step<'a> {
+    rules: &'a RuleSet,
+    origin: &'a str,
+    state: &'a mut RuleState,
+    journal: Vec<u8>,
+    alerts: Alerts<'a>,
+}
+
+impl<'a> Step<'a> {
+    /// A step over the log with origin `origin`, changing `state`.
+    pub fn new(
+        store: &'a Store,
+        rules: &'a RuleSet,
+        origin: &'a str,
+        state: &'a mut RuleState,
+    ) -> Self {
+        Step {
+            rules,
+            origin,
+            state,
+            journal: Vec::new(),
+            alerts: Alerts::new(store),
+        }
+    }
+
+    /// The alerts raised so far.
     pub fn alerts(&self) -> &[Identified] {
-        &self.alerts
+        self.alerts.list()
     }
 
-    /// Moves the step's state changes and alerts into `c`.
-    pub fn into_commit(self, c: &mut Commit) {
-        for (sii, rec) in self.siis {
-            c.siis.push((self.log.to_string(), sii, rec));
-        }
-        for (msp, rec) in self.bursts {
-            c.bursts.push((self.log.to_string(), msp, rec));
-        }
-        c.alerts.extend(self.alerts);
+    /// The step's journal record (empty when the state did not change) and its alerts.
+    pub fn finish(self) -> (Vec<u8>, Vec<Identified>) {
+        (self.journal, self.alerts.into_vec())
     }
 
-    fn watched(&self, sii: &str) -> Vec<&'a Watch> {
-        self.rules
-            .watches
-            .iter()
-            .filter(|w| w.matches(sii))
-            .collect()
+    fn raise(&mut self, alert: Alert) -> Result<(), StoreError> {
+        self.alerts.raise(alert, "")
+    }
+
+    fn op(&mut self, op: Op) -> crate::rulestate::Applied {
+        encode_op(&op, &mut self.journal);
+        self.state.apply(&op)
     }
 
     fn in_scope(&self, scope: Scope, sii: &str) -> bool {
@@ -91,22 +114,6 @@ impl<'a> Step<'a> {
             Scope::Watched => self.rules.watches.iter().any(|w| w.matches(sii)),
             Scope::Off => false,
         }
-    }
-
-    fn sii_rec(&mut self, sii: &str) -> Result<&mut SiiRec, StoreError> {
-        if !self.siis.contains_key(sii) {
-            let rec = self.store.sii(self.log, sii)?.unwrap_or_default();
-            self.siis.insert(sii.to_string(), rec);
-        }
-        Ok(self.siis.entry(sii.to_string()).or_default())
-    }
-
-    fn burst_rec(&mut self, msp: &str) -> Result<&mut BurstRec, StoreError> {
-        if !self.bursts.contains_key(msp) {
-            let rec = self.store.burst(self.log, msp)?.unwrap_or_default();
-            self.bursts.insert(msp.to_string(), rec);
-        }
-        Ok(self.bursts.entry(msp.to_string()).or_default())
     }
 
     /// Applies the rules to the entry at `index`.
@@ -128,7 +135,7 @@ impl<'a> Step<'a> {
                         a = a.msp(c.msp.as_str());
                     }
                 }
-                return self.raise(a, "");
+                return self.raise(a);
             }
             Verdict::Good {
                 leaf,
@@ -136,17 +143,24 @@ impl<'a> Step<'a> {
                 attested_by,
             } => (leaf, signer_role, attested_by),
         };
+        let rules = &self.rules.rules;
         match leaf.entry() {
             Entry::Enroll(_) => {}
             Entry::Claim(c) => {
                 let sii = c.sii.as_str();
                 let msp = c.msp.as_str();
-                let watches = self.watched(sii);
-                if !watches.is_empty()
-                    && !watches.iter().any(|w| w.allowed.iter().any(|m| m == msp))
-                {
-                    let allowed: Vec<&str> = watches
+                let mut watched = false;
+                let mut allowed = false;
+                for w in self.rules.watches.iter().filter(|w| w.matches(sii)) {
+                    watched = true;
+                    allowed |= w.allowed.iter().any(|m| m == msp);
+                }
+                if watched && !allowed {
+                    let names: Vec<&str> = self
+                        .rules
+                        .watches
                         .iter()
+                        .filter(|w| w.matches(sii))
                         .flat_map(|w| w.allowed.iter().map(String::as_str))
                         .collect();
                     let a = Alert::new(
@@ -156,15 +170,15 @@ impl<'a> Step<'a> {
                         format!(
                             "{msp} claimed the watched {sii} (ssi {}) at index {index}; allowed: [{}]",
                             c.ssi,
-                            allowed.join(", ")
+                            names.join(", ")
                         ),
                     )
                     .sii(sii)
                     .msp(msp);
-                    self.raise(a, "")?;
+                    self.raise(a)?;
                 }
-                if self.in_scope(self.rules.rules.unattested_claim, sii) {
-                    let trusted = &self.rules.rules.trusted_provers;
+                if self.in_scope(rules.unattested_claim, sii) {
+                    let trusted = &rules.trusted_provers;
                     let ok = attested_by
                         .as_deref()
                         .is_some_and(|p| trusted.is_empty() || trusted.iter().any(|t| t == p));
@@ -181,31 +195,30 @@ impl<'a> Step<'a> {
                         )
                         .sii(sii)
                         .msp(msp);
-                        self.raise(a, "")?;
+                        self.raise(a)?;
                     }
                 }
-                if self.rules.rules.conflicting_claim != Scope::Off
-                    && self.in_scope(self.rules.rules.conflicting_claim, sii)
-                {
-                    let time = c.time;
-                    let rec = self.sii_rec(sii)?;
-                    rec.mappings.retain(|m| m.expires.is_none_or(|e| e >= time));
-                    let others: Vec<String> = rec
-                        .mappings
-                        .iter()
-                        .filter(|m| m.msp != msp)
-                        .map(|m| format!("{} (index {})", m.msp, m.index))
-                        .collect();
-                    rec.mappings
-                        .retain(|m| !(m.msp == msp && m.ssi == c.ssi.as_str()));
-                    rec.mappings.push(MappingRec {
-                        msp: msp.to_string(),
-                        ssi: c.ssi.as_str().to_string(),
+                let conflict = self.in_scope(rules.conflicting_claim, sii);
+                if !conflict && rules.claim_burst.is_none() {
+                    return Ok(());
+                }
+                let key = sii_key(sii);
+                let msp_id = self.state.msp_id(msp, &mut self.journal);
+                if conflict {
+                    let applied = self.op(Op::Claim {
+                        sii: key,
+                        msp: msp_id,
+                        ssi: ssi_tag(c.ssi.as_str()),
                         index,
-                        expires: c.expires,
+                        expires: c.expires.unwrap_or(NEVER),
+                        time: c.time,
                     });
-                    rec.opted_out = false;
-                    if !others.is_empty() {
+                    if !applied.others.is_empty() {
+                        let others: Vec<String> = applied
+                            .others
+                            .iter()
+                            .map(|(m, i)| format!("{} (index {i})", self.state.msp_name(*m)))
+                            .collect();
                         let a = Alert::new(
                             Kind::ConflictingClaim,
                             origin,
@@ -217,19 +230,21 @@ impl<'a> Step<'a> {
                         )
                         .sii(sii)
                         .msp(msp);
-                        self.raise(a, "")?;
+                        self.raise(a)?;
                     }
                 }
-                if let Some(b) = self.rules.rules.claim_burst {
-                    let time = c.time;
-                    let rec = self.burst_rec(msp)?;
-                    let floor = time.saturating_sub(b.window_s);
-                    rec.siis.retain(|_, t| *t > floor);
-                    rec.siis.insert(sii.to_string(), time);
-                    let n = rec.siis.len();
+                if let Some(b) = rules.claim_burst {
+                    let n = self
+                        .op(Op::Burst {
+                            msp: msp_id,
+                            sii: key,
+                            time: c.time,
+                            floor: c.time.saturating_sub(b.window_s),
+                        })
+                        .window;
                     if n > b.max_siis {
                         // A new episode starts after each alert.
-                        rec.siis.clear();
+                        self.op(Op::BurstClear { msp: msp_id });
                         let a = Alert::new(
                             Kind::ClaimBurst,
                             origin,
@@ -240,21 +255,22 @@ impl<'a> Step<'a> {
                             ),
                         )
                         .msp(msp);
-                        self.raise(a, "")?;
+                        self.raise(a)?;
                     }
                 }
             }
             Entry::Revoke(r) => {
                 let sii = r.sii.as_str();
-                if self.rules.rules.conflicting_claim != Scope::Off
-                    && self.in_scope(self.rules.rules.conflicting_claim, sii)
-                {
-                    let rec = self.sii_rec(sii)?;
-                    rec.mappings
-                        .retain(|m| !(m.msp == r.msp.as_str() && m.ssi == r.ssi.as_str()));
+                // An MSP the state never saw has no mapping to revoke.
+                let known = self.state.known_msp(r.msp.as_str());
+                if let (true, Some(msp)) = (self.in_scope(rules.conflicting_claim, sii), known) {
+                    self.op(Op::Revoke {
+                        sii: sii_key(sii),
+                        msp,
+                        ssi: ssi_tag(r.ssi.as_str()),
+                    });
                 }
-                if *signer_role == Some(Role::Prover)
-                    && self.in_scope(self.rules.rules.revoked_by_prover, sii)
+                if *signer_role == Some(Role::Prover) && self.in_scope(rules.revoked_by_prover, sii)
                 {
                     let a = Alert::new(
                         Kind::RevokedByProver,
@@ -269,17 +285,13 @@ impl<'a> Step<'a> {
                     )
                     .sii(sii)
                     .msp(r.msp.as_str());
-                    self.raise(a, "")?;
+                    self.raise(a)?;
                 }
             }
             Entry::Optout(o) => {
                 let sii = o.sii.as_str();
-                if self.rules.rules.conflicting_claim != Scope::Off
-                    && self.in_scope(self.rules.rules.conflicting_claim, sii)
-                {
-                    let rec = self.sii_rec(sii)?;
-                    rec.mappings.clear();
-                    rec.opted_out = true;
+                if self.in_scope(rules.conflicting_claim, sii) {
+                    self.op(Op::Optout { sii: sii_key(sii) });
                 }
             }
         }

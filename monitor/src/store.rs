@@ -1,6 +1,7 @@
 //! Crash-safe state in sled: per log the progress (verified checkpoint, compact frontier, the
-//! checkpoint being caught up to), the enrollments, the current mappings of each SII and the
-//! burst windows; and the alerts, pending and delivered.
+//! checkpoint being caught up to), the enrollments and the rule-state journal (see
+//! [`crate::rulestate`]; its snapshots are files beside the database); and the alerts, pending and
+//! delivered.
 //!
 //! Every change of one catch-up step is one atomic `sled::Batch` followed by a flush: progress,
 //! state and the alerts it raised are recorded together *before* any alert is delivered. A crash
@@ -9,7 +10,7 @@
 //! them. Each delivery is marked per sink as soon as it succeeds, so a restart repeats none that a
 //! sink acknowledged (the file sink even truncates what it wrote without a mark: exactly once).
 
-use std::collections::BTreeMap;
+use sha2::Digest as _;
 use std::path::Path;
 
 use ledger_core::entry::Role;
@@ -58,35 +59,6 @@ pub struct Progress {
     pub entries_verified: u64,
 }
 
-/// One current mapping of an SII, as far as the rules need it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MappingRec {
-    /// The MSP.
-    pub msp: String,
-    /// The SSI.
-    pub ssi: String,
-    /// The claim's index.
-    pub index: u64,
-    /// The claim's expiry.
-    pub expires: Option<u64>,
-}
-
-/// The folded state of one SII (SPEC §3 fold, incrementally).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SiiRec {
-    /// Opted out and not claimed since.
-    pub opted_out: bool,
-    /// The current mappings.
-    pub mappings: Vec<MappingRec>,
-}
-
-/// The distinct SIIs one MSP claimed within the burst window: SII → latest claim time.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BurstRec {
-    /// SII → entry time of its latest claim.
-    pub siis: BTreeMap<String, u64>,
-}
-
 #[derive(Serialize, Deserialize)]
 struct EnrollRec {
     role: Role,
@@ -100,10 +72,8 @@ pub struct Commit {
     pub progress: Option<(String, Progress)>,
     /// New enrollments: (log, index, role, key).
     pub enrolls: Vec<(String, u64, Role, VerifierKey)>,
-    /// SII records to write: (log, sii, record).
-    pub siis: Vec<(String, String, SiiRec)>,
-    /// Burst records to write: (log, msp, record).
-    pub bursts: Vec<(String, String, BurstRec)>,
+    /// The rule-state journal record of the step: (log, position after the step, operations).
+    pub journal: Option<(String, u64, Vec<u8>)>,
     /// New alerts (already checked not to be known).
     pub alerts: Vec<Identified>,
 }
@@ -111,6 +81,7 @@ pub struct Commit {
 /// The state database.
 pub struct Store {
     db: sled::Db,
+    dir: std::path::PathBuf,
 }
 
 const SEQ_KEY: &[u8] = b"A\0seq";
@@ -147,7 +118,10 @@ impl Store {
             .flush_every_ms(None)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn get<T: for<'de> Deserialize<'de>>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
@@ -182,14 +156,51 @@ impl Store {
         Ok(out)
     }
 
-    /// The record of `sii` in `log`.
-    pub fn sii(&self, log: &str, sii: &str) -> Result<Option<SiiRec>, StoreError> {
-        self.get(&key(&[b"L", log.as_bytes(), b"sii", sii.as_bytes()]))
+    /// Where the rule-state snapshot of `log` lives.
+    pub fn rules_snapshot_path(&self, log: &str) -> std::path::PathBuf {
+        let name: String = sha2::Sha256::digest(log.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.dir.join("rules").join(format!("{name}.snap"))
     }
 
-    /// The burst window of `msp` in `log`.
-    pub fn burst(&self, log: &str, msp: &str) -> Result<Option<BurstRec>, StoreError> {
-        self.get(&key(&[b"L", log.as_bytes(), b"burst", msp.as_bytes()]))
+    /// The rule-state journal records of `log` after position `after`, in order.
+    pub fn journal(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let prefix = key(&[b"L", log.as_bytes(), b"rj", b""]);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            let (k, v) = item?;
+            let Some(pos) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let pos = <[u8; 8]>::try_from(pos)
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Damaged {
+                    key: String::from_utf8_lossy(&k).replace('\0', "/"),
+                    reason: "bad journal key".into(),
+                })?;
+            out.push((pos, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Removes the journal records of `log` up to and including `upto` (a snapshot covers them).
+    pub fn prune_journal(&self, log: &str, upto: u64) -> Result<(), StoreError> {
+        let prefix = key(&[b"L", log.as_bytes(), b"rj", b""]);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&upto.to_be_bytes());
+        let mut batch = sled::Batch::default();
+        for item in self.db.range(prefix.clone()..=end) {
+            let (k, _) = item?;
+            batch.remove(k);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Whether an alert with this id was ever recorded (pending or delivered).
@@ -212,16 +223,10 @@ impl Store {
                 }),
             );
         }
-        for (log, sii, rec) in &c.siis {
+        if let Some((log, pos, ops)) = &c.journal {
             batch.insert(
-                key(&[b"L", log.as_bytes(), b"sii", sii.as_bytes()]),
-                encode(rec),
-            );
-        }
-        for (log, msp, rec) in &c.bursts {
-            batch.insert(
-                key(&[b"L", log.as_bytes(), b"burst", msp.as_bytes()]),
-                encode(rec),
+                key(&[b"L", log.as_bytes(), b"rj", &pos.to_be_bytes()]),
+                ops.as_slice(),
             );
         }
         if !c.alerts.is_empty() {
@@ -350,7 +355,7 @@ mod tests {
             s.commit(Commit {
                 progress: Some(("l".into(), p)),
                 alerts: vec![a.clone()],
-                siis: vec![("l".into(), "tel:+1".into(), SiiRec::default())],
+                journal: Some(("l".into(), 5, vec![1, 2, 3])),
                 ..Commit::default()
             })
             .unwrap();
@@ -358,7 +363,8 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.progress("l").unwrap().unwrap().verified_size, 5);
         assert!(s.alert_known(&a.id).unwrap());
-        assert_eq!(s.sii("l", "tel:+1").unwrap(), Some(SiiRec::default()));
+        assert_eq!(s.journal("l", 0).unwrap(), vec![(5, vec![1, 2, 3])]);
+        assert!(s.journal("l", 5).unwrap().is_empty());
         let pending = s.pending().unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].1, a);
