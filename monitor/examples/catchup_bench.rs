@@ -215,6 +215,7 @@ fn main() -> anyhow::Result<()> {
             state_dir: dir.path().join("state"),
             metrics_listen: None,
             step_bundles,
+            snapshot_after_bytes: monitor::DEFAULT_SNAPSHOT_AFTER_BYTES,
             progress_bar: false,
         },
     )?;

@@ -85,6 +85,8 @@ pub struct Ctx<'a> {
     pub metrics: &'a Metrics,
     /// Entry bundles per committed step.
     pub step_bundles: u64,
+    /// The journal size after which the rule state is snapshotted.
+    pub snapshot_after_bytes: u64,
     /// Show an `indicatif` bar (terminal) or plain progress lines.
     pub progress_bar: bool,
 }
@@ -128,9 +130,6 @@ struct Loaded {
     journal_bytes: u64,
     snapshot_bytes: u64,
 }
-
-/// The smallest journal worth replacing by a snapshot.
-const MIN_SNAPSHOT_TRIGGER: u64 = 8 << 20;
 
 /// Where catch-up time goes (seconds), reported when a catch-up finishes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -644,7 +643,7 @@ impl LogMonitor {
         let t = Instant::now();
         cx.store.commit(commit)?;
         self.stale = false;
-        if self.journal_bytes > self.snapshot_bytes.max(MIN_SNAPSHOT_TRIGGER) {
+        if self.journal_bytes > self.snapshot_bytes.max(cx.snapshot_after_bytes) {
             self.snapshot(cx.store)?;
         }
         cx.metrics.set_log(

@@ -55,9 +55,15 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Entry bundles (256 entries each) verified and committed per step.
     pub step_bundles: u64,
+    /// The journal size after which the rule state is snapshotted (at least the last snapshot's
+    /// size is always waited for).
+    pub snapshot_after_bytes: u64,
     /// Show an `indicatif` progress bar (else plain progress lines).
     pub progress_bar: bool,
 }
+
+/// The default for [`RunOptions::snapshot_after_bytes`]: 8 MiB of journal, ~150,000 claims.
+pub const DEFAULT_SNAPSHOT_AFTER_BYTES: u64 = 8 << 20;
 
 /// The default state folder.
 pub const DEFAULT_STATE_DIR: &str = "./monitor-state";
@@ -94,6 +100,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> anyhow::Result<bool> {
         sinks: &mut sinks,
         metrics: &metrics,
         step_bundles: opts.step_bundles,
+        snapshot_after_bytes: opts.snapshot_after_bytes,
         progress_bar: opts.progress_bar,
     };
     // Alerts left pending by an earlier run go out first.

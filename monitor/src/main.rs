@@ -29,6 +29,10 @@ struct Args {
     /// Entry bundles (256 entries each) verified and committed per step.
     #[arg(long, default_value_t = 16)]
     step_bundles: u64,
+    /// Write a snapshot of the rule state once its journal has grown past this many bytes and
+    /// past the last snapshot's size (a restart replays at most that much journal).
+    #[arg(long, default_value_t = monitor::DEFAULT_SNAPSHOT_AFTER_BYTES)]
+    snapshot_after_bytes: u64,
     /// Never show a progress bar (plain progress lines instead).
     #[arg(long)]
     no_progress: bool,
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         state_dir,
         metrics_listen: args.metrics_listen,
         step_bundles: args.step_bundles.max(1),
+        snapshot_after_bytes: args.snapshot_after_bytes,
         progress_bar: !args.no_progress && monitor::engine::stderr_is_terminal(),
     };
     match run(&config, &opts) {

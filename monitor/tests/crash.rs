@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{config, kinds, publish, Setup, TileServer};
 use ledger_core::entry::Role;
-use ledger_core::testkit::{claim, test_key, MemLog};
+use ledger_core::testkit::{claim, revoke, test_key, MemLog};
 use ledger_core::TreeHash;
 
 const ORIGIN: &str = "example.com/log";
@@ -92,4 +92,129 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
     // And a further run repeats nothing.
     assert!(s.run_once(&[]).0);
     assert_eq!(s.alerts().len(), expected.len());
+}
+
+/// What an alert says, without its delivery time.
+fn essence(a: &serde_json::Value) -> (String, u64, String) {
+    (
+        a["kind"].as_str().unwrap_or("").to_string(),
+        a["index"].as_u64().unwrap_or(u64::MAX),
+        a["detail"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// The stateful rules (`conflicting-claim`, `claim-burst`) keep their state in memory, journaled
+/// with each step and snapshotted: killed twice mid-run (with snapshots forced often), the
+/// monitor must deliver exactly what an uninterrupted run delivers.
+#[test]
+fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
+    let mut log = MemLog::new(ORIGIN, TreeHash::Sha256);
+    let a = test_key("msp-a.example");
+    let b = test_key("msp-b.example");
+    log.enroll(Role::Msp, &a);
+    log.enroll(Role::Msp, &b);
+    let t = log.now;
+    let number = |i: u64| format!("tel:+1415555{i:04}");
+    let ssi = |i: u64| format!("mimi://msp-a.example/u/{i}");
+    let mut conflicts = BTreeSet::new();
+    let mut a_claims = 0u64;
+    for i in 0..4000u64 {
+        log.push(claim(&a, &number(i), &ssi(i), t, &[], None));
+        a_claims += 1;
+        if i >= 50 && i % 50 == 25 {
+            let target = i - 25;
+            // Every other time A revokes first: B's claim then conflicts with nothing.
+            let revoked = i % 100 == 25;
+            if revoked {
+                log.push(revoke(
+                    &a,
+                    "msp-a.example",
+                    &number(target),
+                    &ssi(target),
+                    t,
+                    None,
+                ));
+            }
+            let index = log.push(claim(
+                &b,
+                &number(target),
+                "mimi://msp-b.example/u/1",
+                t,
+                &[],
+                None,
+            ));
+            if !revoked {
+                conflicts.insert(index);
+            }
+        }
+    }
+    let server = TileServer::start(publish(&log));
+    let rules = "[rules]\nconflicting_claim = \"all\"\nunattested_claim = \"off\"\n\
+                 claim_burst = { max_siis = 300, window_s = 100000 }\n";
+    let write = |s: &Setup| {
+        s.write_config(&config(
+            &server.url(),
+            ORIGIN,
+            &log.key.verifier().to_string(),
+            "sha256",
+            &s.alerts_path(),
+            rules,
+        ))
+    };
+
+    // The reference: one uninterrupted run.
+    let reference = Setup::new();
+    write(&reference);
+    let (ok, err) = reference.run_once(&[]);
+    assert!(ok, "{err}");
+    let want: Vec<_> = reference.alerts().iter().map(essence).collect();
+    let got_conflicts: BTreeSet<u64> = want
+        .iter()
+        .filter(|(k, _, _)| k == "conflicting-claim")
+        .map(|(_, i, _)| *i)
+        .collect();
+    assert_eq!(
+        got_conflicts, conflicts,
+        "conflicting-claim where A still maps the SII"
+    );
+    let bursts = want.iter().filter(|(k, _, _)| k == "claim-burst").count() as u64;
+    assert_eq!(
+        bursts,
+        a_claims / 301,
+        "one claim-burst per 301 distinct SIIs of A"
+    );
+    assert!(want.iter().all(
+        |(_, _, d)| !d.contains("msp-b.example claimed") || d.contains("msp-a.example (index")
+    ));
+
+    // Killed twice, with snapshots every few KiB of journal, then run to the end.
+    let s = Setup::new();
+    write(&s);
+    server.set_delay(Duration::from_millis(40));
+    let snap = ["--step-bundles", "1", "--snapshot-after-bytes", "4096"];
+    for kill_after in [4usize, 16] {
+        let mut child = s.spawn(&[&["--once"][..], &snap[..]].concat());
+        s.wait_alerts(Duration::from_secs(120), |a| a.len() >= kill_after);
+        child.kill().expect("kill -9");
+        let status = child.wait().expect("wait");
+        assert!(
+            !status.success(),
+            "the monitor finished before it was killed"
+        );
+    }
+    server.set_delay(Duration::ZERO);
+    let (ok, err) = s.run_once(&snap);
+    assert!(ok, "{err}");
+    let got: Vec<_> = s.alerts().iter().map(essence).collect();
+    assert_eq!(got, want, "the crashed runs delivered something else");
+    let snapshots = std::fs::read_dir(s.state().join("rules"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(snapshots, 1, "a rule-state snapshot was written");
+    assert!(s.run_once(&snap).0);
+    assert_eq!(
+        s.alerts().len(),
+        want.len(),
+        "a further run repeats nothing"
+    );
 }
