@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::Write as _;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -179,13 +178,45 @@ pub enum StateError {
     },
 }
 
+type Maps = SmallVec<[Mapping; 1]>;
+
+/// The SIIs' mappings in 16 maps chosen by the key's first byte: a hash map that doubles holds
+/// its old and new tables at once, and one map of a million SIIs would briefly need 1.5 times its
+/// size; sixteen grow one at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Shards(Vec<HashMap<SiiKey, Maps, Fast>>);
+
+impl Default for Shards {
+    fn default() -> Self {
+        Shards((0..16).map(|_| HashMap::default()).collect())
+    }
+}
+
+impl Shards {
+    fn shard(&self, k: &SiiKey) -> &HashMap<SiiKey, Maps, Fast> {
+        &self.0[usize::from(k[0] & 15)]
+    }
+
+    fn shard_mut(&mut self, k: &SiiKey) -> &mut HashMap<SiiKey, Maps, Fast> {
+        &mut self.0[usize::from(k[0] & 15)]
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(HashMap::len).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&SiiKey, &Maps)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+}
+
 /// The rule state of one log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleState {
     position: u64,
     msp_names: Vec<String>,
     msp_ids: HashMap<String, u32>,
-    siis: HashMap<SiiKey, SmallVec<[Mapping; 1]>, Fast>,
+    siis: Shards,
     windows: HashMap<u32, Window>,
 }
 
@@ -234,7 +265,11 @@ impl RuleState {
 
     /// The current mappings of `sii`.
     pub fn mappings(&self, sii: &SiiKey) -> &[Mapping] {
-        self.siis.get(sii).map(|m| m.as_slice()).unwrap_or(&[])
+        self.siis
+            .shard(sii)
+            .get(sii)
+            .map(|m| m.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Applies one operation (live, after journaling it, or in replay).
@@ -256,7 +291,7 @@ impl RuleState {
                 expires,
                 time,
             } => {
-                let maps = self.siis.entry(*sii).or_default();
+                let maps = self.siis.shard_mut(sii).entry(*sii).or_default();
                 maps.retain(|m| m.expires >= *time);
                 out.others = maps
                     .iter()
@@ -272,15 +307,16 @@ impl RuleState {
                 });
             }
             Op::Revoke { sii, msp, ssi } => {
-                if let Some(maps) = self.siis.get_mut(sii) {
+                let shard = self.siis.shard_mut(sii);
+                if let Some(maps) = shard.get_mut(sii) {
                     maps.retain(|m| !(m.msp == *msp && m.ssi == *ssi));
                     if maps.is_empty() {
-                        self.siis.remove(sii);
+                        shard.remove(sii);
                     }
                 }
             }
             Op::Optout { sii } => {
-                self.siis.remove(sii);
+                self.siis.shard_mut(sii).remove(sii);
             }
             Op::Burst {
                 msp,
@@ -323,7 +359,24 @@ impl RuleState {
     /// The snapshot bytes: a versioned header, the state, and a SHA-256 trailer that makes a torn
     /// or damaged file detectable.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(64 + self.siis.len() * 50);
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = self.write_snapshot_to(&mut out);
+        out
+    }
+
+    /// Streams the snapshot to `w` (a snapshot of millions of SIIs is never held in memory whole).
+    fn write_snapshot_to<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        let mut w = Summed {
+            inner: w,
+            sum: Sha256::new(),
+        };
+        let mut b = Vec::with_capacity(4096);
+        let flush = |w: &mut Summed<W>, b: &mut Vec<u8>| -> std::io::Result<()> {
+            w.write_all(b)?;
+            b.clear();
+            Ok(())
+        };
         b.extend_from_slice(SNAPSHOT_MAGIC);
         put_u64(&mut b, self.position);
         put_u32(&mut b, self.msp_names.len() as u32);
@@ -331,7 +384,7 @@ impl RuleState {
             put_str(&mut b, n);
         }
         put_u64(&mut b, self.siis.len() as u64);
-        for (k, maps) in &self.siis {
+        for (k, maps) in self.siis.iter() {
             b.extend_from_slice(k);
             put_u32(&mut b, maps.len() as u32);
             for m in maps {
@@ -340,19 +393,26 @@ impl RuleState {
                 put_u64(&mut b, m.index);
                 put_u64(&mut b, m.expires);
             }
-        }
-        put_u32(&mut b, self.windows.len() as u32);
-        for (msp, w) in &self.windows {
-            put_u32(&mut b, *msp);
-            put_u64(&mut b, w.by_time.len() as u64);
-            for (t, k) in &w.by_time {
-                put_u64(&mut b, *t);
-                b.extend_from_slice(k);
+            if b.len() >= 4000 {
+                flush(&mut w, &mut b)?;
             }
         }
-        let sum = Sha256::digest(&b);
-        b.extend_from_slice(&sum);
-        b
+        put_u32(&mut b, self.windows.len() as u32);
+        for (msp, win) in &self.windows {
+            put_u32(&mut b, *msp);
+            put_u64(&mut b, win.by_time.len() as u64);
+            for (t, k) in &win.by_time {
+                put_u64(&mut b, *t);
+                b.extend_from_slice(k);
+                if b.len() >= 4000 {
+                    flush(&mut w, &mut b)?;
+                }
+            }
+        }
+        flush(&mut w, &mut b)?;
+        let sum = w.sum.finalize_reset();
+        w.inner.write_all(&sum)?;
+        w.inner.flush()
     }
 
     /// Parses [`RuleState::encode_snapshot`] bytes.
@@ -393,7 +453,7 @@ impl RuleState {
                     expires: r.u64()?,
                 });
             }
-            s.siis.insert(k, maps);
+            s.siis.shard_mut(&k).insert(k, maps);
         }
         for _ in 0..r.u32()? {
             let msp = r.u32()?;
@@ -431,20 +491,35 @@ impl RuleState {
             path: path.display().to_string(),
             source,
         };
-        let bytes = self.encode_snapshot();
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
+        let len = {
+            let f = std::fs::File::create(&tmp).map_err(io)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            self.write_snapshot_to(&mut w).map_err(io)?;
+            let f = w.into_inner().map_err(|e| io(e.into_error()))?;
             f.sync_all().map_err(io)?;
-        }
+            f.metadata().map_err(io)?.len()
+        };
         std::fs::rename(&tmp, path).map_err(io)?;
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io)?;
-        Ok(bytes.len() as u64)
+        Ok(len)
+    }
+}
+
+/// A writer that hashes what passes through it (the snapshot's trailer).
+struct Summed<W> {
+    inner: W,
+    sum: Sha256,
+}
+
+impl<W: std::io::Write> Summed<W> {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.sum.update(b);
+        self.inner.write_all(b)
     }
 }
 
