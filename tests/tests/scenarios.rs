@@ -669,7 +669,8 @@ fn rogue_msp_claim_is_flagged_by_the_monitor_and_rejected_by_a_strict_client() {
 /// The log operator runs two logs with one key and one origin: view 1 maps Alice's number to
 /// MSP A, view 2 (shown to a victim) to the attacker. Auditors 1 and 3 watch view 1, auditor 2 is
 /// fooled into cosigning view 2. Gossip gives auditors 1 and 3 `split-view` evidence holding both
-/// signed checkpoints, `/v1/audit` calls view 2 `inconsistent`, and a client requiring 2 of the 3
+/// signed checkpoints, `/v1/audit` calls view 2 `inconsistent`, a monitor following view 1 that
+/// gossips with auditor 2 raises `split-view` once, and a client requiring 2 of the 3
 /// cosignatures accepts view 1 (cosigned by 1 and 3) but refuses view 2 at `witness-quorum`,
 /// whether the DP attaches auditor 2's cosignature or serves the log's bare checkpoint.
 #[test]
@@ -751,6 +752,34 @@ fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
         assert_eq!(a.audit(&cp1)["verdict"], "consistent");
     }
     assert!(a1.svc().output().contains("split-view"), "alert line");
+
+    // A monitor that follows view 1 and gossips with the fooled auditor sees view 2 too.
+    let mdir = Scratch::new();
+    let config = monitor_config(
+        &mdir,
+        &view1.url(),
+        &view1.vkey().to_string(),
+        view1.hash(),
+        &[],
+    );
+    let text = std::fs::read_to_string(&config)
+        .expect("read monitor.toml")
+        .replacen(
+            "[[log]]\n",
+            &format!("[[log]]\nauditors = [{:?}]\n", a2.url()),
+            1,
+        );
+    std::fs::write(&config, text).expect("write monitor.toml");
+    monitor_once(&config);
+    let all = alerts(&mdir);
+    let splits: Vec<&serde_json::Value> =
+        all.iter().filter(|a| a["kind"] == "split-view").collect();
+    assert_eq!(splits.len(), 1, "one split-view from the monitor: {all:?}");
+    assert_eq!(splits[0]["log"], origin.as_str());
+    let detail = splits[0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&a2.url()), "names the peer: {detail}");
+    monitor_once(&config);
+    assert_eq!(alerts(&mdir).len(), all.len(), "not raised again");
 
     // A client requiring 2 of the 3 auditors.
     let dir = Scratch::new();
