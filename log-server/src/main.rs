@@ -2,6 +2,10 @@
 
 use log_server::config::{Config, LogFormat};
 
+/// See the comment on the dependency in Cargo.toml: measured in docs/benchmarks.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

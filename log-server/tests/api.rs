@@ -36,12 +36,30 @@ struct Log {
     opened: Opened,
 }
 
+/// `open`, waiting while the store is still locked: sled's background I/O threads may hold the
+/// previous instance's files (and so its lock) for a moment after its last handle is dropped, which
+/// only an in-process restart like these tests' can see.
+fn open_when_unlocked(config: &Config) -> anyhow::Result<Opened> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open(config) {
+            Err(e)
+                if format!("{e:#}").contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Log {
     fn start(dir: &Path, hash: TreeHash) -> Log {
         let mut config = Config::for_data_dir(dir);
         config.hash = Some(hash);
         config.origin = Some("test.example/log".into());
-        let opened = open(&config).expect("open");
+        let opened = open_when_unlocked(&config).unwrap_or_else(|e| panic!("open: {e:#}"));
         Log {
             app: router(opened.state.clone()),
             opened,
@@ -528,18 +546,24 @@ async fn restart_keeps_the_log_and_refuses_another_origin_or_hash() {
 
     let mut c = Config::for_data_dir(dir.path());
     c.hash = Some(TreeHash::Blake3);
-    let err = open(&c).err().expect("hash change refused").to_string();
+    let err = open_when_unlocked(&c)
+        .err()
+        .expect("hash change refused")
+        .to_string();
     assert!(err.contains("tree hash sha256"), "{err}");
     let mut c = Config::for_data_dir(dir.path());
     c.origin = Some("other.example/log".into());
-    let err = open(&c).err().expect("origin change refused").to_string();
+    let err = open_when_unlocked(&c)
+        .err()
+        .expect("origin change refused")
+        .to_string();
     assert!(err.contains("origin"), "{err}");
 
     // A missing key file is an error for an existing log, not a reason to make a new identity.
     std::fs::remove_file(dir.path().join("log.key")).expect("rm key");
     let err = format!(
         "{:#}",
-        open(&Config::for_data_dir(dir.path()))
+        open_when_unlocked(&Config::for_data_dir(dir.path()))
             .err()
             .expect("missing key refused")
     );
