@@ -14,6 +14,21 @@ use ledger_core::TreeHash;
 const ORIGIN: &str = "example.com/log";
 const WATCHED: &str = "tel:+14155550100";
 
+/// Runs `monitor --once <args>` and kills it (SIGKILL) once it has delivered `after[0]` alerts,
+/// then again at `after[1]`: both runs must have been killed, not finished.
+fn kill_during_catch_up(s: &Setup, args: &[&str], after: [usize; 2]) {
+    for kill_after in after {
+        let mut child = s.spawn(&[&["--once"][..], args].concat());
+        s.wait_alerts(Duration::from_secs(120), |a| a.len() >= kill_after);
+        child.kill().expect("kill -9");
+        let status = child.wait().expect("wait");
+        assert!(
+            !status.success(),
+            "the monitor finished before it was killed; slow the server down"
+        );
+    }
+}
+
 #[test]
 fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
     let mut log = MemLog::new(ORIGIN, TreeHash::Sha256);
@@ -60,16 +75,7 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
         &format!("[[watch]]\nsii = \"{WATCHED}\"\nallowed = [\"msp-a.example\"]\n\n[rules]\nunattested_claim = \"off\"\n"),
     ));
     // Two crashes at different points, then a clean run to the end.
-    for kill_after in [3usize, 14] {
-        let mut child = s.spawn(&["--once", "--step-bundles", "1"]);
-        s.wait_alerts(Duration::from_secs(120), |a| a.len() >= kill_after);
-        child.kill().expect("kill -9");
-        let status = child.wait().expect("wait");
-        assert!(
-            !status.success(),
-            "the monitor finished before it was killed; slow the server down"
-        );
-    }
+    kill_during_catch_up(&s, &["--step-bundles", "1"], [3, 14]);
     server.set_delay(Duration::ZERO);
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "{err}");
@@ -192,16 +198,7 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
     write(&s);
     server.set_delay(Duration::from_millis(40));
     let snap = ["--step-bundles", "1", "--snapshot-after-bytes", "4096"];
-    for kill_after in [4usize, 16] {
-        let mut child = s.spawn(&[&["--once"][..], &snap[..]].concat());
-        s.wait_alerts(Duration::from_secs(120), |a| a.len() >= kill_after);
-        child.kill().expect("kill -9");
-        let status = child.wait().expect("wait");
-        assert!(
-            !status.success(),
-            "the monitor finished before it was killed"
-        );
-    }
+    kill_during_catch_up(&s, &snap, [4, 16]);
     server.set_delay(Duration::ZERO);
     let (ok, err) = s.run_once(&snap);
     assert!(ok, "{err}");

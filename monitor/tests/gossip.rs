@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use common::{kinds, publish, Files, Setup, TileServer};
+use common::{attested_log, kinds, publish, Files, Setup, TileServer};
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use ledger_core::entry::{Action, Role};
 use ledger_core::key::{KeyAlg, SignerKey};
-use ledger_core::testkit::{attestation, claim, test_key, MemLog};
-use ledger_core::TreeHash;
+use ledger_core::testkit::{test_key, MemLog};
 use sha2::{Digest as _, Sha256};
 
 const ORIGIN: &str = "example.com/log";
@@ -24,27 +22,9 @@ const ORIGIN: &str = "example.com/log";
 /// claim `i` is of another SII (so the tree differs from the honest one from that entry on).
 /// Same origin, so the same log key: both trees are validly signed by "the log".
 fn log_with(claims: u64, odd: Option<u64>) -> MemLog {
-    let mut log = MemLog::new(ORIGIN, TreeHash::Blake3);
-    let msp = test_key("msp-a.example");
-    let prover = test_key("prover.example");
-    log.enroll(Role::Msp, &msp);
-    log.enroll(Role::Prover, &prover);
-    let t = log.now;
-    for i in 0..claims {
-        let tag = if odd == Some(i) { "odd" } else { "a" };
-        let sii = format!("mailto:{tag}{i}@example.com");
-        let ssi = format!("mimi://msp-a.example/u/{tag}{i}");
-        let att = attestation(
-            &prover,
-            Action::Claim,
-            &sii,
-            Some(("msp-a.example", &ssi)),
-            t - 5,
-        );
-        let leaf = claim(&msp, &sii, &ssi, t, &[], Some(att));
-        log.submit(leaf.bytes()).expect("admitted");
-    }
-    log
+    attested_log(ORIGIN, claims, |i| {
+        if odd == Some(i) { "odd" } else { "a" }.to_string()
+    })
 }
 
 /// The auditor gossip path of the test origin.

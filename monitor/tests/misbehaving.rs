@@ -4,37 +4,16 @@
 mod common;
 
 use base64::Engine as _;
-use common::{config, kinds, publish, publish_leaves, Setup, TileServer};
+use common::{attested_log, config, kinds, publish, publish_leaves, Setup, TileServer};
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use ledger_core::entry::{Action, Role};
-use ledger_core::testkit::{attestation, claim, test_key, MemLog};
+use ledger_core::testkit::{claim, test_key, MemLog};
 use ledger_core::tile::{decode_entry_bundle, encode_entry_bundle, Tile, DATA_LEVEL};
-use ledger_core::TreeHash;
 
 const ORIGIN: &str = "example.com/log";
 
 /// An honest log: two enrollments and `claims` attested claims of distinct SIIs by one MSP.
 fn honest_log(claims: u64, tag: &str) -> MemLog {
-    let mut log = MemLog::new(ORIGIN, TreeHash::Blake3);
-    let msp = test_key("msp-a.example");
-    let prover = test_key("prover.example");
-    log.enroll(Role::Msp, &msp);
-    log.enroll(Role::Prover, &prover);
-    let t = log.now;
-    for i in 0..claims {
-        let sii = format!("mailto:{tag}{i}@example.com");
-        let ssi = format!("mimi://msp-a.example/u/{tag}{i}");
-        let att = attestation(
-            &prover,
-            Action::Claim,
-            &sii,
-            Some(("msp-a.example", &ssi)),
-            t - 5,
-        );
-        let leaf = claim(&msp, &sii, &ssi, t, &[], Some(att));
-        log.submit(leaf.bytes()).expect("admitted");
-    }
-    log
+    attested_log(ORIGIN, claims, |_| tag.to_string())
 }
 
 fn setup_for(server: &TileServer, log: &MemLog) -> Setup {

@@ -10,11 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ledger_core::testkit::MemLog;
+use ledger_core::entry::{Action, Role};
+use ledger_core::testkit::{attestation, claim, test_key, MemLog};
 use ledger_core::tile::{
     encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size,
 };
 use ledger_core::tree::MemoryHashStore;
+use ledger_core::TreeHash;
 
 /// Path (without the leading `/`) → body.
 pub type Files = HashMap<String, Vec<u8>>;
@@ -251,4 +253,31 @@ pub fn kinds(alerts: &[serde_json::Value]) -> Vec<String> {
         .iter()
         .map(|a| a["kind"].as_str().unwrap_or("").to_string())
         .collect()
+}
+
+/// An honest log: two enrollments (`msp-a.example`, `prover.example`) and `claims` attested claims
+/// of distinct SIIs `mailto:<tag(i)><i>@example.com` by `msp-a.example`. Two logs built with the
+/// same origin are signed by the same key, so a different `tag` for one index makes a fork.
+pub fn attested_log(origin: &str, claims: u64, tag: impl Fn(u64) -> String) -> MemLog {
+    let mut log = MemLog::new(origin, TreeHash::Blake3);
+    let msp = test_key("msp-a.example");
+    let prover = test_key("prover.example");
+    log.enroll(Role::Msp, &msp);
+    log.enroll(Role::Prover, &prover);
+    let t = log.now;
+    for i in 0..claims {
+        let tag = tag(i);
+        let sii = format!("mailto:{tag}{i}@example.com");
+        let ssi = format!("mimi://msp-a.example/u/{tag}{i}");
+        let att = attestation(
+            &prover,
+            Action::Claim,
+            &sii,
+            Some(("msp-a.example", &ssi)),
+            t - 5,
+        );
+        let leaf = claim(&msp, &sii, &ssi, t, &[], Some(att));
+        log.submit(leaf.bytes()).expect("admitted");
+    }
+    log
 }
