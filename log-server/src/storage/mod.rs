@@ -2,8 +2,9 @@
 //! know about sled (one file per implementation: [`sled`]).
 //!
 //! What is stored (SPEC §3–§4, tlog "stored hash index" layout):
-//! - leaves: index → the exact leaf bytes;
-//! - tree hashes: stored-hash index → 32 bytes (appended, never rewritten: the tree is never rebuilt);
+//! - leaves: index → the exact leaf bytes (kept in small groups of consecutive leaves);
+//! - tree hashes: stored-hash index → 32 bytes (appended in groups, never changed: the tree is never
+//!   rebuilt);
 //! - leaf hash → index (idempotent resubmission, `?leaf_hash=` proofs);
 //! - SII → indices (DP lookups);
 //! - enroll indices (to rebuild the key registry at start);
