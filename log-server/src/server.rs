@@ -34,11 +34,40 @@ pub struct Opened {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// The file whose presence says the store was created compressed: sled must be told before it
+/// opens the store (it refuses a mismatch), so the choice cannot live in the store's meta.
+const COMPRESSED_MARKER: &str = "store.zstd";
+
+/// Whether the store is (to be) compressed: fixed when the store is created, like origin and hash.
+fn store_compression(config: &Config) -> anyhow::Result<bool> {
+    let marker = config.data.join(COMPRESSED_MARKER);
+    if !config.data.join("db").exists() {
+        let compress = config.compress.unwrap_or(false);
+        if compress {
+            std::fs::write(&marker, "zstd\n")
+                .with_context(|| format!("writing {}", marker.display()))?;
+        } else if marker.exists() {
+            std::fs::remove_file(&marker)
+                .with_context(|| format!("removing {}", marker.display()))?;
+        }
+        return Ok(compress);
+    }
+    let stored = marker.exists();
+    match config.compress {
+        Some(given) if given != stored => bail!(
+            "this log's store was created {}; that cannot be changed (omit --compress, or use another --data folder)",
+            if stored { "compressed" } else { "uncompressed" }
+        ),
+        _ => Ok(stored),
+    }
+}
+
 /// Creates the data folder (mode 0700) if needed, opens the store, loads or creates the log key and
 /// admin token, opens the ledger (creating or checking origin and hash) and starts the sequencer.
 pub fn open(config: &Config) -> anyhow::Result<Opened> {
     create_data_dir(&config.data)?;
-    let storage = SledStorage::open(&config.data.join("db"), config.cache_bytes)
+    let compress = store_compression(config)?;
+    let storage = SledStorage::open(&config.data.join("db"), config.cache_bytes, compress)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
 

@@ -570,3 +570,58 @@ async fn restart_keeps_the_log_and_refuses_another_origin_or_hash() {
     assert!(err.contains("created with verifier key"), "{err}");
     assert!(!dir.path().join("log.key").exists());
 }
+
+/// `--compress` is fixed at creation, like origin and hash: a compressed log restarts compressed
+/// when the flag is omitted, and asking for the other setting is refused with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_compression_is_fixed_at_creation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let msp = test_key("msp-a.example");
+    let mut c = Config::for_data_dir(dir.path());
+    c.origin = Some("test.example/log".into());
+    c.compress = Some(true);
+    let opened = open_when_unlocked(&c).expect("create compressed");
+    let log = Log {
+        app: router(opened.state.clone()),
+        opened,
+    };
+    log.enroll(Role::Msp, &msp).await;
+    let r = log
+        .add(&claim(
+            &msp,
+            "tel:+14155550100",
+            "mimi://msp-a.example/u/a",
+            now_unix(),
+            &[],
+            None,
+        ))
+        .await;
+    log.stop().await;
+    assert!(dir.path().join("store.zstd").exists());
+
+    let mut c = Config::for_data_dir(dir.path());
+    c.compress = Some(false);
+    let err = format!(
+        "{:#}",
+        open_when_unlocked(&c).err().expect("uncompressed refused")
+    );
+    assert!(err.contains("created compressed"), "{err}");
+
+    // Omitted: the stored choice; the entry is there.
+    let log = Log::start(dir.path(), TreeHash::Blake3);
+    assert_eq!(log.opened.state.ledger.head().size, r.index + 1);
+    log.stop().await;
+
+    // And the other way round.
+    let plain = tempfile::tempdir().expect("tmp");
+    let log = Log::start(plain.path(), TreeHash::Blake3);
+    log.stop().await;
+    let mut c = Config::for_data_dir(plain.path());
+    c.compress = Some(true);
+    let err = format!(
+        "{:#}",
+        open_when_unlocked(&c).err().expect("compressed refused")
+    );
+    assert!(err.contains("created uncompressed"), "{err}");
+    assert!(!plain.path().join("store.zstd").exists());
+}

@@ -127,12 +127,19 @@ fn push_leaf(v: &mut Vec<u8>, leaf: &[u8]) -> Result<(), StorageError> {
 }
 
 impl SledStorage {
-    /// Opens (or creates) the store in folder `path` with a page cache of `cache_bytes`.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStorage, StorageError> {
+    /// Opens (or creates) the store in folder `path` with a page cache of `cache_bytes`, zstd
+    /// compressed or not (sled fixes that at creation and refuses a mismatch).
+    pub fn open(
+        path: &Path,
+        cache_bytes: u64,
+        compress: bool,
+    ) -> Result<SledStorage, StorageError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
+            .use_compression(compress)
+            .compression_factor(1)
             .open()
             .map_err(db_err)?;
         Ok(SledStorage { db })
@@ -480,7 +487,7 @@ mod tests {
     fn reopen_sees_committed_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let s = SledStorage::open(dir.path(), 1 << 20).expect("open");
+            let s = SledStorage::open(dir.path(), 1 << 20, false).expect("open");
             s.create(&meta(), b"cp0").expect("create");
             s.commit(&Commit {
                 leaves: vec![leaf(0, Some("mailto:a@example.org"), false)],
@@ -491,7 +498,7 @@ mod tests {
             })
             .expect("commit");
         }
-        let s = SledStorage::open(dir.path(), 1 << 20).expect("reopen");
+        let s = SledStorage::open(dir.path(), 1 << 20, false).expect("reopen");
         assert_eq!(s.head().expect("head"), Some((1, b"cp1".to_vec())));
         assert_eq!(s.sii_indices("mailto:a@example.org").expect("sii"), vec![0]);
         assert_eq!(s.hashes(&[0]).expect("hash"), vec![[7; 32]]);
