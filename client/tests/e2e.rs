@@ -2,148 +2,34 @@
 //! `idprover` and `ledger`. The full flow of issue 4, a lying Discovery Provider, and prover abuse
 //! against the real log.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use ledger_core::api::{LookupAnswer, Problem};
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::{Claim, Entry, Leaf, SignedAttestation};
 use ledger_core::key::{KeyAlg, SignerKey};
 use ledger_core::sii::{Name, Sii, Ssi};
-use ledger_e2e::{Options, TestLog};
+use ledger_e2e::{IdProver, LyingDp, Options, TestLog};
 
 // -------------------------------------------------------------------------------------------------
 // Helpers.
 // -------------------------------------------------------------------------------------------------
 
-/// The `idprover` binary next to this test binary, built when missing or older than its sources
-/// (`cargo test -p ledger-cli` does not build other packages' binaries).
+/// The `idprover` binary ([`ledger_e2e::idprover_binary`]: built when missing or older than its
+/// sources, as `cargo test -p ledger-cli` does not build other packages' binaries).
+/// `LEDGER_E2E_IDPROVER=<path>` (as well as the harness's `LEDGER_E2E_BIN_IDPROVER`) uses that one.
 fn idprover_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("LEDGER_E2E_IDPROVER") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("profile dir")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let profile = match profile_dir.file_name().and_then(|s| s.to_str()) {
-            Some("debug") => "dev".to_string(),
-            Some(p) => p.to_string(),
-            None => panic!("unexpected profile folder {}", profile_dir.display()),
-        };
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let bin = profile_dir.join("idprover");
-        let sources = [
-            workspace.join("examples/idprover/src"),
-            workspace.join("examples/idprover/Cargo.toml"),
-            workspace.join("core/src"),
-        ];
-        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-        let newest = sources.iter().filter_map(|p| newest_mtime(p)).max();
-        if matches!((built, newest), (Some(b), Some(s)) if b >= s) {
-            return bin;
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "idprover",
-                "--bin",
-                "idprover",
-                "--profile",
-            ])
-            .arg(&profile)
-            .arg("--manifest-path")
-            .arg(workspace.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run cargo build -p idprover");
-        assert!(
-            out.status.success(),
-            "cargo build -p idprover failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
-    })
-    .clone()
+    std::env::var_os("LEDGER_E2E_IDPROVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(ledger_e2e::idprover_binary)
 }
 
-fn newest_mtime(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| newest_mtime(&e.path()))
-        .max()
-}
-
-/// A running `idprover`, killed on drop.
-struct Prover {
-    child: Child,
-    url: String,
-    outbox: PathBuf,
-}
-
-impl Drop for Prover {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prover {
-    fn start(key: &Path, outbox: &Path, extra: &[&str]) -> Prover {
-        let mut child = Command::new(idprover_binary())
-            .arg("--key")
-            .arg(key)
-            .arg("--outbox")
-            .arg(outbox)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn idprover");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("idprover printed `listening on ADDR`");
-        Prover {
-            child,
-            url: format!("http://{addr}"),
-            outbox: outbox.to_path_buf(),
-        }
-    }
+/// Starts the identity prover on `key`, writing codes to `outbox`.
+fn start_prover(key: &Path, outbox: &Path, extra: &[&str]) -> IdProver {
+    IdProver::start(&idprover_binary(), key, outbox, extra, "error")
 }
 
 /// A scratch folder with keys, a trust file and a log.
@@ -265,12 +151,13 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
     let msp_a = w.enrolled("msp", "msp-a.example");
     let msp_b = w.enrolled("msp", "msp-b.example");
     let prover_key = w.enrolled("prover", "prover.example");
-    let prover = Prover::start(
+    let prover = start_prover(
         Path::new(&prover_key),
         &w.path("outbox"),
         &["--sii-rate", "50/1m"],
     );
-    let outbox = prover.outbox.display().to_string();
+    let prover_url = prover.url();
+    let outbox = prover.outbox().display().to_string();
 
     // Nothing yet: verified "no mapping".
     let out = w.ledger(&["lookup", SII_HUMAN]);
@@ -292,7 +179,7 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         "--expires",
         "365d",
         "--prover",
-        &prover.url,
+        &prover_url,
         "--code-from-outbox",
         &outbox,
         "--receipt",
@@ -352,7 +239,7 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         "--tag",
         "Mobile",
         "--prover",
-        &prover.url,
+        &prover_url,
         "--code-from-outbox",
         &outbox,
     ]);
@@ -403,7 +290,7 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         "--sii",
         SII_HUMAN,
         "--prover",
-        &prover.url,
+        &prover_url,
         "--code-from-outbox",
         &outbox,
     ]);
@@ -423,7 +310,7 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         "--ssi",
         "mimi://msp-a.example/u/alice2",
         "--prover",
-        &prover.url,
+        &prover_url,
         "--code-from-outbox",
         &outbox,
     ]);
@@ -458,7 +345,7 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
         "prover revoke without attestation",
     );
     let mut with_prover = revoke_args.to_vec();
-    with_prover.extend(["--prover", &prover.url, "--code-from-outbox", &outbox]);
+    with_prover.extend(["--prover", &prover_url, "--code-from-outbox", &outbox]);
     assert_ok(&w.ledger(&with_prover), "revoke by the prover");
     let out = w.ledger(&["lookup", SII]);
     assert_ok(&out, "lookup after the prover's revoke");
@@ -486,39 +373,6 @@ fn full_flow_claims_revocation_optout_and_reclaim() {
 // -------------------------------------------------------------------------------------------------
 // A lying Discovery Provider.
 // -------------------------------------------------------------------------------------------------
-
-/// A one-answer HTTP server: every request gets `body` as `200 application/json`.
-struct LyingDp {
-    url: String,
-}
-
-impl LyingDp {
-    fn serve(body: String) -> LyingDp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < deadline {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes());
-                let _ = s.write_all(body.as_bytes());
-            }
-        });
-        LyingDp { url }
-    }
-}
 
 fn attested_claim(
     w: &World,
@@ -703,29 +557,19 @@ struct VerifyAnswer {
 }
 
 /// Runs the prover's flow over HTTP, reading the code from the outbox; returns the attestation.
-fn attest(prover: &Prover, body: serde_json::Value) -> SignedAttestation {
+fn attest(prover: &IdProver, body: serde_json::Value) -> SignedAttestation {
     let http = reqwest::blocking::Client::new();
     let sii = body["sii"].as_str().expect("sii").to_string();
     let ch: ChallengeAnswer = http
-        .post(format!("{}/v1/challenge", prover.url))
+        .post(format!("{}/v1/challenge", prover.url()))
         .json(&body)
         .send()
         .expect("challenge")
         .json()
         .expect("challenge json");
-    let file = prover.outbox.join(ledger_e2e_outbox_name(&sii));
-    let text = std::fs::read_to_string(&file).expect("outbox file");
-    assert!(
-        text.contains(&format!("challenge {}\n", ch.challenge)),
-        "{text}"
-    );
-    let code = text
-        .lines()
-        .find_map(|l| l.strip_prefix("code "))
-        .expect("code line")
-        .to_string();
+    let code = prover.code(&sii, &ch.challenge);
     let v: VerifyAnswer = http
-        .post(format!("{}/v1/verify", prover.url))
+        .post(format!("{}/v1/verify", prover.url()))
         .json(&serde_json::json!({"challenge": ch.challenge, "code": code}))
         .send()
         .expect("verify")
@@ -734,17 +578,14 @@ fn attest(prover: &Prover, body: serde_json::Value) -> SignedAttestation {
     SignedAttestation::parse(v.attestation.as_bytes()).expect("attestation note")
 }
 
-fn ledger_e2e_outbox_name(sii: &str) -> String {
-    sii.replace(':', "%3A") + ".txt"
-}
-
 #[test]
 fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
     let w = World::new(Options::default().require_attestation());
     let msp_a = w.enrolled("msp", "msp-a.example");
     w.enrolled("msp", "msp-b.example");
     let prover_key = w.enrolled("prover", "prover.example");
-    let prover = Prover::start(Path::new(&prover_key), &w.path("outbox"), &[]);
+    let prover = start_prover(Path::new(&prover_key), &w.path("outbox"), &[]);
+    let prover_url = prover.url();
     let ssi = "mimi://msp-a.example/u/alice";
     let att = attest(
         &prover,
@@ -825,8 +666,7 @@ fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
     assert_ok(&out, "claim with its own attestation");
     // Interactively: the code is typed on the terminal (stdin); a wrong code is refused (exit 1).
     for (typed_right, what) in [(false, "wrong code typed"), (true, "right code typed")] {
-        let before = std::fs::read_to_string(prover.outbox.join(ledger_e2e_outbox_name(SII)))
-            .unwrap_or_default();
+        let before = std::fs::read_to_string(prover.outbox_file(SII)).unwrap_or_default();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
             .arg("--trust")
             .arg(w.path("trust.toml"))
@@ -839,7 +679,7 @@ fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
                 "--ssi",
                 ssi,
                 "--prover",
-                &prover.url,
+                &prover_url,
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -848,8 +688,7 @@ fn an_attestation_admits_only_its_own_sii_msp_and_ssi() {
             .expect("spawn ledger");
         let deadline = Instant::now() + Duration::from_secs(30);
         let code = loop {
-            let now_text = std::fs::read_to_string(prover.outbox.join(ledger_e2e_outbox_name(SII)))
-                .unwrap_or_default();
+            let now_text = std::fs::read_to_string(prover.outbox_file(SII)).unwrap_or_default();
             if now_text != before && now_text.contains("action revoke") {
                 break now_text
                     .lines()

@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{config, kinds, publish, Setup, TileServer};
+use common::{config, kinds, publish, KillOnDrop, Setup, TileServer};
 use ledger_core::entry::Role;
 use ledger_core::testkit::{claim, test_key, MemLog};
 use ledger_core::TreeHash;
@@ -28,14 +28,6 @@ fn get_metrics(port: u16) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -73,7 +65,7 @@ fn follows_new_entries_reports_a_stall_once_and_serves_metrics() {
     );
     s.write_config(&cfg);
     let port = free_port();
-    let _child = Kill(s.spawn(&["--metrics-listen", &format!("127.0.0.1:{port}")]));
+    let _child = KillOnDrop(s.spawn(&["--metrics-listen", &format!("127.0.0.1:{port}")]));
 
     // The checkpoint does not change: one log-stalled, and only one.
     let alerts = s.wait_alerts(Duration::from_secs(30), |a| !a.is_empty());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use common::{attested_log, kinds, publish, Files, Setup, TileServer};
+use common::{attested_log, kinds, publish, Files, KillOnDrop, Setup, TileServer};
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::key::{KeyAlg, SignerKey};
 use ledger_core::testkit::{test_key, MemLog};
@@ -294,15 +294,6 @@ fn wait_stderr(path: &std::path::Path, needle: &str, deadline: Duration) -> Stri
     }
 }
 
-/// Kills the child on drop, so that a failing assertion does not leave a monitor running.
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn peer_ahead_of_the_view_is_checked_once_the_log_reaches_its_size() {
     let small = log_with(298, None);
@@ -315,7 +306,7 @@ fn peer_ahead_of_the_view_is_checked_once_the_log_reaches_its_size() {
     let s = Setup::new();
     write_config(&s, &server.url(), &[], std::slice::from_ref(&mirror_url));
     let (child, stderr) = follow(&s);
-    let _guard = Kill(child);
+    let _guard = KillOnDrop(child);
     wait_stderr(
         &stderr,
         &format!("peer {mirror_url}: size 500 is ahead of the verified size 300"),

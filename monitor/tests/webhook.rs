@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use common::{config, publish, Setup, TileServer};
 use ledger_core::entry::Role;
 use ledger_core::testkit::{claim, test_key, MemLog};
 use ledger_core::TreeHash;
+use ledger_e2e::{read_request_head, RequestHead};
 use monitor::alert::{alert_id, Alert};
 
 const ORIGIN: &str = "example.com/log";
@@ -69,36 +70,16 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, fail_first: usiz
         return;
     };
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            match reader.read_line(&mut h) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if h == "\r\n" || h == "\n" => break,
-                Ok(_) => {
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                }
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
+    while let Some(head) = read_request_head(&mut reader) {
+        let mut body = vec![0u8; head.content_length()];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let RequestHead {
+            method,
+            path,
+            headers,
+        } = head;
         let n = {
             let mut all = requests.lock().unwrap();
             all.push(Request {

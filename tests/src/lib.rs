@@ -13,6 +13,9 @@
 //! `LEDGER_E2E_LOG_SERVER=<path>` tests that binary (no build); `LEDGER_E2E_SEED=<n>` replays a
 //! random schedule (each test prints its seed); `LEDGER_E2E_ECHO=1` echoes the server's output
 //! live; `LEDGER_E2E_LOG=<filter>` sets the server's `LEDGER_LOG` filter.
+//!
+//! The test doubles and start-up helpers the crates' tests share (a static C2SP tile server, a
+//! lying Discovery Provider, the identity prover, polling with a deadline) are in [`doubles`].
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
@@ -37,6 +40,12 @@ use ledger_core::{Hash, TreeHash};
 use serde::de::DeserializeOwned;
 
 pub use ledger_core;
+
+pub mod doubles;
+pub use doubles::{
+    idprover_binary, publish, publish_leaves, read_request_head, wait_for, Files, IdProver,
+    KillOnDrop, LyingDp, RequestHead, TileServer,
+};
 
 /// How long a server may take to print its address and answer `/healthz`.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);

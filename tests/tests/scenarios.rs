@@ -12,25 +12,22 @@
 //! is asserted is what the binaries do with them: the monitor's alerts, the auditors' evidence and
 //! cosignatures, and the `ledger` client's verdict (exit status and failed step).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ledger_core::api::LookupAnswer;
-use ledger_core::entry::{Action, Leaf, Role};
+use ledger_core::entry::{Action, Leaf, Role, SignedAttestation};
 use ledger_core::key::{KeyAlg, SignerKey};
 use ledger_core::testkit::{self, MemLog};
-use ledger_core::tile::{
-    encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size,
-};
-use ledger_core::tree::MemoryHashStore;
 use ledger_core::TreeHash;
-use ledger_e2e::{now, workspace_binary, Options, Service, TestLog};
+use ledger_e2e::{
+    idprover_binary, now, wait_for, workspace_binary, IdProver, LyingDp, Options, Service, TestLog,
+    TileServer,
+};
 
 const ALICE: &str = "tel:+14155550100";
 const BOB: &str = "tel:+14155550199";
@@ -50,9 +47,6 @@ fn monitor_bin() -> PathBuf {
 fn auditor_bin() -> PathBuf {
     workspace_binary("auditor", "auditor", "auditor")
 }
-fn idprover_bin() -> PathBuf {
-    workspace_binary("idprover", "examples/idprover", "idprover")
-}
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
@@ -70,22 +64,6 @@ fn all_output(o: &Output) -> String {
     )
 }
 
-/// Polls `f` every 50 ms until it gives a value, or panics after `deadline` naming `what`.
-#[track_caller]
-fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A key named `name`, different for each `generation` (a fresh key after a compromise).
 fn key(name: &str, generation: u8) -> SignerKey {
     if generation == 0 {
@@ -101,6 +79,37 @@ fn claim(msp: &SignerKey, sii: &str, ssi: &str, tag: &str, prover: Option<&Signe
     let att =
         prover.map(|p| testkit::attestation(p, Action::Claim, sii, Some((msp.name(), ssi)), t - 5));
     testkit::claim(msp, sii, ssi, t, &[tag], att)
+}
+
+/// A log started with `opts` where MSP A (`msp-a.example`), a second MSP named `other` and the
+/// identity prover (`prover.example`) are enrolled, in that order; returns the log and their keys.
+fn log_with_msps(opts: Options, other: &str) -> (TestLog, SignerKey, SignerKey, SignerKey) {
+    let log = TestLog::start(opts);
+    let (msp_a, other, prover) = (
+        key("msp-a.example", 0),
+        key(other, 0),
+        key("prover.example", 0),
+    );
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &other);
+    log.enroll(Role::Prover, &prover);
+    (log, msp_a, other, prover)
+}
+
+/// Submits MSP A's claim of Alice's number for `mimi://msp-a.example/u/alice`, tagged
+/// `Personal` and attested by `prover`, which `log` must admit; returns the receipt.
+fn claim_alice_for_msp_a(
+    log: &TestLog,
+    msp_a: &SignerKey,
+    prover: &SignerKey,
+) -> ledger_core::api::Receipt {
+    log.submit_ok(&claim(
+        msp_a,
+        ALICE,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+        Some(prover),
+    ))
 }
 
 /// A scratch folder for trust files, configurations and states.
@@ -225,123 +234,6 @@ fn mapped_msps(json: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-// -------------------------------------------------------------------------------------------------
-// A Discovery Provider that answers whatever it is told to (copied from client/tests/e2e.rs).
-// -------------------------------------------------------------------------------------------------
-
-struct LyingDp {
-    url: String,
-}
-
-impl LyingDp {
-    /// Every request gets `body` as `200 application/json`.
-    fn serve(body: String) -> LyingDp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { continue };
-                read_head(&mut s);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes());
-                let _ = s.write_all(body.as_bytes());
-            }
-        });
-        LyingDp { url }
-    }
-
-    fn answer(a: &LookupAnswer) -> LyingDp {
-        LyingDp::serve(serde_json::to_string(a).expect("json"))
-    }
-}
-
-/// Reads a request's head (the tests never send bodies to these servers); returns the request
-/// line.
-fn read_head(s: &mut std::net::TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < deadline {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-// -------------------------------------------------------------------------------------------------
-// A static C2SP tile server over a dishonest in-memory log (after monitor/tests/common/mod.rs).
-// -------------------------------------------------------------------------------------------------
-
-/// Serves `/checkpoint`, hash tiles and entry bundles of `log`, whatever it contains.
-struct TileServer {
-    url: String,
-}
-
-impl TileServer {
-    fn publish(log: &MemLog) -> TileServer {
-        let mut store = MemoryHashStore::new(log.hash);
-        let leaves: Vec<Vec<u8>> = (0..log.size())
-            .map(|i| log.leaf(i).bytes().to_vec())
-            .collect();
-        for l in &leaves {
-            store.append_leaf(l);
-        }
-        let size = log.size();
-        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
-        files.insert("checkpoint".into(), log.checkpoint().to_bytes());
-        for t in tiles_for_size(size) {
-            files.insert(t.path(), read_tile_data(&t, &store).expect("tile data"));
-        }
-        for b in entry_bundles_for_size(size) {
-            let start = (b.index * 256) as usize;
-            let refs: Vec<&[u8]> = leaves[start..start + usize::from(b.width)]
-                .iter()
-                .map(Vec::as_slice)
-                .collect();
-            files.insert(b.path(), encode_entry_bundle(&refs));
-        }
-        let files = Arc::new(files);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let files = files.clone();
-                std::thread::spawn(move || {
-                    let line = read_head(&mut s);
-                    let path = line
-                        .split(' ')
-                        .nth(1)
-                        .unwrap_or("/")
-                        .trim_start_matches('/');
-                    let (status, body) = match files.get(path) {
-                        Some(b) => ("200 OK", b.clone()),
-                        None => ("404 Not Found", b"not found\n".to_vec()),
-                    };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = s.write_all(head.as_bytes());
-                    let _ = s.write_all(&body);
-                });
-            }
-        });
-        TileServer { url }
-    }
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -580,22 +472,8 @@ fn sha256_hex(s: &str) -> String {
 /// answer that carries the claim, and one that does not shows it without an attester.
 #[test]
 fn rogue_msp_claim_is_flagged_by_the_monitor_and_rejected_by_a_strict_client() {
-    let log = TestLog::start(Options::default());
-    let (msp_a, rogue, prover) = (
-        key("msp-a.example", 0),
-        key("rogue.example", 0),
-        key("prover.example", 0),
-    );
-    log.enroll(Role::Msp, &msp_a);
-    log.enroll(Role::Msp, &rogue);
-    log.enroll(Role::Prover, &prover);
-    log.submit_ok(&claim(
-        &msp_a,
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-        "Personal",
-        Some(&prover),
-    ));
+    let (log, msp_a, rogue, prover) = log_with_msps(Options::default(), "rogue.example");
+    claim_alice_for_msp_a(&log, &msp_a, &prover);
     log.submit_ok(&claim(
         &msp_a,
         BOB,
@@ -694,13 +572,7 @@ fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
     );
     view1.enroll(Role::Msp, &msp_a);
     view1.enroll(Role::Prover, &prover);
-    view1.submit_ok(&claim(
-        &msp_a,
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-        "Personal",
-        Some(&prover),
-    ));
+    claim_alice_for_msp_a(&view1, &msp_a, &prover);
     let cp1 = String::from_utf8(view1.checkpoint().to_bytes()).expect("utf8");
     let mut a1 = Auditor::start("auditor-1.example", &view1, &view1.url(), &[a2.url()]);
     let a3 = Auditor::start(
@@ -824,22 +696,8 @@ fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
 /// documented limit (docs/threat-model.md): the monitor sees the hidden entry.
 #[test]
 fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
-    let log = TestLog::start(Options::default());
-    let (msp_a, msp_b, prover) = (
-        key("msp-a.example", 0),
-        key("msp-b.example", 0),
-        key("prover.example", 0),
-    );
-    log.enroll(Role::Msp, &msp_a);
-    log.enroll(Role::Msp, &msp_b);
-    log.enroll(Role::Prover, &prover);
-    log.submit_ok(&claim(
-        &msp_a,
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-        "Personal",
-        Some(&prover),
-    ));
+    let (log, msp_a, msp_b, prover) = log_with_msps(Options::default(), "msp-b.example");
+    claim_alice_for_msp_a(&log, &msp_a, &prover);
     log.submit_ok(&claim(
         &msp_b,
         ALICE,
@@ -973,15 +831,8 @@ fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
 /// claim B), each with an inclusion proof that verifies against the checkpoint.
 #[test]
 fn number_porting_shows_only_the_new_msp_and_history_keeps_both() {
-    let log = TestLog::start(Options::default().require_attestation());
-    let (msp_a, msp_b, prover) = (
-        key("msp-a.example", 0),
-        key("msp-b.example", 0),
-        key("prover.example", 0),
-    );
-    log.enroll(Role::Msp, &msp_a);
-    log.enroll(Role::Msp, &msp_b);
-    log.enroll(Role::Prover, &prover);
+    let (log, msp_a, msp_b, prover) =
+        log_with_msps(Options::default().require_attestation(), "msp-b.example");
     let dir = Scratch::new();
     let trust = dir.path("trust.toml");
     let mut t = ClientTrust::of(&log);
@@ -989,13 +840,7 @@ fn number_porting_shows_only_the_new_msp_and_history_keeps_both() {
     t.require_attestation = true;
     t.write(&trust);
 
-    let a = log.submit_ok(&claim(
-        &msp_a,
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-        "Personal",
-        Some(&prover),
-    ));
+    let a = claim_alice_for_msp_a(&log, &msp_a, &prover);
     let json = lookup_ok(&trust, ALICE, None);
     assert_eq!(mapped_msps(&json), ["msp-a.example"]);
     // B cannot take the number over without Alice's attestation for B.
@@ -1079,13 +924,7 @@ fn key_compromise_old_key_claims_are_refused_and_flagged_when_served() {
     );
     log.enroll(Role::Msp, &old);
     log.enroll(Role::Prover, &prover);
-    log.submit_ok(&claim(
-        &old,
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-        "Personal",
-        Some(&prover),
-    ));
+    claim_alice_for_msp_a(&log, &old, &prover);
     let reenrolled = log
         .enroll(Role::Msp, &new)
         .expect("the re-enrollment is a new leaf");
@@ -1147,7 +986,7 @@ fn key_compromise_old_key_claims_are_refused_and_flagged_when_served() {
     let vkey = bad.key.verifier().to_string();
     let config = monitor_config(
         &dir,
-        &served.url,
+        &served.url(),
         &vkey,
         bad.hash,
         &[(ALICE, &["msp-a.example"])],
@@ -1162,7 +1001,7 @@ fn key_compromise_old_key_claims_are_refused_and_flagged_when_served() {
     let dp = LyingDp::answer(&bad.lookup(&testkit::sii(ALICE)));
     let bad_trust = dir.path("dishonest.toml");
     ClientTrust {
-        log_url: served.url.clone(),
+        log_url: served.url(),
         log_vkey: vkey,
         hash: bad.hash,
         witnesses: vec![],
@@ -1179,7 +1018,7 @@ fn key_compromise_old_key_claims_are_refused_and_flagged_when_served() {
 // -------------------------------------------------------------------------------------------------
 
 /// Runs the identity prover's flow over HTTP (challenge, code from the outbox, verify).
-fn prove(prover: &Service, outbox: &Path, msp: &str, sii: &str, ssi: &str) -> String {
+fn prove(prover: &IdProver, msp: &str, sii: &str, ssi: &str) -> String {
     let http = reqwest::blocking::Client::new();
     let ch: serde_json::Value = http
         .post(format!("{}/v1/challenge", prover.url()))
@@ -1189,7 +1028,7 @@ fn prove(prover: &Service, outbox: &Path, msp: &str, sii: &str, ssi: &str) -> St
         .json()
         .expect("challenge json");
     let challenge = ch["challenge"].as_str().expect("challenge id").to_string();
-    let file = outbox.join(format!("{}.txt", sii.replace(':', "%3A")));
+    let file = prover.outbox_file(sii);
     let code = wait_for(DEADLINE, "the one-time code in the outbox", || {
         let text = std::fs::read_to_string(&file).ok()?;
         if !text.contains(&format!("challenge {challenge}\n")) {
@@ -1207,6 +1046,67 @@ fn prove(prover: &Service, outbox: &Path, msp: &str, sii: &str, ssi: &str) -> St
         .json()
         .expect("verify json");
     v["attestation"].as_str().expect("attestation").to_string()
+}
+
+/// Submits `leaf`, which must be admitted, and records it as acknowledged (index, leaf text).
+fn submit_acked(log: &TestLog, leaf: Leaf, acked: &mut Vec<(u64, String)>) {
+    let r = log.submit_ok(&leaf);
+    acked.push((
+        r.index,
+        String::from_utf8(leaf.bytes().to_vec()).expect("utf8"),
+    ));
+}
+
+/// For each watched number `(i, sii)`: MSP A's claim attested by `prover`, then the rogue MSP's
+/// unattested claim; both acknowledged.
+fn claim_watched<'a>(
+    log: &TestLog,
+    (msp_a, rogue, prover): (&SignerKey, &SignerKey, &SignerKey),
+    watched: impl Iterator<Item = (usize, &'a String)>,
+    acked: &mut Vec<(u64, String)>,
+) {
+    for (i, sii) in watched {
+        submit_acked(
+            log,
+            claim(
+                msp_a,
+                sii,
+                &format!("mimi://msp-a.example/u/{i}"),
+                "Personal",
+                Some(prover),
+            ),
+            acked,
+        );
+        submit_acked(
+            log,
+            claim(
+                rogue,
+                sii,
+                &format!("mimi://rogue.example/u/{i}"),
+                "Personal",
+                None,
+            ),
+            acked,
+        );
+    }
+}
+
+/// MSP A's claim of `sii` for `ssi` with an attestation from the running identity prover
+/// ([`prove`]); acknowledged.
+fn claim_through_prover(
+    log: &TestLog,
+    prover: &IdProver,
+    msp_a: &SignerKey,
+    (sii, ssi): (&str, &str),
+    acked: &mut Vec<(u64, String)>,
+) {
+    let att = prove(prover, "msp-a.example", sii, ssi);
+    let att = SignedAttestation::parse(att.as_bytes()).expect("attestation");
+    submit_acked(
+        log,
+        testkit::claim(msp_a, sii, ssi, now(), &["Personal"], Some(att)),
+        acked,
+    );
 }
 
 /// Posts claims (of unwatched e-mail SIIs) to `url` from a thread until the log stops answering.
@@ -1270,32 +1170,16 @@ fn load_until_the_log_dies(url: String) -> Load {
 /// verify.
 #[test]
 fn every_component_killed_mid_run_restarts_and_converges() {
-    let mut log = TestLog::start(Options::default());
-    let (msp_a, rogue, prover_key) = (
-        key("msp-a.example", 0),
-        key("rogue.example", 0),
-        key("prover.example", 0),
-    );
-    log.enroll(Role::Msp, &msp_a);
-    log.enroll(Role::Msp, &rogue);
-    log.enroll(Role::Prover, &prover_key);
+    let (mut log, msp_a, rogue, prover_key) = log_with_msps(Options::default(), "rogue.example");
 
     let dir = Scratch::new();
     std::fs::write(dir.path("prover.key"), prover_key.to_text()).expect("prover key");
-    let outbox = dir.path("outbox");
-    let mut prover = Service::start(
-        "idprover",
-        &idprover_bin(),
-        &[
-            os("--key"),
-            dir.path("prover.key").as_os_str(),
-            os("--outbox"),
-            outbox.as_os_str(),
-            os("--listen"),
-            os("127.0.0.1:0"),
-        ],
-        &[("RUST_LOG", "warn")],
-        true,
+    let mut prover = IdProver::start(
+        &idprover_binary(),
+        &dir.path("prover.key"),
+        &dir.path("outbox"),
+        &[],
+        "warn",
     );
     let mut auditor = Auditor::start("auditor-1.example", &log, &log.url(), &[]);
     let watched: Vec<String> = (0..6).map(|i| format!("tel:+1415555020{i}")).collect();
@@ -1321,56 +1205,18 @@ fn every_component_killed_mid_run_restarts_and_converges() {
 
     // Phase 1: claims, one rogue claim per watched number, an attestation from the prover.
     let mut acknowledged: Vec<(u64, String)> = Vec::new();
-    let submit = |log: &TestLog, leaf: Leaf, acked: &mut Vec<(u64, String)>| {
-        let r = log.submit_ok(&leaf);
-        acked.push((
-            r.index,
-            String::from_utf8(leaf.bytes().to_vec()).expect("utf8"),
-        ));
-    };
-    for (i, sii) in watched.iter().enumerate().take(3) {
-        submit(
-            &log,
-            claim(
-                &msp_a,
-                sii,
-                &format!("mimi://msp-a.example/u/{i}"),
-                "Personal",
-                Some(&prover_key),
-            ),
-            &mut acknowledged,
-        );
-        submit(
-            &log,
-            claim(
-                &rogue,
-                sii,
-                &format!("mimi://rogue.example/u/{i}"),
-                "Personal",
-                None,
-            ),
-            &mut acknowledged,
-        );
-    }
-    let att = prove(
-        &prover,
-        &outbox,
-        "msp-a.example",
-        ALICE,
-        "mimi://msp-a.example/u/alice",
-    );
-    let att = ledger_core::entry::SignedAttestation::parse(att.as_bytes()).expect("attestation");
-    let t = now();
-    submit(
+    let keys = (&msp_a, &rogue, &prover_key);
+    claim_watched(
         &log,
-        testkit::claim(
-            &msp_a,
-            ALICE,
-            "mimi://msp-a.example/u/alice",
-            t,
-            &["Personal"],
-            Some(att),
-        ),
+        keys,
+        watched.iter().enumerate().take(3),
+        &mut acknowledged,
+    );
+    claim_through_prover(
+        &log,
+        &prover,
+        &msp_a,
+        (ALICE, "mimi://msp-a.example/u/alice"),
         &mut acknowledged,
     );
     let before = log.checkpoint();
@@ -1410,51 +1256,20 @@ fn every_component_killed_mid_run_restarts_and_converges() {
     );
     assert!(config.exists());
     monitor.restart(false);
-    prover.restart(true);
+    prover.restart();
 
     // Phase 2: more claims, including a fresh attestation from the restarted prover.
-    for (i, sii) in watched.iter().enumerate().skip(3) {
-        submit(
-            &log,
-            claim(
-                &msp_a,
-                sii,
-                &format!("mimi://msp-a.example/u/{i}"),
-                "Personal",
-                Some(&prover_key),
-            ),
-            &mut acknowledged,
-        );
-        submit(
-            &log,
-            claim(
-                &rogue,
-                sii,
-                &format!("mimi://rogue.example/u/{i}"),
-                "Personal",
-                None,
-            ),
-            &mut acknowledged,
-        );
-    }
-    let att = prove(
-        &prover,
-        &outbox,
-        "msp-a.example",
-        BOB,
-        "mimi://msp-a.example/u/bob",
-    );
-    let att = ledger_core::entry::SignedAttestation::parse(att.as_bytes()).expect("attestation");
-    submit(
+    claim_watched(
         &log,
-        testkit::claim(
-            &msp_a,
-            BOB,
-            "mimi://msp-a.example/u/bob",
-            now(),
-            &["Personal"],
-            Some(att),
-        ),
+        keys,
+        watched.iter().enumerate().skip(3),
+        &mut acknowledged,
+    );
+    claim_through_prover(
+        &log,
+        &prover,
+        &msp_a,
+        (BOB, "mimi://msp-a.example/u/bob"),
         &mut acknowledged,
     );
 

@@ -18,7 +18,7 @@ use ledger_core::entry::Role;
 use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::testkit::{claim, test_key, test_witness_key};
 use ledger_core::TreeHash;
-use ledger_e2e::{now, workspace_binary, Options, Service, TestLog, TEST_ORIGIN};
+use ledger_e2e::{now, wait_for, workspace_binary, Options, Service, TestLog, TEST_ORIGIN};
 
 /// `--witness-timeout-ms` of the log under test.
 const WITNESS_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -113,17 +113,6 @@ fn cosigners(note: &str, keys: &[VerifierKey]) -> Vec<String> {
         .into_iter()
         .map(|(k, _)| k.name().to_string())
         .collect()
-}
-
-fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -272,7 +261,7 @@ fn three_auditors_witness_one_log() {
     // ---- the auditor resumes: the background retry republishes the SAME checkpoint with all
     // three cosignatures, without any new entry; the quorum-3 client now verifies.
     down.signal(libc::SIGCONT);
-    let note = wait_until("the third cosignature on /checkpoint", || {
+    let note = wait_for(DEADLINE, "the third cosignature on /checkpoint", || {
         let body = log.get("/checkpoint").text();
         (cosigners(&body, &keys).len() == 3).then_some(body)
     });

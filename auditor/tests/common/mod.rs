@@ -24,20 +24,7 @@ use ledger_core::{Hash, TreeHash};
 /// How long an auditor may take to come up.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Polls `f` until it returns `Some`, or panics with `what` after `deadline`.
-pub fn wait_for<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+pub use ledger_e2e::wait_for;
 
 /// A `[[log]]` entry.
 #[derive(Clone)]

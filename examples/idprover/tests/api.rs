@@ -1,28 +1,21 @@
 //! The `idprover` binary over HTTP on 127.0.0.1: the flow, and abuse (wrong codes lock, codes
 //! expire, codes are single-use, rate limits), with RFC 9457 problem documents.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use ledger_core::entry::{Action, SignedAttestation};
 use ledger_core::key::{KeyAlg, SignerKey};
+use ledger_e2e::IdProver;
 use serde_json::{json, Value};
 
 struct Prover {
-    child: Child,
+    /// The running binary (declared first: it is killed before its folder is removed).
+    prover: IdProver,
     url: String,
-    outbox: PathBuf,
     key: SignerKey,
     _dir: tempfile::TempDir,
     http: reqwest::blocking::Client,
-}
-
-impl Drop for Prover {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Resp {
@@ -40,39 +33,16 @@ impl Prover {
         let key_path = dir.path().join("prover.key");
         std::fs::write(&key_path, format!("{}\n", key.to_text())).expect("write key");
         let outbox = dir.path().join("outbox");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_idprover"))
-            .arg("--key")
-            .arg(&key_path)
-            .arg("--outbox")
-            .arg(&outbox)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn idprover");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("`listening on ADDR` within 60 s");
+        let prover = IdProver::start(
+            Path::new(env!("CARGO_BIN_EXE_idprover")),
+            &key_path,
+            &outbox,
+            extra,
+            "error",
+        );
         Prover {
-            child,
-            url: format!("http://{addr}"),
-            outbox,
+            url: prover.url(),
+            prover,
             key,
             _dir: dir,
             http: reqwest::blocking::Client::new(),
@@ -111,13 +81,7 @@ impl Prover {
     }
 
     fn code(&self, sii: &str, challenge: &str) -> String {
-        let file = self.outbox.join(format!("{}.txt", sii.replace(':', "%3A")));
-        let text = std::fs::read_to_string(&file).expect("outbox file");
-        assert!(text.contains(&format!("challenge {challenge}\n")), "{text}");
-        text.lines()
-            .find_map(|l| l.strip_prefix("code "))
-            .expect("code line")
-            .to_string()
+        self.prover.code(sii, challenge)
     }
 
     fn verify(&self, challenge: &str, code: &str) -> Resp {
@@ -162,7 +126,8 @@ fn flow_signs_the_attestation_asked_for_once() {
     let ch = p.challenge(claim_body(SII));
     let code = p.code(SII, &ch);
     assert_eq!(code.len(), 6);
-    let text = std::fs::read_to_string(p.outbox.join("tel%3A+14155550100.txt")).expect("outbox");
+    let text =
+        std::fs::read_to_string(p.prover.outbox().join("tel%3A+14155550100.txt")).expect("outbox");
     assert!(
         text.contains(
             "authorizes msp-a.example to map tel:+14155550100 to mimi://msp-a.example/u/alice"

@@ -1,142 +1,20 @@
-//! Test support: a small HTTP server that serves C2SP tiles built from a `MemLog` (optionally with
-//! one change), and a runner for the real `monitor` binary.
+//! Test support: a runner for the real `monitor` binary, and logs for it to follow; the small HTTP
+//! server that serves C2SP tiles built from a `MemLog` (optionally with one change) is
+//! `ledger_e2e::TileServer`, re-exported here.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger_core::entry::{Action, Role};
 use ledger_core::testkit::{attestation, claim, test_key, MemLog};
-use ledger_core::tile::{
-    encode_entry_bundle, entry_bundles_for_size, read_tile_data, tiles_for_size,
-};
-use ledger_core::tree::MemoryHashStore;
 use ledger_core::TreeHash;
 
-/// Path (without the leading `/`) → body.
-pub type Files = HashMap<String, Vec<u8>>;
-
-/// The C2SP static files of `log` at its current size: `checkpoint`, every hash tile and entry
-/// bundle.
-pub fn publish(log: &MemLog) -> Files {
-    publish_leaves(
-        log,
-        &(0..log.size())
-            .map(|i| log.leaf(i).bytes().to_vec())
-            .collect::<Vec<_>>(),
-        log.checkpoint().to_bytes(),
-    )
-}
-
-/// The static files for `leaves` (possibly not `log`'s), with `checkpoint` as the checkpoint.
-pub fn publish_leaves(log: &MemLog, leaves: &[Vec<u8>], checkpoint: Vec<u8>) -> Files {
-    let mut store = MemoryHashStore::new(log.hash);
-    for l in leaves {
-        store.append_leaf(l);
-    }
-    let size = leaves.len() as u64;
-    let mut files = Files::new();
-    files.insert("checkpoint".into(), checkpoint);
-    for t in tiles_for_size(size) {
-        files.insert(t.path(), read_tile_data(&t, &store).expect("tile data"));
-    }
-    for b in entry_bundles_for_size(size) {
-        let start = (b.index * 256) as usize;
-        let refs: Vec<&[u8]> = leaves[start..start + usize::from(b.width)]
-            .iter()
-            .map(Vec::as_slice)
-            .collect();
-        files.insert(b.path(), encode_entry_bundle(&refs));
-    }
-    files
-}
-
-/// A tiny HTTP/1.1 server over a swappable set of files, with an optional delay per entry bundle.
-pub struct TileServer {
-    pub addr: SocketAddr,
-    files: Arc<Mutex<Files>>,
-    delay: Arc<Mutex<Duration>>,
-}
-
-impl TileServer {
-    pub fn start(files: Files) -> TileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let files = Arc::new(Mutex::new(files));
-        let delay = Arc::new(Mutex::new(Duration::ZERO));
-        let (f, d) = (files.clone(), delay.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (f, d) = (f.clone(), d.clone());
-                std::thread::spawn(move || serve_conn(stream, f, d));
-            }
-        });
-        TileServer { addr, files, delay }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn set_files(&self, files: Files) {
-        *self.files.lock().unwrap() = files;
-    }
-
-    pub fn set_delay(&self, d: Duration) {
-        *self.delay.lock().unwrap() = d;
-    }
-}
-
-fn serve_conn(stream: std::net::TcpStream, files: Arc<Mutex<Files>>, delay: Arc<Mutex<Duration>>) {
-    let mut writer = match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        loop {
-            let mut h = String::new();
-            match reader.read_line(&mut h) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if h == "\r\n" || h == "\n" => break,
-                Ok(_) => {}
-            }
-        }
-        let path = line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .trim_start_matches('/')
-            .to_string();
-        if path.starts_with("tile/entries/") {
-            let d = *delay.lock().unwrap();
-            if !d.is_zero() {
-                std::thread::sleep(d);
-            }
-        }
-        let body = files.lock().unwrap().get(&path).cloned();
-        let ok = match body {
-            Some(b) => writer
-                .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/octet-stream\r\n\r\n", b.len()).as_bytes())
-                .and_then(|_| writer.write_all(&b)),
-            None => writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 10\r\n\r\nnot found\n"),
-        };
-        if ok.is_err() {
-            return;
-        }
-    }
-}
+// The static C2SP tile server (also a gossip peer) and the publishing of a `MemLog`'s tiles are
+// the harness's, shared with the scenario tests.
+#[allow(unused_imports)] // each test file uses some of them
+pub use ledger_e2e::{publish, publish_leaves, Files, KillOnDrop, TileServer};
 
 /// A `monitor.toml` for one log, with a file sink at `alerts` and `extra` TOML appended.
 pub fn config(
