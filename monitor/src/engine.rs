@@ -158,6 +158,15 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
+/// The log's key registry as of its committed enrollments.
+fn stored_registry(params: &LogParams, store: &Store) -> Result<KeyRegistry, EngineError> {
+    let mut registry = KeyRegistry::new(params.vkey.clone());
+    for (index, role, key) in store.enrollments(&params.name)? {
+        registry.add(index, role, key);
+    }
+    Ok(registry)
+}
+
 impl LogMonitor {
     /// Loads the log's saved state (or starts from the empty tree).
     pub fn open(params: LogParams, store: &Store) -> Result<LogMonitor, EngineError> {
@@ -196,10 +205,7 @@ impl LogMonitor {
             .collect::<Result<Vec<Hash>, _>>()?;
         let frontier = Frontier::from_parts(params.hash, progress.frontier_size, hashes)
             .map_err(|e| bad(e.to_string()))?;
-        let mut registry = KeyRegistry::new(params.vkey.clone());
-        for (index, role, key) in store.enrollments(&params.name)? {
-            registry.add(index, role, key);
-        }
+        let registry = stored_registry(params, store)?;
         // The rule state: the last snapshot, then the journal of the steps committed since.
         let path = store.rules_snapshot_path(&params.name);
         let snapshot_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -579,11 +585,7 @@ impl LogMonitor {
     }
 
     fn reload_registry(&mut self, store: &Store) -> Result<(), EngineError> {
-        let mut registry = KeyRegistry::new(self.params.vkey.clone());
-        for (index, role, key) in store.enrollments(&self.params.name)? {
-            registry.add(index, role, key);
-        }
-        self.registry = registry;
+        self.registry = stored_registry(&self.params, store)?;
         Ok(())
     }
 
