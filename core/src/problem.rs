@@ -37,11 +37,17 @@ pub enum ProblemType {
     RateLimited,
     /// The server is at capacity; retry later.
     Overloaded,
+    /// The log's disk is below its free-space floor: writes are refused until space is freed,
+    /// and resume by themselves (reads go on).
+    StorageFull,
+    /// The log's store failed (an I/O error): it stopped writing, and only an operator's restart
+    /// brings writes back (reads go on).
+    StorageFailed,
 }
 
 impl ProblemType {
     /// Every problem type, for exhaustive tests and documentation.
-    pub const ALL: [ProblemType; 14] = [
+    pub const ALL: [ProblemType; 16] = [
         ProblemType::Malformed,
         ProblemType::NonCanonical,
         ProblemType::InvalidSii,
@@ -56,6 +62,8 @@ impl ProblemType {
         ProblemType::Unauthorized,
         ProblemType::RateLimited,
         ProblemType::Overloaded,
+        ProblemType::StorageFull,
+        ProblemType::StorageFailed,
     ];
 
     /// The SPEC §5 slug.
@@ -75,6 +83,8 @@ impl ProblemType {
             ProblemType::Unauthorized => "unauthorized",
             ProblemType::RateLimited => "rate-limited",
             ProblemType::Overloaded => "overloaded",
+            ProblemType::StorageFull => "storage-full",
+            ProblemType::StorageFailed => "storage-failed",
         }
     }
 
@@ -90,7 +100,7 @@ impl ProblemType {
             ProblemType::NotFound => 404,
             ProblemType::Unauthorized => 401,
             ProblemType::RateLimited => 429,
-            ProblemType::Overloaded => 503,
+            ProblemType::Overloaded | ProblemType::StorageFull | ProblemType::StorageFailed => 503,
             ProblemType::UnknownSigner | ProblemType::BadSignature => 403,
             ProblemType::AttestationRequired
             | ProblemType::BadAttestation
@@ -118,6 +128,8 @@ impl ProblemType {
             ProblemType::Unauthorized => "Unauthorized",
             ProblemType::RateLimited => "Rate limited",
             ProblemType::Overloaded => "Overloaded",
+            ProblemType::StorageFull => "The log's disk is full",
+            ProblemType::StorageFailed => "The log's store failed",
         }
     }
 

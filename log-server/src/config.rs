@@ -28,6 +28,9 @@ pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
 pub const DEFAULT_QUEUE_SIZE: usize = 8192;
 /// Default size of sled's page cache, in MiB.
 pub const DEFAULT_CACHE_MB: u64 = 64;
+/// Default free space (MiB) the data folder's disk must keep: below it the log does not start and
+/// refuses writes (`storage-full`) until space is freed.
+pub const DEFAULT_MIN_FREE_MB: u64 = 64;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -67,6 +70,28 @@ pub struct Cli {
     /// Log signer key file (`PRIVATE+KEY+…`) [default: log.key in the data folder, created if missing].
     #[arg(long, env = "LEDGER_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// The checkpoint lock: the latest checkpoint this key signed, kept outside the store and
+    /// written crash-safely before each checkpoint is published. At start the store must reach it
+    /// and hash to it, or the log refuses to start instead of forking. Keep it with the key
+    /// [default: the key file's path + ".checkpoint"].
+    #[arg(long, env = "LEDGER_CHECKPOINT_LOCK", value_name = "FILE")]
+    pub checkpoint_lock: Option<PathBuf>,
+    /// DANGER: start a new, empty tree although this key has signed checkpoints before (its
+    /// checkpoint lock exists). This CREATES A FORK of the log: everyone who saw the old
+    /// checkpoints can prove the log misbehaved. Only for a key that never served anyone.
+    #[arg(long, env = "LEDGER_ALLOW_NEW_TREE", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub allow_new_tree: Option<bool>,
+    /// Trust an existing store that has no checkpoint lock (written by a log-server without
+    /// locks), and create the lock from it. If the store lost entries, the log will fork.
+    #[arg(long, env = "LEDGER_ADOPT_STORE", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub adopt_store: Option<bool>,
+    /// Free space the data folder's disk must keep, in MiB: below it the log does not start, and
+    /// while running it refuses writes with 503 `storage-full` until space is freed; 0 turns the
+    /// check off [default: 64].
+    #[arg(long, env = "LEDGER_MIN_FREE_MB", value_name = "MIB")]
+    pub min_free_mb: Option<u64>,
     /// File holding the admin bearer token [default: admin.token in the data folder, created if missing].
     #[arg(long, env = "LEDGER_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
@@ -150,6 +175,14 @@ pub struct FileConfig {
     pub key: Option<PathBuf>,
     /// See [`Cli::admin_token_file`].
     pub admin_token_file: Option<PathBuf>,
+    /// See [`Cli::checkpoint_lock`].
+    pub checkpoint_lock: Option<PathBuf>,
+    /// See [`Cli::allow_new_tree`].
+    pub allow_new_tree: Option<bool>,
+    /// See [`Cli::adopt_store`].
+    pub adopt_store: Option<bool>,
+    /// See [`Cli::min_free_mb`].
+    pub min_free_mb: Option<u64>,
     /// See [`Cli::tls_cert`].
     pub tls_cert: Option<PathBuf>,
     /// See [`Cli::tls_key`].
@@ -256,6 +289,14 @@ pub struct Config {
     pub key: PathBuf,
     /// Whether `key` was given (then it must exist) or is the default (created if missing).
     pub key_given: bool,
+    /// The checkpoint lock file (see [`crate::lock`]).
+    pub checkpoint_lock: PathBuf,
+    /// Start a new tree although the key signed before (a fork; see [`Cli::allow_new_tree`]).
+    pub allow_new_tree: bool,
+    /// Trust a store without a checkpoint lock (see [`Cli::adopt_store`]).
+    pub adopt_store: bool,
+    /// Free bytes the data folder's disk must keep (0: no floor).
+    pub min_free_bytes: u64,
     /// The admin token file.
     pub admin_token_file: PathBuf,
     /// Whether `admin_token_file` was given (then it must exist).
@@ -288,6 +329,10 @@ impl Config {
             hash: None,
             key: data.join("log.key"),
             key_given: false,
+            checkpoint_lock: crate::lock::default_path(&data.join("log.key")),
+            allow_new_tree: false,
+            adopt_store: false,
+            min_free_bytes: DEFAULT_MIN_FREE_MB * 1024 * 1024,
             admin_token_file: data.join("admin.token"),
             admin_token_given: false,
             tls: None,
@@ -377,8 +422,20 @@ impl Config {
                 )));
             }
         }
+        let key = key_opt.clone().unwrap_or_else(|| data.join("log.key"));
         Ok(Config {
-            key: key_opt.clone().unwrap_or_else(|| data.join("log.key")),
+            checkpoint_lock: cli
+                .checkpoint_lock
+                .or(file.checkpoint_lock)
+                .unwrap_or_else(|| crate::lock::default_path(&key)),
+            allow_new_tree: cli.allow_new_tree.or(file.allow_new_tree).unwrap_or(false),
+            adopt_store: cli.adopt_store.or(file.adopt_store).unwrap_or(false),
+            min_free_bytes: cli
+                .min_free_mb
+                .or(file.min_free_mb)
+                .unwrap_or(DEFAULT_MIN_FREE_MB)
+                .saturating_mul(1024 * 1024),
+            key,
             key_given: key_opt.is_some(),
             admin_token_file: token_opt
                 .clone()
@@ -518,6 +575,28 @@ mod tests {
         );
         assert_eq!(c.key, PathBuf::from("/srv/ledger/log.key"));
         assert!(!c.key_given);
+        assert_eq!(
+            c.checkpoint_lock,
+            PathBuf::from("/srv/ledger/log.key.checkpoint")
+        );
+        assert!(!c.allow_new_tree && !c.adopt_store);
+        assert_eq!(c.min_free_bytes, DEFAULT_MIN_FREE_MB * 1024 * 1024);
+        let cli = Cli::try_parse_from([
+            "log-server",
+            "--key",
+            "/keys/log.key",
+            "--min-free-mb",
+            "0",
+            "--allow-new-tree",
+        ])
+        .expect("parses");
+        let c2 = Config::resolve(cli, FileConfig::default()).expect("resolves");
+        assert_eq!(
+            c2.checkpoint_lock,
+            PathBuf::from("/keys/log.key.checkpoint")
+        );
+        assert_eq!(c2.min_free_bytes, 0);
+        assert!(c2.allow_new_tree);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.compress, Some(true));
         let cli = Cli::try_parse_from(["log-server", "--compress=false"]).expect("parses");

@@ -5,6 +5,7 @@
 //! it covers is synced to disk, so everything a reader can see is durable and covered by the
 //! checkpoint it is handed.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +20,8 @@ use ledger_core::tree::{
 };
 use ledger_core::{Hash, TreeHash};
 
+use crate::disk::DiskLow;
+use crate::lock::{CheckpointLock, LockError};
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
 use crate::storage::{Meta, Storage, StorageError};
@@ -98,8 +101,78 @@ pub enum OpenError {
         given: String,
     },
     /// The stored state is inconsistent (the checkpoint does not match the stored tree).
-    #[error("the stored log is inconsistent: {0}")]
+    #[error("the stored log is inconsistent: {0}; the store is damaged: restore the data folder from a backup that holds every entry of the last checkpoint this log signed")]
     Inconsistent(String),
+    /// The checkpoint lock cannot be read or written.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The checkpoint lock holds something that is not a checkpoint signed by this log's key.
+    #[error("checkpoint lock {path}: {reason}; it must hold the latest checkpoint signed by this log's key (restore it, or point --checkpoint-lock at the right file)")]
+    BadLock {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store is empty but the key already signed a checkpoint: starting would fork the log.
+    #[error("the store is empty, but this log's key already signed a checkpoint of size {lock_size} (checkpoint lock {path}). Starting a new tree under the same key would fork the log, so the log does not start. If the data folder was lost or damaged, restore it from a backup holding at least {lock_size} entries. Only to deliberately start a new tree with this key — a fork that every witness and monitor that saw the old checkpoints will prove — pass --allow-new-tree")]
+    KeyAlreadySigned {
+        /// The lock file.
+        path: PathBuf,
+        /// The size of the checkpoint it holds.
+        lock_size: u64,
+    },
+    /// The store is smaller than the latest checkpoint the log signed: it lost entries.
+    #[error("the store holds {store_size} entries, but this log already signed a checkpoint of size {lock_size} (checkpoint lock {path}): the store lost entries (damaged, cut, or restored from an older backup). Signing now would fork the log, so it does not start. Restore the data folder from a backup holding at least {lock_size} entries; nothing was changed")]
+    StoreBehind {
+        /// The lock file.
+        path: PathBuf,
+        /// The size of the checkpoint it holds.
+        lock_size: u64,
+        /// The store's size.
+        store_size: u64,
+    },
+    /// The store's tree at the lock's size does not hash to the lock's root.
+    #[error("the store's first {lock_size} entries do not hash to the checkpoint of size {lock_size} this log signed before (checkpoint lock {path}): the store is damaged or holds another tree. Signing over it would fork the log, so it does not start. Restore the data folder from a backup of this log; nothing was changed")]
+    StoreDiverged {
+        /// The lock file.
+        path: PathBuf,
+        /// The size of the checkpoint it holds.
+        lock_size: u64,
+    },
+    /// The store has entries but there is no checkpoint lock to check it against.
+    #[error("the store holds a log of {store_size} entries, but there is no checkpoint lock at {path} to check it against (it is kept beside the key file unless --checkpoint-lock says otherwise). Restore the lock file, or point --checkpoint-lock at it. Only if this data folder was written by a log-server without checkpoint locks, or the lock is lost for good and you are sure the store holds every entry this log ever signed, start once with --adopt-store")]
+    NoLock {
+        /// Where the lock was looked for.
+        path: PathBuf,
+        /// The store's size.
+        store_size: u64,
+    },
+}
+
+/// What [`Ledger::open`] checks the store against, and how the sequencer guards what it writes.
+#[derive(Debug, Default)]
+pub struct Safeguards {
+    /// The checkpoint lock file and its content as read at start (`None`: no lock, for in-memory
+    /// tests only).
+    pub lock: Option<(PathBuf, Option<Vec<u8>>)>,
+    /// Start a new tree even though the lock shows the key has signed before (a fork).
+    pub allow_new_tree: bool,
+    /// Accept an existing store that has no lock, and create the lock from it.
+    pub adopt_store: bool,
+    /// The data folder and the free bytes its disk must keep; writes are refused below it.
+    pub disk: Option<(PathBuf, u64)>,
+}
+
+/// Why the sequencer stopped writing, as `/healthz` and `/v1/add` report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteState {
+    /// Writing.
+    Ok,
+    /// Writes are refused while the disk is below its free-space floor; they resume by themselves.
+    DiskLow(DiskLow),
+    /// The sequencer stopped on a storage error; only a restart brings it back.
+    Failed(String),
 }
 
 /// The lowest tree level whose stored hashes are also kept in memory by [`HashCache`].
@@ -224,6 +297,9 @@ pub struct Ledger {
     head: RwLock<Arc<Head>>,
     registry: RwLock<Arc<KeyRegistry>>,
     failed: AtomicBool,
+    failure: RwLock<Option<String>>,
+    lock: Option<CheckpointLock>,
+    disk: Option<(PathBuf, u64)>,
     cache: HashCache,
     witnesses: std::sync::OnceLock<WitnessInfo>,
     /// The server's metrics.
@@ -241,16 +317,39 @@ impl std::fmt::Debug for Ledger {
 
 impl Ledger {
     /// Opens the log in `storage`, creating it (origin and hash as given, or the defaults) when the
-    /// store is empty, and checks that the stored tree hashes to the stored checkpoint.
+    /// store is empty, and checks that the stored tree hashes to the stored checkpoint and reaches
+    /// the checkpoint lock of `guards` (see [`check_against_lock`]).
     pub fn open(
         storage: Arc<dyn Storage>,
         signer: &SignerKey,
         hash: Option<TreeHash>,
         policy: Policy,
         metrics: Arc<Metrics>,
+        guards: Safeguards,
     ) -> Result<Ledger, OpenError> {
         let vkey = signer.verifier();
-        let meta = match storage.meta()? {
+        let locked = match &guards.lock {
+            Some((path, Some(bytes))) => Some(verify_lock(path, bytes, &vkey, signer.name())?),
+            _ => None,
+        };
+        let stored_meta = storage.meta()?;
+        if stored_meta.is_none() {
+            if let (Some((path, _)), Some(cp)) = (&guards.lock, &locked) {
+                // An empty tree again under the same key forks nothing.
+                if !guards.allow_new_tree && cp.checkpoint.size > 0 {
+                    return Err(OpenError::KeyAlreadySigned {
+                        path: path.clone(),
+                        lock_size: cp.checkpoint.size,
+                    });
+                }
+                tracing::warn!(
+                    lock = %path.display(),
+                    lock_size = cp.checkpoint.size,
+                    "--allow-new-tree: starting a new tree with a key that signed a checkpoint before; this is a fork"
+                );
+            }
+        }
+        let meta = match stored_meta {
             Some(meta) => {
                 if meta.origin != signer.name() {
                     return Err(OpenError::OriginMismatch {
@@ -286,6 +385,22 @@ impl Ledger {
             }
         };
         let head = recover_head(storage.as_ref(), &meta, &vkey)?;
+        let lock = match guards.lock.clone() {
+            None => None,
+            Some((path, current)) => {
+                let lock = CheckpointLock::new(path, current);
+                check_against_lock(
+                    storage.as_ref(),
+                    &meta,
+                    &head,
+                    locked.as_ref(),
+                    &lock,
+                    &guards,
+                )?;
+                lock.store(head.checkpoint.as_bytes())?;
+                Some(lock)
+            }
+        };
         let mut registry = KeyRegistry::new(vkey.clone());
         for index in storage.enrollments()? {
             if index >= head.size {
@@ -311,6 +426,9 @@ impl Ledger {
             head: RwLock::new(Arc::new(head)),
             registry: RwLock::new(Arc::new(registry)),
             failed: AtomicBool::new(false),
+            failure: RwLock::new(None),
+            lock,
+            disk: guards.disk,
             cache,
             witnesses: std::sync::OnceLock::new(),
             metrics,
@@ -415,14 +533,57 @@ impl Ledger {
     }
 
     /// Marks the log as failed: the sequencer hit a storage error and stopped (fail-stop, so that
-    /// nothing is signed over a store in an unknown state). `/healthz` reports it.
-    pub(crate) fn set_failed(&self) {
+    /// nothing is signed over a store in an unknown state). `/healthz` reports it with `reason`.
+    pub(crate) fn set_failed(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut g = match self.failure.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // The first reason is the one that matters; later ones follow from it.
+        if g.is_none() {
+            *g = Some(reason);
+        }
+        drop(g);
         self.failed.store(true, Ordering::SeqCst);
+        self.metrics.failed.store(true, Ordering::Relaxed);
     }
 
     /// Whether the sequencer has stopped on an error.
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the log can write now: failed for good, refusing while the disk is low, or ok.
+    pub fn write_state(&self) -> WriteState {
+        if self.failed() {
+            let reason = match self.failure.read() {
+                Ok(g) => g.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            return WriteState::Failed(reason.unwrap_or_else(|| "storage error".into()));
+        }
+        match self.disk_ok() {
+            Ok(()) => WriteState::Ok,
+            Err(low) => WriteState::DiskLow(low),
+        }
+    }
+
+    /// Whether the data folder's disk has its configured free space (always, without a floor).
+    pub fn disk_ok(&self) -> Result<(), DiskLow> {
+        match &self.disk {
+            Some((dir, min)) => crate::disk::check_free(dir, *min),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `checkpoint` (the log-signed note of a batch that is durable in the store) in the
+    /// checkpoint lock, before it is published. Without a lock (in-memory tests) it does nothing.
+    pub(crate) fn lock_checkpoint(&self, checkpoint: &[u8]) -> Result<(), LockError> {
+        match &self.lock {
+            Some(lock) => lock.store(checkpoint),
+            None => Ok(()),
+        }
     }
 
     /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
@@ -481,6 +642,85 @@ pub fn sign_checkpoint(
     .map_err(ApiError::internal)?;
     let text = String::from_utf8(cp.to_bytes()).map_err(ApiError::internal)?;
     Ok((cp, text))
+}
+
+/// The checkpoint in the lock file at `path`, verified with the log key.
+fn verify_lock(
+    path: &Path,
+    bytes: &[u8],
+    vkey: &VerifierKey,
+    origin: &str,
+) -> Result<SignedCheckpoint, OpenError> {
+    let bad = |reason: String| OpenError::BadLock {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let cp = SignedCheckpoint::verify(bytes, vkey)
+        .map_err(|e| bad(format!("not a checkpoint signed by {vkey}: {e}")))?;
+    if cp.checkpoint.origin != origin {
+        return Err(bad(format!(
+            "it is a checkpoint of origin {:?}, not {origin:?}",
+            cp.checkpoint.origin
+        )));
+    }
+    Ok(cp)
+}
+
+/// The start-up rule that keeps a damaged store from being signed over (SPEC §4): the store's
+/// tree must reach the checkpoint in the lock (`locked`, already verified) and hash to it at its
+/// size. A store *ahead* of the lock is fine — a crash between the store's sync and the lock's
+/// write leaves exactly that, a checkpoint nobody was shown — and the caller then records the
+/// store's checkpoint in the lock. A store with entries and no lock is refused unless
+/// `--adopt-store` says to trust it.
+fn check_against_lock(
+    storage: &dyn Storage,
+    meta: &Meta,
+    head: &Head,
+    locked: Option<&SignedCheckpoint>,
+    lock: &CheckpointLock,
+    guards: &Safeguards,
+) -> Result<(), OpenError> {
+    let path = lock.path().to_path_buf();
+    let Some(cp) = locked else {
+        if head.size > 0 && !guards.adopt_store {
+            return Err(OpenError::NoLock {
+                path,
+                store_size: head.size,
+            });
+        }
+        if head.size > 0 {
+            tracing::warn!(size = head.size, lock = %path.display(), "--adopt-store: trusting the store as it is and creating the checkpoint lock from it");
+        }
+        return Ok(());
+    };
+    let lock_size = cp.checkpoint.size;
+    if guards.allow_new_tree && head.size == 0 {
+        return Ok(());
+    }
+    if head.size < lock_size {
+        return Err(OpenError::StoreBehind {
+            path,
+            lock_size,
+            store_size: head.size,
+        });
+    }
+    let root = tree_root(meta.hash, lock_size, &StoreReader(storage, None)).map_err(|_| {
+        OpenError::StoreDiverged {
+            path: path.clone(),
+            lock_size,
+        }
+    })?;
+    if root != cp.checkpoint.root {
+        return Err(OpenError::StoreDiverged { path, lock_size });
+    }
+    if head.size > lock_size {
+        tracing::info!(
+            lock_size,
+            store_size = head.size,
+            "the store is ahead of the checkpoint lock (a crash after the store's sync); recording its checkpoint"
+        );
+    }
+    Ok(())
 }
 
 /// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the

@@ -11,8 +11,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod disk;
 pub mod keys;
 pub mod ledger;
+pub mod lock;
 pub mod lookup;
 pub mod metrics;
 pub mod pool;

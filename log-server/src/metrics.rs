@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -91,6 +91,10 @@ pub struct Metrics {
     pub sequencing: Histogram,
     /// Entries (appended, refused or duplicate) per batch.
     pub batch_size: Histogram,
+    /// Whether writes are being refused because the disk is below its free-space floor.
+    pub disk_low: AtomicBool,
+    /// Whether the sequencer stopped on a storage error (a restart is needed).
+    pub failed: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -102,6 +106,8 @@ impl Default for Metrics {
             duplicates: AtomicU64::new(0),
             sequencing: Histogram::new(&DURATION_BUCKETS),
             batch_size: Histogram::new(&BATCH_BUCKETS),
+            disk_low: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
         }
     }
 }
@@ -177,6 +183,20 @@ impl Metrics {
             "Submissions of an existing leaf, answered with its index.",
             "counter",
             self.duplicates.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "ledger_writes_refused_disk_low",
+            "1 while writes are refused because the disk is below its free-space floor (they resume by themselves).",
+            "gauge",
+            u64::from(self.disk_low.load(Ordering::Relaxed)),
+        );
+        gauge(
+            &mut out,
+            "ledger_sequencer_failed",
+            "1 once the sequencer stopped on a storage error (a restart is needed to write again).",
+            "gauge",
+            u64::from(self.failed.load(Ordering::Relaxed)),
         );
         if let Some(b) = disk_bytes {
             gauge(

@@ -58,6 +58,21 @@ impl ApiError {
         }
     }
 
+    /// `storage-full` (503, `Retry-After: 10`): the disk is below its free-space floor; writes
+    /// resume by themselves once space is freed.
+    pub fn storage_full(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(ProblemType::StorageFull, detail)
+        }
+    }
+
+    /// `storage-failed` (503, no `Retry-After`: retrying does not help): the store failed and the
+    /// sequencer stopped; an operator must restart the log.
+    pub fn storage_failed(detail: impl Into<String>) -> ApiError {
+        ApiError::new(ProblemType::StorageFailed, detail)
+    }
+
     /// An internal failure (storage, signing). Reported as `overloaded` (503, retry later): the
     /// request itself was fine, and SPEC §5 has no slug for server faults. The detail is logged.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {

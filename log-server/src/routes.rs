@@ -510,10 +510,12 @@ async fn metrics(State(s): State<AppState>) -> Response {
     )
 }
 
-/// `GET /healthz` — `ok` while the sequencer runs; 503 after it stopped on a storage error.
+/// `GET /healthz` — `ok` while the log writes; 503 `storage-full` while the disk is below its
+/// free-space floor (writes resume by themselves), 503 `storage-failed` after the sequencer
+/// stopped on a storage error (a restart is needed). Reads are served in every state.
 async fn healthz(State(s): State<AppState>) -> Response {
-    if s.ledger.failed() {
-        return ApiError::overloaded("the sequencer stopped on a storage error").into_response();
+    if let Some(refusal) = crate::submit::write_refusal(&s.ledger.write_state()) {
+        return refusal.into_response();
     }
     let mut resp = text_response("ok\n", "text/plain; charset=utf-8", "no-store");
     *resp.status_mut() = StatusCode::OK;

@@ -19,7 +19,9 @@ use ledger_core::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::BatchConfig;
+use crate::disk::DiskLow;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
+use crate::lock::LockError;
 use crate::problem::ApiError;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
@@ -108,6 +110,22 @@ pub struct Sequencer {
     frontier: Frontier,
     registry: KeyRegistry,
     cosigner: Option<CosignerHandle>,
+}
+
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    /// The disk is below its free-space floor: nothing was written, the sequencer goes on and
+    /// refuses writes until space returns.
+    #[error(transparent)]
+    DiskLow(DiskLow),
+    /// The store failed: the sequencer stops (fail-stop).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The checkpoint lock could not be written (or another process changed it): fail-stop, the
+    /// batch is durable but its checkpoint is not published.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// A waiter and what to tell it.
@@ -260,9 +278,7 @@ impl Sequencer {
                     // Fail-stop: answer everything still queued and refuse new work.
                     rx.close();
                     while let Ok(s) = rx.try_recv() {
-                        let _ = s.reply.send(Err(ApiError::overloaded(
-                            "the log stopped on a storage error",
-                        )));
+                        let _ = s.reply.send(Err(stopped_error()));
                     }
                     return;
                 }
@@ -284,12 +300,19 @@ impl Sequencer {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!(error = %e, "sequencer batch panicked; stopping");
-                ledger.set_failed();
+                ledger.set_failed(format!("the sequencer panicked: {e}"));
                 return None;
             }
         };
         match outcome {
             Ok(head) => {
+                if ledger
+                    .metrics
+                    .disk_low
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!("the data folder's disk has space again; writing resumed");
+                }
                 let appended = replies
                     .iter()
                     .any(|(_, o)| matches!(o, Outcome::Appended(_)));
@@ -303,13 +326,32 @@ impl Sequencer {
                 }
                 Some(me)
             }
+            Err(BatchError::DiskLow(low)) => {
+                // Nothing was written and the in-memory state is unchanged: refuse this batch's
+                // new leaves and go on; the next batch checks the disk again.
+                if !ledger
+                    .metrics
+                    .disk_low
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(error = %low, "refusing writes until space is freed on the data folder's disk");
+                }
+                let refusal =
+                    ApiError::storage_full(format!("{low}; writes resume once space is freed"));
+                for (reply, outcome) in replies {
+                    let answer = match outcome {
+                        Outcome::Refused(e) => Err(e),
+                        _ => Err(refusal.clone()),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Some(me)
+            }
             Err(e) => {
-                tracing::error!(error = %e, "storage failed while committing a batch; the log stops sequencing");
-                ledger.set_failed();
+                tracing::error!(error = %e, "storage failed while committing a batch; the log stops sequencing until it is restarted");
+                ledger.set_failed(e.to_string());
                 for (reply, _) in replies {
-                    let _ = reply.send(Err(ApiError::overloaded(
-                        "the log stopped on a storage error",
-                    )));
+                    let _ = reply.send(Err(stopped_error()));
                 }
                 None
             }
@@ -321,6 +363,9 @@ impl Sequencer {
     ///
     /// Crash safety, step by step (a crash can happen between any two steps):
     ///
+    /// 0. Check the data folder's disk has its free-space floor; if not, refuse the batch's new
+    ///    leaves with `storage-full` and write nothing (the next batch checks again, so writing
+    ///    resumes by itself when space is freed). *Crash: nothing was written.*
     /// 1. Order and re-check the batch in memory (duplicates, key validity at the final index,
     ///    enrollments earlier in the batch). *Crash: nothing was written; no waiter was answered,
     ///    so clients retry; the store still ends at the last signed checkpoint.*
@@ -334,23 +379,44 @@ impl Sequencer {
     /// 5. Sync the store to disk (`flush`). *Crash before it returns: as in step 4 — the batch is
     ///    atomic; if it survived, the log simply has leaves nobody got a receipt for, which a
     ///    resubmission of the same bytes finds (idempotence).*
-    /// 6. Publish the new head and registry in memory, then (in the caller) answer the waiters.
+    /// 6. Record the new checkpoint in the checkpoint lock ([`crate::lock`]: compare, temp file,
+    ///    sync, rename, sync the folder). *Crash before the rename: the store is ahead of the lock
+    ///    by this batch, whose checkpoint nobody was shown; at start the store's tree is checked
+    ///    to hash to the lock's checkpoint at the lock's size and the lock is moved up to the
+    ///    store's. Crash after: lock and store agree.* From here on, a store that ever holds
+    ///    less than this checkpoint, or other leaves under it, is refused at start.
+    /// 7. Publish the new head and registry in memory, then (in the caller) answer the waiters.
     ///    *Crash: every answered receipt is durable; restart recovers the same head from disk.*
     ///
-    /// On a storage error in step 4 or 5 the sequencer stops for good (fail-stop): the in-memory
-    /// state may no longer match the store, and the only safe continuation is a restart, which
-    /// re-reads and re-checks the store.
-    fn sequence(
-        &mut self,
-        batch: Vec<Submission>,
-    ) -> (Vec<Reply>, Result<Arc<Head>, StorageError>) {
+    /// On a storage error in step 4 or 5, or a lock error in step 6, the sequencer stops for good
+    /// (fail-stop): the in-memory state may no longer match the store, and the only safe
+    /// continuation is a restart, which re-reads and re-checks the store against the lock.
+    fn sequence(&mut self, batch: Vec<Submission>) -> (Vec<Reply>, Result<Arc<Head>, BatchError>) {
         let began = Instant::now();
         let th = self.ledger.tree_hash();
         let old_size = self.frontier.size();
         let storage = self.ledger.storage();
+        let mut replies = Vec::with_capacity(batch.len());
+
+        // Step 0: still allowed to write (a witness may have shown the log is behind), and the
+        // disk's free-space floor.
+        if self.ledger.failed() {
+            for sub in batch {
+                replies.push((sub.reply, Outcome::Refused(stopped_error())));
+            }
+            return (
+                replies,
+                Err(StorageError::Db("the log was stopped".into()).into()),
+            );
+        }
+        if let Err(low) = self.ledger.disk_ok() {
+            for sub in batch {
+                replies.push((sub.reply, Outcome::Appended(old_size)));
+            }
+            return (replies, Err(BatchError::DiskLow(low)));
+        }
 
         // Step 1: order and re-check.
-        let mut replies = Vec::with_capacity(batch.len());
         let mut leaves: Vec<NewLeaf> = Vec::new();
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut pending: Vec<(u64, Role, VerifierKey)> = Vec::new();
@@ -361,11 +427,8 @@ impl Sequencer {
             }
             match storage.leaf_index(&sub.leaf_hash) {
                 Err(e) => {
-                    replies.push((
-                        sub.reply,
-                        Outcome::Refused(ApiError::overloaded("storage error")),
-                    ));
-                    return (replies, Err(e));
+                    replies.push((sub.reply, Outcome::Refused(stopped_error())));
+                    return (replies, Err(e.into()));
                 }
                 Ok(Some(i)) if i < old_size => {
                     replies.push((sub.reply, Outcome::Duplicate(i)));
@@ -421,7 +484,10 @@ impl Sequencer {
             match stored_hashes(th, leaf.index, &leaf.leaf_hash, &overlay) {
                 Ok(hs) => new_hashes.extend(hs),
                 Err(e) => {
-                    return (replies, Err(StorageError::Db(format!("tree hashes: {e}"))));
+                    return (
+                        replies,
+                        Err(StorageError::Db(format!("tree hashes: {e}")).into()),
+                    );
                 }
             }
             frontier.push(leaf.leaf_hash);
@@ -435,7 +501,7 @@ impl Sequencer {
             Err(e) => {
                 return (
                     replies,
-                    Err(StorageError::Db(format!("signing: {}", e.detail))),
+                    Err(StorageError::Db(format!("signing: {}", e.detail)).into()),
                 )
             }
         };
@@ -450,7 +516,7 @@ impl Sequencer {
         };
         let prepared = Instant::now();
         if let Err(e) = storage.commit(&commit) {
-            return (replies, Err(e));
+            return (replies, Err(e.into()));
         }
         tracing::debug!(
             entries = commit.leaves.len(),
@@ -459,7 +525,12 @@ impl Sequencer {
             "batch committed"
         );
 
-        // Step 6: publish.
+        // Step 6: the checkpoint lock.
+        if let Err(e) = self.ledger.lock_checkpoint(&commit.checkpoint) {
+            return (replies, Err(e.into()));
+        }
+
+        // Step 7: publish.
         self.ledger
             .cache_hashes(commit.hashes_start, &commit.hashes);
         self.frontier = frontier;
@@ -484,6 +555,14 @@ impl Sequencer {
             .fetch_add(new_size - old_size, std::sync::atomic::Ordering::Relaxed);
         (replies, Ok(self.ledger.head()))
     }
+}
+
+/// What a submission is told once the sequencer has stopped on a storage error.
+fn stopped_error() -> ApiError {
+    ApiError::storage_failed(
+        "the log stopped writing on a storage error; reads go on, and an operator must restart \
+         the log-server to write again (see /healthz)",
+    )
 }
 
 /// Answers each waiter of a batch against `head` (which covers every appended leaf).
@@ -542,6 +621,7 @@ mod tests {
                 Some(hash),
                 Policy::default(),
                 Arc::new(Metrics::default()),
+                crate::ledger::Safeguards::default(),
             )
             .expect("open"),
         );

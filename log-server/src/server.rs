@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use axum::serve::ListenerExt as _;
+use ledger_core::key::SignerKey;
 use tokio::sync::watch;
 
 use crate::config::{Config, DEFAULT_ORIGIN};
 use crate::keys::{load_or_create_signer, load_or_create_token};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Safeguards};
 use crate::metrics::Metrics;
 use crate::pool::WorkerPool;
 use crate::routes::{router, AppState};
@@ -63,11 +64,59 @@ fn store_compression(config: &Config) -> anyhow::Result<bool> {
 }
 
 /// Creates the data folder (mode 0700) if needed, opens the store, loads or creates the log key and
-/// admin token, opens the ledger (creating or checking origin and hash) and starts the sequencer.
+/// admin token, opens the ledger (creating or checking origin and hash, and checking the store
+/// against the checkpoint lock) and starts the sequencer.
+///
+/// Nothing is opened on a disk below its free-space floor (so a full disk leaves the store as it
+/// was), the leftovers of a start interrupted by a full disk are removed first, and a store so
+/// damaged that sled panics while reading it is reported as damaged instead of crashing.
 pub fn open(config: &Config) -> anyhow::Result<Opened> {
     create_data_dir(&config.data)?;
+    if let Err(low) = crate::disk::check_free(&config.data, config.min_free_bytes) {
+        bail!(
+            "{low}: the store was not opened and nothing was changed; free space on that disk \
+             (or lower --min-free-mb) and start again"
+        );
+    }
+    let db = config.data.join("db");
+    for path in crate::disk::remove_incomplete_snapshots(&db)
+        .with_context(|| format!("removing incomplete snapshots in {}", db.display()))?
+    {
+        tracing::warn!(path = %path.display(), "removed an incomplete store snapshot left by an interrupted start (e.g. on a full disk)");
+    }
+    let lock = crate::lock::read(&config.checkpoint_lock)?;
     let compress = store_compression(config)?;
-    let storage = SledStorage::open(&config.data.join("db"), config.cache_bytes, compress)
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        open_ledger(config, &db, compress, lock)
+    }));
+    let (ledger, signer) = match opened {
+        Ok(r) => r?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            bail!(
+                "the store in {} is damaged: reading it failed inside sled ({what}). The log does \
+                 not start; restore the data folder from a backup that holds every entry of the \
+                 checkpoint in {}",
+                db.display(),
+                config.checkpoint_lock.display()
+            );
+        }
+    };
+    start(config, ledger, signer)
+}
+
+/// Opens the store and the ledger over it (see [`open`]); may panic inside sled on a damaged store.
+fn open_ledger(
+    config: &Config,
+    db: &Path,
+    compress: bool,
+    lock: Option<Vec<u8>>,
+) -> anyhow::Result<(Arc<Ledger>, Arc<SignerKey>)> {
+    let storage = SledStorage::open(db, config.cache_bytes, compress)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
 
@@ -102,15 +151,31 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     if created {
         tracing::info!(path = %config.key.display(), "created the log signer key");
     }
+    let metrics = Arc::new(Metrics::default());
+    let guards = Safeguards {
+        lock: Some((config.checkpoint_lock.clone(), lock)),
+        allow_new_tree: config.allow_new_tree,
+        adopt_store: config.adopt_store,
+        disk: Some((config.data.clone(), config.min_free_bytes)),
+    };
+    let ledger = Ledger::open(
+        storage,
+        &signer,
+        config.hash,
+        config.policy,
+        metrics,
+        guards,
+    )?;
+    Ok((Arc::new(ledger), Arc::new(signer)))
+}
+
+/// Loads the admin token, starts the witness collector and the sequencer over an opened ledger.
+fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow::Result<Opened> {
     let (token, created) =
         load_or_create_token(&config.admin_token_file, !config.admin_token_given)?;
     if created {
         tracing::info!(path = %config.admin_token_file.display(), "created the admin token");
     }
-    let metrics = Arc::new(Metrics::default());
-    let ledger = Ledger::open(storage, &signer, config.hash, config.policy, metrics)?;
-    let ledger = Arc::new(ledger);
-    let signer = Arc::new(signer);
     let (stop, stop_rx) = watch::channel(false);
     // Witnesses: the collector cosigns each durable head after the sequencer published it; with
     // none configured it does not run and the sequencer answers at once.
@@ -208,6 +273,10 @@ pub fn announce(vkey: &str, addr: SocketAddr) {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let opened = open(&config)?;
     let ledger = Arc::clone(&opened.state.ledger);
+    // Before anyone can submit: no witness may have cosigned more than the store holds.
+    if !config.witness.witnesses.is_empty() {
+        crate::witness::check_not_behind(&ledger, &config.witness).await?;
+    }
     let app = router(opened.state.clone());
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;

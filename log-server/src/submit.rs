@@ -15,7 +15,7 @@ use ledger_core::admission::admit;
 use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
-use crate::ledger::{now_unix, Ledger};
+use crate::ledger::{now_unix, Ledger, WriteState};
 use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::{SequencerHandle, Submission};
@@ -51,7 +51,10 @@ pub async fn submit(
         });
     }
 
-    // 2. A queue slot, before spending CPU on signatures.
+    // 2. The log must be writing, and a queue slot, before spending CPU on signatures.
+    if let Some(refusal) = write_refusal(&ledger.write_state()) {
+        return Err(refusal);
+    }
     let permit = sequencer.reserve()?;
 
     // 3. Stateless admission on the worker pool.
@@ -70,13 +73,30 @@ pub async fn submit(
         signers,
         reply,
     });
-    let sequenced = answer
-        .await
-        .map_err(|_| ApiError::overloaded("the sequencer stopped before answering"))??;
+    let sequenced = answer.await.map_err(|_| {
+        write_refusal(&ledger.write_state())
+            .unwrap_or_else(|| ApiError::overloaded("the sequencer stopped before answering"))
+    })??;
 
     // 5. Receipt.
     Ok(Submitted {
         receipt: ledger.receipt(sequenced.index, leaf_hash, &sequenced.head)?,
         duplicate: sequenced.duplicate,
     })
+}
+
+/// The refusal for a write while the log is not writing (`None` while it is): `storage-full`
+/// while the disk is below its floor (writing resumes by itself), `storage-failed` once the
+/// sequencer stopped on a storage error (only a restart helps). `/healthz` answers the same.
+pub fn write_refusal(state: &WriteState) -> Option<ApiError> {
+    match state {
+        WriteState::Ok => None,
+        WriteState::DiskLow(low) => Some(ApiError::storage_full(format!(
+            "{low}; writes resume once space is freed, reads go on"
+        ))),
+        WriteState::Failed(reason) => Some(ApiError::storage_failed(format!(
+            "the log stopped writing on a storage error ({reason}); reads go on, and an operator \
+             must restart the log-server to write again"
+        ))),
+    }
 }

@@ -329,12 +329,95 @@ async fn collect(
             Ok(Err((theirs, e))) => {
                 if let Some(s) = theirs {
                     w.last_size = s;
+                    if s > size {
+                        // Only a checkpoint this key signed can have been cosigned: the log
+                        // signed size `s` before and now stands below it. Stop signing.
+                        let reason = format!(
+                            "witness {} has cosigned size {s} of this log, but the log is at size {size}: the store lost entries",
+                            w.spec.url
+                        );
+                        tracing::error!("{reason}; the log stops writing");
+                        ledger.set_failed(reason);
+                    }
                 }
                 tracing::warn!(witness = %w.spec.url, size, error = %e, "witness did not cosign");
             }
         }
     }
     gained
+}
+
+/// Why the log must not start signing: a witness is ahead of it, or finds it inconsistent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WitnessCheckError {
+    /// The witness cosigned a larger checkpoint of this log than the store holds.
+    #[error("witness {url} has cosigned a checkpoint of size {theirs} of this log, but the store holds only {ours} entries: the store lost entries (damaged, or restored from an older backup). Signing now would fork the log, so it does not start; restore the data folder from a backup holding at least {theirs} entries")]
+    Ahead {
+        /// The witness.
+        url: String,
+        /// Its cosigned size.
+        theirs: u64,
+        /// The store's size.
+        ours: u64,
+    },
+    /// The witness refused the log's consistency proof: the store holds another tree than the
+    /// one it cosigned.
+    #[error("witness {url} refuses this log's current checkpoint as inconsistent with the one it cosigned ({detail}): the store holds another tree than the one this log signed before. The log does not start; restore the data folder from a backup of this log")]
+    Inconsistent {
+        /// The witness.
+        url: String,
+        /// What it answered.
+        detail: String,
+    },
+}
+
+/// The start-up check against the witnesses (SPEC §4, §7): before the log signs anything, every
+/// witness that answers within the timeout is asked to cosign the current head from size 0; a
+/// witness that has cosigned a *larger* checkpoint answers 409 with its size, which proves the
+/// store went backwards, and one that finds the head inconsistent answers 422. Either refuses
+/// the start. Unreachable witnesses are logged and skipped (they cannot be checked, and the
+/// checkpoint lock remains the first line of defence).
+pub async fn check_not_behind(
+    ledger: &Arc<Ledger>,
+    config: &WitnessConfig,
+) -> Result<(), WitnessCheckError> {
+    let http = http_client(config.timeout);
+    let head = ledger.head();
+    let mut set = tokio::task::JoinSet::new();
+    for spec in &config.witnesses {
+        let (ledger, http, spec, cp) = (
+            Arc::clone(ledger),
+            http.clone(),
+            spec.clone(),
+            head.signed.clone(),
+        );
+        let timeout = config.timeout;
+        set.spawn(async move {
+            let res = tokio::time::timeout(timeout, ask(&ledger, &http, &spec, &cp, 0)).await;
+            (spec.url, res)
+        });
+    }
+    let ours = head.size;
+    while let Some(joined) = set.join_next().await {
+        let Ok((url, res)) = joined else { continue };
+        match res {
+            Err(_) => {
+                tracing::warn!(witness = %url, "witness did not answer the start-up check in time; not checked")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err((Some(theirs), _))) if theirs > ours => {
+                return Err(WitnessCheckError::Ahead { url, theirs, ours })
+            }
+            Ok(Err((_, WitnessClientError::Refused { status: 422, body }))) => {
+                return Err(WitnessCheckError::Inconsistent { url, detail: body })
+            }
+            Ok(Err((_, e))) => {
+                tracing::warn!(witness = %url, error = %e, "witness start-up check inconclusive")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One witness exchange: `add-checkpoint` with 409 retries; when the witness already cosigned this
