@@ -209,6 +209,14 @@ impl TestLog {
     /// Starts a new log in a fresh temporary folder; panics (with the server's output) when it does
     /// not come up within [`START_DEADLINE`].
     pub fn start(opts: Options) -> TestLog {
+        let mut log = TestLog::stopped(opts);
+        log.spawn();
+        log
+    }
+
+    /// A log over a fresh temporary folder that is not started yet (start it with
+    /// [`TestLog::try_start_with`] or [`TestLog::restart`]).
+    pub fn stopped(opts: Options) -> TestLog {
         let dir = tempfile::Builder::new()
             .prefix("ledger-e2e-")
             .tempdir()
@@ -218,7 +226,7 @@ impl TestLog {
             .pool_max_idle_per_host(0)
             .build()
             .expect("http client");
-        let mut log = TestLog {
+        TestLog {
             dir,
             opts,
             child: None,
@@ -227,9 +235,7 @@ impl TestLog {
             http,
             vkey: None,
             starts: 0,
-        };
-        log.spawn();
-        log
+        }
     }
 
     /// The log's data folder.
@@ -268,6 +274,23 @@ impl TestLog {
     }
 
     fn spawn_with(&mut self, opts: &Options) {
+        if let Err(exited) = self.try_spawn_with(opts) {
+            panic!(
+                "log-server exited ({}) before printing `listening on`; output:\n{}",
+                exited.status,
+                self.output()
+            );
+        }
+    }
+
+    /// Starts the server on this log's data folder with `opts` and waits until it is healthy, or
+    /// returns how it exited when it exits before listening (e.g. refusing a damaged store). The
+    /// log must be stopped first.
+    pub fn try_start_with(&mut self, opts: &Options) -> Result<(), Exited> {
+        self.try_spawn_with(opts)
+    }
+
+    fn try_spawn_with(&mut self, opts: &Options) -> Result<(), Exited> {
         assert!(self.child.is_none(), "spawn while a server is running");
         self.starts += 1;
         let start = self.starts;
@@ -275,6 +298,7 @@ impl TestLog {
             &self.output,
             format!("=== start #{start}: {:?}", opts.args(&self.data_dir())),
         );
+        let first_line = self.output.lock().map(|v| v.len()).unwrap_or(0);
         let mut child = self.command(opts).spawn().expect("spawn log-server");
         let (tx, rx) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
@@ -283,6 +307,13 @@ impl TestLog {
         if let Some(err) = child.stderr.take() {
             pipe_lines(err, format!("{start}|err"), self.output.clone(), tx);
         }
+        let exited = |status: ExitStatus, output: &Output| Exited {
+            status,
+            output: output
+                .lock()
+                .map(|v| v.get(first_line..).unwrap_or_default().join("\n"))
+                .unwrap_or_default(),
+        };
         let deadline = Instant::now() + START_DEADLINE;
         let addr = loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
@@ -290,20 +321,23 @@ impl TestLog {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // Both pipes closed: the process is exiting.
-                    let status = wait_deadline(&mut child, Duration::from_secs(10));
-                    panic!(
-                        "log-server exited ({status:?}) before printing `listening on`; output:\n{}",
-                        self.output()
-                    );
+                    match wait_deadline(&mut child, Duration::from_secs(10)) {
+                        Some(status) => return Err(exited(status, &self.output)),
+                        None => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            panic!(
+                                "log-server closed its output but did not exit; output:\n{}",
+                                self.output()
+                            );
+                        }
+                    }
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 // Give the reader threads a moment to collect the last lines.
                 let _ = rx.recv_timeout(Duration::from_millis(200));
-                panic!(
-                    "log-server exited ({status}) before printing `listening on`; output:\n{}",
-                    self.output()
-                );
+                return Err(exited(status, &self.output));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -328,6 +362,7 @@ impl TestLog {
             );
             self.vkey = Some(vkey);
         }
+        Ok(())
     }
 
     fn wait_healthy(&mut self, deadline: Instant) {

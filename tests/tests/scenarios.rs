@@ -555,10 +555,15 @@ fn rogue_msp_claim_is_flagged_by_the_monitor_and_rejected_by_a_strict_client() {
 fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
     let view1 = TestLog::start(Options::default());
     let log_key = view1.data_dir().join("log.key");
+    // The dishonest operator keeps a second checkpoint lock for the second view: with the key's
+    // own lock, the two processes would refuse each other's checkpoints.
+    let view2_lock = view1.data_dir().join("view2.checkpoint");
     let view2 = TestLog::start(
         Options::default()
             .arg("--key")
-            .arg(&log_key.display().to_string()),
+            .arg(&log_key.display().to_string())
+            .arg("--checkpoint-lock")
+            .arg(&view2_lock.display().to_string()),
     );
     assert_eq!(view1.vkey(), view2.vkey(), "one log key, two logs");
     let origin = view1.vkey().name().to_string();
