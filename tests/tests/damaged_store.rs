@@ -58,6 +58,9 @@ fn fill(log: &TestLog, msp: &SignerKey, tag: &str) {
     });
 }
 
+/// One way of damaging `db/db`.
+type Damage = Box<dyn Fn(&Path)>;
+
 /// Where sled's written data ends in `db/db` (the file may be longer, padded with zeros).
 fn data_end(db: &Path) -> u64 {
     let bytes = std::fs::read(db).expect("read db");
@@ -166,7 +169,7 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     const LOST: &[&str] = &["the store lost entries", "is damaged", "do not hash"];
     let mut refused = Vec::new();
     // Flips near the start and near the end of what sled wrote, and cut tails.
-    let damages: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+    let damages: Vec<(String, Damage)> = vec![
         ("flip@512".into(), Box::new(|p: &Path| flip16(p, 512))),
         ("flip@64KiB".into(), Box::new(|p: &Path| flip16(p, 65536))),
         (
@@ -200,7 +203,7 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     }
 
     // Damage that loses entries for sure must be refused.
-    let must_refuse: Vec<(&str, Box<dyn Fn(&Path)>, &[&str])> = vec![
+    let must_refuse: Vec<(&str, Damage, &[&str])> = vec![
         (
             "cut the last 10 KiB of the data",
             Box::new(move |p: &Path| truncate(p, end - 10240)),
