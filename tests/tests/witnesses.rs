@@ -270,3 +270,104 @@ fn three_auditors_witness_one_log() {
     let out = ledger(&trust3, &["lookup", bob]);
     assert!(out.status.success(), "lookup with quorum 3: {}", text(&out));
 }
+
+/// Copies a folder tree (a stopped log's data folder: files and folders only).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Hardening, item 1: an old backup of the data folder restored *together with* the checkpoint
+/// lock of that time gets past the lock, but not past the witnesses: before the log accepts any
+/// submission it asks them, and one that has cosigned a larger checkpoint makes the start fail
+/// (exit 1, naming the witness and both sizes) instead of signing a fork.
+#[test]
+fn a_rolled_back_store_and_lock_are_refused_by_the_witnesses() {
+    let th = TreeHash::Blake3;
+    let tmp = tempfile::Builder::new()
+        .prefix("ledger-rollback-")
+        .tempdir()
+        .expect("tempdir");
+    let log_key = test_key(TEST_ORIGIN);
+    let key_file: PathBuf = tmp.path().join("log.key");
+    std::fs::write(&key_file, log_key.to_text()).expect("log.key");
+    let lock_file = tmp.path().join("log.key.checkpoint");
+    let auditor = Auditor::start("w1.example", &log_key.verifier(), th);
+    let opts = Options::new(th)
+        .arg("--key")
+        .arg(&key_file.display().to_string())
+        .arg("--quorum")
+        .arg("1")
+        .arg("--witness-timeout-ms")
+        .arg(&WITNESS_TIMEOUT.as_millis().to_string())
+        .arg("--witness")
+        .arg(&format!("{}={}", auditor.svc.url(), auditor.vkey()));
+    let mut log = TestLog::start(opts.clone());
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    let t = now();
+    let add = |log: &TestLog, i: u32| {
+        log.submit_ok(&claim(
+            &msp,
+            &format!("tel:+1415555{i:04}"),
+            "mimi://msp-a.example/u/x",
+            t,
+            &[],
+            None,
+        ))
+    };
+    for i in 0..3 {
+        add(&log, i);
+    }
+    log.sigterm();
+    let backup = tmp.path().join("backup");
+    copy_dir(&log.data_dir(), &backup.join("data"));
+    let old_lock = std::fs::read(&lock_file).expect("lock");
+
+    log.restart();
+    for i in 3..6 {
+        add(&log, i);
+    }
+    let newest = log.checkpoint().checkpoint.size;
+    // The witness has cosigned the newest checkpoint.
+    wait_for(
+        DEADLINE,
+        "the witness cosigned the newest checkpoint",
+        || {
+            let note = log.get("/checkpoint").text();
+            (cosigners(&note, &[auditor.vkey()]).len() == 1
+                && log.checkpoint().checkpoint.size == newest)
+                .then_some(())
+        },
+    );
+    log.sigterm();
+
+    // Roll back the data folder and the lock together.
+    std::fs::remove_dir_all(log.data_dir()).expect("rm data");
+    copy_dir(&backup.join("data"), &log.data_dir());
+    std::fs::write(&lock_file, &old_lock).expect("old lock");
+    let exited = log
+        .try_start_with(&opts)
+        .expect_err("a witness has cosigned more than the store holds");
+    assert_eq!(exited.status.code(), Some(1), "{}", exited.output);
+    assert!(
+        exited.output.contains(&format!(
+            "has cosigned a checkpoint of size {newest} of this log, but the store holds only 4 entries"
+        )),
+        "{}",
+        exited.output
+    );
+    assert_eq!(
+        std::fs::read(&lock_file).expect("lock"),
+        old_lock,
+        "nothing new was signed into the lock"
+    );
+}
