@@ -42,14 +42,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Cmd::Keygen { name, out }) = cli.cmd {
         let key = auditor::witness::generate_key(&name)?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&out)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, format!("{}\n", key.to_text()).as_bytes())
-            })
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+        // The witness signer key: 0600 from creation (not the umask's 0644), never overwritten.
+        ledger_secret_file::write_secret(&out, format!("{}\n", key.to_text()).as_bytes())?;
         println!("{}", key.verifier());
         return Ok(());
     }

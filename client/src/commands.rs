@@ -8,11 +8,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ledger_core::api::{EntriesPage, Info, LookupAnswer, Receipt};
 use ledger_core::checkpoint::SignedCheckpoint;
-use ledger_core::entry::{Action, Claim, Entry, Leaf, Optout, Revoke, Role, SignedAttestation};
+use ledger_core::entry::{
+    tag_set, Action, Claim, Entry, Leaf, Optout, Revoke, Role, SignedAttestation,
+};
 use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::lookup::{verify_lookup_for, Verified};
 use ledger_core::proof_file::ProofFile;
-use ledger_core::sii::{Name, Sii, Ssi, Tag};
+use ledger_core::sii::{Name, Sii, Ssi, Tag, MAX_TAGS};
 use ledger_core::state::Status;
 use serde::Serialize;
 
@@ -307,10 +309,7 @@ pub fn claim(
         .map_err(|e| anyhow!("the --key name {:?} is not an MSP name: {e}", key.name()))?;
     let sii = canonical_sii(sii, region)?;
     let ssi = Ssi::parse(ssi).map_err(|e| anyhow!("--ssi {ssi:?}: {e}"))?;
-    let tags = tags
-        .iter()
-        .map(|t| Tag::parse(t).map_err(|e| anyhow!("--tag {t:?}: {e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tags = claim_tags(tags)?;
     let lifetime = expires.map(parse_duration).transpose()?;
     let http = Http::new()?;
     let wanted = Wanted {
@@ -340,6 +339,27 @@ pub fn claim(
         attestation,
     });
     submit_entry(&http, &log, &trust, entry, &key, submit)
+}
+
+/// The `--tag` values as the set SPEC §3 requires (byte order, each once), so that the log never
+/// refuses the claim as non-canonical. The order given does not matter (a set has none), but a tag
+/// given twice is refused: it is most likely a typo for another tag.
+fn claim_tags(tags: &[String]) -> anyhow::Result<Vec<Tag>> {
+    let mut parsed = Vec::with_capacity(tags.len());
+    for t in tags {
+        let tag = Tag::parse(t).map_err(|e| anyhow!("--tag {t:?}: {e}"))?;
+        if parsed.contains(&tag) {
+            bail!("--tag {t:?} is given twice; tags are a set, give each once");
+        }
+        parsed.push(tag);
+    }
+    if parsed.len() > MAX_TAGS {
+        bail!(
+            "{} --tag values; at most {MAX_TAGS} are allowed",
+            parsed.len()
+        );
+    }
+    Ok(tag_set(parsed))
 }
 
 /// `ledger revoke`: by the MSP itself (key named `msp`), or by a prover with an attestation.
@@ -768,5 +788,28 @@ fn print_table(v: &Verified) {
                 line(r.iter().map(String::as_str).collect());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(tags: &[&str]) -> Vec<String> {
+        tags.iter().map(|t| t.to_string()).collect()
+    }
+
+    #[test]
+    fn claim_tags_are_sorted_into_a_set_and_repeats_are_refused() {
+        let tags = claim_tags(&strings(&["Work", "Personal", "a"])).expect("tags");
+        assert_eq!(
+            tags.iter().map(Tag::as_str).collect::<Vec<_>>(),
+            ["Personal", "Work", "a"]
+        );
+        let err = claim_tags(&strings(&["Work", "Personal", "Work"])).unwrap_err();
+        assert!(err.to_string().contains("\"Work\" is given twice"), "{err}");
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert!(claim_tags(&many).is_err());
+        assert!(claim_tags(&strings(&["no/slash"])).is_err());
     }
 }

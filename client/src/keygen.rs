@@ -1,7 +1,5 @@
 //! `ledger keygen`: a new signer key on disk (0600), its verifier key on stdout.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -14,19 +12,8 @@ pub fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("--name {name:?} is not a valid MSP or prover name"))?;
     let key = SignerKey::generate(name, KeyAlg::Ed25519, &mut rand_core::OsRng)
         .with_context(|| format!("cannot make a key named {name:?}"))?;
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut file = opts
-        .open(out)
-        .with_context(|| format!("cannot create {} (it must not exist yet)", out.display()))?;
-    file.write_all(format!("{}\n", key.to_text()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    // 0600 from creation, never over an existing file (most likely a key already enrolled).
+    ledger_secret_file::write_secret(out, format!("{}\n", key.to_text()).as_bytes())?;
     println!("{}", key.verifier());
     eprintln!(
         "wrote signer key to {} (mode 0600); enroll the verifier key above in the log",

@@ -48,7 +48,7 @@ fn keygen_refuses_to_overwrite_and_bad_names() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("must not exist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 
     let out = ledger()

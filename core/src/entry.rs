@@ -1,10 +1,15 @@
 //! Log entries (SPEC §3): `enroll`, `claim`, `revoke`, `optout`, and the embedded `attestation`.
 //!
 //! Every entry has exactly one byte form. Parsing is strict — fields in the listed order, one space
-//! between key and value, no unknown or repeated field (except `tag`), decimal numbers without leading
-//! zeros, canonical identifiers, canonical base64 — so that `serialize(parse(b)) == b` for every accepted
-//! `b`. Two different byte strings can therefore never carry the same claim, and a leaf hash identifies
-//! a claim.
+//! between key and value, no unknown or repeated field (except `tag`, whose values are a set written
+//! in strictly increasing byte order), decimal numbers without leading zeros, canonical identifiers,
+//! canonical base64 — so that `serialize(parse(b)) == b` for every accepted `b`. Two different byte
+//! strings can therefore never carry the same claim, and a leaf hash identifies a claim.
+//!
+//! The check lives here, in the one parser every consumer calls (the log's admission, the monitor,
+//! the client's lookup verification), rather than in any one of them: an entry that the log would
+//! refuse is then refused identically everywhere, and [`Leaf::sign`] refuses to sign one, so no
+//! honest builder can produce it. Builders that take tags from users use [`tag_set`].
 
 use std::fmt::Write as _;
 
@@ -145,6 +150,24 @@ pub enum EntryError {
     /// More than [`MAX_TAGS`] tags.
     #[error("{0} tags; at most {MAX_TAGS} are allowed")]
     TooManyTags(usize),
+    /// The same tag appears twice: tags are a set (SPEC §3), so a repeat would be a second byte form
+    /// of the same claim.
+    #[error("tag {tag:?} appears twice; tags are a set")]
+    DuplicateTag {
+        /// The repeated tag.
+        tag: String,
+    },
+    /// A tag is not after the previous one in byte order: the one byte form of a set of tags is
+    /// strictly increasing (SPEC §3).
+    #[error(
+        "tag {tag:?} comes after {previous:?}; tags must be in strictly increasing byte order"
+    )]
+    TagOutOfOrder {
+        /// The misplaced tag.
+        tag: String,
+        /// The tag before it.
+        previous: String,
+    },
     /// A number that is not canonical decimal (digits, no leading zeros, fits in u64).
     #[error("field {field:?}: {value:?} is not a canonical decimal number")]
     BadNumber {
@@ -195,6 +218,8 @@ impl EntryError {
             | EntryError::Repeated { .. }
             | EntryError::BadNumber { .. }
             | EntryError::AttestationBase64
+            | EntryError::DuplicateTag { .. }
+            | EntryError::TagOutOfOrder { .. }
             | EntryError::SignatureCount(_) => ProblemType::NonCanonical,
             EntryError::Attestation(inner) => match inner.problem() {
                 ProblemType::Malformed | ProblemType::NonCanonical | ProblemType::InvalidSii => {
@@ -233,7 +258,8 @@ pub struct Claim {
     pub time: u64,
     /// When the mapping stops being current, if ever.
     pub expires: Option<u64>,
-    /// Preference tags (R2), at most [`MAX_TAGS`].
+    /// Preference tags (R2): a set of at most [`MAX_TAGS`], in strictly increasing byte order (build
+    /// it with [`tag_set`]; [`Leaf::sign`] refuses any other order).
     pub tags: Vec<Tag>,
     /// The prover's authorization (R1), if any.
     pub attestation: Option<SignedAttestation>,
@@ -526,6 +552,38 @@ fn body_lines(text: &str) -> Result<(&str, Vec<&str>), EntryError> {
     Ok((kind, lines.collect()))
 }
 
+/// The one order tags may be written in: sorted by bytes, each at most once (SPEC §3). Builders call
+/// this on tags from users, so that an honest user's claim is never refused as non-canonical.
+pub fn tag_set(tags: impl IntoIterator<Item = Tag>) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = tags.into_iter().collect();
+    // `Tag` orders by its `String`, which is byte order.
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
+
+/// Refuses tags that are too many, repeated or out of byte order (SPEC §3: a set, one byte form).
+fn check_tag_set(tags: &[Tag]) -> Result<(), EntryError> {
+    if tags.len() > MAX_TAGS {
+        return Err(EntryError::TooManyTags(tags.len()));
+    }
+    for pair in tags.windows(2) {
+        let (previous, tag) = (pair[0].as_str(), pair[1].as_str());
+        if tag == previous {
+            return Err(EntryError::DuplicateTag {
+                tag: tag.to_string(),
+            });
+        }
+        if tag.as_bytes() < previous.as_bytes() {
+            return Err(EntryError::TagOutOfOrder {
+                tag: tag.to_string(),
+                previous: previous.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_expiry(time: u64, expires: Option<u64>) -> Result<(), EntryError> {
     match expires {
         Some(e) if e <= time => Err(EntryError::ExpiresBeforeTime { time, expires: e }),
@@ -627,9 +685,7 @@ impl Entry {
                     .all("tag")
                     .map(|t| Tag::parse(t).map_err(|e| bad_value("tag", e)))
                     .collect::<Result<Vec<_>, _>>()?;
-                if tags.len() > MAX_TAGS {
-                    return Err(EntryError::TooManyTags(tags.len()));
-                }
+                check_tag_set(&tags)?;
                 let attestation = f
                     .get("attestation")
                     .map(SignedAttestation::from_base64)
@@ -843,7 +899,22 @@ impl Leaf {
     }
 
     /// Signs `entry` with `key` and returns the leaf.
+    ///
+    /// Refuses a claim whose tags are not a set in byte order (see [`tag_set`]) or are too many, so
+    /// that every leaf signed here parses again and is admitted as far as its form goes.
     pub fn sign(entry: Entry, key: &crate::key::SignerKey) -> Result<Leaf, EntryError> {
+        if let Entry::Claim(c) = &entry {
+            check_tag_set(&c.tags)?;
+        }
+        Leaf::sign_unchecked(entry, key)
+    }
+
+    /// Signs `entry` without the form checks of [`Leaf::sign`]: only for
+    /// [`crate::testkit::sign_unchecked`], which builds the leaves of dishonest logs.
+    pub(crate) fn sign_unchecked(
+        entry: Entry,
+        key: &crate::key::SignerKey,
+    ) -> Result<Leaf, EntryError> {
         let mut note = Note::new(&entry.to_text())?;
         note.sign(key)?;
         let bytes = note.to_bytes();

@@ -29,6 +29,7 @@ use crate::checkpoint::SignedCheckpoint;
 use crate::entry::{Entry, Leaf};
 use crate::hash::TreeHash;
 use crate::key::VerifierKey;
+use crate::problem::ProblemType;
 use crate::sii::Sii;
 use crate::state::{fold, Mapping, Status};
 use crate::tree::verify_inclusion;
@@ -129,6 +130,7 @@ impl Step {
 pub struct Rejection {
     step: Step,
     detail: String,
+    problem: Option<ProblemType>,
 }
 
 impl Rejection {
@@ -136,7 +138,24 @@ impl Rejection {
         Rejection {
             step,
             detail: detail.into(),
+            problem: None,
         }
+    }
+
+    /// A rejection caused by one leaf that admission refuses: it keeps the SPEC §5 problem type, so
+    /// that a client refuses an entry for the same reason the log would have (e.g. `non-canonical`).
+    fn refused(step: Step, detail: impl Into<String>, problem: ProblemType) -> Rejection {
+        Rejection {
+            problem: Some(problem),
+            ..Rejection::new(step, detail)
+        }
+    }
+
+    /// The SPEC §5 problem type of the admission refusal behind this rejection, when a key leaf or
+    /// an entry of the answer is one the log must not have admitted (bad form, signer or
+    /// attestation); `None` when the answer is wrong in another way (proofs, order, fold…).
+    pub fn problem(&self) -> Option<ProblemType> {
+        self.problem
     }
 
     /// The step that failed.
@@ -243,8 +262,13 @@ pub fn verify_lookup_at(
     let mut registry = KeyRegistry::new(trust.log_key.clone());
     let mut keys: Vec<(u64, Leaf)> = Vec::with_capacity(answer.keys.len());
     for k in &answer.keys {
-        let leaf = Leaf::parse(k.leaf.as_bytes())
-            .map_err(|e| Rejection::new(Step::Keys, format!("key leaf {}: {e}", k.index)))?;
+        let leaf = Leaf::parse(k.leaf.as_bytes()).map_err(|e| {
+            Rejection::refused(
+                Step::Keys,
+                format!("key leaf {}: {e}", k.index),
+                e.problem(),
+            )
+        })?;
         if !matches!(leaf.entry(), Entry::Enroll(_)) {
             return Err(Rejection::new(
                 Step::Keys,
@@ -255,8 +279,13 @@ pub fn verify_lookup_at(
                 ),
             ));
         }
-        verify_entry(&leaf, &registry.at(k.index))
-            .map_err(|e| Rejection::new(Step::Keys, format!("key leaf {}: {e}", k.index)))?;
+        verify_entry(&leaf, &registry.at(k.index)).map_err(|e| {
+            Rejection::refused(
+                Step::Keys,
+                format!("key leaf {}: {e}", k.index),
+                e.problem(),
+            )
+        })?;
         keys.push((k.index, leaf));
     }
     keys.sort_by_key(|(i, _)| *i);
@@ -269,13 +298,17 @@ pub fn verify_lookup_at(
     let mut previous: Option<u64> = None;
     for p in &answer.entries {
         let bad = |d: String| Rejection::new(Step::Entries, format!("entry {}: {d}", p.index));
+        let refused = |d: String, problem| {
+            Rejection::refused(Step::Entries, format!("entry {}: {d}", p.index), problem)
+        };
         if previous.is_some_and(|prev| p.index <= prev) {
             return Err(bad(
                 "entries are not in strictly increasing log order".into()
             ));
         }
         previous = Some(p.index);
-        let leaf = Leaf::parse(p.leaf.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let leaf =
+            Leaf::parse(p.leaf.as_bytes()).map_err(|e| refused(e.to_string(), e.problem()))?;
         if leaf.entry().sii() != Some(&sii) {
             return Err(bad(format!(
                 "a {} entry that is not about {sii}",
@@ -283,7 +316,8 @@ pub fn verify_lookup_at(
             )));
         }
         let view = registry.at(p.index);
-        let signers = verify_entry(&leaf, &view).map_err(|e| bad(e.to_string()))?;
+        let signers =
+            verify_entry(&leaf, &view).map_err(|e| refused(e.to_string(), e.problem()))?;
         if let Some(prover) = &signers.attestation {
             if !trust.provers.is_empty() && !trust.provers.contains(prover) {
                 return Err(bad(format!(

@@ -8,7 +8,8 @@ use crate::admission::{admit, KeyRegistry, Policy, Refusal};
 use crate::api::LookupAnswer;
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::entry::{
-    Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role, SignedAttestation,
+    tag_set, Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role,
+    SignedAttestation,
 };
 use crate::hash::{Hash, TreeHash};
 use crate::key::{KeyAlg, SignerKey};
@@ -160,10 +161,17 @@ pub fn claim(
         ssi: Ssi::parse(ssi).expect("ssi"),
         time,
         expires: None,
-        tags: tags.iter().map(|t| Tag::parse(t).expect("tag")).collect(),
+        // Like every honest builder: tags are a set in byte order (SPEC §3), whatever order given.
+        tags: tag_set(tags.iter().map(|t| Tag::parse(t).expect("tag"))),
         attestation,
     });
     Leaf::sign(entry, msp).expect("claim signs")
+}
+
+/// Signs `entry` with `key` without the form checks of [`Leaf::sign`] (e.g. a claim with repeated
+/// or unordered tags), for building dishonest logs and answers that verifiers must refuse.
+pub fn sign_unchecked(entry: Entry, key: &SignerKey) -> Leaf {
+    Leaf::sign_unchecked(entry, key).expect("entry text is a valid note")
 }
 
 /// A signed revoke (by the MSP, or by a prover with an attestation).

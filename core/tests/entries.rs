@@ -3,9 +3,10 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ledger_core::admission::{admit, verify_entry, KeyRegistry, Policy, Refusal};
-use ledger_core::entry::{Action, Entry, EntryError, Leaf, Role, MAX_LEAF_BYTES};
+use ledger_core::entry::{tag_set, Action, Entry, EntryError, Leaf, Role, MAX_LEAF_BYTES};
 use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
+use ledger_core::sii::Tag;
 use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
 use ledger_core::TreeHash;
 use proptest::prelude::*;
@@ -277,6 +278,94 @@ fn non_canonical_inputs_are_refused_with_the_right_reason() {
         "non-canonical"
     );
     assert_eq!(w.log.size(), 3, "nothing refused was stored");
+}
+
+/// SPEC §3: tags are a set written in strictly increasing byte order. A repeated or reordered tag
+/// would be a second byte form of the same claim (a second leaf hash for one claim), so both are
+/// refused as `non-canonical` by the strict parser (hence by admission and by every verifier), and
+/// no builder of ours can sign one.
+#[test]
+fn repeated_or_unordered_tags_are_non_canonical() {
+    let mut w = world();
+    let with_tags = |tags: &[&str]| {
+        let mut l = good_claim_lines();
+        l.retain(|line| !line.starts_with("tag "));
+        l.extend(tags.iter().map(|t| format!("tag {t}")));
+        claim_text(&l.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let duplicates: [&[&str]; 2] = [&["Personal", "Personal"], &["Family", "Work", "Work"]];
+    for tags in duplicates {
+        let r = submit_text(&mut w, &with_tags(tags));
+        assert!(
+            matches!(r, Err(Refusal::Entry(EntryError::DuplicateTag { .. }))),
+            "{tags:?}: {r:?}"
+        );
+        assert_eq!(slug_of(r), "non-canonical", "{tags:?}");
+    }
+    // Byte order, not alphabetical or case-folded: `P` (0x50) sorts before `p` (0x70) and `W`
+    // before `a`.
+    let unordered: [&[&str]; 3] = [
+        &["Work", "Personal"],
+        &["personal", "Personal"],
+        &["a", "Work"],
+    ];
+    for tags in unordered {
+        let r = submit_text(&mut w, &with_tags(tags));
+        assert!(
+            matches!(r, Err(Refusal::Entry(EntryError::TagOutOfOrder { .. }))),
+            "{tags:?}: {r:?}"
+        );
+        assert_eq!(slug_of(r), "non-canonical", "{tags:?}");
+    }
+    // The monitor and the client parse leaves with the same parser: same refusal, same slug.
+    let raw = raw_note(&with_tags(&["Work", "Personal"]), &w.msp_a);
+    assert_eq!(
+        Leaf::parse(&raw).unwrap_err().problem(),
+        ProblemType::NonCanonical
+    );
+    assert_eq!(w.log.size(), 3, "nothing refused was stored");
+
+    // Controls: the same tags as a set in byte order are admitted.
+    for tags in [
+        &["Personal", "Work"][..],
+        &["Personal", "personal"],
+        &["Work", "a"],
+    ] {
+        submit_text(&mut w, &with_tags(tags)).unwrap_or_else(|e| panic!("{tags:?}: {e}"));
+    }
+
+    // Builders: `tag_set` sorts and dedupes; the testkit builder uses it; `Leaf::sign` refuses to
+    // sign tags in any other order, so no honest caller produces a refused leaf.
+    let set = tag_set(["Work", "Personal", "Work"].map(|t| Tag::parse(t).unwrap()));
+    assert_eq!(
+        set.iter().map(Tag::as_str).collect::<Vec<_>>(),
+        ["Personal", "Work"]
+    );
+    let built = claim(
+        &w.msp_a,
+        ALICE,
+        ALICE_SSI,
+        T + 1,
+        &["Work", "Personal", "Work"],
+        None,
+    );
+    assert!(built.note().text().ends_with("tag Personal\ntag Work\n"));
+    w.log
+        .submit(built.bytes())
+        .expect("a built claim is admitted");
+    let Entry::Claim(mut c) = built.into_entry() else {
+        panic!("a claim")
+    };
+    c.tags.reverse();
+    assert!(matches!(
+        Leaf::sign(Entry::Claim(c.clone()), &w.msp_a),
+        Err(EntryError::TagOutOfOrder { .. })
+    ));
+    c.tags = vec![Tag::parse("Personal").unwrap(); 2];
+    assert!(matches!(
+        Leaf::sign(Entry::Claim(c), &w.msp_a),
+        Err(EntryError::DuplicateTag { .. })
+    ));
 }
 
 #[test]

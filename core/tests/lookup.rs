@@ -3,11 +3,13 @@
 use ledger_core::api::LookupAnswer;
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::cosignature::cosign;
-use ledger_core::entry::{Action, Role};
+use ledger_core::entry::{Action, Claim, Entry, Role};
 use ledger_core::lookup::{verify_lookup_at, verify_lookup_for, Step, Trust};
+use ledger_core::problem::ProblemType;
+use ledger_core::sii::{Name, Ssi, Tag};
 use ledger_core::state::Status;
 use ledger_core::testkit::{
-    attestation, claim, optout, revoke, sii, test_key, test_witness_key, MemLog,
+    attestation, claim, optout, revoke, sign_unchecked, sii, test_key, test_witness_key, MemLog,
 };
 use ledger_core::TreeHash;
 
@@ -157,6 +159,62 @@ fn revokes_and_optouts_fold_and_verify() {
         .unwrap();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::None);
+}
+
+/// SPEC §3/§6: an answer that carries a claim with repeated or unordered tags (a second byte form
+/// of a claim, which an honest log refuses) is rejected at the entries step, with the same
+/// `non-canonical` problem type the log gives, even though the signature and proofs are valid.
+#[test]
+fn an_entry_with_repeated_or_unordered_tags_is_refused_as_non_canonical() {
+    let tag = |t: &str| Tag::parse(t).unwrap();
+    for (what, tags) in [
+        ("repeated", vec![tag("Personal"), tag("Personal")]),
+        ("unordered", vec![tag("Work"), tag("Personal")]),
+    ] {
+        let mut w = world(TreeHash::Blake3);
+        let msp_a = test_key("msp-a.example");
+        let carol = "tel:+14155550177";
+        let entry = Entry::Claim(Claim {
+            sii: sii(carol),
+            msp: Name::parse("msp-a.example").unwrap(),
+            ssi: Ssi::parse("mimi://msp-a.example/u/carol").unwrap(),
+            time: T,
+            expires: None,
+            tags,
+            attestation: None,
+        });
+        // A dishonest log stores it (an honest one refuses it: see tests/entries.rs).
+        w.log.push(sign_unchecked(entry, &msp_a));
+        let answer = w.log.lookup(&sii(carol));
+        assert_eq!(answer.entries.len(), 1, "{what}");
+        let err = verify_lookup_at(&answer, &w.log.trust(), T).expect_err(what);
+        assert_eq!(err.step(), Step::Entries, "{what}: {err}");
+        assert_eq!(
+            err.problem(),
+            Some(ProblemType::NonCanonical),
+            "{what}: {err}"
+        );
+
+        // Control: the same claim with its tags as a set verifies.
+        let honest = claim(
+            &msp_a,
+            carol,
+            "mimi://msp-a.example/u/carol2",
+            T,
+            &["Work", "Personal"],
+            None,
+        );
+        let mut w = world(TreeHash::Blake3);
+        w.log.submit(honest.bytes()).expect("admitted");
+        let ok = verify_lookup_at(&w.log.lookup(&sii(carol)), &w.log.trust(), T).expect("verifies");
+        assert_eq!(ok.mappings.len(), 1);
+    }
+    // Rejections that are not about an entry's admission carry no problem type.
+    let w = world(TreeHash::Blake3);
+    let mut a = w.log.lookup(&sii(ALICE));
+    a.entries[0].inclusion[0][0] ^= 1;
+    let err = verify_lookup_at(&a, &w.log.trust(), T).unwrap_err();
+    assert_eq!((err.step(), err.problem()), (Step::Inclusion, None));
 }
 
 fn reject(answer: &LookupAnswer, trust: &Trust) -> Step {

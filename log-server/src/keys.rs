@@ -5,9 +5,6 @@
 //! (SPEC §2), so it can be used with other C2SP tooling. Its name must be the log origin, because
 //! C2SP tlog-checkpoint names the signature line after the origin.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,17 +60,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
     }
 }
 
-/// Writes a new secret file with mode 0600 (refusing to overwrite one) and syncs it to disk.
+/// Writes a new secret file: mode 0600 from creation, never over an existing file, synced with its
+/// folder (the one implementation every binary uses, `ledger_secret_file::write_secret`).
 pub fn write_secret(path: &Path, contents: &str) -> Result<(), KeyFileError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.write_all(contents.as_bytes()).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))?;
-    Ok(())
+    ledger_secret_file::write_secret(path, contents.as_bytes()).map_err(|e| io_err(path)(e.into()))
 }
 
 /// Loads the log signer key from `path`, or, when `create` and the file does not exist, generates

@@ -414,6 +414,48 @@ mod tests {
         ));
     }
 
+    /// SPEC §3: a claim whose tags are repeated or out of byte order (validly signed, by an
+    /// enrolled MSP) is a second byte form the log must have refused; the monitor's parse is the
+    /// core's, so it reports it as bad, with the core's reason, next to the good form.
+    #[test]
+    fn repeated_or_unordered_tags_are_bad() {
+        use ledger_core::entry::Claim;
+        use ledger_core::sii::{Name, Sii, Ssi, Tag};
+        use ledger_core::testkit::sign_unchecked;
+
+        let mut log = MemLog::new("example.com/log", TreeHash::Blake3);
+        let msp = test_key("msp-a.example");
+        log.enroll(Role::Msp, &msp);
+        let t = log.now;
+        let with_tags = |tags: &[&str]| {
+            let entry = Entry::Claim(Claim {
+                sii: Sii::parse("tel:+14155550100").expect("sii"),
+                msp: Name::parse("msp-a.example").expect("name"),
+                ssi: Ssi::parse("mimi://msp-a.example/u/alice").expect("ssi"),
+                time: t,
+                expires: None,
+                tags: tags.iter().map(|x| Tag::parse(x).expect("tag")).collect(),
+                attestation: None,
+            });
+            sign_unchecked(entry, &msp).bytes().to_vec()
+        };
+        let raw = vec![
+            with_tags(&["Personal", "Personal"]),
+            with_tags(&["Work", "Personal"]),
+            with_tags(&["Personal", "Work"]),
+        ];
+        let mut registry = KeyRegistry::new(log.key.verifier());
+        registry.add_entry(0, log.leaf(0).entry());
+        let v = verify_leaves(1, &raw, &mut registry);
+        for (i, want) in [(0, "appears twice"), (1, "strictly increasing byte order")] {
+            match &v[i] {
+                Verdict::Bad { leaf: None, reason } => assert!(reason.contains(want), "{reason}"),
+                _ => panic!("case {i} must be bad and unparsed"),
+            }
+        }
+        assert!(matches!(v[2], Verdict::Good { .. }), "the set form is good");
+    }
+
     /// An all-good batch takes the batch path and reports the signers.
     #[test]
     fn enrollments_within_the_chunk_count_for_later_entries() {

@@ -1297,6 +1297,8 @@ fn build_workspace_binary(package: &str, package_dir: &str, bin: &str) -> Result
         workspace.join(package_dir).join("Cargo.toml"),
         workspace.join("core/src"),
         workspace.join("core/Cargo.toml"),
+        // Every binary writes its secrets through it.
+        workspace.join("secret-file/src"),
     ];
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();

@@ -185,6 +185,17 @@ fn bad_submissions_get_the_right_problem_and_store_nothing() {
         )),
     );
     log.submit_ok(&good_attested);
+    // Tags given in any order are built as the set the log accepts (the refusals are below).
+    let tagged = claim(
+        &msp_a,
+        sii,
+        "mimi://msp-a.example/u/alice3",
+        t,
+        &["Work", "Personal"],
+        None,
+    );
+    assert!(tagged.note().text().contains("tag Personal\ntag Work\n"));
+    log.submit_ok(&tagged);
 
     let before = log.info().size;
     let cp_before = log.checkpoint();
@@ -279,6 +290,26 @@ fn bad_submissions_get_the_right_problem_and_store_nothing() {
         422,
         "non-canonical",
         log.add_raw(sign_text(&text, &msp_a)),
+    );
+    // Tags are a set in strictly increasing byte order (SPEC §3): a repeat or another order is a
+    // second byte form of the same claim.
+    let mut f = claim_fields(&fresh(21), "msp-a.example", ssi, t);
+    f.push(("tag", "Personal".to_string()));
+    f.push(("tag", "Personal".to_string()));
+    c.add(
+        "duplicate tags",
+        422,
+        "non-canonical",
+        log.add_raw(sign_text(&body("claim", &f), &msp_a)),
+    );
+    let mut f = claim_fields(&fresh(22), "msp-a.example", ssi, t);
+    f.push(("tag", "Work".to_string()));
+    f.push(("tag", "Personal".to_string()));
+    c.add(
+        "unordered tags",
+        422,
+        "non-canonical",
+        log.add_raw(sign_text(&body("claim", &f), &msp_a)),
     );
     let text = body("claim", &claim_fields(&fresh(10), "msp-a.example", ssi, t));
     let mut note = ledger_core::note::Note::new(&text).unwrap();

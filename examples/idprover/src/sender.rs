@@ -135,9 +135,10 @@ pub struct OutboxSender {
 }
 
 impl OutboxSender {
-    /// An outbox in `dir` (created when missing).
+    /// An outbox in `dir` (created when missing, mode 0700: the files hold one-time codes, and
+    /// their names the SIIs being proven).
     pub fn new(dir: PathBuf) -> std::io::Result<OutboxSender> {
-        std::fs::create_dir_all(&dir)?;
+        ledger_secret_file::create_private_dir(&dir)?;
         Ok(OutboxSender { dir })
     }
 }
@@ -156,10 +157,17 @@ impl Sender for OutboxSender {
                 path: path.clone(),
                 source,
             };
-            // Write then rename, so a reader never sees half a message.
-            tokio::fs::write(&tmp, msg.outbox_text())
-                .await
-                .map_err(err)?;
+            // A one-time code is a secret until used: the file is created 0600 (never with the
+            // umask), then renamed over the SII's previous one, so a reader never sees half a
+            // message. The temporary name is unique per challenge, so `create_new` never meets it.
+            let text = msg.outbox_text();
+            let write_tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || {
+                ledger_secret_file::write_secret(&write_tmp, text.as_bytes())
+            })
+            .await
+            .map_err(|e| err(std::io::Error::other(e)))?
+            .map_err(|e| err(e.into()))?;
             tokio::fs::rename(&tmp, &path).await.map_err(err)?;
             Ok(())
         })

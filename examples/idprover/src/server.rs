@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ledger_core::api::Problem;
-use ledger_core::entry::{Action, Attestation, SignedAttestation};
+use ledger_core::entry::{tag_set, Action, Attestation, SignedAttestation};
 use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
 use ledger_core::sii::{Name, Sii, SiiKind, Ssi, Tag, MAX_TAGS};
@@ -229,6 +229,8 @@ fn parse_subject(req: ChallengeRequest) -> Result<Subject, ApiError> {
         .iter()
         .map(|t| Tag::parse(t).map_err(|e| bad(ProblemType::BadRequest, format!("tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    // Shown to the recipient as the claim will carry them: a set in byte order (SPEC §3).
+    let tags = tag_set(tags);
     Ok(Subject {
         action,
         sii,
