@@ -21,9 +21,9 @@ use ledger_core::tree::{
 use ledger_core::{Hash, TreeHash};
 
 use crate::disk::DiskLow;
+use crate::error::LogError;
 use crate::lock::{CheckpointLock, LockError};
 use crate::metrics::Metrics;
-use crate::problem::ApiError;
 use crate::storage::{Meta, Storage, StorageError};
 
 /// The current Unix time in seconds (0 if the clock is before 1970).
@@ -587,12 +587,17 @@ impl Ledger {
     }
 
     /// The RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
-    pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, ApiError> {
-        prove_inclusion(self.meta.hash, index, size, &self.reader()).map_err(ApiError::internal)
+    pub fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        Ok(prove_inclusion(
+            self.meta.hash,
+            index,
+            size,
+            &self.reader(),
+        )?)
     }
 
     /// A receipt for leaf `index` (with `leaf_hash`) against `head`.
-    pub fn receipt(&self, index: u64, leaf_hash: Hash, head: &Head) -> Result<Receipt, ApiError> {
+    pub fn receipt(&self, index: u64, leaf_hash: Hash, head: &Head) -> Result<Receipt, LogError> {
         Ok(Receipt {
             index,
             leaf_hash,
@@ -607,19 +612,15 @@ impl Ledger {
         bytes: &[u8],
         leaf_hash: &Hash,
         head: &Head,
-    ) -> Result<Option<u64>, ApiError> {
-        let Some(index) = self
-            .storage
-            .leaf_index(leaf_hash)
-            .map_err(ApiError::internal)?
-        else {
+    ) -> Result<Option<u64>, LogError> {
+        let Some(index) = self.storage.leaf_index(leaf_hash)? else {
             return Ok(None);
         };
         if index >= head.size {
             // Stored by a batch whose head is not published yet; the sequencer answers it.
             return Ok(None);
         }
-        let stored = self.storage.leaf(index).map_err(ApiError::internal)?;
+        let stored = self.storage.leaf(index)?;
         Ok((stored.as_deref() == Some(bytes)).then_some(index))
     }
 }
@@ -630,7 +631,7 @@ pub fn sign_checkpoint(
     signer: &SignerKey,
     size: u64,
     root: Hash,
-) -> Result<(SignedCheckpoint, String), ApiError> {
+) -> Result<(SignedCheckpoint, String), LogError> {
     let cp = SignedCheckpoint::sign(
         Checkpoint {
             origin: signer.name().to_string(),
@@ -639,8 +640,8 @@ pub fn sign_checkpoint(
         },
         signer,
     )
-    .map_err(ApiError::internal)?;
-    let text = String::from_utf8(cp.to_bytes()).map_err(ApiError::internal)?;
+    .map_err(|e| LogError::Signing(e.to_string()))?;
+    let text = String::from_utf8(cp.to_bytes()).map_err(|e| LogError::Signing(e.to_string()))?;
     Ok((cp, text))
 }
 

@@ -12,6 +12,8 @@
 
 pub mod config;
 pub mod disk;
+pub mod enroll;
+pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod lock;

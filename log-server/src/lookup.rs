@@ -9,37 +9,33 @@ use ledger_core::lookup::{build_answer, AnswerSource};
 use ledger_core::sii::Sii;
 use ledger_core::{api::LookupAnswer, Hash};
 
+use crate::error::LogError;
 use crate::ledger::Ledger;
-use crate::problem::ApiError;
 
 impl AnswerSource for Ledger {
-    type Error = ApiError;
+    type Error = LogError;
 
-    fn leaf(&self, index: u64) -> Result<Vec<u8>, ApiError> {
+    fn leaf(&self, index: u64) -> Result<Vec<u8>, LogError> {
         self.storage()
-            .leaf(index)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::internal(format!("leaf {index} is missing")))
+            .leaf(index)?
+            .ok_or_else(|| LogError::Storage(format!("leaf {index} is missing")))
     }
 
-    fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, ApiError> {
+    fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         Ledger::inclusion(self, index, size)
     }
 }
 
 /// Builds the lookup answer for `sii` against the current head, folding at time `now`.
-pub fn lookup(ledger: &Ledger, sii: &Sii, now: u64) -> Result<LookupAnswer, ApiError> {
+pub fn lookup(ledger: &Ledger, sii: &Sii, now: u64) -> Result<LookupAnswer, LogError> {
     let head = ledger.head();
     let registry = ledger.registry();
-    let indices = ledger
-        .storage()
-        .sii_indices(sii.as_str())
-        .map_err(ApiError::internal)?;
+    let indices = ledger.storage().sii_indices(sii.as_str())?;
     let mut entries: Vec<(u64, Leaf)> = Vec::with_capacity(indices.len());
     for index in indices.into_iter().filter(|i| *i < head.size) {
         let bytes = AnswerSource::leaf(ledger, index)?;
         let leaf = Leaf::parse(&bytes)
-            .map_err(|e| ApiError::internal(format!("stored leaf {index}: {e}")))?;
+            .map_err(|e| LogError::Storage(format!("stored leaf {index}: {e}")))?;
         entries.push((index, leaf));
     }
     build_answer(sii, &entries, &registry, &head.signed, ledger, now)

@@ -99,6 +99,25 @@ impl ApiError {
     }
 }
 
+/// The one mapping of the log's domain errors to problem+json (internal faults are logged here).
+impl From<crate::error::LogError> for ApiError {
+    fn from(e: crate::error::LogError) -> ApiError {
+        use crate::error::LogError;
+        match e {
+            LogError::Refused(r) => ApiError::from(r),
+            LogError::QueueFull | LogError::NotRunning => ApiError::overloaded(e.to_string()),
+            LogError::StorageFull(_) => ApiError::storage_full(e.to_string()),
+            LogError::StorageFailed(_) => ApiError::storage_failed(e.to_string()),
+            LogError::BadEnrollment(d) => ApiError::bad_request(d),
+            LogError::InvalidEntry(e) => ApiError::new(e.problem(), e.to_string()),
+            LogError::NoSuchTile(d) => ApiError::not_found(d),
+            LogError::Storage(_) | LogError::Tree(_) | LogError::Signing(_) => {
+                ApiError::internal(e)
+            }
+        }
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
         ApiError::new(r.problem(), r.to_string())

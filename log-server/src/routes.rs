@@ -15,15 +15,16 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info, Receipt};
-use ledger_core::entry::{Enroll, Entry, Leaf, Role, MAX_LEAF_BYTES};
-use ledger_core::key::{KeyAlg, SignerKey, VerifierKey};
+use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
+use ledger_core::entry::MAX_LEAF_BYTES;
+use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
-use ledger_core::sii::{Name, Sii};
+use ledger_core::sii::Sii;
 use ledger_core::tree::prove_consistency;
 use ledger_core::Hash;
 use serde::Deserialize;
 
+use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
 use crate::keys::bearer_matches;
 use crate::ledger::{now_unix, Ledger};
 use crate::pool::WorkerPool;
@@ -404,77 +405,6 @@ async fn lookup(
     Ok(resp)
 }
 
-/// `POST /v1/admin/enroll` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollRequest {
-    /// `msp` or `prover`.
-    pub role: String,
-    /// The MSP or prover name.
-    pub name: String,
-    /// The verifier key to enroll; its name must equal `name`.
-    pub key: String,
-}
-
-/// Builds the log-signed enroll leaf for an admin request (SPEC §3 `enroll`).
-pub fn enroll_leaf(req: &EnrollRequest, signer: &SignerKey, time: u64) -> Result<Leaf, ApiError> {
-    let role = Role::parse(&req.role).ok_or_else(|| {
-        ApiError::bad_request(format!("role {:?}: expected msp or prover", req.role))
-    })?;
-    let name = Name::parse(&req.name)
-        .map_err(|e| ApiError::bad_request(format!("name {:?}: {e}", req.name)))?;
-    let key =
-        VerifierKey::parse(&req.key).map_err(|e| ApiError::bad_request(format!("key: {e}")))?;
-    if key.alg() != KeyAlg::Ed25519 {
-        return Err(ApiError::bad_request(
-            "key: must be an Ed25519 (type 0x01) note key",
-        ));
-    }
-    if key.name() != name.as_str() {
-        return Err(ApiError::bad_request(format!(
-            "key is named {:?}, but name is {:?}",
-            key.name(),
-            req.name
-        )));
-    }
-    let leaf = Leaf::sign(
-        Entry::Enroll(Enroll {
-            role,
-            name,
-            key,
-            time,
-        }),
-        signer,
-    )
-    .map_err(|e| ApiError::new(e.problem(), e.to_string()))?;
-    // Only the one canonical byte form is ever appended.
-    Leaf::parse(leaf.bytes()).map_err(|e| ApiError::new(e.problem(), e.to_string()))
-}
-
-/// When `leaf` enrolls the key already in force for its role and name, a receipt for the enroll
-/// leaf that put it in force, against the current head.
-fn current_enrollment(ledger: &Ledger, leaf: &Leaf) -> Result<Option<Receipt>, ApiError> {
-    let Entry::Enroll(e) = leaf.entry() else {
-        return Ok(None);
-    };
-    let registry = ledger.registry();
-    if registry.latest(e.role, e.name.as_str()) != Some(&e.key) {
-        return Ok(None);
-    }
-    let head = ledger.head();
-    let Some(index) = registry
-        .enroll_index_at(e.role, e.name.as_str(), u64::MAX)
-        .filter(|i| *i < head.size)
-    else {
-        return Ok(None);
-    };
-    let Some(bytes) = ledger.storage().leaf(index).map_err(ApiError::internal)? else {
-        return Ok(None);
-    };
-    let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
-    ledger.receipt(index, leaf_hash, &head).map(Some)
-}
-
 /// `POST /v1/admin/enroll` — bearer-authenticated; appends a log-signed enroll leaf through the
 /// sequencer and answers its receipt.
 async fn enroll(
@@ -515,7 +445,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 /// stopped on a storage error (a restart is needed). Reads are served in every state.
 async fn healthz(State(s): State<AppState>) -> Response {
     if let Some(refusal) = crate::submit::write_refusal(&s.ledger.write_state()) {
-        return refusal.into_response();
+        return ApiError::from(refusal).into_response();
     }
     let mut resp = text_response("ok\n", "text/plain; charset=utf-8", "no-store");
     *resp.status_mut() = StatusCode::OK;

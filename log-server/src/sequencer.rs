@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::BatchConfig;
 use crate::disk::DiskLow;
+use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
-use crate::problem::ApiError;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -37,7 +37,7 @@ pub struct Submission {
     /// The keys that signed it, as of the snapshot; re-checked at the final index.
     pub signers: Signers,
     /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<Sequenced, ApiError>>,
+    pub reply: oneshot::Sender<Result<Sequenced, LogError>>,
 }
 
 /// Where a submission ended up.
@@ -59,14 +59,10 @@ pub struct SequencerHandle {
 
 impl SequencerHandle {
     /// Reserves a queue slot before the (expensive) stateless checks; `overloaded` when full.
-    pub fn reserve(&self) -> Result<mpsc::OwnedPermit<Submission>, ApiError> {
+    pub fn reserve(&self) -> Result<mpsc::OwnedPermit<Submission>, LogError> {
         self.tx.clone().try_reserve_owned().map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                ApiError::overloaded("the submission queue is full; retry later")
-            }
-            mpsc::error::TrySendError::Closed(_) => {
-                ApiError::overloaded("the sequencer is not running")
-            }
+            mpsc::error::TrySendError::Full(_) => LogError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => LogError::NotRunning,
         })
     }
 
@@ -83,7 +79,7 @@ pub fn spawn(
     signer: Arc<SignerKey>,
     config: BatchConfig,
     shutdown: watch::Receiver<bool>,
-) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), ApiError> {
+) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LogError> {
     spawn_with_cosigner(ledger, signer, config, shutdown, None)
 }
 
@@ -95,7 +91,7 @@ pub fn spawn_with_cosigner(
     config: BatchConfig,
     shutdown: watch::Receiver<bool>,
     cosigner: Option<CosignerHandle>,
-) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), ApiError> {
+) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LogError> {
     let (tx, rx) = mpsc::channel(config.queue);
     let mut sequencer = Sequencer::new(ledger, signer)?;
     sequencer.cosigner = cosigner;
@@ -126,10 +122,16 @@ enum BatchError {
     /// batch is durable but its checkpoint is not published.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The new tree hashes could not be computed from the store: fail-stop.
+    #[error("tree hashes: {0}")]
+    Tree(String),
+    /// The checkpoint could not be signed: fail-stop.
+    #[error("signing the checkpoint: {0}")]
+    Signing(String),
 }
 
 /// A waiter and what to tell it.
-type Reply = (oneshot::Sender<Result<Sequenced, ApiError>>, Outcome);
+type Reply = (oneshot::Sender<Result<Sequenced, LogError>>, Outcome);
 
 /// One submission's fate within a batch.
 enum Outcome {
@@ -138,7 +140,7 @@ enum Outcome {
     /// Already stored, or earlier in this batch, at this index.
     Duplicate(u64),
     /// Refused by the stateful checks.
-    Refused(ApiError),
+    Refused(LogError),
 }
 
 /// Hashes of this batch not yet in the store, over the store: what [`stored_hashes`] reads while
@@ -205,10 +207,9 @@ impl KeyLookup for BatchKeys<'_> {
 
 impl Sequencer {
     /// Loads the in-memory state for the ledger's current head.
-    pub fn new(ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> Result<Sequencer, ApiError> {
+    pub fn new(ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> Result<Sequencer, LogError> {
         let head = ledger.head();
-        let frontier = Frontier::from_reader(ledger.tree_hash(), head.size, &ledger.reader())
-            .map_err(ApiError::internal)?;
+        let frontier = Frontier::from_reader(ledger.tree_hash(), head.size, &ledger.reader())?;
         let registry = (*ledger.registry()).clone();
         Ok(Sequencer {
             ledger,
@@ -336,8 +337,7 @@ impl Sequencer {
                 {
                     tracing::error!(error = %low, "refusing writes until space is freed on the data folder's disk");
                 }
-                let refusal =
-                    ApiError::storage_full(format!("{low}; writes resume once space is freed"));
+                let refusal = LogError::StorageFull(low);
                 for (reply, outcome) in replies {
                     let answer = match outcome {
                         Outcome::Refused(e) => Err(e),
@@ -484,10 +484,7 @@ impl Sequencer {
             match stored_hashes(th, leaf.index, &leaf.leaf_hash, &overlay) {
                 Ok(hs) => new_hashes.extend(hs),
                 Err(e) => {
-                    return (
-                        replies,
-                        Err(StorageError::Db(format!("tree hashes: {e}")).into()),
-                    );
+                    return (replies, Err(BatchError::Tree(e.to_string())));
                 }
             }
             frontier.push(leaf.leaf_hash);
@@ -498,12 +495,7 @@ impl Sequencer {
         // Step 3: sign the checkpoint.
         let (signed, checkpoint) = match sign_checkpoint(&self.signer, new_size, root) {
             Ok(c) => c,
-            Err(e) => {
-                return (
-                    replies,
-                    Err(StorageError::Db(format!("signing: {}", e.detail)).into()),
-                )
-            }
+            Err(e) => return (replies, Err(BatchError::Signing(e.to_string()))),
         };
 
         // Steps 4 and 5: one atomic batch, then sync.
@@ -558,11 +550,8 @@ impl Sequencer {
 }
 
 /// What a submission is told once the sequencer has stopped on a storage error.
-fn stopped_error() -> ApiError {
-    ApiError::storage_failed(
-        "the log stopped writing on a storage error; reads go on, and an operator must restart \
-         the log-server to write again (see /healthz)",
-    )
+fn stopped_error() -> LogError {
+    LogError::StorageFailed("see /healthz for the error".into())
 }
 
 /// Answers each waiter of a batch against `head` (which covers every appended leaf).
@@ -648,7 +637,7 @@ mod tests {
         ledger: &Ledger,
         leaf: &Leaf,
         signers: Signers,
-    ) -> (Submission, oneshot::Receiver<Result<Sequenced, ApiError>>) {
+    ) -> (Submission, oneshot::Receiver<Result<Sequenced, LogError>>) {
         let (reply, rx) = oneshot::channel();
         (
             Submission {
@@ -699,7 +688,7 @@ mod tests {
         head
     }
 
-    fn answer(rx: oneshot::Receiver<Result<Sequenced, ApiError>>) -> Result<Sequenced, ApiError> {
+    fn answer(rx: oneshot::Receiver<Result<Sequenced, LogError>>) -> Result<Sequenced, LogError> {
         rx.blocking_recv().expect("answered")
     }
 
@@ -746,7 +735,7 @@ mod tests {
         let a2 = answer(r2).expect("claim");
         assert_eq!((a2.index, a2.duplicate), (1, false));
         assert_eq!(
-            answer(r3).expect_err("unenrolled").kind,
+            crate::problem::ApiError::from(answer(r3).expect_err("unenrolled")).kind,
             ProblemType::UnknownSigner
         );
         let a4 = answer(r4).expect("duplicate");
@@ -779,7 +768,7 @@ mod tests {
         assert_eq!(head.size, 4);
         assert_eq!(answer(r1).expect("re-enroll").index, 2);
         assert_eq!(
-            answer(r2).expect_err("old key").kind,
+            crate::problem::ApiError::from(answer(r2).expect_err("old key")).kind,
             ProblemType::UnknownSigner
         );
         assert_eq!(answer(r3).expect("new key").index, 3);
@@ -825,7 +814,7 @@ mod tests {
         let p1 = handle.reserve().expect("first slot");
         let p2 = handle.reserve().expect("second slot");
         assert_eq!(handle.depth(), 2);
-        let full = handle.reserve().expect_err("queue full");
+        let full = crate::problem::ApiError::from(handle.reserve().expect_err("queue full"));
         assert_eq!(full.kind, ProblemType::Overloaded);
         assert_eq!(full.retry_after, Some(1));
         drop((p1, p2));

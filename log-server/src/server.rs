@@ -201,7 +201,7 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         stop_rx,
         cosigner,
     )
-    .map_err(|e| anyhow::anyhow!("starting the sequencer: {}", e.detail))?;
+    .map_err(|e| anyhow::anyhow!("starting the sequencer: {e}"))?;
     tracing::info!(
         origin = ledger.origin(),
         hash = %ledger.tree_hash(),

@@ -15,9 +15,9 @@ use ledger_core::admission::admit;
 use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
+use crate::error::LogError;
 use crate::ledger::{now_unix, Ledger, WriteState};
 use crate::pool::WorkerPool;
-use crate::problem::ApiError;
 use crate::sequencer::{SequencerHandle, Submission};
 
 /// The outcome of a submission that was not refused.
@@ -35,7 +35,7 @@ pub async fn submit(
     sequencer: &SequencerHandle,
     pool: &WorkerPool,
     bytes: Vec<u8>,
-) -> Result<Submitted, ApiError> {
+) -> Result<Submitted, LogError> {
     let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
 
     // 1. Idempotence.
@@ -63,7 +63,7 @@ pub async fn submit(
     let (leaf, signers) = pool
         .run(move || admit(&bytes, &registry.at(u64::MAX), &policy, now_unix()))
         .await
-        .ok_or_else(|| ApiError::internal("admission worker vanished"))??;
+        .ok_or_else(|| LogError::NotRunning)??;
 
     // 4. Sequence.
     let (reply, answer) = oneshot::channel();
@@ -73,10 +73,9 @@ pub async fn submit(
         signers,
         reply,
     });
-    let sequenced = answer.await.map_err(|_| {
-        write_refusal(&ledger.write_state())
-            .unwrap_or_else(|| ApiError::overloaded("the sequencer stopped before answering"))
-    })??;
+    let sequenced = answer
+        .await
+        .map_err(|_| write_refusal(&ledger.write_state()).unwrap_or(LogError::NotRunning))??;
 
     // 5. Receipt.
     Ok(Submitted {
@@ -88,15 +87,10 @@ pub async fn submit(
 /// The refusal for a write while the log is not writing (`None` while it is): `storage-full`
 /// while the disk is below its floor (writing resumes by itself), `storage-failed` once the
 /// sequencer stopped on a storage error (only a restart helps). `/healthz` answers the same.
-pub fn write_refusal(state: &WriteState) -> Option<ApiError> {
+pub fn write_refusal(state: &WriteState) -> Option<LogError> {
     match state {
         WriteState::Ok => None,
-        WriteState::DiskLow(low) => Some(ApiError::storage_full(format!(
-            "{low}; writes resume once space is freed, reads go on"
-        ))),
-        WriteState::Failed(reason) => Some(ApiError::storage_failed(format!(
-            "the log stopped writing on a storage error ({reason}); reads go on, and an operator \
-             must restart the log-server to write again"
-        ))),
+        WriteState::DiskLow(low) => Some(LogError::StorageFull(*low)),
+        WriteState::Failed(reason) => Some(LogError::StorageFailed(reason.clone())),
     }
 }

@@ -8,8 +8,8 @@
 
 use ledger_core::tile::{encode_entry_bundle, read_tile_data, Tile, TILE_HEIGHT, TILE_WIDTH};
 
+use crate::error::LogError;
 use crate::ledger::Ledger;
-use crate::problem::ApiError;
 
 /// Whether tile `tile` lies entirely within a tree of `size` leaves.
 pub fn tile_available(tile: &Tile, size: u64) -> bool {
@@ -37,11 +37,11 @@ pub fn tile_available(tile: &Tile, size: u64) -> bool {
 /// The bytes of the tile or entry bundle at `path` (e.g. `tile/0/x001/234.p/7`), as of the current
 /// head, with whether it is a full (immutable) tile. `not-found` for bad paths and tiles beyond the
 /// tree.
-pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), ApiError> {
-    let tile = Tile::parse_path(path).map_err(|e| ApiError::not_found(e.to_string()))?;
+pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), LogError> {
+    let tile = Tile::parse_path(path).map_err(|e| LogError::NoSuchTile(e.to_string()))?;
     let size = ledger.head().size;
     if !tile_available(&tile, size) {
-        return Err(ApiError::not_found(format!(
+        return Err(LogError::NoSuchTile(format!(
             "{} is beyond the tree of size {size}",
             tile.path()
         )));
@@ -50,12 +50,9 @@ pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), ApiErro
     if tile.is_data() {
         let start = tile.index * u64::from(TILE_WIDTH);
         let end = start + u64::from(tile.width);
-        let leaves = ledger
-            .storage()
-            .leaves(start, end)
-            .map_err(ApiError::internal)?;
+        let leaves = ledger.storage().leaves(start, end)?;
         if leaves.len() != usize::from(tile.width) {
-            return Err(ApiError::internal(format!(
+            return Err(LogError::Storage(format!(
                 "leaves {start}..{end}: only {} stored",
                 leaves.len()
             )));
@@ -63,7 +60,7 @@ pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), ApiErro
         let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
         return Ok((encode_entry_bundle(&refs), full));
     }
-    let data = read_tile_data(&tile, &ledger.reader()).map_err(ApiError::internal)?;
+    let data = read_tile_data(&tile, &ledger.reader())?;
     Ok((data, full))
 }
 
