@@ -75,9 +75,10 @@ pub(crate) fn hyper_refusal(buf: &[u8]) -> Option<StatusCode> {
 fn substitute(status: StatusCode) -> Vec<u8> {
     let (kind, detail) = match status {
         StatusCode::URI_TOO_LONG => (ProblemType::TooLarge, "request target too long"),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
-            (ProblemType::TooLarge, "request head (request line and headers) too large")
-        }
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            ProblemType::TooLarge,
+            "request head (request line and headers) too large",
+        ),
         _ => (ProblemType::BadRequest, "malformed HTTP request head"),
     };
     raw_response(kind, status, detail)

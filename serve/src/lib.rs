@@ -70,7 +70,6 @@ use body::{DeadlineBody, GuardBody, InFlight, STOP_SHUTDOWN, STOP_TIMEOUT};
 use io::ConnIo;
 use registry::{ConnState, Registry, Slot};
 
-
 /// Most refused connections being answered `503` at once; beyond it they are just closed, so a
 /// flood cannot turn the refusals themselves into held sockets.
 const MAX_REFUSALS_IN_PROGRESS: usize = 64;
@@ -256,7 +255,8 @@ impl Conn {
             Some(acceptor) => {
                 // The handshake counts as the head: it must finish within the header timeout,
                 // and the connection may be closed meanwhile (cap, shutdown).
-                let handshake = tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp));
+                let handshake =
+                    tokio::time::timeout(self.limits.header_timeout, acceptor.accept(tcp));
                 let mut handshake = pin!(handshake);
                 let tls = loop {
                     tokio::select! {
@@ -270,7 +270,9 @@ impl Conn {
                 };
                 match tls {
                     Ok(Ok(stream)) => self.drive(ConnIo::new(stream, state)).await,
-                    Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
+                    }
                     Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
                 }
             }
@@ -389,7 +391,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         Box::pin(async move {
             use tower_service::Service;
             type Req = Request<axum::body::Body>;
-            let resp = match std::future::poll_fn(|cx| Service::<Req>::poll_ready(&mut router, cx)).await {
+            let resp = match std::future::poll_fn(|cx| Service::<Req>::poll_ready(&mut router, cx))
+                .await
+            {
                 Ok(()) => match router.call(req).await {
                     Ok(r) => r,
                     Err(never) => match never {},

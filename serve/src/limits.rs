@@ -136,7 +136,11 @@ impl LimitSettings {
         }
         Ok(Limits {
             max_connections,
-            header_timeout: ms(self.header_timeout_ms, d.header_timeout, "header_timeout_ms")?,
+            header_timeout: ms(
+                self.header_timeout_ms,
+                d.header_timeout,
+                "header_timeout_ms",
+            )?,
             body_timeout: ms(self.body_timeout_ms, d.body_timeout, "body_timeout_ms")?,
             idle_timeout: ms(self.idle_timeout_ms, d.idle_timeout, "idle_timeout_ms")?,
             max_header_bytes,
@@ -160,8 +164,7 @@ mod tests {
     fn flags_over_file_over_defaults() {
         let cli = Cli::try_parse_from(["x", "--max-connections", "7", "--header-timeout-ms", "1"])
             .expect("parses");
-        let file: LimitSettings =
-            toml_like(r#"{"max_connections": 9, "body_timeout_ms": 5}"#);
+        let file: LimitSettings = toml_like(r#"{"max_connections": 9, "body_timeout_ms": 5}"#);
         let l = cli.limits.or(file).resolve().expect("resolves");
         assert_eq!(l.max_connections, 7);
         assert_eq!(l.header_timeout, Duration::from_millis(1));

@@ -16,6 +16,10 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// The problem document for `kind` answered with `status`.
 pub fn document(kind: ProblemType, status: StatusCode, detail: &str) -> Vec<u8> {
     let mut p = Problem::new(kind, detail);
+    if status.as_u16() != p.status {
+        // The slug's own title would be wrong ("Request body too large" for a 431).
+        p.title = status.canonical_reason().unwrap_or("Refused").to_string();
+    }
     p.status = status.as_u16();
     serde_json::to_vec(&p).unwrap_or_default()
 }

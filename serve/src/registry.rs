@@ -255,9 +255,15 @@ mod tests {
         assert_eq!(s.state.deadline(&limits), None, "busy: no deadline");
         s.state.request_finished();
         let idle = s.state.deadline(&limits).expect("deadline");
-        assert!(idle > Instant::now() + Duration::from_secs(50), "keep-alive idle");
+        assert!(
+            idle > Instant::now() + Duration::from_secs(50),
+            "keep-alive idle"
+        );
         s.state.bytes_read();
         let head = s.state.deadline(&limits).expect("deadline");
-        assert!(head <= Instant::now() + Duration::from_secs(1), "head started");
+        assert!(
+            head <= Instant::now() + Duration::from_secs(1),
+            "head started"
+        );
     }
 }
