@@ -31,6 +31,13 @@ pub fn router(aud: Arc<Auditor>) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/{origin_hash}/checkpoint", get(gossip_handler))
+        // Refusals are problem+json, unknown paths and wrong methods included.
+        .fallback(|| async { problem(ProblemType::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            let mut r = problem(ProblemType::BadRequest, "method not allowed here");
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            r
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(aud)
 }

@@ -49,7 +49,8 @@ impl AppState {
     }
 }
 
-/// The router (serve it with `into_make_service_with_connect_info::<SocketAddr>()`).
+/// The router (serve it with `ledger_serve::serve`, or axum with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the handlers need `ConnectInfo`).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/challenge", post(challenge))
