@@ -4,7 +4,8 @@
 //! Each server runs with short limits given through the `LEDGER_*` environment (so that a server
 //! without them starts too, and fails the checks instead of the start), and with its file
 //! descriptors limited to [`FD_LIMIT`] (`ulimit -n`), a small-scale version of the outside test in
-//! which 20,100 idle connections exhausted the process's descriptors. Against each server:
+//! which 20,100 idle connections exhausted the process's descriptors. One test per behaviour, each
+//! against all four servers:
 //! slowloris headers, a silent connection, an idle keep-alive, a body trickled at a byte per
 //! 200 ms, an endless chunked body and a flood of more connections than the cap are all cut off
 //! within their timeout plus slack, while a normal client keeps getting answers within a second;
@@ -75,7 +76,7 @@ struct Target {
     get: &'static str,
     post: Post,
     svc: Service,
-    _keep: Vec<Box<dyn std::any::Any>>,
+    _keep: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Starts `program args…` with its descriptors limited to [`FD_LIMIT`] and `env`, and waits for
@@ -575,35 +576,70 @@ fn check_connection_flood(t: &Target) {
     check_normal_request(t);
 }
 
-fn check_all(t: &Target) {
-    check_normal_request(t);
-    check_refusals_are_problem_json(t);
-    check_slowloris_headers(t);
-    check_idle_connection(t);
-    check_idle_keep_alive(t);
-    check_slow_body(t);
-    check_endless_chunked_body(t);
-    check_connection_flood(t);
+/// All four servers with the short limits.
+fn all_servers() -> Vec<Target> {
+    let env = limit_env();
+    vec![
+        log_server(&env),
+        auditor(&env),
+        idprover(&env),
+        monitor_metrics(&env),
+    ]
+}
+
+/// Runs `check` against every server at once (each check is mostly waiting for a timeout).
+fn each_at_once(targets: &[Target], check: fn(&Target)) {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = targets
+            .iter()
+            .map(|t| (t.name, scope.spawn(move || check(t))))
+            .collect();
+        let failed: Vec<_> = running
+            .into_iter()
+            .filter_map(|(name, h)| h.join().is_err().then_some(name))
+            .collect();
+        assert!(failed.is_empty(), "failed against: {failed:?} (see above)");
+    });
 }
 
 #[test]
-fn log_server_cuts_off_slow_idle_and_flooding_clients() {
-    check_all(&log_server(&limit_env()));
+fn refusals_are_problem_json() {
+    let targets = all_servers();
+    each_at_once(&targets, |t| {
+        check_normal_request(t);
+        check_refusals_are_problem_json(t);
+    });
 }
 
 #[test]
-fn auditor_cuts_off_slow_idle_and_flooding_clients() {
-    check_all(&auditor(&limit_env()));
+fn slowloris_headers_are_cut_off() {
+    each_at_once(&all_servers(), check_slowloris_headers);
 }
 
 #[test]
-fn idprover_cuts_off_slow_idle_and_flooding_clients() {
-    check_all(&idprover(&limit_env()));
+fn silent_and_idle_keep_alive_connections_are_closed() {
+    each_at_once(&all_servers(), |t| {
+        check_idle_connection(t);
+        check_idle_keep_alive(t);
+    });
 }
 
 #[test]
-fn monitor_metrics_cuts_off_slow_idle_and_flooding_clients() {
-    check_all(&monitor_metrics(&limit_env()));
+fn slow_bodies_are_answered_408() {
+    each_at_once(&all_servers(), check_slow_body);
+}
+
+#[test]
+fn endless_chunked_bodies_are_cut_off() {
+    each_at_once(&all_servers(), check_endless_chunked_body);
+}
+
+/// One server at a time: four floods at once on two cores would measure the machine.
+#[test]
+fn a_connection_flood_does_not_keep_normal_clients_out() {
+    for t in all_servers() {
+        check_connection_flood(&t);
+    }
 }
 
 /// The log-server's admin enroll with a declared 100 MB body and 3 bytes sent is answered within
