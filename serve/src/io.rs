@@ -1,6 +1,8 @@
 //! The I/O wrapper between hyper and the socket (or TLS stream): it tells the connection's state
-//! when request bytes arrive (a head's clock starts at its first byte), and it turns hyper's own
-//! bodiless refusals of unparsable requests into problem+json.
+//! when request bytes arrive (a head's clock starts at its first byte), it fails a write that has
+//! stalled for the write timeout (a client that stops reading its response must not hold the
+//! connection forever), and it turns hyper's own bodiless refusals of unparsable requests into
+//! problem+json.
 //!
 //! # Why rewrite hyper's bytes
 //!
@@ -15,10 +17,12 @@
 //! hyper write (hyper encodes a head into one buffer, and this wrapper sees the head before any
 //! partial write could split it).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use http::StatusCode;
 use ledger_core::problem::ProblemType;
@@ -34,14 +38,49 @@ pub(crate) struct ConnIo<T> {
     /// A substitute response being written: its bytes, how many are written, and the length of
     /// the hyper write it replaces (reported as written once the substitute is out).
     pending: Option<(Vec<u8>, usize, usize)>,
+    /// How long a write may stay blocked on a client that does not read.
+    write_timeout: Duration,
+    /// Running while a write is blocked.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> ConnIo<T> {
-    pub(crate) fn new(inner: T, state: Arc<ConnState>) -> ConnIo<T> {
+    pub(crate) fn new(inner: T, state: Arc<ConnState>, write_timeout: Duration) -> ConnIo<T> {
         ConnIo {
             inner,
             state,
             pending: None,
+            write_timeout,
+            stall: None,
+        }
+    }
+
+    /// Passes a write-side result through, starting the stall timer on `Pending` and failing
+    /// with `TimedOut` once it has run out; any progress stops it.
+    fn guard_stall<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Pending => {
+                let timeout = self.write_timeout;
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    self.stall = None;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client has not read its response for the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            done => {
+                self.stall = None;
+                done
+            }
         }
     }
 
@@ -97,7 +136,11 @@ impl<T: AsyncWrite + Unpin> ConnIo<T> {
                 self.pending = None;
                 return Poll::Ready(Ok(n));
             }
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))?;
+            let r = Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]);
+            let n = ready!(self.guard_stall(cx, r))?;
+            let Some((_, written, _)) = self.pending.as_mut() else {
+                return Poll::Ready(Ok(0));
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -132,7 +175,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         if this.pending.is_none() {
             match hyper_refusal(buf) {
                 Some(status) => this.pending = Some((substitute(status), 0, buf.len())),
-                None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+                None => {
+                    let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+                    return this.guard_stall(cx, r);
+                }
             }
         }
         this.poll_pending(cx)
@@ -153,7 +199,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
             Some(b) if this.pending.is_some() || hyper_refusal(b).is_some() => {
                 Pin::new(this).poll_write(cx, b)
             }
-            _ => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            _ => {
+                let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+                this.guard_stall(cx, r)
+            }
         }
     }
 
@@ -166,7 +215,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         if this.pending.is_some() {
             ready!(this.poll_pending(cx))?;
         }
-        Pin::new(&mut this.inner).poll_flush(cx)
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.guard_stall(cx, r)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -174,13 +224,67 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ConnIo<T> {
         if this.pending.is_some() {
             ready!(this.poll_pending(cx))?;
         }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.guard_stall(cx, r)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt as _;
+
+    /// A client that never reads: the writes fill the pipe, then fail after the write timeout.
+    #[tokio::test]
+    async fn a_stalled_write_fails_after_the_write_timeout() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let registry = crate::registry::Registry::new(1);
+        let slot = registry.admit().expect("admitted");
+        let mut io = ConnIo::new(server, Arc::clone(&slot.state), Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let chunk = [b'x'; 4096];
+        let err = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Err(e) = io.write_all(&chunk).await {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the write fails rather than blocking forever");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    /// hyper's bare 431 goes out as problem+json, and hyper is told its whole write was taken.
+    #[tokio::test]
+    async fn a_bare_refusal_is_rewritten_on_the_wire() {
+        use tokio::io::AsyncReadExt as _;
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let registry = crate::registry::Registry::new(1);
+        let slot = registry.admit().expect("admitted");
+        let mut io = ConnIo::new(server, Arc::clone(&slot.state), Duration::from_secs(5));
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        let n = std::future::poll_fn(|cx| Pin::new(&mut io).poll_write(cx, bare))
+            .await
+            .expect("written");
+        assert_eq!(n, bare.len());
+        io.shutdown().await.expect("shutdown");
+        drop(io);
+        let mut got = String::new();
+        client.read_to_string(&mut got).await.expect("read");
+        assert!(got.starts_with("HTTP/1.1 431 "), "{got}");
+        assert!(
+            got.contains("content-type: application/problem+json\r\n"),
+            "{got}"
+        );
+        assert!(
+            got.ends_with(
+                "\"status\":431,\"detail\":\"request head (request line and headers) too large\"}"
+            ),
+            "{got}"
+        );
+    }
 
     #[test]
     fn recognises_only_hyper_bare_refusals() {

@@ -12,7 +12,8 @@
 //!   [`Limits::header_timeout`] (of the connection's start, or of its first byte on a keep-alive
 //!   connection), a keep-alive connection may wait [`Limits::idle_timeout`] for its next request,
 //!   and a whole request body must arrive within [`Limits::body_timeout`] (a total, not a gap
-//!   between bytes, so a trickle or an endless chunked body ends too; answered `408`).
+//!   between bytes, so a trickle or an endless chunked body ends too; answered `408`); a response
+//!   write blocked that long on a client that does not read closes the connection too.
 //! - **a head size limit** ([`Limits::max_header_bytes`], also the connection's read buffer):
 //!   `431`; a request target over [`limits::MAX_URI_BYTES`]: `414`.
 //! - **problem+json refusals**: hyper's own bodiless `400`/`414`/`431` answers are rewritten on
@@ -251,7 +252,10 @@ impl Conn {
     async fn run(self, tcp: TcpStream, slot: Slot, tls: Option<tokio_rustls::TlsAcceptor>) {
         let state = Arc::clone(&slot.state);
         match tls {
-            None => self.drive(ConnIo::new(tcp, state)).await,
+            None => {
+                let timeout = self.limits.body_timeout;
+                self.drive(ConnIo::new(tcp, state, timeout)).await
+            }
             Some(acceptor) => {
                 // The handshake counts as the head: it must finish within the header timeout,
                 // and the connection may be closed meanwhile (cap, shutdown).
@@ -269,7 +273,10 @@ impl Conn {
                     }
                 };
                 match tls {
-                    Ok(Ok(stream)) => self.drive(ConnIo::new(stream, state)).await,
+                    Ok(Ok(stream)) => {
+                        let timeout = self.limits.body_timeout;
+                        self.drive(ConnIo::new(stream, state, timeout)).await
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed")
                     }

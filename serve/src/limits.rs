@@ -40,6 +40,7 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long the whole request body may take to arrive after its head (a total, so a body
     /// trickled at 1 byte/s or an endless chunked body ends too): answered 408 `bad-request`.
+    /// Also the longest a response write may stay blocked on a client that does not read.
     pub body_timeout: Duration,
     /// How long a keep-alive connection may wait for its next request before it is closed.
     pub idle_timeout: Duration,
