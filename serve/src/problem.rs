@@ -61,6 +61,21 @@ pub fn response(kind: ProblemType, status: StatusCode, detail: &str) -> Response
     resp
 }
 
+/// axum's refusal of a body it could not buffer (over the route's limit, or broken off), as
+/// problem+json: handlers that take `Result<Bytes, BytesRejection>` answer with this instead of
+/// axum's plain-text body.
+pub fn bytes_rejection(r: &axum::extract::rejection::BytesRejection) -> Response<Body> {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response(
+            ProblemType::TooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )
+    } else {
+        response(ProblemType::BadRequest, r.status(), &r.body_text())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

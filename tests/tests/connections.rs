@@ -412,6 +412,17 @@ fn check_refusals_are_problem_json(t: &Target) {
     assert_problem(t, "a malformed header", &seen, 400, "bad-request");
     let seen = request(t.addr, b"\x01\x02 nonsense\r\n\r\n", Duration::from_secs(5));
     assert_problem(t, "a malformed request line", &seen, 400, "bad-request");
+    if t.post.reads_body {
+        // 100 KB of a declared 200 KB: over every route's body limit.
+        let mut req = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: {}\r\nContent-Length: 200000\r\n\r\n",
+            t.post.path, t.post.content_type
+        )
+        .into_bytes();
+        req.resize(req.len() + 100_000, b'a');
+        let seen = request(t.addr, &req, Duration::from_secs(5));
+        assert_problem(t, "a body over the limit", &seen, 413, "too-large");
+    }
 }
 
 fn check_slowloris_headers(t: &Target) {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -247,8 +248,12 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 async fn challenge(
     State(s): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let subject = match json_body::<ChallengeRequest>(&body).and_then(parse_subject) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
@@ -311,7 +316,11 @@ async fn challenge(
     .into_response()
 }
 
-async fn verify(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn verify(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let req = match json_body::<VerifyRequest>(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
