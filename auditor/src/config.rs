@@ -15,6 +15,11 @@
 //! [[peer]]
 //! url = "https://auditor-2.example"
 //!
+//! # Connection cap and client timeouts (all optional; flags of the same names override them;
+//! # see docs/operations.md): max_connections, header_timeout_ms, body_timeout_ms,
+//! # idle_timeout_ms, max_header_bytes, drain_timeout_ms
+//! max_connections = 512
+//!
 //! [alerts]
 //! stdout = true
 //! file = "alerts.jsonl"            # optional; relative to the config file's folder
@@ -90,6 +95,9 @@ pub enum ConfigError {
         /// Why it was refused.
         reason: String,
     },
+    /// A connection limit is out of range.
+    #[error("invalid connection limit: {0}")]
+    Limits(#[from] ledger_serve::LimitsError),
     /// A URL is not `http://` or `https://`.
     #[error("{what}: URL {url:?} must start with http:// or https://")]
     BadUrl {
@@ -114,6 +122,12 @@ struct RawConfig {
     peers: Vec<RawPeer>,
     #[serde(default)]
     alerts: AlertsConfig,
+    max_connections: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_header_bytes: Option<usize>,
+    drain_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +207,8 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     /// Alert sinks.
     pub alerts: AlertsConfig,
+    /// Connection cap and client timeouts from the file (flags override them; checked here).
+    pub limits: ledger_serve::LimitSettings,
 }
 
 impl Config {
@@ -265,6 +281,15 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let limits = ledger_serve::LimitSettings {
+            max_connections: raw.max_connections,
+            header_timeout_ms: raw.header_timeout_ms,
+            body_timeout_ms: raw.body_timeout_ms,
+            idle_timeout_ms: raw.idle_timeout_ms,
+            max_header_bytes: raw.max_header_bytes,
+            drain_timeout_ms: raw.drain_timeout_ms,
+        };
+        limits.resolve()?;
         let mut alerts = raw.alerts;
         alerts.file = alerts.file.map(|f| base.join(f));
         Ok(Config {
@@ -280,6 +305,7 @@ impl Config {
             logs,
             peers,
             alerts,
+            limits,
         })
     }
 
@@ -330,6 +356,19 @@ mod tests {
         assert!(!c.alerts.stdout);
         assert_eq!(c.alerts.file, Some(dir.path().join("a.jsonl")));
         assert_eq!(c.state_dir, dir.path().join("auditor-state"));
+        assert_eq!(c.limits, ledger_serve::LimitSettings::default());
+        let limited = Config::parse(
+            "key_file = \"w.key\"\nmax_connections = 4\nbody_timeout_ms = 900\n",
+            dir.path(),
+        )
+        .unwrap();
+        let l = limited.limits.resolve().unwrap();
+        assert_eq!(l.max_connections, 4);
+        assert_eq!(l.body_timeout.as_millis(), 900);
+        assert!(matches!(
+            Config::parse("key_file = \"w.key\"\nmax_connections = 0\n", dir.path()),
+            Err(ConfigError::Limits(_))
+        ));
     }
 
     #[test]

@@ -32,14 +32,16 @@ pub use audit::{Auditor, Verdict};
 pub use config::Config;
 
 /// Opens the state, binds `listen` (or the configured address, or `127.0.0.1:8090`), prints
-/// `listening on <addr>` on stdout, runs the gossip loop and serves until SIGINT/SIGTERM.
+/// `listening on <addr>` on stdout, runs the gossip loop and serves until SIGINT/SIGTERM under
+/// `config.limits` (connection cap, client timeouts, drain: see `ledger-serve`).
 pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let addr = listen
         .or(config.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8090)));
     std::fs::create_dir_all(&config.state_dir)?;
+    let limits = config.limits.resolve()?;
     let aud = Auditor::open(config)?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     {
         use std::io::Write as _;
@@ -54,9 +56,14 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
         "auditor started"
     );
     let gossip = tokio::spawn(gossip::run(aud.clone()));
-    axum::serve(listener, server::router(aud.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    ledger_serve::serve(
+        listener,
+        server::router(aud.clone()),
+        limits,
+        None,
+        shutdown_signal(),
+    )
+    .await?;
     gossip.abort();
     aud.store().flush().await?;
     Ok(())

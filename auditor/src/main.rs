@@ -15,6 +15,9 @@ struct Cli {
     /// Listen address, overriding the configuration (`127.0.0.1:0` picks a free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Connection cap and client timeouts, over the file's (see docs/operations.md).
+    #[command(flatten)]
+    limits: ledger_serve::LimitSettings,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         println!("{}", key.verifier());
         return Ok(());
     }
-    let config = auditor::Config::load(&cli.config)?;
+    let mut config = auditor::Config::load(&cli.config)?;
+    config.limits = cli.limits.or(config.limits);
     tokio::runtime::Runtime::new()?.block_on(auditor::run(config, cli.listen))
 }

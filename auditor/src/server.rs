@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,13 @@ pub fn router(aud: Arc<Auditor>) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/{origin_hash}/checkpoint", get(gossip_handler))
+        // Refusals are problem+json, unknown paths and wrong methods included.
+        .fallback(|| async { problem(ProblemType::NotFound, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            let mut r = problem(ProblemType::BadRequest, "method not allowed here");
+            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            r
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(aud)
 }
@@ -46,7 +54,14 @@ fn problem(kind: ProblemType, detail: impl Into<String>) -> Response {
     text(status, "application/problem+json", body)
 }
 
-async fn add_checkpoint_handler(State(aud): State<Arc<Auditor>>, body: Bytes) -> Response {
+async fn add_checkpoint_handler(
+    State(aud): State<Arc<Auditor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let res = add_checkpoint(&aud, &body).await;
     let resp = match res {
         Ok(c) => text(StatusCode::OK, "text/plain; charset=utf-8", c.body),
@@ -103,8 +118,12 @@ struct AuditRequest {
 async fn audit_handler(
     State(aud): State<Arc<Auditor>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -157,6 +157,9 @@ pub struct Cli {
     /// How long one witness may take to cosign a checkpoint, in ms [default: 2000].
     #[arg(long, env = "LEDGER_WITNESS_TIMEOUT_MS", value_name = "MS")]
     pub witness_timeout_ms: Option<u64>,
+    /// Connection cap and client timeouts (see docs/operations.md).
+    #[command(flatten)]
+    pub limits: ledger_serve::LimitSettings,
 }
 
 /// The TOML configuration file: the same settings as the flags, all optional.
@@ -214,6 +217,18 @@ pub struct FileConfig {
     pub quorum: Option<usize>,
     /// See [`Cli::witness_timeout_ms`].
     pub witness_timeout_ms: Option<u64>,
+    /// See [`ledger_serve::LimitSettings::max_connections`].
+    pub max_connections: Option<usize>,
+    /// See [`ledger_serve::LimitSettings::header_timeout_ms`].
+    pub header_timeout_ms: Option<u64>,
+    /// See [`ledger_serve::LimitSettings::body_timeout_ms`].
+    pub body_timeout_ms: Option<u64>,
+    /// See [`ledger_serve::LimitSettings::idle_timeout_ms`].
+    pub idle_timeout_ms: Option<u64>,
+    /// See [`ledger_serve::LimitSettings::max_header_bytes`].
+    pub max_header_bytes: Option<usize>,
+    /// See [`ledger_serve::LimitSettings::drain_timeout_ms`].
+    pub drain_timeout_ms: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -317,6 +332,8 @@ pub struct Config {
     pub rate_limit: Option<crate::ratelimit::RateLimit>,
     /// The witnesses asked for cosignatures (none by default).
     pub witness: crate::witness::WitnessConfig,
+    /// Connection cap and client timeouts.
+    pub limits: ledger_serve::Limits,
 }
 
 impl Config {
@@ -343,6 +360,7 @@ impl Config {
             log_format: LogFormat::Text,
             rate_limit: None,
             witness: crate::witness::WitnessConfig::default(),
+            limits: ledger_serve::Limits::default(),
         }
     }
 
@@ -415,6 +433,18 @@ impl Config {
             cli.quorum.or(file.quorum),
             cli.witness_timeout_ms.or(file.witness_timeout_ms),
         )?;
+        let limits = cli
+            .limits
+            .or(ledger_serve::LimitSettings {
+                max_connections: file.max_connections,
+                header_timeout_ms: file.header_timeout_ms,
+                body_timeout_ms: file.body_timeout_ms,
+                idle_timeout_ms: file.idle_timeout_ms,
+                max_header_bytes: file.max_header_bytes,
+                drain_timeout_ms: file.drain_timeout_ms,
+            })
+            .resolve()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(o) = cli.origin.as_ref().or(file.origin.as_ref()) {
             if !ledger_core::key::is_valid_key_name(o) {
                 return Err(ConfigError::Invalid(format!(
@@ -453,6 +483,7 @@ impl Config {
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             rate_limit,
             witness,
+            limits,
         })
     }
 }
@@ -665,6 +696,28 @@ mod tests {
             "0",
         ])
         .expect("parses");
+        assert!(matches!(
+            Config::resolve(cli, FileConfig::default()),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn connection_limits_from_file_or_flags() {
+        let file: FileConfig = toml::from_str(
+            "max_connections = 9\nheader_timeout_ms = 1500\nmax_header_bytes = 9000",
+        )
+        .expect("parses");
+        let cli = Cli::try_parse_from(["log-server", "--max-connections", "3"]).expect("parses");
+        let c = Config::resolve(cli, file).expect("resolves");
+        assert_eq!(c.limits.max_connections, 3);
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.max_header_bytes, 9000);
+        assert_eq!(
+            c.limits.drain_timeout,
+            ledger_serve::Limits::default().drain_timeout
+        );
+        let cli = Cli::try_parse_from(["log-server", "--max-header-bytes", "100"]).expect("parses");
         assert!(matches!(
             Config::resolve(cli, FileConfig::default()),
             Err(ConfigError::Invalid(_))

@@ -5,10 +5,8 @@ use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use axum::serve::ListenerExt as _;
 use ledger_core::key::SignerKey;
 use tokio::sync::watch;
 
@@ -21,9 +19,6 @@ use crate::routes::{router, AppState};
 use crate::sequencer;
 use crate::storage::sled::SledStorage;
 use crate::storage::Storage;
-
-/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An opened log with its running sequencer, ready to serve.
 pub struct Opened {
@@ -280,70 +275,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = router(opened.state.clone());
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
-    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let vkey = ledger.vkey().to_string();
 
-    let (signal_tx, mut signal_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = signal_tx.send(true);
-    });
-
-    match &config.tls {
-        None => {
-            // Small JSON answers must not wait for Nagle's algorithm and delayed ACKs.
-            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            announce(&vkey, addr);
-            tracing::info!(%addr, "serving HTTP");
-            let mut rx = signal_rx.clone();
-            // ConnectInfo gives the rate limiter the peer address.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|v| *v).await;
-            });
-            tokio::select! {
-                r = serve => r.context("serving")?,
-                _ = async {
-                    let _ = signal_rx.wait_for(|v| *v).await;
-                    tokio::time::sleep(DRAIN_TIMEOUT).await;
-                } => tracing::warn!("in-flight requests did not finish in time; stopping anyway"),
-            }
-        }
-        Some(tls) => {
-            // Ring is the only provider compiled in; installing it is idempotent in effect.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "loading TLS certificate {} and key {}",
-                        tls.cert.display(),
-                        tls.key.display()
-                    )
-                })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                let _ = signal_rx.wait_for(|v| *v).await;
-                h.graceful_shutdown(Some(DRAIN_TIMEOUT));
-            });
-            announce(&vkey, addr);
-            tracing::info!(%addr, "serving HTTPS");
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
-                .acceptor(axum_server::accept::NoDelayAcceptor::new());
-            axum_server::from_tcp(listener)?
-                .acceptor(acceptor)
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .context("serving")?;
-        }
-    }
+    // Loaded before announcing, so that a bad certificate or key stops the start with a message.
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => Some(
+            ledger_serve::tls_config(&tls.cert, &tls.key).with_context(|| {
+                format!(
+                    "loading TLS certificate {} and key {}",
+                    tls.cert.display(),
+                    tls.key.display()
+                )
+            })?,
+        ),
+    };
+    announce(&vkey, addr);
+    tracing::info!(%addr, https = tls.is_some(), "serving");
+    // Timeouts, the connection cap, problem+json refusals and the drain: see ledger-serve. The
+    // rate limiter gets the peer address from ConnectInfo, which it provides.
+    ledger_serve::serve(listener, app, config.limits, tls, shutdown_signal())
+        .await
+        .context("serving")?;
 
     // The listener is closed and requests are drained: stop the sequencer (it commits what it
     // still holds), then sync the store.

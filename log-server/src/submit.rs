@@ -63,7 +63,7 @@ pub async fn submit(
     let (leaf, signers) = pool
         .run(move || admit(&bytes, &registry.at(u64::MAX), &policy, now_unix()))
         .await
-        .ok_or_else(|| LogError::NotRunning)??;
+        .ok_or(LogError::NotRunning)??;
 
     // 4. Sequence.
     let (reply, answer) = oneshot::channel();

@@ -1,6 +1,7 @@
 //! HTTPS (`--tls-cert`, `--tls-key`) over the real binary: a client that trusts the certificate
-//! reads the log and submits over TLS, plain HTTP to the TLS port gets no answer, and a bad key
-//! file stops the server with a message that names it.
+//! reads the log and submits over TLS, plain HTTP to the TLS port gets no answer, a client that
+//! never finishes its handshake is closed after the header timeout, and a bad key file stops the
+//! server with a message that names it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -155,4 +156,42 @@ fn a_bad_key_file_stops_the_server_with_a_message_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("key.pem"), "{err}");
     assert!(err.contains("TLS"), "{err}");
+}
+
+/// Over HTTPS the header timeout covers the TLS handshake: a TCP client that never starts one, and
+/// one that stops halfway through its ClientHello, are closed within the timeout plus slack.
+#[test]
+fn a_silent_tls_client_is_closed_after_the_header_timeout() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).expect("write cert");
+    std::fs::write(&key_path, &key).expect("write key");
+    let server = start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_path.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key_path.to_str().expect("utf-8 path"),
+            "--header-timeout-ms",
+            "1000",
+        ],
+    );
+    // A TLS record header announcing a 512-byte handshake message, then nothing more.
+    for first in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..]] {
+        let mut s = std::net::TcpStream::connect(&server.addr).expect("connect");
+        s.write_all(first).expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(8)))
+            .expect("timeout");
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(r, Ok(0) | Err(_)) && start.elapsed() < Duration::from_millis(2500),
+            "{first:?}: {r:?} after {:?}",
+            start.elapsed()
+        );
+    }
 }

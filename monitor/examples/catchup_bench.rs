@@ -214,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             once: true,
             state_dir: dir.path().join("state"),
             metrics_listen: None,
+            metrics_limits: ledger_serve::Limits::default(),
             step_bundles,
             snapshot_after_bytes: monitor::DEFAULT_SNAPSHOT_AFTER_BYTES,
             progress_bar: false,

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// Serve `/metrics` here.
     pub metrics_listen: Option<SocketAddr>,
+    /// Connection cap and client timeouts of the metrics endpoint.
+    pub metrics_limits: ledger_serve::Limits,
     /// Entry bundles (256 entries each) verified and committed per step.
     pub step_bundles: u64,
     /// The journal size after which the rule state is snapshotted (at least the last snapshot's
@@ -76,7 +78,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> anyhow::Result<bool> {
     let store = Store::open(&opts.state_dir)?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = opts.metrics_listen {
-        let bound = metrics::serve(addr, metrics.clone())?;
+        let bound = metrics::serve(addr, metrics.clone(), opts.metrics_limits)?;
         info!("metrics listening on {bound}");
     }
     let rules = RuleSet {

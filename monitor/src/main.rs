@@ -36,6 +36,9 @@ struct Args {
     /// Never show a progress bar (plain progress lines instead).
     #[arg(long)]
     no_progress: bool,
+    /// Connection cap and client timeouts of the metrics endpoint (see docs/operations.md).
+    #[command(flatten)]
+    metrics_limits: ledger_serve::LimitSettings,
 }
 
 fn main() -> ExitCode {
@@ -59,10 +62,18 @@ fn main() -> ExitCode {
         .state
         .or_else(|| config.state_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let metrics_limits = match args.metrics_limits.resolve() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("monitor: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = RunOptions {
         once: args.once,
         state_dir,
         metrics_listen: args.metrics_listen,
+        metrics_limits,
         step_bundles: args.step_bundles.max(1),
         snapshot_after_bytes: args.snapshot_after_bytes,
         progress_bar: !args.no_progress && monitor::engine::stderr_is_terminal(),

@@ -1,9 +1,9 @@
 //! `/metrics` (Prometheus text format): entries verified and position per log, alerts delivered by
-//! kind, and the age of each log's newest checkpoint. Served by a tiny blocking HTTP responder on
-//! `--metrics-listen`.
+//! kind, and the age of each log's newest checkpoint. Served on `--metrics-listen` by the shared
+//! server loop (`ledger-serve`: timeouts, connection cap, problem+json refusals), on its own
+//! thread and runtime so that the blocking follow loop never delays a scrape.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
@@ -101,44 +101,60 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Serves `GET /metrics` on `addr` in a background thread; returns the bound address.
-pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+/// Serves `GET /metrics` on `addr` under `limits` in a background thread; returns the bound
+/// address. Anything else is answered 404 problem+json.
+pub fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    limits: ledger_serve::Limits,
+) -> std::io::Result<SocketAddr> {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use ledger_core::problem::ProblemType;
+
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            let mut reader = BufReader::new(match stream.try_clone() {
-                Ok(s) => s,
-                Err(_) => continue,
-            });
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = metrics.render();
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        )
+        .fallback(|| async {
+            ledger_serve::problem::response(
+                ProblemType::NotFound,
+                StatusCode::NOT_FOUND,
+                "only GET /metrics is served here",
+            )
+            .into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            ledger_serve::problem::response(
+                ProblemType::BadRequest,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only GET /metrics is served here",
+            )
+            .into_response()
+        });
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let served = runtime.block_on(ledger_serve::serve(
+                listener,
+                app,
+                limits,
+                None,
+                std::future::pending(),
+            ));
+            if let Err(e) = served {
+                tracing::error!("metrics endpoint: {e}");
             }
-            // Skip the headers.
-            loop {
-                let mut h = String::new();
-                match reader.read_line(&mut h) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if h == "\r\n" || h == "\n" => break,
-                    Ok(_) => {}
-                }
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if request_line.starts_with("GET ") && path == "/metrics" {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
+        })?;
     Ok(local)
 }
 
@@ -157,10 +173,18 @@ mod tests {
         assert!(text.contains("monitor_log_position{log=\"a/log\"} 12\n"));
         assert!(text.contains("monitor_alerts_total{kind=\"bad-entry\"} 1\n"));
         assert!(text.contains("monitor_checkpoint_age_seconds{log=\"a/log\"} "));
-        let addr = serve("127.0.0.1:0".parse().unwrap(), m).unwrap();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            m,
+            ledger_serve::Limits::default(),
+        )
+        .unwrap();
         let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
         let mut resp = String::new();
         std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 200 OK"));

@@ -1299,6 +1299,9 @@ fn build_workspace_binary(package: &str, package_dir: &str, bin: &str) -> Result
         workspace.join("core/Cargo.toml"),
         // Every binary writes its secrets through it.
         workspace.join("secret-file/src"),
+        // Every server binary serves through ledger-serve.
+        workspace.join("serve/src"),
+        workspace.join("serve/Cargo.toml"),
     ];
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
@@ -1439,6 +1442,11 @@ impl Service {
     /// Its process ID while it runs (e.g. to pause it with `SIGSTOP`).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// The address of its `listening on` line, if it printed one.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
     }
 
     /// `kill -9`, and waits for it.

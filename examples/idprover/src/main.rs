@@ -67,6 +67,9 @@ struct Args {
     /// The attestation `method` (default: sms-otp for phone numbers, email-otp for e-mail).
     #[arg(long)]
     method: Option<String>,
+    /// Connection cap and client timeouts (see docs/operations.md).
+    #[command(flatten)]
+    server_limits: ledger_serve::LimitSettings,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,6 +106,10 @@ fn main() -> anyhow::Result<()> {
             ));
         }
     }
+    let server_limits = args
+        .server_limits
+        .resolve()
+        .map_err(|e| anyhow!("connection limits: {e}"))?;
     let limits = Limits {
         code_digits: args.code_digits,
         code_ttl,
@@ -148,20 +155,39 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let listener = std::net::TcpListener::bind(args.listen)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("local address")?;
         println!("prover key {vkey}");
         println!("listening on {addr}");
         use std::io::Write as _;
         std::io::stdout().flush().ok();
-        let app = idprover::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("server error")
+        // Timeouts, the connection cap, problem+json refusals and the drain: see ledger-serve.
+        // It gives the handlers ConnectInfo<SocketAddr> (the per-client rate).
+        ledger_serve::serve(
+            listener,
+            idprover::router(state),
+            server_limits,
+            None,
+            shutdown_signal(),
+        )
+        .await
+        .context("server error")
     })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
 }

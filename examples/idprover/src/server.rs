@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -49,7 +50,8 @@ impl AppState {
     }
 }
 
-/// The router (serve it with `into_make_service_with_connect_info::<SocketAddr>()`).
+/// The router (serve it with `ledger_serve::serve`, or axum with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the handlers need `ConnectInfo`).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/challenge", post(challenge))
@@ -248,8 +250,12 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 async fn challenge(
     State(s): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let subject = match json_body::<ChallengeRequest>(&body).and_then(parse_subject) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
@@ -312,7 +318,11 @@ async fn challenge(
     .into_response()
 }
 
-async fn verify(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn verify(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ledger_serve::problem::bytes_rejection(&r),
+    };
     let req = match json_body::<VerifyRequest>(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
