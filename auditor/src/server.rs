@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditAnswer, Auditor, Verdict};
 use crate::evidence::Evidence;
 use crate::gossip::origin_hash;
-use crate::witness::{add_checkpoint, TLOG_SIZE_CONTENT_TYPE};
+use crate::witness::{add_checkpoint, WitnessError, TLOG_SIZE_CONTENT_TYPE};
 
 /// The largest request body: 63 proof lines and a checkpoint note of at most 64 KiB.
 pub const MAX_BODY_BYTES: usize = 80 * 1024;
@@ -54,6 +54,32 @@ fn problem(kind: ProblemType, detail: impl Into<String>) -> Response {
     text(status, "application/problem+json", body)
 }
 
+/// A problem document with a status other than the type's own (C2SP tlog-witness fixes the
+/// statuses of `add-checkpoint`; the body is ours).
+fn problem_with_status(
+    kind: ProblemType,
+    status: StatusCode,
+    detail: impl Into<String>,
+) -> Response {
+    let mut p = Problem::new(kind, detail);
+    p.status = status.as_u16();
+    let body = serde_json::to_string(&p).unwrap_or_default();
+    text(status, "application/problem+json", body)
+}
+
+/// An `add-checkpoint` refusal other than 409 (whose body tlog-witness fixes as
+/// `text/x.tlog.size`) as problem+json, with the tlog-witness status.
+fn witness_problem(e: &WitnessError, status: StatusCode) -> Response {
+    let kind = match e {
+        WitnessError::Malformed(_) | WitnessError::OldSizeTooLarge { .. } => ProblemType::Malformed,
+        WitnessError::BadSignature(_) => ProblemType::BadSignature,
+        WitnessError::UnknownLog(_) => ProblemType::NotFound,
+        WitnessError::Internal(_) => ProblemType::StorageFailed,
+        _ => ProblemType::BadRequest,
+    };
+    problem_with_status(kind, status, e.to_string())
+}
+
 async fn add_checkpoint_handler(
     State(aud): State<Arc<Auditor>>,
     body: Result<Bytes, BytesRejection>,
@@ -74,7 +100,7 @@ async fn add_checkpoint_handler(
                     if status.is_server_error() {
                         tracing::error!("add-checkpoint: {e}");
                     }
-                    text(status, "text/plain; charset=utf-8", format!("{e}\n"))
+                    witness_problem(&e, status)
                 }
             }
         }
@@ -100,10 +126,10 @@ async fn gossip_handler(State(aud): State<Arc<Auditor>>, Path(hash): Path<String
         ),
         Err(e) => {
             tracing::error!("gossip: {e}");
-            text(
+            problem_with_status(
+                ProblemType::StorageFailed,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain; charset=utf-8",
-                "state store error\n".into(),
+                "the witness's state store failed",
             )
         }
     }

@@ -283,3 +283,45 @@ fn keygen_writes_a_cosignature_key_and_refuses_to_overwrite() {
     assert_eq!(printed.trim(), key.verifier().to_string());
     assert!(!run().status.success(), "must not overwrite a key");
 }
+
+/// Hardening, item 5: every `add-checkpoint` refusal other than 409 (whose `text/x.tlog.size`
+/// body tlog-witness fixes) is RFC 9457 problem+json with the tlog-witness status and a slug.
+#[test]
+fn refusals_other_than_409_are_problem_json() {
+    let (log, w) = setup(20);
+    let cp5 = log.checkpoint("a", 5);
+    let stranger = test_key("other.example/log");
+    let foreign = SignedCheckpoint::sign(
+        ledger_core::checkpoint::Checkpoint {
+            origin: "other.example/log".into(),
+            size: 1,
+            root: [0; 32],
+        },
+        &stranger,
+    )
+    .unwrap();
+    let cases = [
+        (w.add_checkpoint_raw(b"hello".to_vec()), 400, "malformed"),
+        (w.add_checkpoint(6, &[], &cp5), 400, "malformed"),
+        (w.add_checkpoint(0, &[], &foreign), 404, "not-found"),
+        (w.add_checkpoint(0, &[[1; 32]], &cp5), 422, "bad-request"),
+    ];
+    for ((status, ct, body), want_status, slug) in cases {
+        assert_eq!(status, want_status, "{body}");
+        assert_eq!(ct, "application/problem+json", "{body}");
+        let p: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+        assert_eq!(
+            p["type"],
+            format!("urn:mimi-ledger:problem:{slug}"),
+            "{body}"
+        );
+        assert_eq!(p["status"], want_status, "{body}");
+    }
+    // A 409 keeps the tlog-witness form.
+    assert_eq!(w.add_checkpoint(0, &[], &cp5).0, 200);
+    let (status, ct, body) = w.add_checkpoint(0, &[], &log.checkpoint("a", 9));
+    assert_eq!(
+        (status, ct.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "5\n")
+    );
+}
