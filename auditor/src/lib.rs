@@ -61,31 +61,10 @@ pub async fn run(config: Config, listen: Option<SocketAddr>) -> anyhow::Result<(
         server::router(aud.clone()),
         limits,
         None,
-        shutdown_signal(),
+        ledger_serve::shutdown_signal(),
     )
     .await?;
     gossip.abort();
     aud.store().flush().await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

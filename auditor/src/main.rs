@@ -38,9 +38,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(ledger_serve::log_filter())
         .init();
     let cli = Cli::parse();
     if let Some(Cmd::Keygen { name, out }) = cli.cmd {

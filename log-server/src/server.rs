@@ -229,31 +229,6 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data folder {}", dir.display()))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = term => {},
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot listen for SIGINT");
-                std::future::pending::<()>().await;
-            }
-        },
-    }
-    tracing::info!("shutdown requested; draining in-flight requests");
-}
-
 /// Prints the two start-up lines on stdout (and flushes): `vkey <verifier key>`, then
 /// `listening on <addr>` with the real port — what scripts and tests wait for.
 pub fn announce(vkey: &str, addr: SocketAddr) {
@@ -295,9 +270,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, https = tls.is_some(), "serving");
     // Timeouts, the connection cap, problem+json refusals and the drain: see ledger-serve. The
     // rate limiter gets the peer address from ConnectInfo, which it provides.
-    ledger_serve::serve(listener, app, config.limits, tls, shutdown_signal())
-        .await
-        .context("serving")?;
+    ledger_serve::serve(
+        listener,
+        app,
+        config.limits,
+        tls,
+        ledger_serve::shutdown_signal(),
+    )
+    .await
+    .context("serving")?;
 
     // The listener is closed and requests are drained: stop the sequencer (it commits what it
     // still holds), then sync the store.

@@ -66,10 +66,7 @@ fn main() -> anyhow::Result<()> {
 
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(ledger_serve::log_filter())
         .init();
     // 1. Build the log.
     let t0 = Instant::now();

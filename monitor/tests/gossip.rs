@@ -267,7 +267,7 @@ fn follow(s: &Setup) -> (Child, std::path::PathBuf) {
         .arg("--state")
         .arg(s.state())
         .arg("--no-progress")
-        .env("RUST_LOG", "info")
+        .env("LEDGER_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

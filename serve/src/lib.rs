@@ -42,6 +42,7 @@ mod body;
 mod io;
 pub mod limits;
 pub mod problem;
+pub mod process;
 mod registry;
 
 use std::convert::Infallible;
@@ -66,6 +67,7 @@ use tokio::task::JoinSet;
 
 pub use body::BodyError;
 pub use limits::{LimitSettings, Limits, LimitsError};
+pub use process::{log_filter, shutdown_signal, LOG_FILTER_VAR};
 
 use body::{DeadlineBody, GuardBody, InFlight, STOP_SHUTDOWN, STOP_TIMEOUT};
 use io::ConnIo;

@@ -298,7 +298,7 @@ pub struct IdProver {
 
 impl IdProver {
     /// Starts `program --key <key> --outbox <outbox> --listen 127.0.0.1:0 <extra…>` with
-    /// `RUST_LOG=<rust_log>`, and waits for its `listening on ADDR` line.
+    /// `LEDGER_LOG=<rust_log>`, and waits for its `listening on ADDR` line.
     pub fn start(
         program: &Path,
         key: &Path,
@@ -315,7 +315,13 @@ impl IdProver {
             "127.0.0.1:0".as_ref(),
         ];
         args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-        let svc = Service::start("idprover", program, &args, &[("RUST_LOG", rust_log)], true);
+        let svc = Service::start(
+            "idprover",
+            program,
+            &args,
+            &[("LEDGER_LOG", rust_log)],
+            true,
+        );
         IdProver {
             svc,
             outbox: outbox.to_path_buf(),

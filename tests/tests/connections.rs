@@ -212,7 +212,7 @@ fn monitor_metrics(env: &[(&str, String)]) -> Target {
     .expect("monitor.toml");
     let state = dir.path().join("state");
     let mut env = env.to_vec();
-    env.push(("RUST_LOG", "info".to_string()));
+    env.push(("LEDGER_LOG", "info".to_string()));
     let svc = start_limited(
         "monitor",
         &workspace_binary("monitor", "monitor", "monitor"),

@@ -278,7 +278,7 @@ fn monitor_once(config: &Path) {
         .arg("--config")
         .arg(config)
         .args(["--once", "--no-progress"])
-        .env("RUST_LOG", "warn")
+        .env("LEDGER_LOG", "warn")
         .stdin(Stdio::null())
         .output()
         .expect("run monitor");
@@ -352,7 +352,7 @@ impl Auditor {
                 os("--listen"),
                 os("127.0.0.1:0"),
             ],
-            &[("RUST_LOG", "warn")],
+            &[("LEDGER_LOG", "warn")],
             true,
         ));
         a
@@ -1204,7 +1204,7 @@ fn every_component_killed_mid_run_restarts_and_converges() {
         "monitor",
         &monitor_bin(),
         &monitor_args,
-        &[("RUST_LOG", "warn")],
+        &[("LEDGER_LOG", "warn")],
         false,
     );
 

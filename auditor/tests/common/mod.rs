@@ -104,7 +104,7 @@ impl TestAuditor {
             .arg(self.config_path())
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .env("RUST_LOG", "info")
+            .env("LEDGER_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -66,7 +66,7 @@ impl Setup {
             .arg(self.state())
             .arg("--no-progress")
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("LEDGER_LOG", "info")
             .stdin(Stdio::null());
         cmd
     }
