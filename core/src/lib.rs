@@ -24,7 +24,7 @@ pub mod proof_file;
 pub mod receipt;
 pub mod sii;
 pub mod state;
-#[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tile;
 pub mod tree;

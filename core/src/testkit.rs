@@ -1,4 +1,4 @@
-//! Test support (not part of the stable API): an in-memory log that admits real, signed entries and
+//! Test support, behind the `testkit` cargo feature (not part of the production API): an in-memory log that admits real, signed entries and
 //! answers lookups exactly like the log server, so that tests of the core, the client and the monitor
 //! can build honest answers and then lie with them one change at a time.
 
