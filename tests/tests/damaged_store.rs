@@ -128,7 +128,13 @@ fn check_outcome(
             );
             let leaf = claim(
                 msp,
-                &mail_sii(&format!("after-{case}"), 0),
+                &mail_sii(
+                    &format!(
+                        "after-{}",
+                        case.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                    ),
+                    0,
+                ),
                 "mimi://msp-a.example/u/y",
                 now(),
                 &[],
