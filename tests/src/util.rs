@@ -1,0 +1,108 @@
+//! Small helpers the tests share: the clock, encodings, test SIIs, a seeded PRNG, signing text.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ledger_core::key::SignerKey;
+use ledger_core::Hash;
+
+use crate::*;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+// ---------------------------------------------------------------------------------------------
+
+/// The current Unix time in seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A hash as standard base64.
+pub fn b64(h: &Hash) -> String {
+    B64.encode(h)
+}
+
+/// A hash as base64url with padding.
+pub fn b64url(h: &Hash) -> String {
+    URL_SAFE.encode(h)
+}
+
+/// A hash as base64url without padding.
+pub fn b64url_nopad(h: &Hash) -> String {
+    URL_SAFE_NO_PAD.encode(h)
+}
+
+/// A distinct, valid `mailto:` SII per number (bulk tests).
+pub fn mail_sii(tag: &str, i: u64) -> String {
+    format!("mailto:{tag}{i}@example.com")
+}
+
+/// A small deterministic PRNG (xorshift64*), so that random schedules are reproducible from the
+/// printed seed (`LEDGER_E2E_SEED` overrides it).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from `LEDGER_E2E_SEED` or the clock; prints the seed.
+    pub fn from_env(what: &str) -> Rng {
+        let seed = std::env::var("LEDGER_E2E_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{what}: LEDGER_E2E_SEED={seed}");
+        Rng::new(seed)
+    }
+
+    /// A generator with a fixed seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.next_u64() % (hi - lo)
+        }
+    }
+}
+
+/// Signs arbitrary note text with `key` (for hand-made, possibly invalid, entries).
+pub fn sign_text(text: &str, key: &SignerKey) -> Vec<u8> {
+    let mut note = ledger_core::note::Note::new(text).expect("note text");
+    note.sign(key).expect("sign note");
+    note.to_bytes()
+}
