@@ -3,11 +3,16 @@
 //! Pure functions over (leaf, the keys enrolled before that index, the log's policy, the clock), so the
 //! log, the monitor and the client apply the same rules. The log runs all of them; monitors and clients
 //! run [`verify_entry`] (everything but the clock, which only the log can judge at submission time).
+//!
+//! [`verify_entry`] is [`plan`] then [`Plan::verify`]: the plan holds the signature equations the
+//! entry needs and the verdict once they hold, so a verifier of many entries (the monitor) can
+//! check the equations of many plans in one batch and still apply these rules, not a copy of them.
 
 use std::collections::BTreeMap;
 
 use crate::entry::{Action, Entry, EntryError, Leaf, Role, SignedAttestation};
 use crate::key::VerifierKey;
+use crate::note::Note;
 use crate::problem::ProblemType;
 
 /// The log's admission policy, published in `/v1/info`.
@@ -228,25 +233,137 @@ impl Signers {
     }
 }
 
-/// Checks the single signature of `leaf` against the key enrolled for `(role, name)`.
-fn check_signed_by(
-    leaf: &Leaf,
-    role: Role,
-    name: &str,
-    keys: &impl KeyLookup,
-) -> Result<VerifierKey, Refusal> {
-    let key = keys
-        .enrolled(role, name)
-        .ok_or_else(|| Refusal::NotEnrolled {
-            name: name.to_string(),
-            role,
-        })?;
-    verify_single(leaf.note(), key)?;
-    Ok(key.clone())
+/// What a [`SigCheck`] stands for: which refusal its failure is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigFor {
+    /// The entry's own signature: a failure is [`Refusal::BadSignature`].
+    Entry,
+    /// The signature of the attestation the entry carries: a failure is
+    /// [`Refusal::BadAttestation`].
+    Attestation,
 }
 
-/// Verifies that `note`'s single signature is `key`'s.
-fn verify_single(note: &crate::note::Note, key: &VerifierKey) -> Result<(), Refusal> {
+/// One Ed25519 equation that admission needs: `sig` over `msg` by `public_key`.
+///
+/// Everything about the signature line that is not the equation (there is one, it names the
+/// enrolled key by name and key ID) was checked when the [`Plan`] was made, so this is the whole of
+/// what is left, in a form a batch verifier can take.
+#[derive(Clone, Debug)]
+pub struct SigCheck<'a> {
+    /// The enrolled key the signature must be by.
+    pub public_key: ed25519_dalek::VerifyingKey,
+    /// The signed message (the note's text).
+    pub msg: &'a [u8],
+    /// The signature bytes from the note's signature line.
+    pub sig: &'a [u8],
+    /// The name on the signature line (for the refusal).
+    pub signer: &'a str,
+    /// What this signature stands for.
+    pub stands_for: SigFor,
+}
+
+impl SigCheck<'_> {
+    /// Runs the equation as the log does: strict single verification (RFC 8032 with the checks
+    /// against small-order points and non-canonical scalars), exactly [`VerifierKey::verify`].
+    pub fn verify(&self) -> bool {
+        crate::key::verify_strict(&self.public_key, self.msg, self.sig)
+    }
+
+    /// The signature as a fixed-size Ed25519 signature, for batching; `None` when it is not 64
+    /// bytes long (the strict check then refuses it, so callers send such a plan to
+    /// [`Plan::verify`]).
+    pub fn signature(&self) -> Option<ed25519_dalek::Signature> {
+        let bytes = <[u8; 64]>::try_from(self.sig).ok()?;
+        Some(ed25519_dalek::Signature::from_bytes(&bytes))
+    }
+
+    /// The refusal a failure of this check is.
+    pub fn refusal(&self) -> Refusal {
+        let bad = Refusal::BadSignature {
+            name: self.signer.to_string(),
+        };
+        match self.stands_for {
+            SigFor::Entry => bad,
+            SigFor::Attestation => Refusal::BadAttestation(bad.to_string()),
+        }
+    }
+}
+
+/// The admission of one entry split in two: the signature equations it needs, and what the verdict
+/// is once they all hold.
+///
+/// [`plan`] does every check of §3 that is not a signature equation — who must sign, that they are
+/// enrolled with the right role before this index, that the signature line names the enrolled key,
+/// the prover-revoke rule, the attestation's action, fields and time window — in the order
+/// [`verify_entry`] has always done them, and records the equations it meets on the way instead of
+/// running them. A check that fails after an equation was recorded becomes the plan's
+/// [`Plan::outcome`], reached only if the earlier equations hold; so [`Plan::verify`], which runs
+/// the equations one by one in order, gives exactly the refusal a single pass gives.
+///
+/// Why: the monitor verifies millions of entries. It batch-verifies the equations of many plans at
+/// once and, only when a batch fails, calls [`Plan::verify`] to name the refusal; the rules
+/// themselves are written once, here.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    checks: Checks<'a>,
+    outcome: Result<Signers, Refusal>,
+}
+
+/// The (at most two) equations of a plan, kept inline: no allocation per entry.
+#[derive(Clone, Debug, Default)]
+struct Checks<'a> {
+    entry: Option<SigCheck<'a>>,
+    attestation: Option<SigCheck<'a>>,
+}
+
+impl<'a> Checks<'a> {
+    fn iter(&self) -> impl Iterator<Item = &SigCheck<'a>> {
+        self.entry.iter().chain(self.attestation.iter())
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// The signature equations still to check, in the order a single pass checks them (the entry's
+    /// own, then the attestation's). At most two; none when a check before any equation failed.
+    pub fn checks(&self) -> impl Iterator<Item = &SigCheck<'a>> {
+        self.checks.iter()
+    }
+
+    /// The verdict once every check of [`Plan::checks`] holds: the signers, or the refusal of a
+    /// non-signature check that comes after them.
+    pub fn outcome(&self) -> &Result<Signers, Refusal> {
+        &self.outcome
+    }
+
+    /// [`Plan::outcome`], by value: for a caller that verified [`Plan::checks`] itself (a batch).
+    pub fn into_outcome(self) -> Result<Signers, Refusal> {
+        self.outcome
+    }
+
+    /// Runs the checks one by one with strict verification and returns the verdict: the first
+    /// failing equation's refusal, else [`Plan::outcome`]. This is [`verify_entry`].
+    pub fn verify(self) -> Result<Signers, Refusal> {
+        if let Some(failed) = self.checks().find(|c| !c.verify()) {
+            return Err(failed.refusal());
+        }
+        self.outcome
+    }
+}
+
+/// The plan of [`verify_entry`] for `leaf` against the keys enrolled before its index: see [`Plan`].
+pub fn plan<'a>(leaf: &'a Leaf, keys: &impl KeyLookup) -> Plan<'a> {
+    let mut checks = Checks::default();
+    let outcome = plan_entry(leaf, keys, &mut checks);
+    Plan { checks, outcome }
+}
+
+/// The checks of a single-signature note by `key`, except the equation, which is returned. The
+/// errors are the entry's own; [`SigFor::Attestation`] callers wrap them.
+fn sig_check<'a>(
+    note: &'a Note,
+    key: &VerifierKey,
+    stands_for: SigFor,
+) -> Result<SigCheck<'a>, Refusal> {
     let Some(sig) = note.signatures().first() else {
         return Err(Refusal::BadSignature {
             name: key.name().to_string(),
@@ -263,21 +380,41 @@ fn verify_single(note: &crate::note::Note, key: &VerifierKey) -> Result<(), Refu
             key_id: sig.key_id.iter().map(|b| format!("{b:02x}")).collect(),
         });
     }
-    if !key.verify(note.text().as_bytes(), &sig.sig) {
-        return Err(Refusal::BadSignature {
-            name: sig.name.clone(),
-        });
-    }
-    Ok(())
+    Ok(SigCheck {
+        public_key: *key.public_key(),
+        msg: note.text().as_bytes(),
+        sig: &sig.sig,
+        signer: &sig.name,
+        stands_for,
+    })
 }
 
-/// Checks an attestation for an entry: prover enrolled (before the entry's index), signature, the fields
-/// equal the entry's, and `time ≤ entry.time ≤ expires`. Returns the prover's key.
-pub fn check_attestation(
-    att: &SignedAttestation,
+/// Plans the entry's own signature by the key enrolled for `(role, name)`.
+fn plan_signed_by<'a>(
+    leaf: &'a Leaf,
+    role: Role,
+    name: &str,
+    keys: &impl KeyLookup,
+    plan: &mut Checks<'a>,
+) -> Result<VerifierKey, Refusal> {
+    let key = keys
+        .enrolled(role, name)
+        .ok_or_else(|| Refusal::NotEnrolled {
+            name: name.to_string(),
+            role,
+        })?;
+    plan.entry = Some(sig_check(leaf.note(), key, SigFor::Entry)?);
+    Ok(key.clone())
+}
+
+/// Plans an attestation: its action, fields and time window against the entry, its prover enrolled
+/// (before the entry's index), and its signature (recorded, not run). Returns the prover's key.
+fn plan_attestation<'a>(
+    att: &'a SignedAttestation,
     action: Action,
     entry: &Entry,
     keys: &impl KeyLookup,
+    plan: &mut Checks<'a>,
 ) -> Result<VerifierKey, Refusal> {
     let bad = |s: String| Refusal::BadAttestation(s);
     let a = &att.attestation;
@@ -313,15 +450,18 @@ pub fn check_attestation(
     let key = keys
         .enrolled(Role::Prover, name)
         .ok_or_else(|| bad(format!("{name} is not an enrolled prover")))?;
-    verify_single(&att.note, key).map_err(|e| bad(e.to_string()))?;
+    plan.attestation =
+        Some(sig_check(&att.note, key, SigFor::Attestation).map_err(|e| bad(e.to_string()))?);
     Ok(key.clone())
 }
 
-/// Everything of §3 admission except the clock and the attestation policy: who must sign, that they are
-/// enrolled with the right role before this index, that the signature verifies, and that an attestation,
-/// when present (or structurally required), is valid. Used by the log, the monitor and the client.
-pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refusal> {
-    let signer = leaf.signer_name().to_string();
+/// The rules of §3 for one entry, with every signature equation recorded in `plan` instead of run.
+fn plan_entry<'a>(
+    leaf: &'a Leaf,
+    keys: &impl KeyLookup,
+    plan: &mut Checks<'a>,
+) -> Result<Signers, Refusal> {
+    let signer = leaf.signer_name();
     let entry = leaf.entry();
     match entry {
         Entry::Enroll(_) => {
@@ -330,10 +470,10 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
                 return Err(Refusal::WrongSigner {
                     kind: "enroll",
                     expected: log.name().to_string(),
-                    found: signer,
+                    found: signer.to_string(),
                 });
             }
-            verify_single(leaf.note(), log)?;
+            plan.entry = Some(sig_check(leaf.note(), log, SigFor::Entry)?);
             Ok(Signers {
                 role: None,
                 entry: log.clone(),
@@ -345,14 +485,14 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
                 return Err(Refusal::WrongSigner {
                     kind: "claim",
                     expected: c.msp.to_string(),
-                    found: signer,
+                    found: signer.to_string(),
                 });
             }
-            let key = check_signed_by(leaf, Role::Msp, &signer, keys)?;
+            let key = plan_signed_by(leaf, Role::Msp, signer, keys, plan)?;
             let attestation = c
                 .attestation
                 .as_ref()
-                .map(|a| check_attestation(a, Action::Claim, entry, keys))
+                .map(|a| plan_attestation(a, Action::Claim, entry, keys, plan))
                 .transpose()?;
             Ok(Signers {
                 role: Some(Role::Msp),
@@ -362,23 +502,24 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
         }
         Entry::Revoke(r) => {
             if signer == r.msp.as_str() {
-                let key = check_signed_by(leaf, Role::Msp, &signer, keys)?;
+                let key = plan_signed_by(leaf, Role::Msp, signer, keys, plan)?;
                 let attestation = r
                     .attestation
                     .as_ref()
-                    .map(|a| check_attestation(a, Action::Revoke, entry, keys))
+                    .map(|a| plan_attestation(a, Action::Revoke, entry, keys, plan))
                     .transpose()?;
                 Ok(Signers {
                     role: Some(Role::Msp),
                     entry: key,
                     attestation,
                 })
-            } else if keys.enrolled(Role::Prover, &signer).is_some() {
-                let key = check_signed_by(leaf, Role::Prover, &signer, keys)?;
+            } else if keys.enrolled(Role::Prover, signer).is_some() {
+                // A revoke by a prover (not the MSP) stands on the prover's attestation.
+                let key = plan_signed_by(leaf, Role::Prover, signer, keys, plan)?;
                 let Some(att) = &r.attestation else {
                     return Err(Refusal::AttestationRequired);
                 };
-                let attestation = Some(check_attestation(att, Action::Revoke, entry, keys)?);
+                let attestation = Some(plan_attestation(att, Action::Revoke, entry, keys, plan)?);
                 Ok(Signers {
                     role: Some(Role::Prover),
                     entry: key,
@@ -386,18 +527,19 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
                 })
             } else {
                 Err(Refusal::NotEnrolled {
-                    name: signer,
+                    name: signer.to_string(),
                     role: Role::Msp,
                 })
             }
         }
         Entry::Optout(o) => {
-            let key = check_signed_by(leaf, Role::Prover, &signer, keys)?;
-            let attestation = Some(check_attestation(
+            let key = plan_signed_by(leaf, Role::Prover, signer, keys, plan)?;
+            let attestation = Some(plan_attestation(
                 &o.attestation,
                 Action::Optout,
                 entry,
                 keys,
+                plan,
             )?);
             Ok(Signers {
                 role: Some(Role::Prover),
@@ -406,6 +548,32 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
             })
         }
     }
+}
+
+/// Checks an attestation for an entry: prover enrolled (before the entry's index), signature, the fields
+/// equal the entry's, and `time ≤ entry.time ≤ expires`. Returns the prover's key.
+pub fn check_attestation(
+    att: &SignedAttestation,
+    action: Action,
+    entry: &Entry,
+    keys: &impl KeyLookup,
+) -> Result<VerifierKey, Refusal> {
+    let mut checks = Checks::default();
+    let key = plan_attestation(att, action, entry, keys, &mut checks)?;
+    let failed = checks.iter().find(|c| !c.verify()).map(SigCheck::refusal);
+    match failed {
+        Some(refusal) => Err(refusal),
+        None => Ok(key),
+    }
+}
+
+/// Everything of §3 admission except the clock and the attestation policy: who must sign, that they are
+/// enrolled with the right role before this index, that the signature verifies, and that an attestation,
+/// when present (or structurally required), is valid. Used by the log, the monitor and the client.
+///
+/// It is [`plan`] followed by [`Plan::verify`]: one strict signature check after another.
+pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refusal> {
+    plan(leaf, keys).verify()
 }
 
 /// The log-only checks: the attestation policy and the clock skew at submission time.

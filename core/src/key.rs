@@ -241,12 +241,19 @@ impl VerifierKey {
     /// does not look at the algorithm byte; callers use [`crate::note::Note::verify`] or
     /// [`crate::cosignature::verify_cosignature`], which build the right message for the type.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
-            return false;
-        };
-        let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-        self.public_key.verify_strict(msg, &sig).is_ok()
+        verify_strict(&self.public_key, msg, sig)
     }
+}
+
+/// [`VerifierKey::verify`] on the bare public key: the one strict Ed25519 equation of the crate, so
+/// that the signature checks an [`crate::admission::Plan`] carries (which hold the public key, not
+/// the named key) run exactly the check that the named key would.
+pub(crate) fn verify_strict(public_key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    let sig = ed25519_dalek::Signature::from_bytes(&bytes);
+    public_key.verify_strict(msg, &sig).is_ok()
 }
 
 impl fmt::Display for VerifierKey {

@@ -4,16 +4,20 @@
 
 use std::convert::Infallible;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
 use crate::admission::{admit, KeyRegistry, Policy, Refusal};
 use crate::api::LookupAnswer;
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::entry::{
     tag_set, Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role,
-    SignedAttestation,
+    SignedAttestation, MAX_LEAF_BYTES,
 };
 use crate::hash::{Hash, TreeHash};
 use crate::key::{KeyAlg, SignerKey};
 use crate::lookup::{build_answer, AnswerSource, Trust};
+use crate::note::Note;
 use crate::sii::{Name, Sii, Ssi, Tag};
 use crate::tree::{prove_inclusion, MemoryHashStore};
 
@@ -105,6 +109,11 @@ impl MemLog {
             root: self.store.root(),
         };
         SignedCheckpoint::sign(cp, &self.key).expect("checkpoint signs")
+    }
+
+    /// The keys enrolled so far, by index.
+    pub fn registry(&self) -> &KeyRegistry {
+        &self.registry
     }
 
     /// The leaf at `index`.
@@ -249,4 +258,588 @@ pub fn example_answer() -> (Trust, LookupAnswer) {
     );
     log.submit(leaf.bytes()).expect("claim admitted");
     (log.trust(), log.lookup(&sii("tel:+14155550100")))
+}
+
+/// Signs arbitrary body text as a note, bypassing every check of ours (to build bad leaves).
+pub fn raw_note(text: &str, key: &SignerKey) -> Vec<u8> {
+    let sig = key.sign(text.as_bytes());
+    let mut blob = key.key_id().to_vec();
+    blob.extend_from_slice(&sig);
+    format!("{text}\n\u{2014} {} {}\n", key.name(), B64.encode(blob)).into_bytes()
+}
+
+/// One submission of [`admission_cases`] and how the log's admission (`admit`) judges it.
+#[derive(Clone, Debug)]
+pub struct AdmissionCase {
+    /// What the case is.
+    pub what: &'static str,
+    /// The submitted bytes.
+    pub bytes: Vec<u8>,
+    /// The policy the log applies to it.
+    pub policy: Policy,
+    /// The SPEC §5 slug `admit` refuses it with at [`AdmissionCases::index`], or `None` when admitted.
+    pub slug: Option<&'static str>,
+    /// Whether only the log's policy or clock refuses it (so every verifier that does not judge
+    /// those — the monitor, the client — accepts it).
+    pub log_only: bool,
+}
+
+/// The admission cases and the log they are judged against.
+pub struct AdmissionCases {
+    /// A log with `msp-a.example`, `msp-b.example` (MSPs), `prover.example` (prover), and
+    /// `msp-c.example` enrolled twice (its old key is no longer valid).
+    pub log: MemLog,
+    /// The index every case is judged at (the log's size: the keys are those enrolled before it).
+    pub index: u64,
+    /// The cases.
+    pub cases: Vec<AdmissionCase>,
+}
+
+/// Every refusal case of the core's admission tests (and a few admitted controls), in one table,
+/// so that every verifier that re-checks entries (the monitor's batch path) can be shown to give
+/// the core's verdict on each: a rule added to admission gets a case here, and with it a test of
+/// each verifier. None of the cases is an enrollment, so judging one never changes the keys the
+/// next is judged against.
+pub fn admission_cases() -> AdmissionCases {
+    const ALICE: &str = "tel:+14155550100";
+    const ALICE_SSI: &str = "mimi://msp-a.example/u/alice";
+    let mut log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
+    let t = log.now;
+    let msp_a = test_key("msp-a.example");
+    let msp_b = test_key("msp-b.example");
+    let prover = test_key("prover.example");
+    let msp_c_old = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [3; 32]).expect("key");
+    let msp_c_new = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [4; 32]).expect("key");
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &msp_b);
+    log.enroll(Role::Prover, &prover);
+    log.enroll(Role::Msp, &msp_c_old);
+    log.enroll(Role::Msp, &msp_c_new);
+    let index = log.size();
+    let policy = Policy::default();
+
+    let mut cases = Vec::new();
+    let mut case = |what: &'static str, bytes: Vec<u8>, slug: Option<&'static str>| {
+        cases.push(AdmissionCase {
+            what,
+            bytes,
+            policy,
+            slug,
+            log_only: false,
+        });
+    };
+
+    // Syntax and canonical form (the parser's refusals).
+    let good_lines = || -> Vec<String> {
+        vec![
+            format!("sii {ALICE}"),
+            "msp msp-a.example".into(),
+            format!("ssi {ALICE_SSI}"),
+            format!("time {t}"),
+            "tag Personal".into(),
+        ]
+    };
+    let claim_text = |lines: &[String]| {
+        let mut s = String::from("mimi-ledger/v1 claim\n");
+        for l in lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    };
+    let with = |f: &dyn Fn(&mut Vec<String>)| {
+        let mut l = good_lines();
+        f(&mut l);
+        raw_note(&claim_text(&l), &msp_a)
+    };
+    let syntax: Vec<(&'static str, Vec<u8>, &'static str)> = vec![
+        ("reordered fields", with(&|l| l.swap(0, 1)), "non-canonical"),
+        (
+            "double space",
+            with(&|l| l[1] = "msp  msp-a.example".into()),
+            "non-canonical",
+        ),
+        (
+            "trailing space",
+            with(&|l| l[1] = "msp msp-a.example ".into()),
+            "non-canonical",
+        ),
+        (
+            "tab (a control character)",
+            with(&|l| l[1] = "msp\tmsp-a.example".into()),
+            "malformed",
+        ),
+        (
+            "unknown field",
+            with(&|l| l.insert(4, "color blue".into())),
+            "malformed",
+        ),
+        (
+            "repeated field",
+            with(&|l| l.insert(1, format!("sii {ALICE}"))),
+            "non-canonical",
+        ),
+        (
+            "missing field",
+            with(&|l| {
+                l.remove(2);
+            }),
+            "malformed",
+        ),
+        (
+            "leading zero time",
+            with(&|l| l[3] = format!("time 0{t}")),
+            "non-canonical",
+        ),
+        (
+            "signed time",
+            with(&|l| l[3] = format!("time +{t}")),
+            "non-canonical",
+        ),
+        (
+            "tel with spaces",
+            with(&|l| l[0] = "sii tel:+1-415-555-0100".into()),
+            "non-canonical",
+        ),
+        (
+            "tel missing plus",
+            with(&|l| l[0] = "sii tel:14155550100".into()),
+            "non-canonical",
+        ),
+        (
+            "upper-case mailto domain",
+            with(&|l| l[0] = "sii mailto:bob@Example.com".into()),
+            "non-canonical",
+        ),
+        (
+            "invalid number",
+            with(&|l| l[0] = "sii tel:+1415555".into()),
+            "invalid-sii",
+        ),
+        (
+            "unknown scheme",
+            with(&|l| l[0] = "sii sip:bob@example.com".into()),
+            "invalid-sii",
+        ),
+        (
+            "tag #17",
+            with(&|l| {
+                for i in 0..16 {
+                    l.push(format!("tag t{i}"));
+                }
+            }),
+            "malformed",
+        ),
+        (
+            "bad tag",
+            with(&|l| l[4] = "tag no/slash".into()),
+            "malformed",
+        ),
+        (
+            "expires before time",
+            with(&|l| l.insert(4, format!("expires {}", t - 1))),
+            "malformed",
+        ),
+        (
+            "empty line",
+            with(&|l| l.insert(2, String::new())),
+            "non-canonical",
+        ),
+        (
+            "repeated tag",
+            with(&|l| l.push("tag Personal".into())),
+            "non-canonical",
+        ),
+        (
+            "unordered tags",
+            with(&|l| l.insert(4, "tag Work".into())),
+            "non-canonical",
+        ),
+        (
+            "tags in case-folded order",
+            with(&|l| l.insert(4, "tag personal".into())),
+            "non-canonical",
+        ),
+        (
+            "wrong version",
+            raw_note(&claim_text(&[]).replace("v1", "v2"), &msp_a),
+            "malformed",
+        ),
+        (
+            "unknown kind",
+            raw_note("mimi-ledger/v1 steal\n", &msp_a),
+            "malformed",
+        ),
+        (
+            "CRLF line ends",
+            String::from_utf8(raw_note(&claim_text(&good_lines()), &msp_a))
+                .expect("utf-8")
+                .replace('\n', "\r\n")
+                .into_bytes(),
+            "malformed",
+        ),
+        (
+            "two signature lines",
+            {
+                let text = claim_text(&good_lines());
+                let mut two = raw_note(&text, &msp_a);
+                let extra = raw_note(&text, &msp_b);
+                let line = extra
+                    .split(|b| *b == b'\n')
+                    .rev()
+                    .nth(1)
+                    .unwrap_or_default();
+                two.extend_from_slice(line);
+                two.push(b'\n');
+                two
+            },
+            "non-canonical",
+        ),
+        ("not UTF-8", b"\xff\xfe garbage".to_vec(), "malformed"),
+        ("empty", Vec::new(), "malformed"),
+        ("too large", vec![b'a'; MAX_LEAF_BYTES + 1], "too-large"),
+    ];
+    for (what, bytes, slug) in syntax {
+        case(what, bytes, Some(slug));
+    }
+
+    // Signers and enrollment.
+    let impostor = SignerKey::from_seed("msp-a.example", KeyAlg::Ed25519, [7; 32]).expect("key");
+    case(
+        "right name, wrong key",
+        claim(&impostor, ALICE, ALICE_SSI, t, &[], None)
+            .bytes()
+            .to_vec(),
+        Some("unknown-signer"),
+    );
+    let rogue = test_key("rogue.example");
+    case(
+        "unenrolled MSP",
+        claim(&rogue, ALICE, "mimi://rogue.example/u/x", t, &[], None)
+            .bytes()
+            .to_vec(),
+        Some("unknown-signer"),
+    );
+    case(
+        "a claim for one MSP signed by another",
+        raw_note(&claim_text(&good_lines()), &msp_b),
+        Some("bad-signature"),
+    );
+    let mut flipped = claim(&msp_a, ALICE, ALICE_SSI, t, &[], None)
+        .bytes()
+        .to_vec();
+    let n = flipped.len();
+    if let Some(b) = flipped.get_mut(n.saturating_sub(6)) {
+        *b = if *b == b'A' { b'B' } else { b'A' };
+    }
+    case("a flipped signature byte", flipped, Some("bad-signature"));
+    case(
+        "a prover may not claim",
+        claim(&prover, ALICE, "mimi://prover.example/u/x", t, &[], None)
+            .bytes()
+            .to_vec(),
+        Some("unknown-signer"),
+    );
+    case(
+        "an MSP may not opt out",
+        raw_note(&optout(&prover, ALICE, t).entry().to_text(), &msp_a),
+        Some("unknown-signer"),
+    );
+    case(
+        "an MSP may not enroll",
+        raw_note(&log.leaf(0).entry().to_text(), &msp_a),
+        Some("bad-signature"),
+    );
+    case(
+        "old key after re-enrollment",
+        claim(&msp_c_old, ALICE, "mimi://msp-c.example/u/c", t, &[], None)
+            .bytes()
+            .to_vec(),
+        Some("unknown-signer"),
+    );
+    case(
+        "an unenrolled signer revokes",
+        revoke(&rogue, "msp-a.example", ALICE, ALICE_SSI, t, None)
+            .bytes()
+            .to_vec(),
+        Some("unknown-signer"),
+    );
+    case(
+        "an unenrolled prover opts out",
+        optout(&rogue, ALICE, t).bytes().to_vec(),
+        Some("unknown-signer"),
+    );
+
+    // Attestations.
+    let pair = Some(("msp-a.example", ALICE_SSI));
+    let good = attestation(&prover, Action::Claim, ALICE, pair, t - 60);
+    let attested = |att: SignedAttestation| {
+        claim(&msp_a, ALICE, ALICE_SSI, t, &[], Some(att))
+            .bytes()
+            .to_vec()
+    };
+    let bad_atts: Vec<(&'static str, SignedAttestation)> = vec![
+        (
+            "attestation for another action",
+            attestation(&prover, Action::Revoke, ALICE, pair, t - 60),
+        ),
+        (
+            "attestation for another SII",
+            attestation(&prover, Action::Claim, "tel:+14155550101", pair, t - 60),
+        ),
+        (
+            "attestation for another MSP",
+            attestation(
+                &prover,
+                Action::Claim,
+                ALICE,
+                Some(("msp-b.example", ALICE_SSI)),
+                t - 60,
+            ),
+        ),
+        (
+            "attestation for another SSI",
+            attestation(
+                &prover,
+                Action::Claim,
+                ALICE,
+                Some(("msp-a.example", "mimi://msp-a.example/u/eve")),
+                t - 60,
+            ),
+        ),
+        (
+            "attestation issued after the entry",
+            attestation(&prover, Action::Claim, ALICE, pair, t + 1),
+        ),
+        (
+            "attestation expired",
+            attestation(&prover, Action::Claim, ALICE, pair, t - 86_401),
+        ),
+        (
+            "attestation by an unenrolled prover",
+            attestation(
+                &test_key("fake-prover.example"),
+                Action::Claim,
+                ALICE,
+                pair,
+                t - 60,
+            ),
+        ),
+        (
+            "attestation signed by an MSP",
+            attestation(&msp_a, Action::Claim, ALICE, pair, t - 60),
+        ),
+        (
+            "attestation by the prover's name with another key",
+            attestation(
+                &SignerKey::from_seed("prover.example", KeyAlg::Ed25519, [8; 32]).expect("key"),
+                Action::Claim,
+                ALICE,
+                pair,
+                t - 60,
+            ),
+        ),
+    ];
+    for (what, att) in bad_atts {
+        case(what, attested(att), Some("bad-attestation"));
+    }
+    // An attestation whose signature does not verify: flip a bit of its signature, re-sign the claim.
+    {
+        let mut att_note = Note::new(good.note.text()).expect("a note text");
+        if let Some(mut sig) = good.note.signatures().first().cloned() {
+            if let Some(b) = sig.sig.first_mut() {
+                *b ^= 1;
+            }
+            att_note.add_signature(sig).expect("one signature");
+        }
+        let att_note = att_note.to_bytes();
+        let mut lines = good_lines();
+        lines.push(format!("attestation {}", B64.encode(att_note)));
+        case(
+            "attestation with a bad signature",
+            raw_note(&claim_text(&lines), &msp_a),
+            Some("bad-attestation"),
+        );
+    }
+    {
+        let mut lines = good_lines();
+        lines.push(format!("attestation {}", B64.encode("not a note")));
+        case(
+            "garbage in the attestation field",
+            raw_note(&claim_text(&lines), &msp_a),
+            Some("bad-attestation"),
+        );
+    }
+    {
+        let b64 = good.to_base64();
+        let unpadded = b64.trim_end_matches('=');
+        if unpadded != b64 {
+            let mut lines = good_lines();
+            lines.push(format!("attestation {unpadded}"));
+            case(
+                "attestation in unpadded base64",
+                raw_note(&claim_text(&lines), &msp_a),
+                Some("non-canonical"),
+            );
+        }
+    }
+    case(
+        "a prover's revoke without attestation",
+        revoke(&prover, "msp-a.example", ALICE, ALICE_SSI, t, None)
+            .bytes()
+            .to_vec(),
+        Some("attestation-required"),
+    );
+    case(
+        "a prover's revoke with a claim attestation",
+        revoke(
+            &prover,
+            "msp-a.example",
+            ALICE,
+            ALICE_SSI,
+            t,
+            Some(attestation(&prover, Action::Claim, ALICE, pair, t - 60)),
+        )
+        .bytes()
+        .to_vec(),
+        Some("bad-attestation"),
+    );
+    {
+        // A prover's revoke whose own signature is bad, and whose attestation is missing too:
+        // the signature is checked first.
+        let mut b = revoke(&prover, "msp-a.example", ALICE, ALICE_SSI, t, None)
+            .bytes()
+            .to_vec();
+        let n = b.len();
+        if let Some(x) = b.get_mut(n.saturating_sub(6)) {
+            *x = if *x == b'A' { b'B' } else { b'A' };
+        }
+        case(
+            "a prover's revoke with a bad signature and no attestation",
+            b,
+            Some("bad-signature"),
+        );
+    }
+    {
+        // A bad entry signature and a mismatched attestation: the signature is checked first.
+        let mut b = attested(attestation(
+            &prover,
+            Action::Claim,
+            "tel:+14155550101",
+            pair,
+            t - 60,
+        ));
+        let n = b.len();
+        if let Some(x) = b.get_mut(n.saturating_sub(6)) {
+            *x = if *x == b'A' { b'B' } else { b'A' };
+        }
+        case(
+            "a bad signature and a mismatched attestation",
+            b,
+            Some("bad-signature"),
+        );
+    }
+
+    // Admitted controls.
+    case(
+        "a good claim",
+        claim(&msp_a, ALICE, ALICE_SSI, t, &["Personal"], None)
+            .bytes()
+            .to_vec(),
+        None,
+    );
+    case("an attested claim", attested(good.clone()), None);
+    case(
+        "a claim by the re-enrolled key",
+        claim(&msp_c_new, ALICE, "mimi://msp-c.example/u/c", t, &[], None)
+            .bytes()
+            .to_vec(),
+        None,
+    );
+    case(
+        "an MSP's revoke",
+        revoke(&msp_a, "msp-a.example", ALICE, ALICE_SSI, t, None)
+            .bytes()
+            .to_vec(),
+        None,
+    );
+    case(
+        "a prover's attested revoke",
+        revoke(
+            &prover,
+            "msp-a.example",
+            ALICE,
+            ALICE_SSI,
+            t,
+            Some(attestation(&prover, Action::Revoke, ALICE, pair, t - 60)),
+        )
+        .bytes()
+        .to_vec(),
+        None,
+    );
+    case(
+        "an opt-out",
+        optout(&prover, ALICE, t).bytes().to_vec(),
+        None,
+    );
+    case(
+        "clock skew at the edge",
+        claim(&msp_a, ALICE, ALICE_SSI, t + policy.max_skew_s, &[], None)
+            .bytes()
+            .to_vec(),
+        None,
+    );
+
+    // Refused by the log's policy and clock only.
+    let mut log_only = |what: &'static str, bytes: Vec<u8>, policy: Policy, slug: &'static str| {
+        cases.push(AdmissionCase {
+            what,
+            bytes,
+            policy,
+            slug: Some(slug),
+            log_only: true,
+        });
+    };
+    log_only(
+        "clock skew ahead",
+        claim(
+            &msp_a,
+            ALICE,
+            ALICE_SSI,
+            t + policy.max_skew_s + 1,
+            &[],
+            None,
+        )
+        .bytes()
+        .to_vec(),
+        policy,
+        "clock-skew",
+    );
+    log_only(
+        "clock skew behind",
+        claim(
+            &msp_a,
+            ALICE,
+            ALICE_SSI,
+            t - policy.max_skew_s - 1,
+            &[],
+            None,
+        )
+        .bytes()
+        .to_vec(),
+        policy,
+        "clock-skew",
+    );
+    log_only(
+        "attestation required by the log's policy",
+        claim(&msp_a, ALICE, ALICE_SSI, t, &[], None)
+            .bytes()
+            .to_vec(),
+        Policy {
+            require_attestation: true,
+            ..policy
+        },
+        "attestation-required",
+    );
+    AdmissionCases { log, index, cases }
 }

@@ -138,6 +138,21 @@ pub enum TileError {
         /// Where the incomplete entry (its length prefix) starts.
         offset: usize,
     },
+    /// A [`TileReader`]'s source does not have this tile (HTTP 404: not yet, or a partial tile
+    /// deleted once full).
+    #[error("tile {path} not found")]
+    NotFound {
+        /// The tile's path.
+        path: String,
+    },
+    /// A [`TileReader`] could not read this tile (transport, storage).
+    #[error("tile {path}: {reason}")]
+    Unreadable {
+        /// The tile's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading the hashes of a tile failed.
     #[error(transparent)]
     Tree(#[from] TreeError),
@@ -291,6 +306,39 @@ impl Tile {
             return Err(not_tile());
         }
         Ok(tile)
+    }
+}
+
+/// The width of the tile (or entry bundle) at `level`, `index` in a tree of `size` leaves: 256 when
+/// the tree fills it, the partial width 1..=255 of the rightmost tile of its level, and 0 when the
+/// tree holds none of it. An entry bundle ([`DATA_LEVEL`]) has the width of the level-0 tile.
+///
+/// The one place that says which tiles a tree of a given size has: the log serves a tile only
+/// when its width is at most this, and a reader of a tree asks for tiles at this width.
+pub fn tile_width_at(level: u8, index: u64, size: u64) -> u16 {
+    let level = if level == DATA_LEVEL { 0 } else { level };
+    let shift = u32::from(level) * u32::from(TILE_HEIGHT);
+    let (Some(at_level), Some(first)) = (
+        size.checked_shr(shift),
+        index.checked_mul(u64::from(TILE_WIDTH)),
+    ) else {
+        return 0;
+    };
+    // At most 256, so the cast is exact.
+    at_level.saturating_sub(first).min(u64::from(TILE_WIDTH)) as u16
+}
+
+impl Tile {
+    /// The tile at `level`, `index` as a tree of `size` leaves has it (full, or its partial
+    /// width), or `None` when the tree holds none of it. See [`tile_width_at`].
+    pub fn at_size(level: u8, index: u64, size: u64) -> Option<Tile> {
+        Tile::new(level, index, tile_width_at(level, index, size)).ok()
+    }
+
+    /// Whether every hash (or entry) of this tile lies within a tree of `size` leaves, i.e. the
+    /// tree determines its content (what a log may serve at that size).
+    pub fn is_within(&self, size: u64) -> bool {
+        self.is_valid() && self.width <= tile_width_at(self.level, self.index, size)
     }
 }
 
@@ -484,7 +532,8 @@ fn subtree_hash(th: TreeHash, bytes: &[u8]) -> Option<Hash> {
 ///
 /// It keeps, per tile coordinate, the widest data supplied. It does not authenticate tiles by
 /// itself: compare [`crate::tree::tree_root`] over it with a verified checkpoint's root (a root
-/// computed from forged tiles will not match), and verify any proof computed from it.
+/// computed from forged tiles will not match), and verify any proof computed from it — or, better,
+/// use it as the [`TileReader`] of an [`AuthTileHashReader`], which checks every tile it reads.
 #[derive(Clone, Debug)]
 pub struct TileHashReader {
     th: TreeHash,
@@ -566,6 +615,294 @@ impl HashReader for TileHashReader {
             })
             .collect()
     }
+}
+
+impl TileReader for TileHashReader {
+    /// The held data of each tile, cut to the width asked for; [`TileError::NotFound`] when no
+    /// wide enough version of it is held.
+    fn read_tiles(&self, tiles: &[Tile]) -> Vec<Result<Vec<u8>, TileError>> {
+        tiles
+            .iter()
+            .map(|tile| {
+                self.tiles
+                    .get(&(tile.level, tile.index))
+                    .and_then(|data| data.get(..tile.hash_data_len()))
+                    .map(<[u8]>::to_vec)
+                    .ok_or_else(|| TileError::NotFound { path: tile.path() })
+            })
+            .collect()
+    }
+}
+
+/// A source of hash tiles: the log's static API over HTTP, a mirror, a directory, memory
+/// (Go's `tlog.TileReader`).
+///
+/// It only moves bytes: nothing it returns is trusted until an [`AuthTileHashReader`] has checked
+/// it against a tree. Go's reader also reports its tile height; C2SP tlog-tiles fixes it at
+/// [`TILE_HEIGHT`], so ours has none to report.
+pub trait TileReader {
+    /// The data of each of `tiles` (32 × width bytes), one result per tile, in order. A tile the
+    /// source does not have is [`TileError::NotFound`] (the reader then asks for the full tile in
+    /// place of a partial one); one it could not read is [`TileError::Unreadable`].
+    fn read_tiles(&self, tiles: &[Tile]) -> Vec<Result<Vec<u8>, TileError>>;
+
+    /// Told which tiles were just authenticated against a tree (with their data, at the widths
+    /// asked for), so that the source may keep them: a cache never holds unchecked bytes. The
+    /// default keeps nothing.
+    fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
+        let _ = (tiles, data);
+    }
+}
+
+impl<R: TileReader + ?Sized> TileReader for &R {
+    fn read_tiles(&self, tiles: &[Tile]) -> Vec<Result<Vec<u8>, TileError>> {
+        (**self).read_tiles(tiles)
+    }
+
+    fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
+        (**self).save_tiles(tiles, data)
+    }
+}
+
+/// The [`HashReader`] of one tree — its size and root, from a verified checkpoint — over the tiles
+/// of a [`TileReader`], which never hands out a hash it has not authenticated (Go's
+/// `tlog.TileHashReader`).
+///
+/// For every [`HashReader::read_hashes`] call it reads, at the widths the tree has (see
+/// [`tile_width_at`]), the tiles holding the root's subtrees and the tiles holding the hashes
+/// asked for, with every parent tile up to one of the former; then it checks
+///
+/// 1. that the root's subtree hashes, recomputed from their tiles, combine into the tree's root
+///    (these tiles are the rightmost, partial ones of each level, and every hash in them takes
+///    part in that root, so they are authenticated whole);
+/// 2. that every other tile — always a full one — hashes to the node its parent tile holds for
+///    it, parents being checked before children;
+///
+/// and only then gives [`TileReader::save_tiles`] the tiles and returns the hashes. A partial tile
+/// the source no longer has is replaced by the full tile cut to its width (tlog-tiles lets a log
+/// delete partial tiles once full; a full tile's prefix is the partial one).
+#[derive(Clone, Debug)]
+pub struct AuthTileHashReader<R> {
+    th: TreeHash,
+    size: u64,
+    root: Hash,
+    reader: R,
+}
+
+impl<R: TileReader> AuthTileHashReader<R> {
+    /// The reader of the tree of `size` leaves with root `root`, over the tiles of `reader`.
+    pub fn new(th: TreeHash, size: u64, root: Hash, reader: R) -> Self {
+        AuthTileHashReader {
+            th,
+            size,
+            root,
+            reader,
+        }
+    }
+
+    /// The tile of the stored hash `index` at the width this tree has, if the tree holds it.
+    fn tile_of(&self, index: u64) -> Result<Tile, TreeError> {
+        let (level, n) = split_stored_hash_index(index);
+        let complete = n
+            .checked_add(1)
+            .and_then(|end| end.checked_shl(u32::from(level)))
+            .filter(|end| end >> level == n + 1)
+            .is_some_and(|end| end <= self.size);
+        let (needed, _) = tile_for_stored_hash_index(index);
+        match Tile::at_size(needed.level, needed.index, self.size) {
+            Some(tile) if complete && tile.width >= needed.width => Ok(tile),
+            _ => Err(TreeError::MissingHash { index }),
+        }
+    }
+
+    /// Reads `tiles`, replacing a partial tile the source does not have by its full version cut to
+    /// the width.
+    fn read(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, TreeError> {
+        let mut results = self.reader.read_tiles(tiles);
+        if results.len() != tiles.len() {
+            return Err(tile_error(
+                tiles.first(),
+                format!(
+                    "the tile reader returned {} tiles for {}",
+                    results.len(),
+                    tiles.len()
+                ),
+            ));
+        }
+        let retry: Vec<usize> = results
+            .iter()
+            .zip(tiles)
+            .enumerate()
+            .filter(|(_, (r, t))| matches!(r, Err(TileError::NotFound { .. })) && t.is_partial())
+            .map(|(i, _)| i)
+            .collect();
+        if !retry.is_empty() {
+            let full: Vec<Tile> = retry
+                .iter()
+                .filter_map(|&i| tiles.get(i))
+                .map(|t| Tile {
+                    width: TILE_WIDTH,
+                    ..*t
+                })
+                .collect();
+            let fetched = self.reader.read_tiles(&full);
+            for ((&i, tile), data) in retry.iter().zip(&full).zip(fetched) {
+                if let (Some(slot), Some(partial)) = (results.get_mut(i), tiles.get(i)) {
+                    *slot = data.map(|mut d| {
+                        // A short full tile is left as is: its length check below refuses it.
+                        if d.len() == tile.hash_data_len() {
+                            d.truncate(partial.hash_data_len());
+                        }
+                        d
+                    });
+                }
+            }
+        }
+        results
+            .into_iter()
+            .zip(tiles)
+            .map(|(r, t)| r.map_err(|e| tile_error(Some(t), e.to_string())))
+            .collect()
+    }
+}
+
+/// Adds `tile` to the plan unless it is there already; its position in the plan.
+fn plan_tile(tiles: &mut Vec<Tile>, position: &mut HashMap<(u8, u64), usize>, tile: Tile) -> usize {
+    *position.entry((tile.level, tile.index)).or_insert_with(|| {
+        tiles.push(tile);
+        tiles.len() - 1
+    })
+}
+
+/// A [`TreeError::Tile`] about `tile`.
+fn tile_error(tile: Option<&Tile>, reason: String) -> TreeError {
+    TreeError::Tile {
+        path: tile.map(Tile::path).unwrap_or_default(),
+        reason,
+    }
+}
+
+impl<R: TileReader> HashReader for AuthTileHashReader<R> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The plan: the root's subtrees' tiles first, then, for each hash asked for, its tile and
+        // the parents up to one already planned, parents before children.
+        let mut tiles: Vec<Tile> = Vec::new();
+        let mut position: HashMap<(u8, u64), usize> = HashMap::new();
+        let subtrees = root_subtrees(self.size);
+        let mut subtree_tiles = Vec::with_capacity(subtrees.len());
+        for &index in &subtrees {
+            let tile = self.tile_of(index)?;
+            subtree_tiles.push(plan_tile(&mut tiles, &mut position, tile));
+        }
+        let authenticated_by_root = tiles.len();
+        let mut hash_tiles = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let tile = self.tile_of(index)?;
+            // Walk up to the first tile already planned, then plan the chain back down.
+            let mut chain = vec![tile];
+            let mut top = tile;
+            while !position.contains_key(&(top.level, top.index)) {
+                let parent = top
+                    .level
+                    .checked_add(1)
+                    .filter(|l| *l <= MAX_TILE_LEVEL)
+                    .and_then(|l| Tile::at_size(l, top.index >> TILE_HEIGHT, self.size))
+                    .ok_or_else(|| {
+                        tile_error(Some(&top), "no parent tile in the tree (tile math)".into())
+                    })?;
+                chain.push(parent);
+                top = parent;
+            }
+            for t in chain.into_iter().rev() {
+                plan_tile(&mut tiles, &mut position, t);
+            }
+            hash_tiles.push(plan_tile(&mut tiles, &mut position, tile));
+        }
+
+        let data = self.read(&tiles)?;
+        let tile_and_data = |i: usize| -> Result<(&Tile, &[u8]), TreeError> {
+            match (tiles.get(i), data.get(i)) {
+                (Some(t), Some(d)) => Ok((t, d.as_slice())),
+                _ => Err(tile_error(None, "tile plan out of range".into())),
+            }
+        };
+        let from_tile = |i: usize, index: u64| -> Result<Hash, TreeError> {
+            let (tile, data) = tile_and_data(i)?;
+            hash_from_tile(self.th, tile, data, index)
+                .map_err(|e| tile_error(Some(tile), e.to_string()))
+        };
+
+        // 1. The root's subtrees, right to left, must combine into the tree's root.
+        let mut root: Option<Hash> = None;
+        for (&index, &i) in subtrees.iter().zip(&subtree_tiles).rev() {
+            let h = from_tile(i, index)?;
+            root = Some(match root {
+                None => h,
+                Some(right) => self.th.node_hash(&h, &right),
+            });
+        }
+        if root != Some(self.root) {
+            return Err(tile_error(
+                subtree_tiles.first().and_then(|&i| tiles.get(i)),
+                format!(
+                    "the tiles do not reproduce the root of the tree of size {}",
+                    self.size
+                ),
+            ));
+        }
+        // 2. Every other tile is full and must hash to the node its (earlier) parent holds.
+        for i in authenticated_by_root..tiles.len() {
+            let (tile, bytes) = tile_and_data(i)?;
+            let parent_at = tile
+                .level
+                .checked_add(1)
+                .and_then(|l| position.get(&(l, tile.index >> TILE_HEIGHT)))
+                .copied()
+                .filter(|&j| j < i);
+            let (Some(j), false) = (parent_at, tile.is_partial()) else {
+                return Err(tile_error(
+                    Some(tile),
+                    "tile without a parent (tile math)".into(),
+                ));
+            };
+            let node_level = (tile.level + 1).checked_mul(TILE_HEIGHT).ok_or_else(|| {
+                tile_error(Some(tile), "tile level beyond any tree (tile math)".into())
+            })?;
+            let node = stored_hash_index(node_level, tile.index);
+            let want = from_tile(j, node)?;
+            if tile.hash_data_len() != bytes.len() || subtree_hash(self.th, bytes) != Some(want) {
+                return Err(tile_error(
+                    Some(tile),
+                    "the tile does not hash to the node its parent tile holds".into(),
+                ));
+            }
+        }
+        self.reader.save_tiles(&tiles, &data);
+
+        indexes
+            .iter()
+            .zip(hash_tiles)
+            .map(|(&index, i)| from_tile(i, index))
+            .collect()
+    }
+}
+
+/// The stored hash indexes of the perfect subtrees a tree of `size` leaves splits into, left to
+/// right (RFC 9162 §2.1.1: the root is their hashes combined from the right).
+fn root_subtrees(size: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(size.count_ones() as usize);
+    let mut start = 0u64;
+    for level in (0..64u8).rev() {
+        let width = 1u64 << level;
+        if size & width != 0 {
+            out.push(stored_hash_index(level, start >> level));
+            start += width;
+        }
+    }
+    out
 }
 
 /// Encodes an entry bundle: each entry as a big-endian `u16` length followed by its bytes
@@ -782,6 +1119,200 @@ mod tests {
             r.insert(Tile::entry_bundle(0, 1).unwrap(), vec![0; 32]),
             Err(TileError::NotAHashTile { .. })
         ));
+    }
+
+    #[test]
+    fn tile_widths_at_a_size() {
+        assert_eq!(tile_width_at(0, 0, 0), 0);
+        assert_eq!(tile_width_at(0, 0, 1), 1);
+        assert_eq!(tile_width_at(0, 0, 300), 256);
+        assert_eq!(tile_width_at(0, 1, 300), 44);
+        assert_eq!(tile_width_at(0, 2, 300), 0);
+        assert_eq!(tile_width_at(1, 0, 300), 1);
+        assert_eq!(tile_width_at(1, 0, 255), 0);
+        assert_eq!(tile_width_at(DATA_LEVEL, 1, 300), 44);
+        assert_eq!(tile_width_at(8, 0, u64::MAX), 0);
+        assert_eq!(tile_width_at(0, u64::MAX, u64::MAX), 0);
+        assert_eq!(
+            Tile::at_size(1, 1, 70_000),
+            Some(Tile::new(1, 1, 17).unwrap())
+        );
+        assert_eq!(Tile::at_size(2, 1, 70_000), None);
+        // Every tile of a size is within it at its width, and no wider.
+        for size in [1u64, 255, 256, 257, 70_000] {
+            for t in tiles_for_size(size) {
+                assert!(t.is_within(size));
+                assert_eq!(Tile::at_size(t.level, t.index, size), Some(t));
+                if t.is_partial() {
+                    assert!(!Tile {
+                        width: t.width + 1,
+                        ..t
+                    }
+                    .is_within(size));
+                }
+            }
+        }
+    }
+
+    /// A tile source that can forget partial tiles and records what was saved.
+    struct Source {
+        set: TileHashReader,
+        partials_deleted: bool,
+        saved: std::sync::Mutex<Vec<Tile>>,
+    }
+
+    impl TileReader for Source {
+        fn read_tiles(&self, tiles: &[Tile]) -> Vec<Result<Vec<u8>, TileError>> {
+            tiles
+                .iter()
+                .map(|t| {
+                    if self.partials_deleted && t.is_partial() {
+                        Err(TileError::NotFound { path: t.path() })
+                    } else {
+                        self.set.read_tiles(std::slice::from_ref(t)).remove(0)
+                    }
+                })
+                .collect()
+        }
+
+        fn save_tiles(&self, tiles: &[Tile], _data: &[Vec<u8>]) {
+            self.saved.lock().unwrap().extend_from_slice(tiles);
+        }
+    }
+
+    fn store_of(th: TreeHash, size: u64) -> MemoryHashStore {
+        let mut store = MemoryHashStore::new(th);
+        for i in 0..size {
+            store.append_leaf(&i.to_be_bytes());
+        }
+        store
+    }
+
+    fn tile_set(store: &MemoryHashStore, size: u64) -> TileHashReader {
+        TileHashReader::from_tiles(
+            store.tree_hash(),
+            tiles_for_size(size)
+                .into_iter()
+                .map(|t| (t, read_tile_data(&t, store).unwrap())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn authenticated_reader_gives_the_trees_hashes() {
+        use crate::tree::prove_consistency;
+        let th = TreeHash::Sha256;
+        for size in [1u64, 2, 255, 256, 257, 511, 512, 700, 65_536, 70_000] {
+            let store = store_of(th, size);
+            let reader = AuthTileHashReader::new(th, size, store.root(), tile_set(&store, size));
+            assert_eq!(
+                tree_root(th, size, &reader).unwrap(),
+                store.root(),
+                "{size}"
+            );
+            let all: Vec<u64> = (0..stored_hash_count(size)).step_by(7).collect();
+            let want: Vec<Hash> = all.iter().map(|&i| store.hashes()[i as usize]).collect();
+            assert_eq!(reader.read_hashes(&all).unwrap(), want, "{size}");
+            for old in [1, size / 3, size.saturating_sub(1)] {
+                if old == 0 || old > size {
+                    continue;
+                }
+                assert_eq!(
+                    prove_consistency(th, old, size, &reader).unwrap(),
+                    prove_consistency(th, old, size, &store).unwrap()
+                );
+            }
+            // Beyond the tree: not a hash of it.
+            assert!(matches!(
+                reader.read_hashes(&[stored_hash_count(size)]),
+                Err(TreeError::MissingHash { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn authenticated_reader_refuses_forged_tiles_and_saves_only_checked_ones() {
+        let th = TreeHash::Blake3;
+        let size = 70_000;
+        let store = store_of(th, size);
+        let honest = tile_set(&store, size);
+        // A forged full level-0 tile that holds none of the root's subtree hashes: only its
+        // parent tile can tell.
+        let victim = Tile::new(0, 5, 256).unwrap();
+        let mut forged = read_tile_data(&victim, &store).unwrap();
+        forged[40] ^= 1;
+        let mut set = honest.clone();
+        set.tiles.insert((0, 5), forged);
+        let source = Source {
+            set,
+            partials_deleted: false,
+            saved: Default::default(),
+        };
+        let reader = AuthTileHashReader::new(th, size, store.root(), &source);
+        assert_eq!(tree_root(th, size, &reader).unwrap(), store.root());
+        let in_victim = stored_hash_index(0, 5 * 256 + 1);
+        assert!(matches!(
+            reader.read_hashes(&[in_victim]),
+            Err(TreeError::Tile { .. })
+        ));
+        assert!(!source.saved.lock().unwrap().contains(&victim));
+        let elsewhere = stored_hash_index(0, 6 * 256 + 1);
+        assert_eq!(
+            reader.read_hashes(&[elsewhere]).unwrap(),
+            vec![store.hashes()[elsewhere as usize]]
+        );
+        assert!(source
+            .saved
+            .lock()
+            .unwrap()
+            .contains(&Tile::new(0, 6, 256).unwrap()));
+        // A forged partial tile, or a wrong root, fails the root check.
+        let mut set = honest.clone();
+        if let Some(d) = set.tiles.get_mut(&(0, 273)) {
+            d[0] ^= 1;
+        }
+        let reader = AuthTileHashReader::new(th, size, store.root(), &set);
+        assert!(matches!(
+            tree_root(th, size, &reader),
+            Err(TreeError::Tile { .. })
+        ));
+        let reader = AuthTileHashReader::new(th, size, [7; 32], &honest);
+        assert!(matches!(
+            tree_root(th, size, &reader),
+            Err(TreeError::Tile { .. })
+        ));
+    }
+
+    #[test]
+    fn authenticated_reader_falls_back_from_partial_to_full_tiles() {
+        let th = TreeHash::Sha256;
+        // The source has grown to 65,536 leaves (every tile a tree of 700 has is full there) and
+        // deleted its partial tiles; the tree read is the one of 700 leaves.
+        let store = store_of(th, 65_536);
+        let small = store_of(th, 700);
+        let source = Source {
+            set: tile_set(&store, 65_536),
+            partials_deleted: true,
+            saved: Default::default(),
+        };
+        let reader = AuthTileHashReader::new(th, 700, small.root(), &source);
+        assert_eq!(tree_root(th, 700, &reader).unwrap(), small.root());
+        assert!(source
+            .saved
+            .lock()
+            .unwrap()
+            .contains(&Tile::new(0, 2, 188).unwrap()));
+        // Without the full tile either, the tile is reported missing.
+        let mut set = tile_set(&store, 65_536);
+        set.tiles.remove(&(0, 2));
+        let source = Source {
+            set,
+            partials_deleted: true,
+            saved: Default::default(),
+        };
+        let reader = AuthTileHashReader::new(th, 700, small.root(), &source);
+        let err = tree_root(th, 700, &reader).unwrap_err();
+        assert!(err.to_string().contains("not found"), "{err}");
     }
 
     #[test]

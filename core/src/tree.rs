@@ -101,6 +101,15 @@ pub enum TreeError {
         /// How many came back.
         returned: usize,
     },
+    /// A tile reader could not hand out hashes it had authenticated against the tree: a tile
+    /// could not be read, or did not reproduce the tree's root or its parent tile's hash.
+    #[error("tile {path}: {reason}")]
+    Tile {
+        /// The C2SP tlog-tiles path of the tile concerned.
+        path: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// The storage behind a [`HashReader`] failed (I/O, corruption, ...).
     #[error("hash storage failed: {0}")]
     Storage(String),

@@ -655,3 +655,40 @@ proptest! {
         }
     }
 }
+
+/// The shared table of admission cases (`testkit::admission_cases`, which the monitor's batch path
+/// is checked against too) holds what the tests above assert: each case is refused by `admit`
+/// with its slug, or admitted; `verify_entry` (what verifiers run) agrees except on the cases only
+/// the log's policy and clock refuse; and `plan` + `Plan::verify` is `verify_entry`.
+#[test]
+fn every_admission_case_gets_its_verdict_from_admit_and_from_the_plan() {
+    use ledger_core::admission::plan;
+    use ledger_core::testkit::admission_cases;
+
+    let table = admission_cases();
+    let keys = table.log.registry().at(table.index);
+    assert!(table.cases.len() > 50, "the table lost cases");
+    for c in &table.cases {
+        let admitted = admit(&c.bytes, &keys, &c.policy, table.log.now);
+        let slug = admitted.as_ref().err().map(|e| e.problem().slug());
+        assert_eq!(slug, c.slug, "{}: {admitted:?}", c.what);
+        let verified = Leaf::parse(&c.bytes)
+            .map_err(Refusal::from)
+            .and_then(|leaf| verify_entry(&leaf, &keys));
+        if c.log_only {
+            assert!(verified.is_ok(), "{}: {verified:?}", c.what);
+        } else {
+            assert_eq!(
+                verified.as_ref().err(),
+                admitted.as_ref().err(),
+                "{}",
+                c.what
+            );
+        }
+        if let Ok(leaf) = Leaf::parse(&c.bytes) {
+            let p = plan(&leaf, &keys);
+            assert!(p.checks().count() <= 2);
+            assert_eq!(p.verify(), verify_entry(&leaf, &keys), "{}", c.what);
+        }
+    }
+}

@@ -6,13 +6,13 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use ledger_core::tile::{
-    decode_entry_bundle, encode_entry_bundle, read_tile_data, tiles_for_size, Tile, TileHashReader,
-    DATA_LEVEL, MAX_TILE_LEVEL,
+    decode_entry_bundle, encode_entry_bundle, read_tile_data, tiles_for_size, AuthTileHashReader,
+    Tile, TileHashReader, DATA_LEVEL, MAX_TILE_LEVEL,
 };
 use ledger_core::tree::{
-    consistency_proof_len, inclusion_proof_len, prove_consistency, prove_inclusion, stored_hashes,
-    tree_root, verify_consistency, verify_inclusion, Frontier, HashReader, MemoryHashStore,
-    TreeError,
+    consistency_proof_len, inclusion_proof_len, prove_consistency, prove_inclusion,
+    stored_hash_count, stored_hashes, tree_root, verify_consistency, verify_inclusion, Frontier,
+    HashReader, MemoryHashStore, TreeError,
 };
 use ledger_core::{Hash, TreeHash};
 use proptest::prelude::*;
@@ -246,6 +246,40 @@ proptest! {
         match th {
             TreeHash::Sha256 => rs::check::<rs::Rfc6962Sha256>(&leaves, index, root, &ours),
             _ => rs::check::<rs::Rfc6962Blake3>(&leaves, index, root, &ours),
+        }
+    }
+
+    /// Go's rule for tile readers: a hash handed out by the authenticating reader is the tree's,
+    /// whatever one byte of one tile the source forged — the read fails instead (and nothing
+    /// forged is saved).
+    #[test]
+    fn authenticated_tiles_never_yield_a_wrong_hash(
+        th in tree_hash(),
+        size in 1u64..=70_000,
+        picks in proptest::collection::vec(any::<u64>(), 4),
+    ) {
+        let store = big_store(th);
+        let tiles = tiles_for_size(size);
+        let victim = tiles[(picks[0] % tiles.len() as u64) as usize];
+        let forged = tiles.iter().map(|t| {
+            let mut data = read_tile_data(t, store).unwrap();
+            if *t == victim {
+                let at = (picks[1] % data.len() as u64) as usize;
+                data[at] ^= 1 << (picks[1] % 8);
+            }
+            (*t, data)
+        });
+        let source = TileHashReader::from_tiles(th, forged).unwrap();
+        let root = tree_root(th, size, store).unwrap();
+        let reader = AuthTileHashReader::new(th, size, root, &source);
+        let index = picks[2] % size;
+        match prove_inclusion(th, index, size, &reader) {
+            Ok(p) => prop_assert_eq!(p, prove_inclusion(th, index, size, store).unwrap()),
+            Err(e) => prop_assert!(matches!(e, TreeError::Tile { .. }), "{:?}", e),
+        }
+        let some: Vec<u64> = (0..8).map(|k| (picks[3].wrapping_add(k * 977)) % stored_hash_count(size)).collect();
+        if let Ok(got) = reader.read_hashes(&some) {
+            prop_assert_eq!(got, store.read_hashes(&some).unwrap());
         }
     }
 

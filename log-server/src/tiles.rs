@@ -6,32 +6,15 @@
 //! whenever the tree holds at least W of its hashes (its content is a prefix of the full tile's, so
 //! it too is consistent forever; it is just not the newest).
 
-use ledger_core::tile::{encode_entry_bundle, read_tile_data, Tile, TILE_HEIGHT, TILE_WIDTH};
+use ledger_core::tile::{encode_entry_bundle, read_tile_data, Tile, TILE_WIDTH};
 
 use crate::error::LogError;
 use crate::ledger::Ledger;
 
-/// Whether tile `tile` lies entirely within a tree of `size` leaves.
+/// Whether tile `tile` lies entirely within a tree of `size` leaves (the core's width math:
+/// [`Tile::is_within`]).
 pub fn tile_available(tile: &Tile, size: u64) -> bool {
-    let Some(end) = tile
-        .index
-        .checked_mul(u64::from(TILE_WIDTH))
-        .and_then(|first| first.checked_add(u64::from(tile.width)))
-    else {
-        return false;
-    };
-    if tile.is_data() {
-        return end <= size;
-    }
-    // The hashes of tree level 8·L at positions < end cover leaves [0, end · 256^L).
-    let shift = u32::from(tile.level) * u32::from(TILE_HEIGHT);
-    if shift >= 64 {
-        return false;
-    }
-    match end.checked_mul(1u64 << shift) {
-        Some(leaves) => leaves <= size,
-        None => false,
-    }
+    tile.is_within(size)
 }
 
 /// The bytes of the tile or entry bundle at `path` (e.g. `tile/0/x001/234.p/7`), as of the current

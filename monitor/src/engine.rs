@@ -17,7 +17,6 @@
 //! signed, so the monitor stops following it (and says so) until its state is reset.
 
 use std::io::IsTerminal as _;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,12 +26,10 @@ use ledger_core::admission::KeyRegistry;
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Entry;
 use ledger_core::tile::{
-    decode_entry_bundle, tile_for_stored_hash_index, try_encode_entry_bundle, Tile, TileHashReader,
+    decode_entry_bundle, tile_width_at, try_encode_entry_bundle, AuthTileHashReader, Tile,
     DATA_LEVEL, TILE_WIDTH,
 };
-use ledger_core::tree::{
-    prove_consistency, tree_root, verify_consistency, Frontier, HashReader, TreeError,
-};
+use ledger_core::tree::{prove_consistency, verify_consistency, Frontier};
 use ledger_core::Hash;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -40,7 +37,7 @@ use tracing::{info, warn};
 
 use crate::alert::{now_unix, Alert, Kind};
 use crate::config::LogParams;
-use crate::fetch::{FetchError, TileClient};
+use crate::fetch::{FetchError, FetchedTiles, TileClient};
 use crate::metrics::Metrics;
 use crate::rules::{Alerts, RuleSet, Step};
 use crate::rulestate::RuleState;
@@ -446,21 +443,14 @@ impl LogMonitor {
 
     /// A consistency proof between two sizes, computed from the log's hash tiles at the larger
     /// size and verified (RFC 9162 §2.1.4.2). The tiles are only trusted once they reproduce the
-    /// larger root.
+    /// larger root (the core's `AuthTileHashReader` checks each one before use).
     fn tile_consistency(&self, old: u64, old_root: &Hash, new: u64, new_root: &Hash) -> TileCheck {
-        let reader = LazyTiles::new(&self.client, self.params.hash, new);
-        let root = match tree_root(self.params.hash, new, &reader) {
-            Ok(r) => r,
-            Err(e) => return TileCheck::Unavailable(reader.explain(e)),
-        };
-        if &root != new_root {
-            return TileCheck::Unavailable(format!(
-                "the hash tiles of size {new} do not reproduce the checkpoint's root"
-            ));
-        }
+        // Every hash the proof is made of comes from tiles checked against `new_root` first.
+        let tiles = FetchedTiles::new(&self.client);
+        let reader = AuthTileHashReader::new(self.params.hash, new, *new_root, &tiles);
         let proof = match prove_consistency(self.params.hash, old, new, &reader) {
             Ok(p) => p,
-            Err(e) => return TileCheck::Unavailable(reader.explain(e)),
+            Err(e) => return TileCheck::Unavailable(e.to_string()),
         };
         match verify_consistency(self.params.hash, old, new, old_root, new_root, &proof) {
             Ok(()) => TileCheck::Consistent,
@@ -752,7 +742,7 @@ impl Producer {
                 .map(|n| Tile {
                     level: DATA_LEVEL,
                     index: n,
-                    width: (self.size - n * width).min(width) as u16,
+                    width: tile_width_at(DATA_LEVEL, n, self.size),
                 })
                 .collect();
             let t = Instant::now();
@@ -869,98 +859,6 @@ impl Producer {
             }
             Ok(out)
         })
-    }
-}
-
-/// A [`HashReader`] that downloads the hash tiles of a tree of `size` leaves on demand.
-struct LazyTiles<'a> {
-    client: &'a TileClient,
-    size: u64,
-    inner: Mutex<TileHashReader>,
-    error: Mutex<Option<String>>,
-}
-
-impl<'a> LazyTiles<'a> {
-    fn new(client: &'a TileClient, th: ledger_core::TreeHash, size: u64) -> Self {
-        LazyTiles {
-            client,
-            size,
-            inner: Mutex::new(TileHashReader::new(th)),
-            error: Mutex::new(None),
-        }
-    }
-
-    fn explain(&self, e: TreeError) -> String {
-        match self.error.lock().ok().and_then(|g| g.clone()) {
-            Some(fetch) => fetch,
-            None => e.to_string(),
-        }
-    }
-
-    fn ensure(&self, index: u64) -> Result<(), TreeError> {
-        let (needed, _) = tile_for_stored_hash_index(index);
-        let shift = 8 * u32::from(needed.level);
-        let at_level = self.size.checked_shr(shift).unwrap_or(0);
-        let width = at_level
-            .saturating_sub(needed.index * u64::from(TILE_WIDTH))
-            .min(u64::from(TILE_WIDTH)) as u16;
-        let missing = || TreeError::MissingTile {
-            path: needed.path(),
-        };
-        if width < needed.width {
-            return Err(missing());
-        }
-        let tile = Tile { width, ..needed };
-        let have = {
-            let inner = self.inner.lock().map_err(|_| missing())?;
-            inner.read_hashes(&[index]).is_ok()
-        };
-        if have {
-            return Ok(());
-        }
-        let mut data = self.client.get(&tile.path());
-        if matches!(data, Err(FetchError::NotFound { .. })) && width < TILE_WIDTH {
-            // The partial tile may be gone once full (tlog-tiles); the full one has the prefix.
-            data = self
-                .client
-                .get(
-                    &Tile {
-                        width: TILE_WIDTH,
-                        ..tile
-                    }
-                    .path(),
-                )
-                .map(|d| {
-                    d.get(..tile.hash_data_len())
-                        .map(<[u8]>::to_vec)
-                        .unwrap_or(d)
-                });
-        }
-        let data = data.map_err(|e| {
-            if let Ok(mut g) = self.error.lock() {
-                *g = Some(e.to_string());
-            }
-            missing()
-        })?;
-        let mut inner = self.inner.lock().map_err(|_| missing())?;
-        inner.insert(tile, data).map_err(|e| {
-            if let Ok(mut g) = self.error.lock() {
-                *g = Some(e.to_string());
-            }
-            missing()
-        })
-    }
-}
-
-impl HashReader for LazyTiles<'_> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
-        for &i in indexes {
-            self.ensure(i)?;
-        }
-        let inner = self.inner.lock().map_err(|_| TreeError::MissingTile {
-            path: "(lock)".into(),
-        })?;
-        inner.read_hashes(indexes)
     }
 }
 

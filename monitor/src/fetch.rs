@@ -1,7 +1,11 @@
 //! Reading a log's C2SP static API (c2sp.org/tlog-tiles): `/checkpoint`, `/tile/<L>/<N>[.p/<W>]`,
 //! `/tile/entries/<N>[.p/<W>]`, from the log itself, a mirror or a static copy.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use ledger_core::tile::{Tile, TileError, TileReader};
 
 /// A fetch failure.
 #[derive(Debug, thiserror::Error)]
@@ -81,5 +85,71 @@ impl TileClient {
             }
         }
         Err(FetchError::Failed { url, reason: last })
+    }
+}
+
+/// The core's [`TileReader`] over one log's hash tiles, for one check: fetches what the core's
+/// authenticating reader asks for (in parallel when it asks for several) and keeps only the tiles
+/// it has authenticated, so the root and a proof computed one after the other fetch each tile once.
+pub struct FetchedTiles<'a> {
+    client: &'a TileClient,
+    checked: Mutex<HashMap<Tile, Vec<u8>>>,
+}
+
+impl<'a> FetchedTiles<'a> {
+    /// An empty cache over `client`.
+    pub fn new(client: &'a TileClient) -> Self {
+        FetchedTiles {
+            client,
+            checked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fetch(&self, tile: &Tile) -> Result<Vec<u8>, TileError> {
+        let cached = self.checked.lock().ok().and_then(|c| c.get(tile).cloned());
+        if let Some(data) = cached {
+            return Ok(data);
+        }
+        self.client.get(&tile.path()).map_err(|e| match e {
+            FetchError::NotFound { .. } => TileError::NotFound { path: tile.path() },
+            FetchError::Failed { .. } => TileError::Unreadable {
+                path: tile.path(),
+                reason: e.to_string(),
+            },
+        })
+    }
+}
+
+impl TileReader for FetchedTiles<'_> {
+    fn read_tiles(&self, tiles: &[Tile]) -> Vec<Result<Vec<u8>, TileError>> {
+        if tiles.len() <= 1 {
+            return tiles.iter().map(|t| self.fetch(t)).collect();
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = tiles
+                .iter()
+                .map(|t| s.spawn(move || self.fetch(t)))
+                .collect();
+            handles
+                .into_iter()
+                .zip(tiles)
+                .map(|(h, t)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(TileError::Unreadable {
+                            path: t.path(),
+                            reason: "fetch thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
+        if let Ok(mut c) = self.checked.lock() {
+            for (t, d) in tiles.iter().zip(data) {
+                c.entry(*t).or_insert_with(|| d.clone());
+            }
+        }
     }
 }

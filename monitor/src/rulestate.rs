@@ -857,4 +857,119 @@ mod tests {
         }
         assert!(s.replay(&[99], 1).is_err());
     }
+
+    /// One step of a generated history of one log: (kind 0 claim, 1 revoke, 2 opt-out; SII; MSP;
+    /// SSI; time offset; expiry offset, if any).
+    type Event = (u8, usize, usize, usize, u64, Option<u64>);
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The digest-form fold the rules keep (driven through the rules' own `Step`, so the
+        /// translation of entries into operations is the production one) agrees with the core's
+        /// `state::fold` on every SII: the same current mappings (MSP, SSI, index), in the same
+        /// order, for a clock at or after every entry.
+        #[test]
+        fn digest_fold_agrees_with_the_core_fold(
+            events in proptest::collection::vec(
+                (0u8..3, 0usize..2, 0usize..3, 0usize..2, 0u64..100, proptest::option::of(0u64..150)),
+                1..40,
+            ),
+            later in 0u64..200,
+        ) {
+            digest_fold_case(&events, later)?;
+        }
+    }
+
+    fn digest_fold_case(
+        events: &[Event],
+        later: u64,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        use crate::config::Rules;
+        use crate::rules::{RuleSet, Step};
+        use crate::store::Store;
+        use crate::verify::Verdict;
+        use ledger_core::entry::{Claim, Entry, Leaf, Role};
+        use ledger_core::sii::{Name, Sii, Ssi};
+        use ledger_core::state::fold;
+        use ledger_core::testkit::{optout, revoke, test_key};
+
+        const SIIS: [&str; 2] = ["tel:+14155550100", "mailto:bob@example.com"];
+        const MSPS: [&str; 3] = ["msp-a.example", "msp-b.example", "msp-c.example"];
+        let t0 = 1_764_158_400u64;
+        let msps: Vec<_> = MSPS.iter().map(|m| test_key(m)).collect();
+        let prover = test_key("prover.example");
+        let ssi = |m: usize, s: usize| format!("mimi://{}/u/{s}", MSPS[m]);
+        let mut leaves: Vec<Leaf> = Vec::new();
+        let mut now = t0;
+        for &(kind, i, m, s, dt, exp) in events {
+            let time = t0 + dt;
+            now = now.max(time);
+            let leaf = match kind {
+                0 => {
+                    let entry = Entry::Claim(Claim {
+                        sii: Sii::parse(SIIS[i]).expect("sii"),
+                        msp: Name::parse(MSPS[m]).expect("name"),
+                        ssi: Ssi::parse(&ssi(m, s)).expect("ssi"),
+                        time,
+                        expires: exp.map(|e| time + e),
+                        tags: Vec::new(),
+                        attestation: None,
+                    });
+                    Leaf::sign(entry, &msps[m]).expect("claim signs")
+                }
+                1 => revoke(&msps[m], MSPS[m], SIIS[i], &ssi(m, s), time, None),
+                _ => optout(&prover, SIIS[i], time),
+            };
+            leaves.push(leaf);
+        }
+        let now = now + later;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let rules = RuleSet {
+            watches: Vec::new(),
+            rules: Rules::default(),
+        };
+        let mut state = RuleState::default();
+        {
+            let mut step = Step::new(&store, &rules, "example.com/log", &mut state);
+            for (index, leaf) in leaves.iter().enumerate() {
+                let role = match leaf.entry() {
+                    Entry::Optout(_) => Role::Prover,
+                    _ => Role::Msp,
+                };
+                let verdict = Verdict::Good {
+                    leaf: leaf.clone(),
+                    signer_role: Some(role),
+                    attested_by: None,
+                };
+                step.apply(index as u64, &verdict).expect("rules apply");
+            }
+        }
+        for sii in SIIS {
+            let parsed = Sii::parse(sii).expect("sii");
+            let core = fold(
+                leaves
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.entry().sii() == Some(&parsed))
+                    .map(|(i, l)| (i as u64, l.entry())),
+                now,
+            );
+            let want: Vec<(String, u64, u64)> = core
+                .mappings
+                .iter()
+                .map(|m| (m.msp.to_string(), ssi_tag(m.ssi.as_str()), m.index))
+                .collect();
+            let got: Vec<(String, u64, u64)> = state
+                .mappings(&sii_key(sii))
+                .iter()
+                .filter(|m| m.expires >= now)
+                .map(|m| (state.msp_name(m.msp).to_string(), m.ssi, m.index))
+                .collect();
+            proptest::prop_assert_eq!(got, want, "{} at {}", sii, now);
+        }
+        Ok(())
+    }
 }

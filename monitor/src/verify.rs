@@ -1,11 +1,13 @@
 //! SPEC §3 verification of downloaded entries, fast: parsing in parallel (rayon), and the Ed25519
 //! signatures of many entries checked at once with `ed25519_dalek::verify_batch`.
 //!
-//! The authority is `ledger_core::admission::verify_entry`. The batch path re-does its non-signature
-//! checks ([`prepare`]) and collects the signatures instead of checking them one by one; when a
-//! batch fails, or [`prepare`] refuses, every entry of the group is checked again with
-//! `verify_entry`, which names the exact refusal. So a bad entry is always reported with the core's
-//! reason, and a good one costs about half a signature check.
+//! The rules are the core's: `ledger_core::admission::plan` says, for each entry, which signature
+//! equations it needs and what the verdict is once they hold (who signs what, the prover-revoke
+//! rule, attestation fields and time windows are all decided there). This module only collects the
+//! equations of many plans into one batch; when a batch fails, every plan of the group is run one
+//! by one with `Plan::verify` (which is `verify_entry`), which names the exact refusal. So a bad
+//! entry is always reported with the core's reason, and a good one costs about half a signature
+//! check.
 //!
 //! One known difference: batch verification uses the randomized cofactorless equation, while the
 //! core uses `verify_strict`. A signature that only the key's holder could make (a valid one plus a
@@ -13,10 +15,8 @@
 //! produce such a signature, so this never turns a forgery into an accepted entry.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use ledger_core::admission::{verify_entry, KeyLookup, KeyRegistry};
-use ledger_core::entry::{Action, Entry, Leaf, Role, SignedAttestation};
-use ledger_core::key::VerifierKey;
-use ledger_core::note::Note;
+use ledger_core::admission::{plan, verify_entry, KeyRegistry, Plan, Refusal, Signers};
+use ledger_core::entry::{Entry, Leaf, Role};
 use rayon::prelude::*;
 
 /// How many entries share one batch (and are re-checked one by one when it fails).
@@ -43,44 +43,72 @@ pub enum Verdict {
     },
 }
 
+/// The core's verdict on one entry, as the batch path reached it: the leaf when it parses, and
+/// the signers or the refusal (`Refusal::Entry` when it does not parse).
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The parsed leaf.
+    pub leaf: Option<Leaf>,
+    /// The signers, or why the entry must have been refused.
+    pub result: Result<Signers, Refusal>,
+}
+
+impl From<Checked> for Verdict {
+    fn from(c: Checked) -> Verdict {
+        match (c.leaf, c.result) {
+            (Some(leaf), Ok(s)) => Verdict::Good {
+                leaf,
+                signer_role: s.role,
+                attested_by: s.attestation.map(|k| k.name().to_string()),
+            },
+            (leaf, Err(e)) => Verdict::Bad {
+                reason: e.to_string(),
+                leaf,
+            },
+            (None, Ok(_)) => Verdict::Bad {
+                reason: "internal: entry not verified".into(),
+                leaf: None,
+            },
+        }
+    }
+}
+
 /// An entry as parsed, with the verdict on it when it is an enrollment (decided in order).
-type Item = (usize, Result<Leaf, String>, Option<Result<(), String>>);
-
-/// One signature to check: message, signature, key.
-struct SigCheck<'a> {
-    msg: &'a [u8],
-    sig: Signature,
-    key: VerifyingKey,
-}
-
-/// What [`prepare`] found: who signed, and the signatures still to check.
-struct Prepared<'a> {
-    signer_role: Option<Role>,
-    attested_by: Option<String>,
-    sigs: Vec<SigCheck<'a>>,
-}
+type Item = (
+    usize,
+    Result<Leaf, Refusal>,
+    Option<Result<Signers, Refusal>>,
+);
 
 /// Verifies `raw` (the leaves at indices `start..`), in order, and adds every valid enrollment
 /// to `registry` (which must hold the enrollments of all earlier indices).
 pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> Vec<Verdict> {
+    check_leaves(start, raw, registry)
+        .into_iter()
+        .map(Verdict::from)
+        .collect()
+}
+
+/// [`verify_leaves`] with the core's typed verdicts: what the tests compare with the core.
+pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> Vec<Checked> {
     // 1. Parse in parallel.
-    let parsed: Vec<Result<Leaf, String>> = raw
+    let parsed: Vec<Result<Leaf, Refusal>> = raw
         .par_iter()
-        .map(|b| Leaf::parse(b).map_err(|e| e.to_string()))
+        .map(|b| Leaf::parse(b).map_err(Refusal::from))
         .collect();
     // 2. Enrollments, in order: they change which keys later entries are checked against. Few,
     //    and signed by the log, so checked one by one with the core.
-    let mut enroll_ok: Vec<Option<Result<(), String>>> = vec![None; parsed.len()];
+    let mut enroll_ok: Vec<Option<Result<Signers, Refusal>>> = vec![None; parsed.len()];
     for (i, p) in parsed.iter().enumerate() {
         if let Ok(leaf) = p {
             if let Entry::Enroll(_) = leaf.entry() {
                 let index = start + i as u64;
-                let r = verify_entry(leaf, &registry.at(index)).map_err(|e| e.to_string());
+                let r = verify_entry(leaf, &registry.at(index));
                 if r.is_ok() {
                     registry.add_entry(index, leaf.entry());
                 }
                 if let Some(slot) = enroll_ok.get_mut(i) {
-                    *slot = Some(r.map(|_| ()));
+                    *slot = Some(r);
                 }
             }
         }
@@ -99,180 +127,152 @@ pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) ->
         .collect()
 }
 
-/// Verifies one group: enrollments as already decided, the others by one batch.
-fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Verdict> {
-    let mut out: Vec<Option<Verdict>> = vec![None; group.len()];
-    let mut batch: Vec<SigCheck<'_>> = Vec::new();
-    let mut batched: Vec<(usize, Option<Role>, Option<String>)> = Vec::new();
+/// Verifies one group: enrollments as already decided, the others by the core's plans, whose
+/// signature equations are checked in one batch.
+fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Checked> {
+    let mut out: Vec<Option<Checked>> = vec![None; group.len()];
+    let mut msgs: Vec<&[u8]> = Vec::new();
+    let mut sigs: Vec<Signature> = Vec::new();
+    let mut keys: Vec<VerifyingKey> = Vec::new();
+    let mut batched: Vec<(usize, &Leaf, Plan<'_>)> = Vec::new();
     for (slot, (i, parsed, enroll)) in group.iter().enumerate() {
         let index = start + *i as u64;
-        let verdict = match (parsed, enroll) {
-            (Err(reason), _) => Some(Verdict::Bad {
-                reason: reason.clone(),
+        let checked = match (parsed, enroll) {
+            (Err(e), _) => Some(Checked {
                 leaf: None,
+                result: Err(e.clone()),
             }),
-            (Ok(leaf), Some(Ok(()))) => Some(Verdict::Good {
-                leaf: leaf.clone(),
-                signer_role: None,
-                attested_by: None,
-            }),
-            (Ok(leaf), Some(Err(reason))) => Some(Verdict::Bad {
-                reason: reason.clone(),
+            (Ok(leaf), Some(r)) => Some(Checked {
                 leaf: Some(leaf.clone()),
+                result: r.clone(),
             }),
-            (Ok(leaf), None) => match prepare(leaf, &registry.at(index)) {
-                Some(p) => {
-                    batch.extend(p.sigs);
-                    batched.push((slot, p.signer_role, p.attested_by));
+            (Ok(leaf), None) => {
+                let p = plan(leaf, &registry.at(index));
+                let batchable = p.outcome().is_ok() && p.checks().all(|c| c.signature().is_some());
+                if batchable {
+                    for c in p.checks() {
+                        if let Some(sig) = c.signature() {
+                            msgs.push(c.msg);
+                            sigs.push(sig);
+                            keys.push(c.public_key);
+                        }
+                    }
+                    batched.push((slot, leaf, p));
                     None
+                } else {
+                    // Refused whatever its signatures are, or with a signature no batch takes:
+                    // the core's single pass names the exact refusal.
+                    Some(Checked {
+                        leaf: Some(leaf.clone()),
+                        result: p.verify(),
+                    })
                 }
-                None => Some(single(leaf, index, registry)),
-            },
+            }
         };
         if let Some(s) = out.get_mut(slot) {
-            *s = verdict;
+            *s = checked;
         }
     }
-    if !batch.is_empty() {
-        let msgs: Vec<&[u8]> = batch.iter().map(|c| c.msg).collect();
-        let sigs: Vec<Signature> = batch.iter().map(|c| c.sig).collect();
-        let keys: Vec<VerifyingKey> = batch.iter().map(|c| c.key).collect();
+    if !batched.is_empty() {
         let all_good = ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
-        for (slot, signer_role, attested_by) in batched {
-            let Some((i, Ok(leaf), _)) = group.get(slot) else {
-                continue;
-            };
-            let verdict = if all_good {
-                Verdict::Good {
-                    leaf: leaf.clone(),
-                    signer_role,
-                    attested_by,
-                }
+        for (slot, leaf, p) in batched {
+            let result = if all_good {
+                p.into_outcome()
             } else {
-                single(leaf, start + *i as u64, registry)
+                p.verify()
             };
             if let Some(s) = out.get_mut(slot) {
-                *s = Some(verdict);
+                *s = Some(Checked {
+                    leaf: Some(leaf.clone()),
+                    result,
+                });
             }
         }
     }
     out.into_iter()
         .map(|v| {
-            v.unwrap_or_else(|| Verdict::Bad {
-                reason: "internal: entry not verified".into(),
+            v.unwrap_or_else(|| Checked {
                 leaf: None,
+                result: Err(Refusal::BadSignature {
+                    name: "internal: entry not verified".into(),
+                }),
             })
         })
         .collect()
 }
 
-/// The core's verdict on one entry.
-fn single(leaf: &Leaf, index: u64, registry: &KeyRegistry) -> Verdict {
-    match verify_entry(leaf, &registry.at(index)) {
-        Ok(s) => Verdict::Good {
-            leaf: leaf.clone(),
-            signer_role: s.role,
-            attested_by: s.attestation.map(|k| k.name().to_string()),
-        },
-        Err(e) => Verdict::Bad {
-            reason: e.to_string(),
-            leaf: Some(leaf.clone()),
-        },
-    }
-}
-
-/// The checks of `verify_entry` for a non-enroll entry, except the signature equations, which are
-/// returned for batching. `None` when any check fails (the caller then asks the core why).
-fn prepare<'a>(leaf: &'a Leaf, keys: &impl KeyLookup) -> Option<Prepared<'a>> {
-    let signer = leaf.signer_name();
-    let entry = leaf.entry();
-    let mut sigs = Vec::with_capacity(2);
-    let (role, att, action) = match entry {
-        Entry::Enroll(_) => return None,
-        Entry::Claim(c) => {
-            if signer != c.msp.as_str() {
-                return None;
-            }
-            (Role::Msp, c.attestation.as_ref(), Action::Claim)
-        }
-        Entry::Revoke(r) => {
-            if signer == r.msp.as_str() {
-                (Role::Msp, r.attestation.as_ref(), Action::Revoke)
-            } else if keys.enrolled(Role::Prover, signer).is_some() {
-                // A prover's revoke must carry an attestation.
-                (Role::Prover, Some(r.attestation.as_ref()?), Action::Revoke)
-            } else {
-                return None;
-            }
-        }
-        Entry::Optout(o) => (Role::Prover, Some(&o.attestation), Action::Optout),
-    };
-    let key = keys.enrolled(role, signer)?;
-    sigs.push(single_sig(leaf.note(), key)?);
-    let attested_by = match att {
-        None => None,
-        Some(a) => {
-            let (check, name) = prepare_attestation(a, action, entry, keys)?;
-            sigs.push(check);
-            Some(name)
-        }
-    };
-    Some(Prepared {
-        signer_role: Some(role),
-        attested_by,
-        sigs,
-    })
-}
-
-/// `check_attestation` without the signature equation.
-fn prepare_attestation<'a>(
-    att: &'a SignedAttestation,
-    action: Action,
-    entry: &Entry,
-    keys: &impl KeyLookup,
-) -> Option<(SigCheck<'a>, String)> {
-    let a = &att.attestation;
-    if a.action != action {
-        return None;
-    }
-    let (sii, msp, ssi) = match entry {
-        Entry::Claim(c) => (&c.sii, Some(&c.msp), Some(&c.ssi)),
-        Entry::Revoke(r) => (&r.sii, Some(&r.msp), Some(&r.ssi)),
-        Entry::Optout(o) => (&o.sii, None, None),
-        Entry::Enroll(_) => return None,
-    };
-    if &a.sii != sii || a.msp.as_ref() != msp || a.ssi.as_ref() != ssi {
-        return None;
-    }
-    let t = entry.time();
-    if t < a.time || t > a.expires {
-        return None;
-    }
-    let name = att.signer_name();
-    let key = keys.enrolled(Role::Prover, name)?;
-    Some((single_sig(&att.note, key)?, name.to_string()))
-}
-
-/// `verify_single` without the signature equation: the note's first signature names `key` (name
-/// and key ID) and has the Ed25519 length.
-fn single_sig<'a>(note: &'a Note, key: &VerifierKey) -> Option<SigCheck<'a>> {
-    let s = note.signatures().first()?;
-    if s.name != key.name() || s.key_id != key.key_id() {
-        return None;
-    }
-    let bytes = <[u8; 64]>::try_from(s.sig.as_slice()).ok()?;
-    Some(SigCheck {
-        msg: note.text().as_bytes(),
-        sig: Signature::from_bytes(&bytes),
-        key: *key.public_key(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_core::entry::Action;
     use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
     use ledger_core::TreeHash;
+
+    /// Every admission case of the core (`testkit::admission_cases`, the table the core's own
+    /// admission tests check `admit` against) gets the core's verdict from the batch path: the same
+    /// signers or the same `Refusal`, whether the case is checked alone (its own batch) or among all
+    /// the others (one batch that fails and is re-checked one by one). So a rule added to the core
+    /// with its case cannot be missed here.
+    #[test]
+    fn batch_path_gives_the_cores_verdict_on_every_admission_case() {
+        use ledger_core::admission::admit;
+        use ledger_core::testkit::admission_cases;
+
+        let table = admission_cases();
+        let mut registry = KeyRegistry::new(table.log.key.verifier());
+        for i in 0..table.index {
+            registry.add_entry(i, table.log.leaf(i).entry());
+        }
+        let core = |bytes: &[u8]| {
+            Leaf::parse(bytes)
+                .map_err(Refusal::from)
+                .and_then(|leaf| verify_entry(&leaf, &registry.at(table.index)))
+        };
+        let raw: Vec<Vec<u8>> = table.cases.iter().map(|c| c.bytes.clone()).collect();
+        // One case per call, all at the same index: each is judged with the keys before it.
+        let alone: Vec<Checked> = raw
+            .iter()
+            .flat_map(|b| check_leaves(table.index, std::slice::from_ref(b), &mut registry.clone()))
+            .collect();
+        assert_eq!(alone.len(), table.cases.len());
+        let mut refused = 0;
+        for (c, got) in table.cases.iter().zip(&alone) {
+            let want = core(&c.bytes);
+            assert_eq!(got.result, want, "{}", c.what);
+            assert_eq!(
+                got.leaf.is_some(),
+                Leaf::parse(&c.bytes).is_ok(),
+                "{}",
+                c.what
+            );
+            if !c.log_only {
+                let admitted = admit(
+                    &c.bytes,
+                    &registry.at(table.index),
+                    &c.policy,
+                    table.log.now,
+                );
+                assert_eq!(
+                    got.result.as_ref().err(),
+                    admitted.as_ref().err(),
+                    "{}",
+                    c.what
+                );
+                refused += usize::from(admitted.is_err());
+            }
+        }
+        assert!(refused > 40, "the table lost its refusal cases");
+        // All in one group, as consecutive leaves: every case is judged at its own index, with the
+        // same keys (no case is an enrollment), and the mixed batch falls back case by case.
+        let together = check_leaves(table.index, &raw, &mut registry.clone());
+        assert_eq!(together.len(), table.cases.len());
+        for (i, (c, got)) in table.cases.iter().zip(&together).enumerate() {
+            let want = Leaf::parse(&c.bytes)
+                .map_err(Refusal::from)
+                .and_then(|leaf| verify_entry(&leaf, &registry.at(table.index + i as u64)));
+            assert_eq!(got.result, want, "{} (in a mixed batch)", c.what);
+        }
+    }
 
     /// Builds leaves of every kind, good and bad, and checks that the batch path agrees with
     /// `verify_entry` on every one, also when good and bad share a batch.
