@@ -49,10 +49,10 @@ fn honest_log_is_witnessed_and_audited_consistent() {
     let latest = log.checkpoint();
     assert!(latest.checkpoint.size > first.checkpoint.size);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = auditor::client::http_client(Duration::from_secs(10));
+    let http = log_server::witness::client::http_client(Duration::from_secs(10));
     let log_url = log.url();
     let (old_used, sigs) = rt
-        .block_on(auditor::client::request_cosignature_with_retry(
+        .block_on(log_server::witness::client::request_cosignature_with_retry(
             &http,
             &w.url(),
             &w.vkey(),
@@ -79,7 +79,7 @@ fn honest_log_is_witnessed_and_audited_consistent() {
         cosigned.add_cosignature(s).unwrap();
     }
     cosigned
-        .check_quorum(&[w.vkey()], 1, Some(300), auditor::audit::now_unix())
+        .check_quorum(&[w.vkey()], 1, Some(300), ledger_core::time::now_unix())
         .expect("cosigned");
 
     // Client audits: the old and the new checkpoint are consistent (the old one via a proof

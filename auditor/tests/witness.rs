@@ -123,9 +123,9 @@ fn status_codes_follow_tlog_witness() {
 
     // The client side of the protocol agrees.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = auditor::client::http_client(std::time::Duration::from_secs(10));
+    let http = log_server::witness::client::http_client(std::time::Duration::from_secs(10));
     let cp12 = log.checkpoint("a", 12);
-    let conflict = rt.block_on(auditor::client::request_cosignature(
+    let conflict = rt.block_on(log_server::witness::client::request_cosignature(
         &http,
         &w.url(),
         &w.vkey(),
@@ -135,10 +135,10 @@ fn status_codes_follow_tlog_witness() {
     ));
     assert_eq!(
         conflict,
-        Err(auditor::client::WitnessClientError::Conflict { size: 9 })
+        Err(log_server::witness::client::WitnessClientError::Conflict { size: 9 })
     );
     let sigs = rt
-        .block_on(auditor::client::request_cosignature(
+        .block_on(log_server::witness::client::request_cosignature(
             &http,
             &w.url(),
             &w.vkey(),
@@ -151,7 +151,7 @@ fn status_codes_follow_tlog_witness() {
     for s in sigs {
         with.add_cosignature(s).unwrap();
     }
-    with.check_quorum(&[w.vkey()], 1, Some(60), auditor::audit::now_unix())
+    with.check_quorum(&[w.vkey()], 1, Some(60), ledger_core::time::now_unix())
         .expect("quorum of 1");
 
     let m = w.metrics();
@@ -173,7 +173,7 @@ fn racing_requests_from_one_old_size_cosign_exactly_once() {
     let bodies: Vec<Vec<u8>> = (0..N as u64)
         .map(|i| {
             let size = 5 + i;
-            auditor::client::add_checkpoint_body(
+            ledger_core::witness::format_request(
                 4,
                 &log.proof("a", 4, size),
                 &log.checkpoint("a", size).to_bytes(),

@@ -252,16 +252,30 @@ mod tests {
     fn parse_refuses_wrong_keys_naming_them() {
         let vkey = test_key(ORIGIN).verifier().to_string();
         let w = test_witness_key("w.example/1").verifier().to_string();
-        let ok =
-            TrustedLog::parse(ORIGIN, &vkey, TreeHash::Blake3, &[w.clone()], 1, Some(60)).unwrap();
+        let ok = TrustedLog::parse(
+            ORIGIN,
+            &vkey,
+            TreeHash::Blake3,
+            std::slice::from_ref(&w),
+            1,
+            Some(60),
+        )
+        .unwrap();
         assert_eq!(
             (ok.origin(), ok.quorum, ok.max_age_s),
             (ORIGIN, 1, Some(60))
         );
 
         let ed = test_key("w.example/ed").verifier().to_string();
-        let err =
-            TrustedLog::parse(ORIGIN, &vkey, TreeHash::Blake3, &[ed.clone()], 0, None).unwrap_err();
+        let err = TrustedLog::parse(
+            ORIGIN,
+            &vkey,
+            TreeHash::Blake3,
+            std::slice::from_ref(&ed),
+            0,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err, TrustError::NotWitnessKey { vkey: ed.clone() });
         assert!(err.to_string().contains(&ed), "{err}");
 

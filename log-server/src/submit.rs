@@ -15,10 +15,11 @@ use ledger_core::admission::admit;
 use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
-use crate::ledger::{now_unix, Ledger, WriteState};
+use crate::ledger::{Ledger, WriteState};
 use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::{SequencerHandle, Submission};
+use ledger_core::time::now_unix;
 
 /// The outcome of a submission that was not refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
