@@ -170,6 +170,14 @@ mod tests {
         let mut t = sample();
         t.provers = vec!["nonsense".into()];
         assert!(t.trust().unwrap_err().to_string().contains("prover key"));
+        let mut t = sample();
+        let ed25519 = test_key("w.example/1").verifier().to_string();
+        t.witnesses = vec![ed25519.clone()];
+        let err = t.trust().unwrap_err().to_string();
+        assert!(
+            err.contains(&ed25519) && err.contains("cosignature/v1"),
+            "{err}"
+        );
         let err = toml::from_str::<TrustFile>("origin = 1").unwrap_err();
         assert!(!err.to_string().is_empty());
     }
