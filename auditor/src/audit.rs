@@ -14,75 +14,21 @@
 //! new size and retries from it, as tlog-witness provides. Client audits never change the view.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger_core::api::{AuditAnswer, Evidence, EvidenceKind, Observation, Verdict};
+use ledger_core::checkpoint::{
+    check_consistency, compare, Agreement, Contradiction, SignedCheckpoint,
+};
+use ledger_core::cosignature::cosign;
 use ledger_core::key::SignerKey;
-use ledger_core::tree::verify_consistency;
-use serde::{Deserialize, Serialize};
+use ledger_core::note::{Note, NoteSignature};
+use ledger_core::time::now_unix;
 
 use crate::client::{fetch_consistency, http_client};
 use crate::config::{Config, LogConfig};
-use crate::evidence::{Alert, AlertSink, Evidence, EvidenceKind, Observation};
+use crate::evidence::{observation, AlertSink};
 use crate::metrics::Metrics;
 use crate::store::{LogRecord, Store, StoreError};
-use crate::witness::{cosigned_note, observation};
-
-/// The current Unix time in seconds.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The SPEC §7 verdict on a checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Validly signed and consistent with the auditor's view.
-    Consistent,
-    /// Validly signed and contradicting the auditor's view: `evidence` holds both notes.
-    Inconsistent,
-    /// The origin is not a log this auditor witnesses.
-    UnknownLog,
-    /// The note is malformed or not signed by the log, or the auditor cannot decide (no view
-    /// yet, or no consistency proof could be obtained from the log).
-    Unverifiable,
-}
-
-impl Verdict {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Consistent => "consistent",
-            Verdict::Inconsistent => "inconsistent",
-            Verdict::UnknownLog => "unknown-log",
-            Verdict::Unverifiable => "unverifiable",
-        }
-    }
-}
-
-/// The answer of `POST /v1/audit`: `{"verdict", "evidence", "detail"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditAnswer {
-    /// The verdict.
-    pub verdict: Verdict,
-    /// For `inconsistent`, the evidence (both signed notes); otherwise `null`.
-    pub evidence: Option<Evidence>,
-    /// Why, in words.
-    pub detail: String,
-}
-
-impl AuditAnswer {
-    fn new(verdict: Verdict, detail: impl Into<String>) -> AuditAnswer {
-        AuditAnswer {
-            verdict,
-            evidence: None,
-            detail: detail.into(),
-        }
-    }
-}
 
 /// The shared state of a running auditor.
 pub struct Auditor {
@@ -173,10 +119,10 @@ impl Auditor {
                 ),
             );
         };
-        if let Err(e) = scp.verify_signature(&log.vkey) {
+        if let Err(e) = log.log.verify(&scp, now_unix()) {
             return AuditAnswer::new(Verdict::Unverifiable, format!("log signature: {e}"));
         }
-        let current = match self.store.get(&log.origin) {
+        let current = match self.store.get(log.origin()) {
             Ok(Some(v)) => v,
             Ok(None) => return AuditAnswer::new(Verdict::Unverifiable, "log not registered"),
             Err(e) => return AuditAnswer::new(Verdict::Unverifiable, format!("state: {e}")),
@@ -240,7 +186,7 @@ impl Auditor {
                     tracing::error!("flushing evidence: {err}");
                 }
                 tracing::warn!(log = %e.log, id = %e.id, "evidence: {}", e.detail);
-                self.alerts.emit(&Alert::for_evidence(&e));
+                self.alerts.emit(&ledger_core::api::Alert::for_evidence(&e));
                 Some(e)
             }
             Ok(false) => self.store.get_evidence(&e.id).ok().flatten().or(Some(e)),
@@ -251,49 +197,73 @@ impl Auditor {
         }
     }
 
-    /// Same size → same root; different sizes → the log's consistency proof verifies.
-    async fn check_pair(&self, log: &LogConfig, a: &Checkpoint, b: &Checkpoint) -> PairCheck {
-        let (old, new) = if a.size <= b.size { (a, b) } else { (b, a) };
-        if old.size == new.size {
-            return if old.root == new.root {
-                PairCheck::Consistent
-            } else {
-                PairCheck::Contradiction(
-                    EvidenceKind::SplitView,
-                    format!("two checkpoints of size {} with different roots", old.size),
-                )
+    /// Same size → same root; different sizes → the log's consistency proof verifies
+    /// ([`compare`], then [`check_consistency`] with the proof the log serves).
+    async fn check_pair(
+        &self,
+        log: &LogConfig,
+        a: &ledger_core::checkpoint::Checkpoint,
+        b: &ledger_core::checkpoint::Checkpoint,
+    ) -> PairCheck {
+        let contradiction = |c: Contradiction| {
+            let kind = match c {
+                Contradiction::SameSizeDifferentRoots { .. } => EvidenceKind::SplitView,
+                _ => EvidenceKind::InconsistentCheckpoint,
             };
-        }
-        if old.size == 0 {
-            return if old.root == log.hash.empty_root() {
-                PairCheck::Consistent
-            } else {
-                PairCheck::Contradiction(
-                    EvidenceKind::InconsistentCheckpoint,
-                    "a signed checkpoint of size 0 whose root is not the empty tree's".into(),
-                )
+            let detail = match c {
+                Contradiction::BadEmptyRoot => {
+                    "a signed checkpoint of size 0 whose root is not the empty tree's".to_string()
+                }
+                Contradiction::NotConsistent { old, new, reason } => format!(
+                    "the log's consistency proof from size {old} to {new} does not verify: {reason}"
+                ),
+                other => other.to_string(),
             };
-        }
+            PairCheck::Contradiction(kind, detail)
+        };
+        let (old, new) = match compare(log.log.hash, a, b) {
+            Ok(Agreement::Consistent) => return PairCheck::Consistent,
+            Ok(Agreement::NeedsProof { old, new }) => (old, new),
+            Err(c) => return contradiction(c),
+        };
         let Some(url) = &log.url else {
             return PairCheck::Undecided(format!(
-                "sizes {} and {} differ and no log URL is configured to fetch a proof",
-                old.size, new.size
+                "sizes {old} and {new} differ and no log URL is configured to fetch a proof"
             ));
         };
-        let proof = match fetch_consistency(&self.http, url, old.size, new.size).await {
+        let proof = match fetch_consistency(&self.http, url, old, new).await {
             Ok(p) => p,
             Err(e) => return PairCheck::Undecided(format!("cannot get a consistency proof: {e}")),
         };
-        match verify_consistency(log.hash, old.size, new.size, &old.root, &new.root, &proof) {
+        match check_consistency(log.log.hash, a, b, &proof) {
             Ok(()) => PairCheck::Consistent,
-            Err(e) => PairCheck::Contradiction(
-                EvidenceKind::InconsistentCheckpoint,
-                format!(
-                    "the log's consistency proof from size {} to {} does not verify: {e}",
-                    old.size, new.size
-                ),
-            ),
+            Err(c) => contradiction(c),
         }
+    }
+
+    /// The note the witness serves for gossip: the checkpoint text, the log's own signature
+    /// line(s), and this auditor's cosignature at `now`. Returns the cosignature and the note
+    /// text.
+    pub(crate) fn cosigned_note(
+        &self,
+        scp: &SignedCheckpoint,
+        now: u64,
+    ) -> Result<(NoteSignature, String), String> {
+        let log = self
+            .config
+            .log(&scp.checkpoint.origin)
+            .ok_or("log not configured")?;
+        let sig = cosign(self.key(), scp.note.text(), now).map_err(|e| e.to_string())?;
+        let mut note = Note::new(scp.note.text()).map_err(|e| e.to_string())?;
+        let vkey = &log.log.log_key;
+        for s in scp.note.signatures() {
+            if s.name == vkey.name() && s.key_id == vkey.key_id() {
+                note.add_signature(s.clone()).map_err(|e| e.to_string())?;
+            }
+        }
+        note.add_signature(sig.clone()).map_err(|e| e.to_string())?;
+        let text = String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())?;
+        Ok((sig, text))
     }
 
     /// Cosigns `scp` and makes it the view, if the view is still `current` (compare-and-swap);
@@ -306,7 +276,7 @@ impl Auditor {
         why: &str,
     ) -> AuditAnswer {
         let now = now_unix();
-        let note = match cosigned_note(scp, self, now) {
+        let note = match self.cosigned_note(scp, now) {
             Ok((_, n)) => n,
             Err(e) => return AuditAnswer::new(Verdict::Unverifiable, format!("cosigning: {e}")),
         };
@@ -317,7 +287,7 @@ impl Auditor {
             updated: now,
             ..current.record.clone()
         };
-        match self.store.compare_and_swap(&log.origin, &current, &new) {
+        match self.store.compare_and_swap(log.origin(), &current, &new) {
             Ok(true) => {
                 if let Err(e) = self.store.flush().await {
                     tracing::error!("flushing state: {e}");

@@ -31,7 +31,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ledger_core::key::{KeyAlg, SignerKey, VerifierKey};
+use ledger_core::key::{KeyAlg, SignerKey};
+use ledger_core::trust::{TrustError, TrustedLog};
 use ledger_core::TreeHash;
 use serde::Deserialize;
 
@@ -172,15 +173,20 @@ fn default_true() -> bool {
 /// One log the auditor witnesses.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// The log's origin (the first checkpoint line, and its key's name).
-    pub origin: String,
-    /// The log's verifier key; checkpoints must be signed by it.
-    pub vkey: VerifierKey,
-    /// The log's tree hash, used to verify consistency proofs.
-    pub hash: TreeHash,
+    /// The log: its key (checkpoints must be signed by it, and its name is the origin) and its
+    /// tree hash (for consistency proofs). A witness requires no other witnesses' cosignatures,
+    /// so it has none and quorum 0.
+    pub log: TrustedLog,
     /// Base URL of the log (no trailing slash), polled for `/checkpoint` and
     /// `/v1/proof/consistency`; without it the auditor only witnesses what is pushed to it.
     pub url: Option<String>,
+}
+
+impl LogConfig {
+    /// The log's origin (the first checkpoint line, and its key's name).
+    pub fn origin(&self) -> &str {
+        self.log.origin()
+    }
 }
 
 /// A peer auditor whose gossiped checkpoints are compared with ours.
@@ -244,33 +250,35 @@ impl Config {
         }
         let mut logs: Vec<LogConfig> = Vec::new();
         for l in raw.logs {
-            let vkey = VerifierKey::parse(&l.vkey).map_err(|e| ConfigError::BadLogKey {
-                origin: l.origin.clone(),
-                reason: e.to_string(),
-            })?;
-            if vkey.name() != l.origin || vkey.alg() != KeyAlg::Ed25519 {
-                return Err(ConfigError::LogKeyNotForOrigin {
-                    origin: l.origin,
-                    key_name: vkey.name().to_string(),
-                });
-            }
             let hash: TreeHash = l.hash.parse().map_err(|_| ConfigError::BadHash {
                 origin: l.origin.clone(),
                 hash: l.hash.clone(),
             })?;
-            if logs.iter().any(|o| o.origin == l.origin) {
+            let log =
+                TrustedLog::parse(&l.origin, &l.vkey, hash, &[], 0, None).map_err(|e| match e {
+                    TrustError::LogKeyNotForOrigin { key_name, .. } => {
+                        ConfigError::LogKeyNotForOrigin {
+                            origin: l.origin.clone(),
+                            key_name,
+                        }
+                    }
+                    TrustError::LogKeyNotEd25519 { .. } => ConfigError::LogKeyNotForOrigin {
+                        origin: l.origin.clone(),
+                        key_name: l.origin.clone(),
+                    },
+                    other => ConfigError::BadLogKey {
+                        origin: l.origin.clone(),
+                        reason: other.to_string(),
+                    },
+                })?;
+            if logs.iter().any(|o| o.origin() == l.origin) {
                 return Err(ConfigError::DuplicateLog(l.origin));
             }
             let url = l
                 .url
                 .map(|u| check_url(&format!("log {:?}", l.origin), &u))
                 .transpose()?;
-            logs.push(LogConfig {
-                origin: l.origin,
-                vkey,
-                hash,
-                url,
-            });
+            logs.push(LogConfig { log, url });
         }
         let peers = raw
             .peers
@@ -311,7 +319,7 @@ impl Config {
 
     /// The configured log with this origin.
     pub fn log(&self, origin: &str) -> Option<&LogConfig> {
-        self.logs.iter().find(|l| l.origin == origin)
+        self.logs.iter().find(|l| l.origin() == origin)
     }
 }
 
@@ -349,7 +357,7 @@ mod tests {
         );
         let c = Config::parse(&text, dir.path()).unwrap();
         assert_eq!(c.logs.len(), 1);
-        assert_eq!(c.logs[0].hash, TreeHash::Sha256);
+        assert_eq!(c.logs[0].log.hash, TreeHash::Sha256);
         assert_eq!(c.logs[0].url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(c.peers[0].url, "http://127.0.0.1:2");
         assert_eq!(c.poll_interval.as_millis(), 250);

@@ -1,4 +1,6 @@
-//! Evidence of log misbehaviour and the alert lines that announce it (SPEC §7, §8).
+//! Evidence of log misbehaviour and the alert lines that announce it (SPEC §7, §8): where they go.
+//! The types themselves ([`Evidence`](ledger_core::api::Evidence), [`Alert`]) are `ledger_core::api`'s, shared with the
+//! monitor and the client.
 //!
 //! Evidence is two checkpoints, each validly signed by the log, that cannot both be true:
 //! the same size with different roots (`split-view`: self-proving, anyone can check it with the
@@ -10,127 +12,15 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use ledger_core::checkpoint::Checkpoint;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use ledger_core::api::{Alert, Observation};
+use ledger_core::time::now_unix;
 
-/// What kind of contradiction the two checkpoints show; also the alert kind (SPEC §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvidenceKind {
-    /// Same tree size, different root hashes: the log showed two different trees.
-    SplitView,
-    /// Different sizes and the log's consistency proof between them does not verify.
-    InconsistentCheckpoint,
-}
-
-impl EvidenceKind {
-    /// The SPEC §8 alert kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvidenceKind::SplitView => "split-view",
-            EvidenceKind::InconsistentCheckpoint => "inconsistent-checkpoint",
-        }
-    }
-}
-
-/// One of the two checkpoints of a piece of evidence: the full signed note, and when and from
-/// where the auditor got it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Observation {
-    /// The signed checkpoint note, exactly as received (log signature, any cosignatures).
-    pub note: String,
-    /// Where it came from, e.g. `add-checkpoint`, `log http://…`, `peer http://…`, `audit`,
-    /// or `witness state` (the auditor's own cosigned view).
-    pub source: String,
-    /// When the auditor received it (Unix seconds).
-    pub seen: u64,
-}
-
-/// Two log-signed checkpoints that cannot both be true.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// Stable ID: hex SHA-256 over the two checkpoint texts (sorted), so that the same
-    /// contradiction seen again is stored once.
-    pub id: String,
-    /// The contradiction.
-    pub kind: EvidenceKind,
-    /// The log's origin.
-    pub log: String,
-    /// When it was detected (Unix seconds).
-    pub detected: u64,
-    /// Human-readable explanation.
-    pub detail: String,
-    /// The two checkpoints.
-    pub checkpoints: [Observation; 2],
-}
-
-impl Evidence {
-    /// Builds evidence from two checkpoints; the ID depends only on the two checkpoint texts.
-    pub fn new(
-        kind: EvidenceKind,
-        a: (&Checkpoint, Observation),
-        b: (&Checkpoint, Observation),
-        detail: String,
-        now: u64,
-    ) -> Evidence {
-        Evidence {
-            id: evidence_id(a.0, b.0),
-            kind,
-            log: a.0.origin.clone(),
-            detected: now,
-            detail,
-            checkpoints: [a.1, b.1],
-        }
-    }
-}
-
-/// `hex(SHA-256("mimi-ledger evidence\n" ‖ min(text) ‖ max(text)))`.
-pub fn evidence_id(a: &Checkpoint, b: &Checkpoint) -> String {
-    let (ta, tb) = (a.to_text(), b.to_text());
-    let (lo, hi) = if ta <= tb { (ta, tb) } else { (tb, ta) };
-    let mut h = Sha256::new();
-    h.update(b"mimi-ledger evidence\n");
-    h.update(lo.as_bytes());
-    h.update(hi.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// One alert line, SPEC §8: `{"time","kind","severity","log","index","sii","msp","detail"}`.
-/// `time` is Unix seconds; `index`, `sii` and `msp` are `null` for log-level alerts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    /// When (Unix seconds).
-    pub time: u64,
-    /// `split-view` or `inconsistent-checkpoint`.
-    pub kind: String,
-    /// Always `critical` for evidence.
-    pub severity: String,
-    /// The log's origin.
-    pub log: String,
-    /// Not applicable to checkpoint evidence.
-    pub index: Option<u64>,
-    /// Not applicable to checkpoint evidence.
-    pub sii: Option<String>,
-    /// Not applicable to checkpoint evidence.
-    pub msp: Option<String>,
-    /// What was seen, with the evidence ID (`GET /v1/evidence`).
-    pub detail: String,
-}
-
-impl Alert {
-    /// The alert for a new piece of evidence.
-    pub fn for_evidence(e: &Evidence) -> Alert {
-        Alert {
-            time: e.detected,
-            kind: e.kind.as_str().to_string(),
-            severity: "critical".to_string(),
-            log: e.log.clone(),
-            index: None,
-            sii: None,
-            msp: None,
-            detail: format!("{} (evidence {})", e.detail, e.id),
-        }
+/// An [`Observation`] of `note`, received now from `source`.
+pub fn observation(note: &[u8], source: &str) -> Observation {
+    Observation {
+        note: String::from_utf8_lossy(note).into_owned(),
+        source: source.to_string(),
+        seen: now_unix(),
     }
 }
 
@@ -184,6 +74,8 @@ impl AlertSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_core::api::{AlertKind, Evidence, EvidenceKind, Severity};
+    use ledger_core::checkpoint::Checkpoint;
 
     fn cp(size: u64, root: u8) -> Checkpoint {
         Checkpoint {
@@ -191,18 +83,6 @@ mod tests {
             size,
             root: [root; 32],
         }
-    }
-
-    #[test]
-    fn id_is_order_independent_and_content_bound() {
-        assert_eq!(
-            evidence_id(&cp(3, 1), &cp(3, 2)),
-            evidence_id(&cp(3, 2), &cp(3, 1))
-        );
-        assert_ne!(
-            evidence_id(&cp(3, 1), &cp(3, 2)),
-            evidence_id(&cp(3, 1), &cp(3, 3))
-        );
     }
 
     #[test]
@@ -238,8 +118,8 @@ mod tests {
         let sink = AlertSink::new(false, Some(path.clone()));
         let a = Alert {
             time: 1,
-            kind: "split-view".into(),
-            severity: "critical".into(),
+            kind: AlertKind::SplitView,
+            severity: Severity::Critical,
             log: "l".into(),
             index: None,
             sii: None,

@@ -4,15 +4,10 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
+use ledger_core::witness::gossip_path;
 
 use crate::audit::Auditor;
 use crate::client::{get_bytes, FetchError};
-
-/// The gossip path segment of a log: lowercase hex SHA-256 of its origin.
-pub fn origin_hash(origin: &str) -> String {
-    hex::encode(Sha256::digest(origin.as_bytes()))
-}
 
 /// Polls logs and peers forever.
 pub async fn run(aud: Arc<Auditor>) {
@@ -35,7 +30,7 @@ pub async fn poll_once(aud: &Arc<Auditor>) {
     }
     for peer in &cfg.peers {
         for log in &cfg.logs {
-            let url = format!("{}/{}/checkpoint", peer.url, origin_hash(&log.origin));
+            let url = format!("{}{}", peer.url, gossip_path(log.origin()));
             let source = format!("peer {}", peer.url);
             fetch_and_observe(aud, &url, &source).await;
         }
@@ -55,16 +50,5 @@ async fn fetch_and_observe(aud: &Arc<Auditor>, url: &str, source: &str) {
             aud.metrics().poll("error");
             tracing::debug!("{e}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn origin_hash_is_hex_sha256() {
-        assert_eq!(
-            super::origin_hash(""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
     }
 }

@@ -7,9 +7,16 @@
 //! - [`witness`]: `POST /add-checkpoint` (tlog-witness), with an atomic compare-and-persist.
 //! - [`audit`]: the view per log and the check of any other checkpoint against it.
 //! - [`gossip`]: polling logs and peers.
-//! - [`evidence`]: evidence and SPEC §8 alert lines.
-//! - [`client`]: [`client::request_cosignature`] for logs, and reads from logs and peers.
+//! - [`evidence`]: where evidence alerts (SPEC §8 lines) go.
+//! - [`client`]: reads from logs and peers.
 //! - [`store`], [`config`], [`metrics`], [`server`]: the rest.
+//!
+//! The wire formats are `ledger-core`'s: the tlog-witness codec (`ledger_core::witness`), the
+//! audit answer, evidence and alert line (`ledger_core::api`), and checkpoint-vs-checkpoint
+//! (`ledger_core::checkpoint::compare`).
+//!
+//! Modules import one another in one direction only: `server` → `witness` → `audit` →
+//! (`client`, `evidence`, `store`, `config`, `metrics`); `gossip` → `audit`, `client`.
 //!
 //! See `docs/auditor.md` for the trust model and operations.
 
@@ -28,8 +35,9 @@ pub mod witness;
 
 use std::net::SocketAddr;
 
-pub use audit::{Auditor, Verdict};
+pub use audit::Auditor;
 pub use config::Config;
+pub use ledger_core::api::Verdict;
 
 /// Opens the state, binds `listen` (or the configured address, or `127.0.0.1:8090`), prints
 /// `listening on <addr>` on stdout, runs the gossip loop and serves until SIGINT/SIGTERM under

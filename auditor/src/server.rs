@@ -11,14 +11,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ledger_core::api::Problem;
+use ledger_core::api::{AuditAnswer, Evidence, Problem, Verdict};
 use ledger_core::problem::ProblemType;
+use ledger_core::witness::{format_size_body, origin_hash, TLOG_SIZE_CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditAnswer, Auditor, Verdict};
-use crate::evidence::Evidence;
-use crate::gossip::origin_hash;
-use crate::witness::{add_checkpoint, WitnessError, TLOG_SIZE_CONTENT_TYPE};
+use crate::audit::Auditor;
+use crate::witness::{add_checkpoint, WitnessError};
 
 /// The largest request body: 63 proof lines and a checkpoint note of at most 64 KiB.
 pub const MAX_BODY_BYTES: usize = 80 * 1024;
@@ -95,7 +94,7 @@ async fn add_checkpoint_handler(
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match e.conflict_size() {
-                Some(size) => text(status, TLOG_SIZE_CONTENT_TYPE, format!("{size}\n")),
+                Some(size) => text(status, TLOG_SIZE_CONTENT_TYPE, format_size_body(size)),
                 None => {
                     if status.is_server_error() {
                         tracing::error!("add-checkpoint: {e}");
@@ -114,11 +113,11 @@ async fn gossip_handler(State(aud): State<Arc<Auditor>>, Path(hash): Path<String
         .config()
         .logs
         .iter()
-        .find(|l| origin_hash(&l.origin) == hash)
+        .find(|l| origin_hash(l.origin()) == hash)
     else {
         return problem(ProblemType::NotFound, "no such log");
     };
-    match aud.latest_note(&log.origin) {
+    match aud.latest_note(log.origin()) {
         Ok(Some(note)) => text(StatusCode::OK, "text/plain; charset=utf-8", note),
         Ok(None) => problem(
             ProblemType::NotFound,

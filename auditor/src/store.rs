@@ -22,7 +22,7 @@ use ledger_core::{Hash, TreeHash};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LogConfig;
-use crate::evidence::Evidence;
+use ledger_core::api::Evidence;
 
 /// A storage failure or a refused configuration.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +80,10 @@ impl LogRecord {
     /// The record of a log that was never cosigned.
     pub fn initial(log: &LogConfig, now: u64) -> LogRecord {
         LogRecord {
-            vkey: log.vkey.to_string(),
-            hash: log.hash.name().to_string(),
+            vkey: log.log.log_key.to_string(),
+            hash: log.log.hash.name().to_string(),
             size: 0,
-            root: B64.encode(log.hash.empty_root()),
+            root: B64.encode(log.log.hash.empty_root()),
             note: None,
             updated: now,
         }
@@ -136,25 +136,25 @@ impl Store {
     pub fn register_log(&self, log: &LogConfig, now: u64) -> Result<(), StoreError> {
         let fresh = encode(&LogRecord::initial(log, now))?;
         match self.logs.compare_and_swap(
-            log.origin.as_bytes(),
+            log.origin().as_bytes(),
             None as Option<&[u8]>,
             Some(fresh),
         )? {
             Ok(()) => Ok(()),
             Err(cas) => {
                 let current = cas.current.ok_or_else(|| StoreError::Corrupt {
-                    key: log.origin.clone(),
+                    key: log.origin().to_string(),
                     reason: "record vanished".into(),
                 })?;
-                let stored = decode(&log.origin, &current)?;
-                let config_vkey = log.vkey.to_string();
-                if stored.vkey != config_vkey || stored.hash != log.hash.name() {
+                let stored = decode(log.origin(), &current)?;
+                let config_vkey = log.log.log_key.to_string();
+                if stored.vkey != config_vkey || stored.hash != log.log.hash.name() {
                     return Err(StoreError::LogKeyChanged {
-                        origin: log.origin.clone(),
+                        origin: log.origin().to_string(),
                         stored_vkey: stored.vkey,
                         stored_hash: stored.hash,
                         config_vkey,
-                        config_hash: log.hash.name().to_string(),
+                        config_hash: log.log.hash.name().to_string(),
                     });
                 }
                 Ok(())
@@ -263,9 +263,7 @@ mod tests {
 
     fn log(name: &str, hash: TreeHash) -> LogConfig {
         LogConfig {
-            origin: name.into(),
-            vkey: test_key(name).verifier(),
-            hash,
+            log: ledger_core::trust::TrustedLog::new(test_key(name).verifier(), hash),
             url: None,
         }
     }
@@ -279,13 +277,13 @@ mod tests {
         s.register_log(&l, 2).unwrap();
         assert_eq!(s.get("log.example/a").unwrap().unwrap().record.updated, 1);
         let mut other_key = l.clone();
-        other_key.vkey = ledger_core::testkit::test_witness_key("log.example/a").verifier();
+        other_key.log.log_key = ledger_core::testkit::test_witness_key("log.example/a").verifier();
         assert!(matches!(
             s.register_log(&other_key, 3),
             Err(StoreError::LogKeyChanged { .. })
         ));
         let mut other_hash = l.clone();
-        other_hash.hash = TreeHash::Blake3;
+        other_hash.log.hash = TreeHash::Blake3;
         assert!(matches!(
             s.register_log(&other_hash, 3),
             Err(StoreError::LogKeyChanged { .. })
@@ -298,13 +296,13 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let l = log("log.example/a", TreeHash::Sha256);
         s.register_log(&l, 1).unwrap();
-        let v = s.get(&l.origin).unwrap().unwrap();
+        let v = s.get(l.origin()).unwrap().unwrap();
         let mut a = v.record.clone();
         a.size = 5;
         let mut b = v.record.clone();
         b.size = 6;
-        assert!(s.compare_and_swap(&l.origin, &v, &a).unwrap());
-        assert!(!s.compare_and_swap(&l.origin, &v, &b).unwrap());
-        assert_eq!(s.get(&l.origin).unwrap().unwrap().record.size, 5);
+        assert!(s.compare_and_swap(l.origin(), &v, &a).unwrap());
+        assert!(!s.compare_and_swap(l.origin(), &v, &b).unwrap());
+        assert_eq!(s.get(l.origin()).unwrap().unwrap().record.size, 5);
     }
 }

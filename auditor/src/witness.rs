@@ -1,7 +1,9 @@
 //! The witness: C2SP tlog-witness `POST /add-checkpoint`, answering with a `cosignature/v1`
 //! (C2SP tlog-cosignature) by the auditor's key.
 //!
-//! The checks run in the order of the specification, each with its status code:
+//! The request and answer bytes are `ledger_core::witness`'s (shared with the log's client); what
+//! this module adds is the witness's decision. The checks run in the order of the specification,
+//! each with its status code:
 //!
 //! 1. the body is an old size line, at most 63 proof lines, an empty line and a checkpoint
 //!    note, else **400**;
@@ -17,33 +19,13 @@
 //!    re-checked from step 5 against the winner's state (and so ends in 409).
 
 use ledger_core::checkpoint::SignedCheckpoint;
-use ledger_core::cosignature::cosign;
-use ledger_core::note::{Note, NoteSignature};
+use ledger_core::time::now_unix;
 use ledger_core::tree::verify_consistency;
-use ledger_core::Hash;
+use ledger_core::witness::parse_request;
 use std::sync::Arc;
 
-use crate::audit::{now_unix, Auditor};
-use crate::evidence::Observation;
+use crate::audit::Auditor;
 use crate::store::LogRecord;
-
-/// The most consistency proof lines a request may carry (tlog-witness: clients MUST NOT send
-/// more than 63).
-pub const MAX_PROOF_LINES: usize = 63;
-
-/// The `Content-Type` of a 409 answer.
-pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
-
-/// A parsed `add-checkpoint` request body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddCheckpointRequest {
-    /// The size of the checkpoint the client believes the witness cosigned last.
-    pub old_size: u64,
-    /// The consistency proof from `old_size` to the checkpoint's size.
-    pub proof: Vec<Hash>,
-    /// The checkpoint note bytes, as sent.
-    pub checkpoint: Vec<u8>,
-}
 
 /// Why an `add-checkpoint` request was refused; [`WitnessError::status`] is the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,69 +93,6 @@ impl WitnessError {
     }
 }
 
-/// Parses a decimal u64 without sign or leading zeros (C2SP's one encoding of sizes).
-pub(crate) fn parse_size(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Encodes a request body: `old <size>\n`, one base64 hash per line, `\n`, the checkpoint note.
-pub fn format_request(old_size: u64, proof: &[Hash], checkpoint_note: &[u8]) -> Vec<u8> {
-    let mut out = format!("old {old_size}\n").into_bytes();
-    for h in proof {
-        out.extend_from_slice(ledger_core::api::b64::encode_hash(h).as_bytes());
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    out.extend_from_slice(checkpoint_note);
-    out
-}
-
-/// Parses a request body (tlog-witness "add-checkpoint": old size line, zero to 63 proof
-/// lines, an empty line, the checkpoint).
-pub fn parse_request(body: &[u8]) -> Result<AddCheckpointRequest, WitnessError> {
-    let malformed = |m: &str| WitnessError::Malformed(m.to_string());
-    let mut rest = body;
-    let next_line = |rest: &mut &[u8]| -> Result<String, WitnessError> {
-        let nl = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| malformed("a line does not end in a newline"))?;
-        let (line, tail) = rest.split_at(nl);
-        *rest = tail.get(1..).unwrap_or_default();
-        String::from_utf8(line.to_vec()).map_err(|_| malformed("a line is not UTF-8"))
-    };
-    let first = next_line(&mut rest)?;
-    let old_size = first
-        .strip_prefix("old ")
-        .and_then(parse_size)
-        .ok_or_else(|| malformed("first line must be `old <size>` (decimal, no leading zeros)"))?;
-    let mut proof = Vec::new();
-    loop {
-        let line = next_line(&mut rest)?;
-        if line.is_empty() {
-            break;
-        }
-        if proof.len() == MAX_PROOF_LINES {
-            return Err(malformed("more than 63 consistency proof lines"));
-        }
-        let h = ledger_core::api::b64::decode_hash(&line)
-            .map_err(|e| WitnessError::Malformed(format!("proof line: {e}")))?;
-        proof.push(h);
-    }
-    if rest.is_empty() {
-        return Err(malformed("no checkpoint after the empty line"));
-    }
-    Ok(AddCheckpointRequest {
-        old_size,
-        proof,
-        checkpoint: rest.to_vec(),
-    })
-}
-
 /// The outcome of a successful request: the cosignature line(s) to send back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cosigned {
@@ -189,7 +108,7 @@ pub struct Cosigned {
 /// handed to the auditor as an observation, so that a second branch becomes evidence.
 pub async fn add_checkpoint(aud: &Arc<Auditor>, body: &[u8]) -> Result<Cosigned, WitnessError> {
     // Step 1.
-    let req = parse_request(body)?;
+    let req = parse_request(body).map_err(|e| WitnessError::Malformed(e.to_string()))?;
     let scp = SignedCheckpoint::parse(&req.checkpoint)
         .map_err(|e| WitnessError::Malformed(format!("checkpoint: {e}")))?;
     let origin = scp.checkpoint.origin.clone();
@@ -200,7 +119,8 @@ pub async fn add_checkpoint(aud: &Arc<Auditor>, body: &[u8]) -> Result<Cosigned,
         .ok_or_else(|| WitnessError::UnknownLog(origin.clone()))?
         .clone();
     // Step 3.
-    scp.verify_signature(&log.vkey)
+    log.log
+        .verify(&scp, now_unix())
         .map_err(|e| WitnessError::BadSignature(e.to_string()))?;
     let size = scp.checkpoint.size;
     // Step 4.
@@ -254,7 +174,7 @@ pub async fn add_checkpoint(aud: &Arc<Auditor>, body: &[u8]) -> Result<Cosigned,
             }
         } else {
             verify_consistency(
-                log.hash,
+                log.log.hash,
                 req.old_size,
                 size,
                 &stored_root,
@@ -283,7 +203,9 @@ pub async fn add_checkpoint(aud: &Arc<Auditor>, body: &[u8]) -> Result<Cosigned,
             tokio::time::sleep(delay).await;
         }
         let now = now_unix();
-        let (sig, note) = cosigned_note(&scp, aud, now).map_err(WitnessError::Internal)?;
+        let (sig, note) = aud
+            .cosigned_note(&scp, now)
+            .map_err(WitnessError::Internal)?;
         let new = LogRecord {
             size,
             root: ledger_core::api::b64::encode_hash(&scp.checkpoint.root),
@@ -320,39 +242,6 @@ fn delay_before_swap() -> Option<std::time::Duration> {
     })
 }
 
-/// The note the witness serves for gossip: the checkpoint text, the log's own signature
-/// line(s), and our cosignature at `now`. Returns the cosignature and the note text.
-pub(crate) fn cosigned_note(
-    scp: &SignedCheckpoint,
-    aud: &Auditor,
-    now: u64,
-) -> Result<(NoteSignature, String), String> {
-    let log = aud
-        .config()
-        .log(&scp.checkpoint.origin)
-        .ok_or("log not configured")?;
-    let key = aud.key();
-    let sig = cosign(key, scp.note.text(), now).map_err(|e| e.to_string())?;
-    let mut note = Note::new(scp.note.text()).map_err(|e| e.to_string())?;
-    for s in scp.note.signatures() {
-        if s.name == log.vkey.name() && s.key_id == log.vkey.key_id() {
-            note.add_signature(s.clone()).map_err(|e| e.to_string())?;
-        }
-    }
-    note.add_signature(sig.clone()).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(note.to_bytes()).map_err(|e| e.to_string())?;
-    Ok((sig, text))
-}
-
-/// An [`Observation`] of a note received now from `source`.
-pub(crate) fn observation(note: &[u8], source: &str) -> Observation {
-    Observation {
-        note: String::from_utf8_lossy(note).into_owned(),
-        source: source.to_string(),
-        seen: now_unix(),
-    }
-}
-
 /// A fresh `cosignature/v1` witness key named `name`, from the OS RNG.
 pub fn generate_key(name: &str) -> Result<ledger_core::key::SignerKey, ledger_core::key::KeyError> {
     ledger_core::key::SignerKey::generate(
@@ -365,44 +254,6 @@ pub fn generate_key(name: &str) -> Result<ledger_core::key::SignerKey, ledger_co
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_round_trips() {
-        let proof = vec![[1u8; 32], [2u8; 32]];
-        let note = b"o\n1\nAAAA\n\n\xe2\x80\x94 o AAAAAAA=\n".to_vec();
-        let body = format_request(7, &proof, &note);
-        let r = parse_request(&body).unwrap();
-        assert_eq!(r.old_size, 7);
-        assert_eq!(r.proof, proof);
-        assert_eq!(r.checkpoint, note);
-    }
-
-    #[test]
-    fn malformed_requests_are_refused() {
-        let note = b"o\n1\nAAAA\n\n\xe2\x80\x94 o AAAAAAA=\n";
-        for bad in [
-            &b"old 07\n\n"[..],
-            b"old -1\n\n",
-            b"old 1",
-            b"new 1\n\nx",
-            b"old 1\n\n",
-            b"old 1\nnot base64\n\nx",
-            b"old 1\nAAAA\n\nx",
-        ] {
-            assert!(
-                matches!(parse_request(bad), Err(WitnessError::Malformed(_))),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        let too_long = format_request(1, &vec![[0u8; 32]; 64], note);
-        assert!(matches!(
-            parse_request(&too_long),
-            Err(WitnessError::Malformed(_))
-        ));
-        let max = format_request(1, &vec![[0u8; 32]; 63], note);
-        assert_eq!(parse_request(&max).unwrap().proof.len(), 63);
-    }
 
     #[test]
     fn statuses_follow_tlog_witness() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ledger_core::api::{EntriesPage, Info, LookupAnswer, Receipt};
+use ledger_core::api::{AuditAnswer, EntriesPage, Info, LookupAnswer, Receipt, Verdict};
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::{
     tag_set, Action, Claim, Entry, Leaf, Optout, Revoke, Role, SignedAttestation,
@@ -16,6 +16,7 @@ use ledger_core::lookup::{verify_lookup_for, Verified};
 use ledger_core::proof_file::ProofFile;
 use ledger_core::sii::{Name, Sii, Ssi, Tag, MAX_TAGS};
 use ledger_core::state::Status;
+use ledger_core::trust::{CheckpointRefused, TrustedLog};
 use serde::Serialize;
 
 use crate::http::{ctx, join, query_escape, Http};
@@ -497,15 +498,34 @@ fn verify_receipt_of(
     leaf: &[u8],
     trust: &ledger_core::lookup::Trust,
 ) -> anyhow::Result<SignedCheckpoint> {
-    receipt
-        .verify(leaf, trust.hash, &trust.log_key)
-        .map_err(|e| {
-            VerificationFailed {
-                step: None,
-                detail: format!("the log's receipt for index {}: {e}", receipt.index),
-            }
-            .into()
-        })
+    let cp = receipt
+        .verify(leaf, trust.log.hash, &trust.log.log_key)
+        .map_err(|e| VerificationFailed {
+            step: None,
+            detail: format!("the log's receipt for index {}: {e}", receipt.index),
+        })?;
+    verify_step_one(
+        &trust.log,
+        &cp,
+        &format!("the log's receipt for index {}", receipt.index),
+    )?;
+    Ok(cp)
+}
+
+/// SPEC §6 step 1 on a receipt's checkpoint, as for a lookup: log signature, witness quorum and
+/// maximum age. A failed quorum or age is reported at the `witness-quorum` step.
+fn verify_step_one(log: &TrustedLog, cp: &SignedCheckpoint, what: &str) -> anyhow::Result<()> {
+    log.verify(cp, now()).map_err(|e| match e {
+        CheckpointRefused::Witnesses(e) => VerificationFailed {
+            step: Some("witness-quorum".into()),
+            detail: e.to_string(),
+        },
+        e => VerificationFailed {
+            step: None,
+            detail: format!("{what}: {e}"),
+        },
+    })?;
+    Ok(())
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -524,19 +544,12 @@ pub fn verify_receipt(trust_path: &Path, file: &Path, leaf_path: &Path) -> anyho
         step: None,
         detail: format!("{} is not a tlog-proof file: {e}", file.display()),
     })?;
-    pf.verify(trust.hash, &leaf, &trust.log_key)
+    pf.verify(trust.log.hash, &leaf, &trust.log.log_key)
         .map_err(|e| VerificationFailed {
             step: None,
             detail: format!("{}: {e}", file.display()),
         })?;
-    if trust.quorum > 0 {
-        pf.checkpoint
-            .check_quorum(&trust.witnesses, trust.quorum, None, now())
-            .map_err(|e| VerificationFailed {
-                step: Some("witness-quorum".into()),
-                detail: e.to_string(),
-            })?;
-    }
+    verify_step_one(&trust.log, &pf.checkpoint, &file.display().to_string())?;
     println!(
         "receipt verified: leaf at index {} in {} (checkpoint size {})",
         pf.index,
@@ -652,14 +665,6 @@ pub fn lookup(
     }
 }
 
-/// The answer of an auditor's `POST /v1/audit` (SPEC §7).
-#[derive(Debug, serde::Deserialize)]
-struct AuditAnswer {
-    verdict: String,
-    #[serde(default)]
-    detail: Option<String>,
-}
-
 /// `--audit URL`: asks an auditor whether the checkpoint this lookup was verified against is
 /// consistent with what it has seen (SPEC §7). `inconsistent` is a failed verification (exit 2):
 /// the log showed us a view that contradicts the auditor's. `unknown-log` and `unverifiable` are
@@ -674,7 +679,7 @@ fn audit_checkpoint(
     let answer: AuditAnswer = http
         .post_text(&url, checkpoint.to_bytes())
         .map_err(ctx("the auditor did not answer"))?;
-    let detail = answer.detail.as_deref().unwrap_or("");
+    let detail = answer.detail.as_str();
     let line = if detail.is_empty() {
         format!("audit by {auditor}: {}", answer.verdict)
     } else {
@@ -685,7 +690,7 @@ fn audit_checkpoint(
     } else {
         println!("{line}");
     }
-    if answer.verdict == "inconsistent" {
+    if answer.verdict == Verdict::Inconsistent {
         return Err(VerificationFailed {
             step: Some("audit".into()),
             detail: format!(

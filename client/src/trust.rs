@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use ledger_core::key::VerifierKey;
 use ledger_core::lookup::Trust;
+use ledger_core::trust::TrustedLog;
 use ledger_core::TreeHash;
 use serde::{Deserialize, Serialize};
 
@@ -82,37 +83,23 @@ impl TrustFile {
 
     /// The SPEC §6 trust inputs, after checking that the file is consistent.
     pub fn trust(&self) -> anyhow::Result<Trust> {
-        let log_key = VerifierKey::parse(&self.log_vkey)
-            .map_err(|e| anyhow::anyhow!("log_vkey {:?}: {e}", self.log_vkey))?;
-        if log_key.name() != self.origin {
-            bail!(
-                "log_vkey is named {:?} but origin is {:?}; a log's key is named after its origin",
-                log_key.name(),
-                self.origin
-            );
-        }
-        let parse_all = |what: &str, keys: &[String]| -> anyhow::Result<Vec<VerifierKey>> {
-            keys.iter()
-                .map(|k| {
-                    VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("{what} key {k:?}: {e}"))
-                })
-                .collect()
-        };
-        let witnesses = parse_all("witness", &self.witnesses)?;
-        if self.quorum > witnesses.len() {
-            bail!(
-                "quorum {} is more than the {} witness keys listed",
-                self.quorum,
-                witnesses.len()
-            );
-        }
-        let provers = parse_all("prover", &self.provers)?;
+        // The log's key, witnesses and quorum are checked as every verifier checks them (a
+        // witness key of the wrong type is refused here, by name).
+        let log = TrustedLog::parse(
+            &self.origin,
+            &self.log_vkey,
+            self.hash,
+            &self.witnesses,
+            self.quorum,
+            self.max_age_s,
+        )?;
+        let provers = self
+            .provers
+            .iter()
+            .map(|k| VerifierKey::parse(k).map_err(|e| anyhow::anyhow!("prover key {k:?}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Trust {
-            log_key,
-            hash: self.hash,
-            witnesses,
-            quorum: self.quorum,
-            max_age_s: self.max_age_s,
+            log,
             provers,
             require_attestation: self.require_attestation,
             min_size: self.last_seen_size,
@@ -183,6 +170,14 @@ mod tests {
         let mut t = sample();
         t.provers = vec!["nonsense".into()];
         assert!(t.trust().unwrap_err().to_string().contains("prover key"));
+        let mut t = sample();
+        let ed25519 = test_key("w.example/1").verifier().to_string();
+        t.witnesses = vec![ed25519.clone()];
+        let err = t.trust().unwrap_err().to_string();
+        assert!(
+            err.contains(&ed25519) && err.contains("cosignature/v1"),
+            "{err}"
+        );
         let err = toml::from_str::<TrustFile>("origin = 1").unwrap_err();
         assert!(!err.to_string().is_empty());
     }

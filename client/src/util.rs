@@ -1,7 +1,5 @@
 //! Small helpers: durations (`365d`), UTC times, the prover outbox file naming, and the exit-2 error.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::bail;
 
 /// A verification failure: `ledger` exits with status 2 and prints the failed step.
@@ -14,13 +12,8 @@ pub struct VerificationFailed {
     pub detail: String,
 }
 
-/// The current Unix time in seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// The current Unix time in seconds (the core's one clock).
+pub use ledger_core::time::now_unix as now;
 
 /// Parses a duration such as `90s`, `15m`, `24h`, `365d` or `2w` into seconds.
 pub fn parse_duration(s: &str) -> anyhow::Result<u64> {

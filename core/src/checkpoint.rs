@@ -10,9 +10,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use crate::cosignature::{verify_cosignature, COSIGNATURE_LEN};
-use crate::hash::Hash;
+use crate::hash::{Hash, TreeHash};
 use crate::key::{is_valid_key_name, KeyAlg, SignerKey, VerifierKey};
 use crate::note::{Note, NoteError, NoteSignature};
+use crate::tree::{verify_consistency, ProofError};
 
 /// Why a checkpoint was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -290,5 +291,152 @@ impl SignedCheckpoint {
             }
         }
         Ok(())
+    }
+}
+
+/// Two checkpoints of one log that can both be true, as far as they alone show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// They agree: the same tree head, or the older is the empty tree.
+    Consistent,
+    /// The sizes differ and neither is empty: only an RFC 9162 consistency proof from `old` to
+    /// `new` can tell (see [`check_consistency`]).
+    NeedsProof {
+        /// The smaller size.
+        old: u64,
+        /// The larger size.
+        new: u64,
+    },
+}
+
+/// Two checkpoints of one log that cannot both be true (SPEC §4: a log never signs two
+/// checkpoints that are inconsistent with each other). Signed by the log, they are evidence.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Contradiction {
+    /// The same size with different roots: two trees, provable with the log's key alone.
+    #[error("two checkpoints of size {size} with different roots")]
+    SameSizeDifferentRoots {
+        /// The common size.
+        size: u64,
+    },
+    /// A checkpoint of size 0 whose root is not the empty tree's (no proof starts at 0).
+    #[error("a checkpoint of size 0 whose root is not the empty tree's")]
+    BadEmptyRoot,
+    /// The consistency proof from the smaller to the larger size does not verify.
+    #[error("the consistency proof from size {old} to {new} does not verify: {reason}")]
+    NotConsistent {
+        /// The smaller size.
+        old: u64,
+        /// The larger size.
+        new: u64,
+        /// Why the proof fails.
+        reason: ProofError,
+    },
+}
+
+/// Checkpoint against checkpoint, the part that needs no proof: the same size must mean the same
+/// root, and a size-0 checkpoint must have the empty root; otherwise the two need a consistency
+/// proof. The order of `a` and `b` does not matter. Both must be of one log (same origin, tree
+/// hash `hash`); checking their signatures is the caller's business.
+pub fn compare(hash: TreeHash, a: &Checkpoint, b: &Checkpoint) -> Result<Agreement, Contradiction> {
+    let (old, new) = if a.size <= b.size { (a, b) } else { (b, a) };
+    if old.size == new.size {
+        return if old.root == new.root {
+            Ok(Agreement::Consistent)
+        } else {
+            Err(Contradiction::SameSizeDifferentRoots { size: old.size })
+        };
+    }
+    if old.size == 0 {
+        return if old.root == hash.empty_root() {
+            Ok(Agreement::Consistent)
+        } else {
+            Err(Contradiction::BadEmptyRoot)
+        };
+    }
+    Ok(Agreement::NeedsProof {
+        old: old.size,
+        new: new.size,
+    })
+}
+
+/// Checkpoint against checkpoint, in full: [`compare`], then, when the sizes need it, `proof`
+/// (RFC 9162 §2.1.4.2, from the smaller size to the larger) must verify with the log's tree hash.
+/// `proof` is not looked at when [`compare`] decides alone.
+pub fn check_consistency(
+    hash: TreeHash,
+    a: &Checkpoint,
+    b: &Checkpoint,
+    proof: &[Hash],
+) -> Result<(), Contradiction> {
+    match compare(hash, a, b)? {
+        Agreement::Consistent => Ok(()),
+        Agreement::NeedsProof { old, new } => {
+            let (o, n) = if a.size <= b.size { (a, b) } else { (b, a) };
+            verify_consistency(hash, old, new, &o.root, &n.root, proof)
+                .map_err(|reason| Contradiction::NotConsistent { old, new, reason })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{prove_consistency, tree_root, MemoryHashStore};
+
+    fn cp(size: u64, root: Hash) -> Checkpoint {
+        Checkpoint {
+            origin: "log.example".into(),
+            size,
+            root,
+        }
+    }
+
+    #[test]
+    fn same_size_and_empty_tree_need_no_proof() {
+        let th = TreeHash::Blake3;
+        assert_eq!(
+            compare(th, &cp(3, [1; 32]), &cp(3, [1; 32])),
+            Ok(Agreement::Consistent)
+        );
+        assert_eq!(
+            compare(th, &cp(3, [1; 32]), &cp(3, [2; 32])),
+            Err(Contradiction::SameSizeDifferentRoots { size: 3 })
+        );
+        assert_eq!(
+            compare(th, &cp(5, [1; 32]), &cp(0, th.empty_root())),
+            Ok(Agreement::Consistent)
+        );
+        assert_eq!(
+            compare(th, &cp(0, [9; 32]), &cp(5, [1; 32])),
+            Err(Contradiction::BadEmptyRoot)
+        );
+        assert_eq!(
+            compare(th, &cp(7, [1; 32]), &cp(5, [2; 32])),
+            Ok(Agreement::NeedsProof { old: 5, new: 7 })
+        );
+    }
+
+    #[test]
+    fn proofs_decide_the_rest() {
+        let th = TreeHash::Sha256;
+        let mut mem = MemoryHashStore::new(th);
+        for i in 0..7u8 {
+            mem.append_leaf(&[i]);
+        }
+        let (r4, r7) = (
+            tree_root(th, 4, &mem).unwrap(),
+            tree_root(th, 7, &mem).unwrap(),
+        );
+        let proof = prove_consistency(th, 4, 7, &mem).unwrap();
+        assert_eq!(
+            check_consistency(th, &cp(7, r7), &cp(4, r4), &proof),
+            Ok(())
+        );
+        assert!(matches!(
+            check_consistency(th, &cp(4, [0; 32]), &cp(7, r7), &proof),
+            Err(Contradiction::NotConsistent { old: 4, new: 7, .. })
+        ));
     }
 }

@@ -92,6 +92,16 @@ impl FromStr for TreeHash {
     }
 }
 
+/// Lowercase hex of `bytes` (gossip paths, evidence and alert ids).
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

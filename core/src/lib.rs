@@ -2,10 +2,12 @@
 //!
 //! The shared foundation of mimi-ledger: identifiers (SPEC §1), signed notes and keys (§2), log entries
 //! and their admission rules (§3), the Merkle tree, tiles, checkpoints and proofs (§4), the SII state fold,
-//! and the client's verification of a Discovery Provider's lookup answer (§6).
+//! the trusted log and checkpoint verification (§6 step 1), the client's verification of a Discovery
+//! Provider's lookup answer (§6), the C2SP tlog-witness wire format (§7), and the audit answer and
+//! alert line (§7, §8).
 //!
-//! No I/O and no async: the log server, monitor, auditor and client all call the same code, so that
-//! every party checks exactly the same rules.
+//! No I/O and no async (the one clock read is [`time::now_unix`]): the log server, monitor, auditor
+//! and client all call the same code, so that every party checks exactly the same rules.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +29,9 @@ pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tile;
+pub mod time;
 pub mod tree;
+pub mod trust;
+pub mod witness;
 
 pub use hash::{Hash, TreeHash};

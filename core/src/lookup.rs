@@ -21,8 +21,6 @@
 //! assert_eq!(err.step(), Step::Inclusion);
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::admission::{verify_entry, KeyRegistry};
 use crate::api::{LookupAnswer, ProvenLeaf};
 use crate::checkpoint::SignedCheckpoint;
@@ -32,21 +30,16 @@ use crate::key::VerifierKey;
 use crate::problem::ProblemType;
 use crate::sii::Sii;
 use crate::state::{fold, Mapping, Status};
+use crate::time::now_unix;
 use crate::tree::verify_inclusion;
+use crate::trust::{CheckpointRefused, TrustedLog};
 
-/// What a client trusts (the content of a trust file).
+/// What a client trusts (the content of a trust file): the log, as every verifier pins it, and what
+/// only a client adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trust {
-    /// The log's verifier key; its name is the log origin.
-    pub log_key: VerifierKey,
-    /// The log's tree hash.
-    pub hash: TreeHash,
-    /// Witness verifier keys (`cosignature/v1`).
-    pub witnesses: Vec<VerifierKey>,
-    /// How many distinct witness cosignatures a checkpoint needs (0 = none).
-    pub quorum: usize,
-    /// The newest cosignature must be at most this old (seconds), when set.
-    pub max_age_s: Option<u64>,
+    /// The log: key, tree hash, witnesses, quorum and maximum age (SPEC §6 step 1).
+    pub log: TrustedLog,
     /// When non-empty, attestations count only when signed by one of these prover keys.
     pub provers: Vec<VerifierKey>,
     /// Whether every current mapping must carry a valid attestation.
@@ -58,12 +51,13 @@ pub struct Trust {
 impl Trust {
     /// A trust for a log with no witnesses, no prover pinning and no freshness requirement.
     pub fn new(log_key: VerifierKey, hash: TreeHash) -> Trust {
+        Trust::for_log(TrustedLog::new(log_key, hash))
+    }
+
+    /// A trust for `log` with no prover pinning, no attestation requirement and no size seen yet.
+    pub fn for_log(log: TrustedLog) -> Trust {
         Trust {
-            log_key,
-            hash,
-            witnesses: Vec::new(),
-            quorum: 0,
-            max_age_s: None,
+            log,
             provers: Vec::new(),
             require_attestation: false,
             min_size: 0,
@@ -72,7 +66,7 @@ impl Trust {
 
     /// The log origin (the log key's name).
     pub fn origin(&self) -> &str {
-        self.log_key.name()
+        self.log.origin()
     }
 }
 
@@ -188,11 +182,7 @@ pub struct Verified {
 
 /// Verifies a lookup answer per SPEC §6 with the system clock. See [`verify_lookup_at`].
 pub fn verify_lookup(answer: &LookupAnswer, trust: &Trust) -> Result<Verified, Rejection> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    verify_lookup_at(answer, trust, now)
+    verify_lookup_at(answer, trust, now_unix())
 }
 
 /// Verifies `answer` for the SII `query` (the canonical identifier the client asked about).
@@ -224,14 +214,13 @@ pub fn verify_lookup_at(
         .map_err(|e| Rejection::new(Step::Malformed, format!("sii: {e}")))?;
 
     // Step 1: the checkpoint.
-    let checkpoint = SignedCheckpoint::verify(answer.checkpoint.as_bytes(), &trust.log_key)
-        .map_err(|e| Rejection::new(Step::Checkpoint, e.to_string()))?;
-    let cosigners = checkpoint.verify_cosignatures(&trust.witnesses);
-    if trust.quorum > 0 {
-        checkpoint
-            .check_quorum(&trust.witnesses, trust.quorum, trust.max_age_s, now)
-            .map_err(|e| Rejection::new(Step::Witnesses, e.to_string()))?;
-    }
+    let (checkpoint, cosigners) = trust
+        .log
+        .verify_note(answer.checkpoint.as_bytes(), now)
+        .map_err(|e| match e {
+            CheckpointRefused::Signature(e) => Rejection::new(Step::Checkpoint, e.to_string()),
+            CheckpointRefused::Witnesses(e) => Rejection::new(Step::Witnesses, e.to_string()),
+        })?;
     let size = checkpoint.checkpoint.size;
     if size < trust.min_size {
         return Err(Rejection::new(
@@ -246,10 +235,16 @@ pub fn verify_lookup_at(
 
     // Step 2: every leaf is in the tree the checkpoint commits to.
     let prove = |what: &str, p: &ProvenLeaf| -> Result<(), Rejection> {
-        let leaf_hash = trust.hash.leaf_hash(p.leaf.as_bytes());
-        verify_inclusion(trust.hash, p.index, size, &leaf_hash, &p.inclusion, &root).map_err(|e| {
-            Rejection::new(Step::Inclusion, format!("{what} at index {}: {e}", p.index))
-        })
+        let leaf_hash = trust.log.hash.leaf_hash(p.leaf.as_bytes());
+        verify_inclusion(
+            trust.log.hash,
+            p.index,
+            size,
+            &leaf_hash,
+            &p.inclusion,
+            &root,
+        )
+        .map_err(|e| Rejection::new(Step::Inclusion, format!("{what} at index {}: {e}", p.index)))
     };
     for k in &answer.keys {
         prove("key leaf", k)?;
@@ -259,7 +254,7 @@ pub fn verify_lookup_at(
     }
 
     // Step 3a: key leaves are log-signed enrolls; they form the key registry.
-    let mut registry = KeyRegistry::new(trust.log_key.clone());
+    let mut registry = KeyRegistry::new(trust.log.log_key.clone());
     let mut keys: Vec<(u64, Leaf)> = Vec::with_capacity(answer.keys.len());
     for k in &answer.keys {
         let leaf = Leaf::parse(k.leaf.as_bytes()).map_err(|e| {

@@ -370,19 +370,19 @@ fn witness_quorum_and_age() {
     answer.checkpoint = String::from_utf8(cp.to_bytes()).unwrap();
 
     let mut trust = w.log.trust();
-    trust.witnesses = witnesses.iter().map(|k| k.verifier()).collect();
-    trust.quorum = 2;
+    trust.log.witnesses = witnesses.iter().map(|k| k.verifier()).collect();
+    trust.log.quorum = 2;
     let v = verify_lookup_at(&answer, &trust, T).unwrap();
     assert_eq!(v.cosigners.len(), 2);
-    trust.quorum = 3;
+    trust.log.quorum = 3;
     assert_eq!(reject(&answer, &trust), Step::Witnesses);
-    trust.quorum = 2;
-    trust.max_age_s = Some(50);
+    trust.log.quorum = 2;
+    trust.log.max_age_s = Some(50);
     assert_eq!(reject(&answer, &trust), Step::Witnesses);
-    trust.max_age_s = Some(500);
+    trust.log.max_age_s = Some(500);
     assert!(verify_lookup_at(&answer, &trust, T).is_ok());
     // The uncosigned checkpoint fails a quorum of 1.
-    trust.quorum = 1;
+    trust.log.quorum = 1;
     assert_eq!(reject(&honest, &trust), Step::Witnesses);
     let _ = Checkpoint::parse_text(&text).unwrap();
 }

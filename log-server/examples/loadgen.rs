@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
@@ -60,12 +60,7 @@ struct Args {
     verify: usize,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use ledger_core::time::now_unix as now;
 
 /// The SII of claim `i` of run `run`: unique per run, so that runs against one log do not pile up
 /// entries on the same SIIs (which would make later lookups bigger and slower).

@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledger_core::admission::{KeyRegistry, Policy};
 use ledger_core::api::Receipt;
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::entry::Leaf;
 use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::time::now_unix;
 use ledger_core::tree::{
     prove_inclusion, split_stored_hash_index, stored_hash_index, tree_root, HashReader, TreeError,
 };
@@ -25,14 +25,6 @@ use crate::error::LogError;
 use crate::lock::{CheckpointLock, LockError};
 use crate::metrics::Metrics;
 use crate::storage::{Meta, Storage, StorageError};
-
-/// The current Unix time in seconds (0 if the clock is before 1970).
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The latest signed tree head.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,11 +26,12 @@ use serde::Deserialize;
 
 use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
 use crate::keys::bearer_matches;
-use crate::ledger::{now_unix, Ledger};
+use crate::ledger::Ledger;
 use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::SequencerHandle;
 use crate::submit::submit;
+use ledger_core::time::now_unix;
 
 /// The largest `POST /v1/add` body read: one leaf (8 KiB) plus slack, so an oversized leaf gets
 /// the precise `too-large` detail from the entry parser, and anything larger is cut off unread.

@@ -695,7 +695,7 @@ mod tests {
     #[test]
     fn enrollment_earlier_in_the_same_batch_counts_and_replaced_keys_do_not() {
         let (ledger, mut seq, log) = setup(TreeHash::Blake3);
-        let t = crate::ledger::now_unix();
+        let t = ledger_core::time::now_unix();
         let k1 = test_key("msp-a.example");
         let k2 = test_key("msp-b.example");
         let k1b = SignerKey::generate(
@@ -820,7 +820,7 @@ mod tests {
         drop((p1, p2));
         assert_eq!(handle.depth(), 0);
 
-        let t = crate::ledger::now_unix();
+        let t = ledger_core::time::now_unix();
         let e = enroll_leaf(&log, Role::Msp, &test_key("msp-a.example"), t);
         let (sub, answer) = submission(&ledger, &e, log_signers(&ledger));
         let started = Instant::now();
@@ -841,7 +841,7 @@ mod tests {
     fn batches_extend_the_stored_tree_and_the_head_is_durable() {
         for hash in [TreeHash::Blake3, TreeHash::Sha256] {
             let (ledger, mut seq, log) = setup(hash);
-            let t = crate::ledger::now_unix();
+            let t = ledger_core::time::now_unix();
             let msp = test_key("msp-a.example");
             let e = enroll_leaf(&log, Role::Msp, &msp, t);
             let (s, _r) = submission(&ledger, &e, log_signers(&ledger));

@@ -16,9 +16,10 @@ use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
 use crate::error::LogError;
-use crate::ledger::{now_unix, Ledger, WriteState};
+use crate::ledger::{Ledger, WriteState};
 use crate::pool::WorkerPool;
 use crate::sequencer::{SequencerHandle, Submission};
+use ledger_core::time::now_unix;
 
 /// The outcome of a submission that was not refused.
 #[derive(Clone, Debug, PartialEq, Eq)]

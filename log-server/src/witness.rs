@@ -21,16 +21,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditor::client::{get_bytes, http_client, request_cosignature_with_retry, WitnessClientError};
-use auditor::gossip::origin_hash;
+pub mod client;
+
 use ledger_core::checkpoint::SignedCheckpoint;
-use ledger_core::cosignature::verify_cosignature;
-use ledger_core::key::{KeyAlg, VerifierKey};
-use ledger_core::note::{Note, NoteSignature};
+use ledger_core::key::VerifierKey;
+use ledger_core::note::NoteSignature;
+use ledger_core::time::now_unix;
 use ledger_core::tree::prove_consistency;
+use ledger_core::trust::{parse_witness_key, TrustedLog};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use self::client::{
+    cosignature_from_gossip, http_client, request_cosignature_with_retry, WitnessClientError,
+};
 use crate::ledger::{Head, Ledger};
 
 /// Default time one witness gets to answer one round (including 409 retries), in ms.
@@ -66,13 +70,7 @@ impl WitnessSpec {
                 "witness URL {url:?} must start with http:// or https://"
             ));
         }
-        let key =
-            VerifierKey::parse(vkey.trim()).map_err(|e| format!("witness key {vkey:?}: {e}"))?;
-        if key.alg() != KeyAlg::Cosignature {
-            return Err(format!(
-                "witness key {vkey:?} is not a cosignature/v1 (0x04) key"
-            ));
-        }
+        let key = parse_witness_key(vkey).map_err(|e| e.to_string())?;
         Ok(WitnessSpec {
             url: url.to_string(),
             vkey: key,
@@ -112,6 +110,18 @@ impl Default for WitnessConfig {
 }
 
 impl WitnessConfig {
+    /// The log as a client that copies `/v1/info` into its trust file trusts it: the collector
+    /// checks its cosigned checkpoints with the same SPEC §6 step 1 as that client.
+    pub fn trusted_log(&self, log_key: VerifierKey, hash: ledger_core::TreeHash) -> TrustedLog {
+        TrustedLog {
+            log_key,
+            hash,
+            witnesses: self.witnesses.iter().map(|w| w.vkey.clone()).collect(),
+            quorum: self.quorum,
+            max_age_s: None,
+        }
+    }
+
     /// The pause between background rounds while some witness's cosignature is missing.
     pub fn retry(&self) -> Duration {
         self.timeout.max(Duration::from_millis(500))
@@ -171,6 +181,7 @@ pub fn spawn(
 
 async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::UnboundedReceiver<Job>) {
     let http = http_client(config.timeout);
+    let trusted = config.trusted_log(ledger.vkey().clone(), ledger.tree_hash());
     let mut witnesses: Vec<WitnessState> = config
         .witnesses
         .iter()
@@ -230,6 +241,7 @@ async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::Unbounded
         };
         let cosigned = cosigned_checkpoint(r);
         let have = r.sigs.iter().filter(|s| s.is_some()).count();
+        let quorum_met = trusted.verify(&cosigned, now_unix()).is_ok();
         let head = if gained || !jobs.is_empty() {
             ledger.publish_cosigned(cosigned.clone())
         } else {
@@ -243,7 +255,7 @@ async fn run(ledger: Arc<Ledger>, config: WitnessConfig, mut rx: mpsc::Unbounded
                 "published the cosigned checkpoint"
             );
         }
-        if have < config.quorum && !jobs.is_empty() {
+        if !quorum_met && !jobs.is_empty() {
             tracing::warn!(
                 size = r.base.checkpoint.size,
                 cosignatures = have,
@@ -455,7 +467,7 @@ async fn ask(
     {
         Ok((_, sigs)) => Ok(sigs),
         Err(WitnessClientError::Conflict { size: theirs }) if theirs == size => {
-            from_gossip(http, spec, cp)
+            cosignature_from_gossip(http, &spec.url, &spec.vkey, cp)
                 .await
                 .map_err(|e| (Some(theirs), e))
         }
@@ -464,39 +476,6 @@ async fn ask(
         }
         Err(e) => Err((None, e)),
     }
-}
-
-/// The witness's cosignature of exactly `cp`, read from its gossip endpoint.
-async fn from_gossip(
-    http: &reqwest::Client,
-    spec: &WitnessSpec,
-    cp: &SignedCheckpoint,
-) -> Result<Vec<NoteSignature>, WitnessClientError> {
-    let url = format!(
-        "{}/{}/checkpoint",
-        spec.url,
-        origin_hash(&cp.checkpoint.origin)
-    );
-    let bytes = get_bytes(http, &url)
-        .await
-        .map_err(|e| WitnessClientError::Transport(e.to_string()))?;
-    let note = Note::parse(&bytes).map_err(|e| WitnessClientError::BadResponse(e.to_string()))?;
-    let text = cp.note.text();
-    if note.text() != text {
-        return Err(WitnessClientError::BadResponse(
-            "the witness has cosigned another checkpoint of this size".into(),
-        ));
-    }
-    let sigs: Vec<NoteSignature> = note
-        .signatures()
-        .iter()
-        .filter(|s| verify_cosignature(&spec.vkey, text, s).is_ok())
-        .cloned()
-        .collect();
-    if sigs.is_empty() {
-        return Err(WitnessClientError::NoValidCosignature);
-    }
-    Ok(sigs)
 }
 
 #[cfg(test)]

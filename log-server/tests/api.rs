@@ -22,10 +22,10 @@ use ledger_core::testkit::{attestation, claim, optout, revoke, test_key};
 use ledger_core::tile::{
     decode_entry_bundle, entry_bundles_for_size, tiles_for_size, TileHashReader,
 };
+use ledger_core::time::now_unix;
 use ledger_core::tree::{tree_root, verify_consistency, verify_inclusion};
 use ledger_core::TreeHash;
 use log_server::config::Config;
-use log_server::ledger::now_unix;
 use log_server::routes::router;
 use log_server::server::{open, Opened};
 use serde::de::DeserializeOwned;

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ledger_core::key::{KeyAlg, VerifierKey};
 use ledger_core::sii::Sii;
+use ledger_core::trust::TrustedLog;
 use ledger_core::TreeHash;
 use serde::Deserialize;
 
@@ -238,16 +238,11 @@ pub struct LogParams {
     pub name: String,
     /// The tile base URL, without a final `/`.
     pub url: String,
-    /// The origin.
+    /// The origin (the same as `log.origin()`; the `log` of every alert).
     pub origin: String,
-    /// The log key.
-    pub vkey: VerifierKey,
-    /// The tree hash.
-    pub hash: TreeHash,
-    /// Witness keys.
-    pub witnesses: Vec<VerifierKey>,
-    /// Witness quorum.
-    pub quorum: usize,
+    /// The log as the monitor trusts it: key, tree hash, witnesses and quorum (no maximum age:
+    /// a monitor reads history, not only fresh checkpoints).
+    pub log: TrustedLog,
     /// `log-stalled` threshold.
     pub stall_after_s: Option<u64>,
     /// Auditor base URLs (http(s), without a final `/`) for `split-view` gossip.
@@ -342,32 +337,14 @@ impl Config {
             .iter()
             .map(|l| {
                 let bad = |what: String| ConfigError::Invalid(format!("log {}: {what}", l.origin));
-                let vkey = VerifierKey::parse(&l.vkey).map_err(|e| bad(format!("vkey: {e}")))?;
-                if vkey.name() != l.origin {
-                    return Err(bad(format!(
-                        "the vkey is named {:?}, not the origin",
-                        vkey.name()
-                    )));
-                }
-                if vkey.alg() != KeyAlg::Ed25519 {
-                    return Err(bad("the vkey is not an Ed25519 (0x01) key".into()));
-                }
                 let hash: TreeHash = l
                     .hash
                     .parse()
                     .map_err(|_| bad(format!("unknown hash {:?}", l.hash)))?;
-                let witnesses = l
-                    .witnesses
-                    .iter()
-                    .map(|w| VerifierKey::parse(w).map_err(|e| bad(format!("witness {w:?}: {e}"))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if l.quorum > witnesses.len() {
-                    return Err(bad(format!(
-                        "quorum {} exceeds the {} witnesses",
-                        l.quorum,
-                        witnesses.len()
-                    )));
-                }
+                // Refuses a witness key of the wrong type by name: its cosignatures could never
+                // count, and the quorum would fail on every checkpoint.
+                let log = TrustedLog::parse(&l.origin, &l.vkey, hash, &l.witnesses, l.quorum, None)
+                    .map_err(|e| bad(e.to_string()))?;
                 if !is_http_url(&l.url) {
                     return Err(bad(format!("url {:?} is not http(s)", l.url)));
                 }
@@ -383,10 +360,7 @@ impl Config {
                     name: l.name.clone().unwrap_or_else(|| l.origin.clone()),
                     url: l.url.trim_end_matches('/').to_string(),
                     origin: l.origin.clone(),
-                    vkey,
-                    hash,
-                    witnesses,
-                    quorum: l.quorum,
+                    log,
                     stall_after_s: l.stall_after_s,
                     auditors: l
                         .auditors
@@ -455,8 +429,8 @@ mod tests {
         assert!(matches!(c.effective_sinks()[..], [SinkConfig::Stdout]));
         let logs = c.log_params().unwrap();
         assert_eq!(logs[0].name, "example.com/log");
-        assert_eq!(logs[0].hash, TreeHash::Blake3);
-        assert!(logs[0].vkey.to_string().starts_with(VKEY));
+        assert_eq!(logs[0].log.hash, TreeHash::Blake3);
+        assert!(logs[0].log.log_key.to_string().starts_with(VKEY));
     }
 
     #[test]
@@ -473,6 +447,23 @@ mod tests {
         assert!(matches!(Config::parse(&t), Err(ConfigError::Syntax { .. })));
         let t = log_toml().replace("example.com/log\"\nvkey", "other.example/log\"\nvkey");
         assert!(matches!(Config::parse(&t), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_witness_key_of_the_wrong_type_is_refused_by_name() {
+        let ed = ledger_core::testkit::test_key("w.example/ed").verifier();
+        let t = format!("{}witnesses = [\"{ed}\"]\n", log_toml());
+        match Config::parse(&t) {
+            Err(ConfigError::Invalid(msg)) => {
+                assert!(msg.contains(&ed.to_string()), "names the key: {msg}");
+                assert!(msg.contains("cosignature/v1"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let w = ledger_core::testkit::test_witness_key("w.example/1").verifier();
+        let t = format!("{}witnesses = [\"{w}\"]\nquorum = 1\n", log_toml());
+        let p = Config::parse(&t).unwrap().log_params().unwrap().remove(0);
+        assert_eq!((p.log.witnesses.len(), p.log.quorum), (1, 1));
     }
 
     #[test]

@@ -23,19 +23,21 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger_core::admission::KeyRegistry;
-use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::checkpoint::{compare, Agreement, Contradiction, SignedCheckpoint};
 use ledger_core::entry::Entry;
 use ledger_core::tile::{
     decode_entry_bundle, tile_width_at, try_encode_entry_bundle, AuthTileHashReader, Tile,
     DATA_LEVEL, TILE_WIDTH,
 };
+use ledger_core::time::now_unix;
 use ledger_core::tree::{prove_consistency, verify_consistency, Frontier};
+use ledger_core::trust::CheckpointRefused;
 use ledger_core::Hash;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::alert::{now_unix, Alert, Kind};
+use crate::alert::{Alert, Kind};
 use crate::config::LogParams;
 use crate::fetch::{FetchError, FetchedTiles, TileClient};
 use crate::metrics::Metrics;
@@ -157,7 +159,7 @@ fn sha256_hex(b: &[u8]) -> String {
 
 /// The log's key registry as of its committed enrollments.
 fn stored_registry(params: &LogParams, store: &Store) -> Result<KeyRegistry, EngineError> {
-    let mut registry = KeyRegistry::new(params.vkey.clone());
+    let mut registry = KeyRegistry::new(params.log.log_key.clone());
     for (index, role, key) in store.enrollments(&params.name)? {
         registry.add(index, role, key);
     }
@@ -200,7 +202,7 @@ impl LogMonitor {
                     .ok_or_else(|| bad("frontier hash is not base64 of 32 bytes".into()))
             })
             .collect::<Result<Vec<Hash>, _>>()?;
-        let frontier = Frontier::from_parts(params.hash, progress.frontier_size, hashes)
+        let frontier = Frontier::from_parts(params.log.hash, progress.frontier_size, hashes)
             .map_err(|e| bad(e.to_string()))?;
         let registry = stored_registry(params, store)?;
         // The rule state: the last snapshot, then the journal of the steps committed since.
@@ -263,7 +265,7 @@ impl LogMonitor {
 
     fn verified_root(&self) -> Result<Hash, EngineError> {
         if self.progress.verified_size == 0 {
-            return Ok(self.params.hash.empty_root());
+            return Ok(self.params.log.hash.empty_root());
         }
         SignedCheckpoint::parse(self.progress.verified_checkpoint.as_bytes())
             .map(|c| c.checkpoint.root)
@@ -349,32 +351,22 @@ impl LogMonitor {
         let origin = self.params.origin.clone();
         let (size, problem) = match SignedCheckpoint::parse(bytes) {
             Err(e) => (None, format!("the checkpoint does not parse: {e}")),
-            Ok(cp) => match cp.verify_signature(&self.params.vkey) {
-                Err(e) => (
+            Ok(cp) => match self.params.log.verify(&cp, now_unix()) {
+                Ok(_) => return Ok(Some(cp)),
+                Err(CheckpointRefused::Signature(e)) => (
                     Some(cp.checkpoint.size),
                     format!(
                         "the checkpoint at size {} fails the log signature: {e}",
                         cp.checkpoint.size
                     ),
                 ),
-                Ok(()) if self.params.quorum > 0 => {
-                    match cp.check_quorum(
-                        &self.params.witnesses,
-                        self.params.quorum,
-                        None,
-                        now_unix(),
-                    ) {
-                        Ok(()) => return Ok(Some(cp)),
-                        Err(e) => (
-                            Some(cp.checkpoint.size),
-                            format!(
-                                "the checkpoint at size {} lacks its witness quorum: {e}",
-                                cp.checkpoint.size
-                            ),
-                        ),
-                    }
-                }
-                Ok(()) => return Ok(Some(cp)),
+                Err(e) => (
+                    Some(cp.checkpoint.size),
+                    format!(
+                        "the checkpoint at size {} lacks its witness quorum: {e}",
+                        cp.checkpoint.size
+                    ),
+                ),
             },
         };
         let alert = Alert::new(Kind::BadCheckpointSignature, &origin, size, problem);
@@ -388,8 +380,16 @@ impl LogMonitor {
         let vs = self.progress.verified_size;
         let vroot = self.verified_root()?;
         let (size, root) = (cp.checkpoint.size, cp.checkpoint.root);
-        if size == vs {
-            if root != vroot {
+        let verified = ledger_core::checkpoint::Checkpoint {
+            origin: origin.clone(),
+            size: vs,
+            root: vroot,
+        };
+        match compare(self.params.log.hash, &verified, &cp.checkpoint) {
+            Ok(Agreement::Consistent) if size <= vs => return Ok(()),
+            // From the empty tree: nothing to prove, the entries will tell.
+            Ok(Agreement::Consistent) => {}
+            Err(Contradiction::SameSizeDifferentRoots { .. }) => {
                 let a = Alert::new(
                     Kind::InconsistentCheckpoint,
                     &origin,
@@ -400,12 +400,18 @@ impl LogMonitor {
                         b64(&root)
                     ),
                 );
-                self.halt(cx, a, &b64(&root))?;
+                return self.halt(cx, a, &b64(&root));
             }
-            return Ok(());
-        }
-        if size < vs {
-            if size > 0 {
+            Err(e) => {
+                let a = Alert::new(
+                    Kind::InconsistentCheckpoint,
+                    &origin,
+                    Some(size),
+                    format!("the checkpoint of size {size} is not a prefix of the verified tree of size {vs}: {e}"),
+                );
+                return self.halt(cx, a, &b64(&root));
+            }
+            Ok(Agreement::NeedsProof { .. }) if size < vs => {
                 if let TileCheck::Inconsistent(why) = self.tile_consistency(size, &root, vs, &vroot)
                 {
                     let a = Alert::new(
@@ -416,25 +422,25 @@ impl LogMonitor {
                     );
                     self.halt(cx, a, &b64(&root))?;
                 }
+                return Ok(());
             }
-            return Ok(());
-        }
-        if vs > 0 {
-            match self.tile_consistency(vs, &vroot, size, &root) {
-                TileCheck::Consistent => {}
-                TileCheck::Inconsistent(why) => {
-                    let a = Alert::new(
-                        Kind::InconsistentCheckpoint,
-                        &origin,
-                        Some(size),
-                        format!(
-                            "the checkpoint of size {size} is inconsistent with the verified one of size {vs}: {why}"
-                        ),
-                    );
-                    return self.halt(cx, a, &b64(&root));
-                }
-                TileCheck::Unavailable(why) => {
-                    info!(log = %self.params.name, "no consistency proof from tiles ({why}); the entries will tell");
+            Ok(Agreement::NeedsProof { .. }) => {
+                match self.tile_consistency(vs, &vroot, size, &root) {
+                    TileCheck::Consistent => {}
+                    TileCheck::Inconsistent(why) => {
+                        let a = Alert::new(
+                            Kind::InconsistentCheckpoint,
+                            &origin,
+                            Some(size),
+                            format!(
+                                "the checkpoint of size {size} is inconsistent with the verified one of size {vs}: {why}"
+                            ),
+                        );
+                        return self.halt(cx, a, &b64(&root));
+                    }
+                    TileCheck::Unavailable(why) => {
+                        info!(log = %self.params.name, "no consistency proof from tiles ({why}); the entries will tell");
+                    }
                 }
             }
         }
@@ -447,12 +453,12 @@ impl LogMonitor {
     fn tile_consistency(&self, old: u64, old_root: &Hash, new: u64, new_root: &Hash) -> TileCheck {
         // Every hash the proof is made of comes from tiles checked against `new_root` first.
         let tiles = FetchedTiles::new(&self.client);
-        let reader = AuthTileHashReader::new(self.params.hash, new, *new_root, &tiles);
-        let proof = match prove_consistency(self.params.hash, old, new, &reader) {
+        let reader = AuthTileHashReader::new(self.params.log.hash, new, *new_root, &tiles);
+        let proof = match prove_consistency(self.params.log.hash, old, new, &reader) {
             Ok(p) => p,
             Err(e) => return TileCheck::Unavailable(e.to_string()),
         };
-        match verify_consistency(self.params.hash, old, new, old_root, new_root, &proof) {
+        match verify_consistency(self.params.log.hash, old, new, old_root, new_root, &proof) {
             Ok(()) => TileCheck::Consistent,
             Err(e) => TileCheck::Inconsistent(e.to_string()),
         }
@@ -485,13 +491,13 @@ impl LogMonitor {
         // the key registry meanwhile.
         let producer = Producer {
             client: self.client.clone(),
-            hash: self.params.hash,
+            hash: self.params.log.hash,
             size,
             step_bundles: cx.step_bundles.max(1),
         };
         let mut registry = std::mem::replace(
             &mut self.registry,
-            KeyRegistry::new(self.params.vkey.clone()),
+            KeyRegistry::new(self.params.log.log_key.clone()),
         );
         let start = self.frontier.size();
         let outcome = std::thread::scope(|s| {

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
-use crate::alert::{now_unix, Kind};
+use ledger_core::time::now_unix;
+
+use crate::alert::Kind;
 
 #[derive(Default)]
 struct Inner {

@@ -13,13 +13,8 @@ use crate::*;
 // Small helpers.
 // ---------------------------------------------------------------------------------------------
 
-/// The current Unix time in seconds.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// The current Unix time in seconds (the core's one clock).
+pub use ledger_core::time::now_unix as now;
 
 /// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
 pub fn url_encode(s: &str) -> String {

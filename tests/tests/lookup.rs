@@ -63,7 +63,7 @@ fn lookup_answers_verify_through_claims_revokes_and_optouts() {
     let th = TreeHash::Sha256;
     let log = TestLog::start(Options::new(th));
     let trust = Trust::new(log.vkey().clone(), th);
-    assert_eq!(trust.log_key.to_string(), log.info().vkey);
+    assert_eq!(trust.log.log_key.to_string(), log.info().vkey);
 
     let msp_a = test_key("msp-a.example");
     let msp_b = test_key("msp-b.example");

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auditor::client::add_checkpoint_body;
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::testkit::{test_key, test_witness_key};
 use ledger_core::tree::{prove_consistency, tree_root, MemoryHashStore};
+use ledger_core::witness::format_request as add_checkpoint_body;
 use ledger_core::{Hash, TreeHash};
 
 /// How long an auditor may take to come up.
@@ -250,7 +250,7 @@ impl TestAuditor {
             .get(format!(
                 "{}/{}/checkpoint",
                 self.url(),
-                auditor::gossip::origin_hash(origin)
+                ledger_core::witness::origin_hash(origin)
             ))
             .send()
             .expect("gossip");

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,6 +17,7 @@ use ledger_core::entry::{tag_set, Action, Attestation, SignedAttestation};
 use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
 use ledger_core::sii::{Name, Sii, SiiKind, Ssi, Tag, MAX_TAGS};
+use ledger_core::time::now_unix;
 use serde::{Deserialize, Serialize};
 
 use crate::sender::{Message, Sender};
@@ -99,13 +100,6 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         problem(self.kind, self.detail, None)
     }
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// `POST /v1/challenge` body.

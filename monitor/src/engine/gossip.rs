@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ledger_core::checkpoint::SignedCheckpoint;
+use ledger_core::checkpoint::{compare, Agreement, Checkpoint, Contradiction, SignedCheckpoint};
+use ledger_core::witness::gossip_path;
 use tracing::{debug, info, warn};
 
 use super::{b64, sha256_hex, Ctx, EngineError, LogMonitor, TileCheck};
@@ -57,12 +58,12 @@ impl Peers {
     /// The peers configured for a log: each auditor's `<base>/<hex sha256(origin)>/checkpoint`,
     /// then each `peer_checkpoints` URL as given.
     pub fn new(params: &LogParams) -> Result<Peers, FetchError> {
-        let origin_hash = sha256_hex(params.origin.as_bytes());
+        let path = gossip_path(&params.origin);
         let mut urls: Vec<String> = Vec::new();
         let candidates = params
             .auditors
             .iter()
-            .map(|base| format!("{}/{origin_hash}/checkpoint", base.trim_end_matches('/')))
+            .map(|base| format!("{}{path}", base.trim_end_matches('/')))
             .chain(params.peer_checkpoints.iter().cloned());
         for url in candidates {
             if !urls.contains(&url) {
@@ -241,7 +242,7 @@ impl LogMonitor {
             );
             return None;
         }
-        if let Err(e) = cp.verify_signature(&self.params.vkey) {
+        if let Err(e) = cp.verify_signature(&self.params.log.log_key) {
             warn!(
                 %log,
                 "peer {url}: the checkpoint at size {} has no valid log signature ({e}); not evidence, skipped",
@@ -308,22 +309,18 @@ impl LogMonitor {
         if ps > vs {
             return PeerVerdict::Ahead;
         }
-        if ps == vs {
-            return if proot == vroot {
-                PeerVerdict::Consistent
-            } else {
-                PeerVerdict::Split("same size, different roots".into())
-            };
-        }
-        if ps == 0 {
-            // No consistency proof starts at size 0 (SPEC §4): the empty tree has one root.
-            return if *proot == self.params.hash.empty_root() {
-                PeerVerdict::Consistent
-            } else {
-                PeerVerdict::Split(
-                    "a checkpoint of size 0 whose root is not the empty tree's".into(),
-                )
-            };
+        let at = |size, root| Checkpoint {
+            origin: self.params.origin.clone(),
+            size,
+            root,
+        };
+        match compare(self.params.log.hash, &at(ps, *proot), &at(vs, *vroot)) {
+            Ok(Agreement::Consistent) => return PeerVerdict::Consistent,
+            Ok(Agreement::NeedsProof { .. }) => {}
+            Err(Contradiction::SameSizeDifferentRoots { .. }) => {
+                return PeerVerdict::Split("same size, different roots".into())
+            }
+            Err(e) => return PeerVerdict::Split(e.to_string()),
         }
         match self.tile_consistency(ps, proot, vs, vroot) {
             TileCheck::Consistent => PeerVerdict::Consistent,
