@@ -302,17 +302,14 @@ pub fn claim(
     expires: Option<&str>,
     att_args: &AttestationArgs,
 ) -> anyhow::Result<()> {
-    let tf = TrustFile::load(trust_path)?;
-    let trust = tf.trust()?;
-    let log = tf.url(submit.log.as_deref(), "--log")?;
-    let key = load_key(&submit.key)?;
+    let cx = SubmissionContext::open(trust_path, submit)?;
+    let key = &cx.key;
     let msp = Name::parse(key.name())
         .map_err(|e| anyhow!("the --key name {:?} is not an MSP name: {e}", key.name()))?;
     let sii = canonical_sii(sii, region)?;
     let ssi = Ssi::parse(ssi).map_err(|e| anyhow!("--ssi {ssi:?}: {e}"))?;
     let tags = claim_tags(tags)?;
     let lifetime = expires.map(parse_duration).transpose()?;
-    let http = Http::new()?;
     let wanted = Wanted {
         action: Action::Claim,
         sii: sii.clone(),
@@ -320,7 +317,7 @@ pub fn claim(
         ssi: Some(ssi.clone()),
         tags: tags.clone(),
     };
-    let attestation = get_attestation(&http, att_args, &wanted, &trust)?;
+    let attestation = cx.attestation(att_args, &wanted)?;
     let time = entry_time(attestation.as_ref());
     let expires = match lifetime {
         Some(0) => bail!("--expires must be more than 0"),
@@ -339,7 +336,7 @@ pub fn claim(
         tags,
         attestation,
     });
-    submit_entry(&http, &log, &trust, entry, &key, submit)
+    cx.submit(entry, submit)
 }
 
 /// The `--tag` values as the set SPEC §3 requires (byte order, each once), so that the log never
@@ -374,16 +371,13 @@ pub fn revoke(
     ssi: &str,
     att_args: &AttestationArgs,
 ) -> anyhow::Result<()> {
-    let tf = TrustFile::load(trust_path)?;
-    let trust = tf.trust()?;
-    let log = tf.url(submit.log.as_deref(), "--log")?;
-    let key = load_key(&submit.key)?;
+    let cx = SubmissionContext::open(trust_path, submit)?;
+    let key = &cx.key;
     let msp_text = msp.unwrap_or(key.name());
     let msp = Name::parse(msp_text).map_err(|e| anyhow!("--msp {msp_text:?}: {e}"))?;
     let by_prover = msp.as_str() != key.name();
     let sii = canonical_sii(sii, region)?;
     let ssi = Ssi::parse(ssi).map_err(|e| anyhow!("--ssi {ssi:?}: {e}"))?;
-    let http = Http::new()?;
     let wanted = Wanted {
         action: Action::Revoke,
         sii: sii.clone(),
@@ -391,7 +385,7 @@ pub fn revoke(
         ssi: Some(ssi.clone()),
         tags: Vec::new(),
     };
-    let attestation = get_attestation(&http, att_args, &wanted, &trust)?;
+    let attestation = cx.attestation(att_args, &wanted)?;
     if by_prover && attestation.is_none() {
         bail!(
             "--key {} is not {msp}'s key: a revocation by a prover needs --attestation or --prover \
@@ -406,7 +400,7 @@ pub fn revoke(
         time: entry_time(attestation.as_ref()),
         attestation,
     });
-    submit_entry(&http, &log, &trust, entry, &key, submit)
+    cx.submit(entry, submit)
 }
 
 /// `ledger optout`: signed by an enrolled prover, with the recipient's attestation.
@@ -417,12 +411,8 @@ pub fn optout(
     region: Option<&str>,
     att_args: &AttestationArgs,
 ) -> anyhow::Result<()> {
-    let tf = TrustFile::load(trust_path)?;
-    let trust = tf.trust()?;
-    let log = tf.url(submit.log.as_deref(), "--log")?;
-    let key = load_key(&submit.key)?;
+    let cx = SubmissionContext::open(trust_path, submit)?;
     let sii = canonical_sii(sii, region)?;
-    let http = Http::new()?;
     let wanted = Wanted {
         action: Action::Optout,
         sii: sii.clone(),
@@ -430,7 +420,7 @@ pub fn optout(
         ssi: None,
         tags: Vec::new(),
     };
-    let Some(attestation) = get_attestation(&http, att_args, &wanted, &trust)? else {
+    let Some(attestation) = cx.attestation(att_args, &wanted)? else {
         bail!(
             "an opt-out needs the recipient's attestation: give --attestation FILE or --prover URL"
         );
@@ -440,9 +430,50 @@ pub fn optout(
         time: entry_time(Some(&attestation)),
         attestation,
     });
-    submit_entry(&http, &log, &trust, entry, &key, submit)
+    cx.submit(entry, submit)
 }
 
+/// What every command that appends an entry (claim, revoke, opt-out) needs, set up once: the
+/// trust file's verification settings, the log's URL, the signer key and an HTTP client.
+struct SubmissionContext {
+    trust: ledger_core::lookup::Trust,
+    log: String,
+    key: SignerKey,
+    http: Http,
+}
+
+impl SubmissionContext {
+    /// Loads the trust file, picks the log URL (`--log` or the trust file's) and the key.
+    fn open(trust_path: &Path, submit: &SubmitArgs) -> anyhow::Result<SubmissionContext> {
+        let tf = TrustFile::load(trust_path)?;
+        let trust = tf.trust()?;
+        let log = tf.url(submit.log.as_deref(), "--log")?;
+        let key = load_key(&submit.key)?;
+        Ok(SubmissionContext {
+            trust,
+            log,
+            key,
+            http: Http::new()?,
+        })
+    }
+
+    /// The attestation for `wanted`, from a file or a prover run, checked against the trust.
+    fn attestation(
+        &self,
+        args: &AttestationArgs,
+        wanted: &Wanted,
+    ) -> anyhow::Result<Option<SignedAttestation>> {
+        get_attestation(&self.http, args, wanted, &self.trust)
+    }
+
+    /// Signs `entry`, submits it and verifies the receipt (see [`submit_entry`]).
+    fn submit(&self, entry: Entry, args: &SubmitArgs) -> anyhow::Result<()> {
+        submit_entry(&self.http, &self.log, &self.trust, entry, &self.key, args)
+    }
+}
+
+/// Signs `entry` with `key`, posts it to the log, verifies the receipt (SPEC §6 step 1 and the
+/// inclusion proof) and saves what `args` asks for.
 fn submit_entry(
     http: &Http,
     log: &str,
