@@ -159,6 +159,14 @@ pub enum TileError {
 }
 
 impl Tile {
+    /// The full tile (width 256) of which this one is a prefix (itself when it is full).
+    pub fn full(&self) -> Tile {
+        Tile {
+            width: TILE_WIDTH,
+            ..*self
+        }
+    }
+
     /// A tile with checked coordinates: `level` 0..=63 or [`DATA_LEVEL`], `width` 1..=256.
     pub fn new(level: u8, index: u64, width: u16) -> Result<Tile, TileError> {
         let tile = Tile {
@@ -740,21 +748,12 @@ impl<R: TileReader> AuthTileHashReader<R> {
             let full: Vec<Tile> = retry
                 .iter()
                 .filter_map(|&i| tiles.get(i))
-                .map(|t| Tile {
-                    width: TILE_WIDTH,
-                    ..*t
-                })
+                .map(Tile::full)
                 .collect();
             let fetched = self.reader.read_tiles(&full);
-            for ((&i, tile), data) in retry.iter().zip(&full).zip(fetched) {
+            for (&i, data) in retry.iter().zip(fetched) {
                 if let (Some(slot), Some(partial)) = (results.get_mut(i), tiles.get(i)) {
-                    *slot = data.map(|mut d| {
-                        // A short full tile is left as is: its length check below refuses it.
-                        if d.len() == tile.hash_data_len() {
-                            d.truncate(partial.hash_data_len());
-                        }
-                        d
-                    });
+                    *slot = data.and_then(|d| cut_from_full(partial, d));
                 }
             }
         }
@@ -764,6 +763,30 @@ impl<R: TileReader> AuthTileHashReader<R> {
             .map(|(r, t)| r.map_err(|e| tile_error(Some(t), e.to_string())))
             .collect()
     }
+}
+
+/// The data of the partial tile `partial`, cut from `full_data`, the data of its full tile
+/// (tlog-tiles: a partial tile is a prefix of the full one, and a log may delete partial tiles
+/// once the full one exists): the first 32 × width bytes of a hash tile, the first width entries
+/// of an entry bundle, re-encoded. Data that is not a well-formed full tile is returned as it is,
+/// so that the caller's own checks refuse it with their own words.
+pub fn cut_from_full(partial: &Tile, full_data: Vec<u8>) -> Result<Vec<u8>, TileError> {
+    if !partial.is_data() {
+        let mut d = full_data;
+        if d.len() == partial.full().hash_data_len() {
+            d.truncate(partial.hash_data_len());
+        }
+        return Ok(d);
+    }
+    let Ok(entries) = decode_entry_bundle(&full_data) else {
+        return Ok(full_data);
+    };
+    let head: Vec<&[u8]> = entries
+        .iter()
+        .take(usize::from(partial.width))
+        .map(Vec::as_slice)
+        .collect();
+    try_encode_entry_bundle(&head)
 }
 
 /// Adds `tile` to the plan unless it is there already; its position in the plan.
@@ -1281,6 +1304,39 @@ mod tests {
             tree_root(th, size, &reader),
             Err(TreeError::Tile { .. })
         ));
+    }
+
+    #[test]
+    fn a_partial_tile_is_cut_from_its_full_tile() {
+        // Entry bundles: the first `width` entries, re-encoded; anything that is not a bundle is
+        // passed on unchanged (the caller's checks refuse it).
+        let entries: Vec<Vec<u8>> = (0..256u32)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        let full = encode_entry_bundle(&refs);
+        let partial = Tile::parse_path("tile/entries/x001/002.p/7").expect("path");
+        assert_eq!(partial.full().path(), "tile/entries/x001/002");
+        assert_eq!(
+            cut_from_full(&partial, full.clone()).expect("cut"),
+            encode_entry_bundle(&refs[..7])
+        );
+        assert_eq!(
+            cut_from_full(&partial, b"not a bundle".to_vec()).expect("as is"),
+            b"not a bundle".to_vec()
+        );
+        // Hash tiles: the first 32 × width bytes of a full-length tile; other lengths as they are.
+        let hashes: Vec<u8> = (0..256 * 32).map(|i| (i % 251) as u8).collect();
+        let partial = Tile::parse_path("tile/0/005.p/3").expect("path");
+        assert_eq!(partial.full().path(), "tile/0/005");
+        assert_eq!(
+            cut_from_full(&partial, hashes.clone()).expect("cut"),
+            hashes[..96].to_vec()
+        );
+        assert_eq!(
+            cut_from_full(&partial, hashes[..64].to_vec()).expect("short"),
+            hashes[..64].to_vec()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ledger_core::admission::KeyRegistry;
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Entry;
 use ledger_core::tile::{
-    decode_entry_bundle, tile_width_at, try_encode_entry_bundle, Tile, DATA_LEVEL, TILE_WIDTH,
+    cut_from_full, decode_entry_bundle, tile_width_at, Tile, DATA_LEVEL, TILE_WIDTH,
 };
 use ledger_core::Hash;
 use rayon::prelude::*;
@@ -321,24 +321,12 @@ impl Producer {
 
     /// Fetches one entry bundle. A partial bundle may be gone once the log filled it
     /// (tlog-tiles lets logs delete them): then the full bundle is fetched and cut to the width.
-    fn fetch_bundle(&self, t: &Tile) -> Result<Vec<u8>, FetchError> {
+    pub(super) fn fetch_bundle(&self, t: &Tile) -> Result<Vec<u8>, FetchError> {
         match self.client.get(&t.path()) {
-            Err(FetchError::NotFound { url }) if t.width < TILE_WIDTH => {
-                let full = Tile {
-                    width: TILE_WIDTH,
-                    ..*t
-                };
-                let data = self.client.get(&full.path())?;
-                // A full bundle that does not decode is passed on as is: the caller reports it.
-                let Ok(entries) = decode_entry_bundle(&data) else {
-                    return Ok(data);
-                };
-                let head: Vec<&[u8]> = entries
-                    .iter()
-                    .take(usize::from(t.width))
-                    .map(Vec::as_slice)
-                    .collect();
-                try_encode_entry_bundle(&head).map_err(|e| FetchError::Failed {
+            // A partial bundle the log no longer has: the full one, cut (tlog-tiles).
+            Err(FetchError::NotFound { url }) if t.is_partial() => {
+                let data = self.client.get(&t.full().path())?;
+                cut_from_full(t, data).map_err(|e| FetchError::Failed {
                     url,
                     reason: e.to_string(),
                 })
@@ -347,7 +335,6 @@ impl Producer {
         }
     }
 
-    /// Fetches entry bundles concurrently (a few connections), in order.
     fn fetch_bundles(&self, bundles: &[Tile]) -> Result<Vec<Vec<u8>>, FetchError> {
         const CONNECTIONS: usize = 8;
         let per = bundles.len().div_ceil(CONNECTIONS).max(1);
