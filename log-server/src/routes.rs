@@ -25,6 +25,7 @@ use ledger_core::Hash;
 use serde::Deserialize;
 
 use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
+use crate::error::LogError;
 use crate::keys::bearer_matches;
 use crate::ledger::Ledger;
 use crate::pool::WorkerPool;
@@ -157,7 +158,7 @@ async fn tile(State(s): State<AppState>, Path(path): Path<String>) -> Result<Res
     let ledger = Arc::clone(&s.ledger);
     let (data, full) = tokio::task::spawn_blocking(move || crate::tiles::read_tile(&ledger, &path))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(|e| LogError::Storage(format!("the tile read failed: {e}")))??;
     Ok(text_response(
         data,
         "application/octet-stream",
@@ -260,14 +261,14 @@ async fn entries(
     let ledger = Arc::clone(&s.ledger);
     let leaves = tokio::task::spawn_blocking(move || ledger.storage().leaves(start, end))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+        .map_err(|e| LogError::Storage(format!("the entries read failed: {e}")))?
+        .map_err(LogError::from)?;
     let entries = (start..)
         .zip(leaves)
         .map(|(index, bytes)| {
             String::from_utf8(bytes)
                 .map(|leaf| IndexedLeaf { index, leaf })
-                .map_err(|_| ApiError::internal(format!("leaf {index} is not UTF-8")))
+                .map_err(|_| LogError::Storage(format!("leaf {index} is not UTF-8")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(EntriesPage { entries }))
@@ -318,7 +319,7 @@ async fn inclusion(
                 .ledger
                 .storage()
                 .leaf_index(&h)
-                .map_err(ApiError::internal)?
+                .map_err(LogError::from)?
             {
                 Some(i) if i < size => i,
                 _ => {
@@ -369,7 +370,7 @@ async fn consistency(
         )));
     }
     let proof = prove_consistency(s.ledger.tree_hash(), from, to, &s.ledger.reader())
-        .map_err(ApiError::internal)?;
+        .map_err(LogError::from)?;
     Ok(Json(ConsistencyProof {
         from,
         to,
