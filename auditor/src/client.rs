@@ -2,13 +2,11 @@
 //! gossip), with bounded bodies. (The client a *log* uses to ask for cosignatures is the log's own,
 //! in `log-server`; both speak `ledger_core::witness`.)
 
-use std::time::Duration;
-
 use ledger_core::api::ConsistencyProof;
 use ledger_core::Hash;
 
-/// The largest response body read from a log or peer.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+use ledger_serve::client::read_limited;
+pub use ledger_serve::client::{http_client, MAX_RESPONSE_BYTES};
 
 /// Why a read from a log or peer failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,15 +36,6 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
-}
-
-/// A client with the timeouts the auditor uses.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// `GET url`, 200 only, body bounded by [`MAX_RESPONSE_BYTES`].
@@ -95,15 +84,4 @@ pub async fn fetch_consistency(
         });
     }
     Ok(p.consistency)
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("answer larger than {MAX_RESPONSE_BYTES} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }

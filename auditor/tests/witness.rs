@@ -39,14 +39,10 @@ fn assert_cosigned(w: &TestAuditor, cp: &SignedCheckpoint, status: u16, body: &s
     verify_cosignature(&w.vkey(), cp.note.text(), &note.signatures()[0]).expect("cosig verifies");
 }
 
-#[test]
-fn status_codes_follow_tlog_witness() {
-    let (log, w) = setup(20);
-    let cp5 = log.checkpoint("a", 5);
-
-    // 404: unknown origin.
+/// A checkpoint of a log this witness does not know.
+fn foreign_checkpoint() -> SignedCheckpoint {
     let stranger = test_key("other.example/log");
-    let foreign = SignedCheckpoint::sign(
+    SignedCheckpoint::sign(
         ledger_core::checkpoint::Checkpoint {
             origin: "other.example/log".into(),
             size: 1,
@@ -54,7 +50,16 @@ fn status_codes_follow_tlog_witness() {
         },
         &stranger,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn status_codes_follow_tlog_witness() {
+    let (log, w) = setup(20);
+    let cp5 = log.checkpoint("a", 5);
+
+    // 404: unknown origin.
+    let foreign = foreign_checkpoint();
     assert_eq!(w.add_checkpoint(0, &[], &foreign).0, 404);
 
     // 403: right origin, signed by another key of the same name.
@@ -276,16 +281,7 @@ fn keygen_writes_a_cosignature_key_and_refuses_to_overwrite() {
 fn refusals_other_than_409_are_problem_json() {
     let (log, w) = setup(20);
     let cp5 = log.checkpoint("a", 5);
-    let stranger = test_key("other.example/log");
-    let foreign = SignedCheckpoint::sign(
-        ledger_core::checkpoint::Checkpoint {
-            origin: "other.example/log".into(),
-            size: 1,
-            root: [0; 32],
-        },
-        &stranger,
-    )
-    .unwrap();
+    let foreign = foreign_checkpoint();
     let cases = [
         (w.add_checkpoint_raw(b"hello".to_vec()), 400, "malformed"),
         (w.add_checkpoint(6, &[], &cp5), 400, "malformed"),

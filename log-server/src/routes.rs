@@ -315,12 +315,7 @@ async fn inclusion(
         (Some(i), None) => i,
         (None, Some(h)) => {
             let h = decode_leaf_hash(&h)?;
-            match s
-                .ledger
-                .storage()
-                .leaf_index(&h)
-                .map_err(LogError::from)?
-            {
+            match s.ledger.storage().leaf_index(&h).map_err(LogError::from)? {
                 Some(i) if i < size => i,
                 _ => {
                     return Err(ApiError::not_found(format!(

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod client;
 mod io;
 pub mod limits;
 pub mod problem;

@@ -1,5 +1,6 @@
 //! Small helpers the tests share: the clock, encodings, test SIIs, a seeded PRNG, signing text.
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE, URL_SAFE_NO_PAD};
@@ -100,4 +101,18 @@ pub fn sign_text(text: &str, key: &SignerKey) -> Vec<u8> {
     let mut note = ledger_core::note::Note::new(text).expect("note text");
     note.sign(key).expect("sign note");
     note.to_bytes()
+}
+
+/// Copies a folder tree (a stopped log's data folder holds only files and folders).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

@@ -14,26 +14,12 @@ use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Role;
 use ledger_core::key::SignerKey;
 use ledger_core::testkit::{claim, test_key};
-use ledger_e2e::{mail_sii, now, Options, TestLog};
+use ledger_e2e::{copy_dir, mail_sii, now, Options, TestLog};
 
 /// Entries in the log before it is damaged (enough for sled to write several segments).
 const ENTRIES: u64 = 1500;
 /// Submitting threads while filling the log.
 const THREADS: u64 = 6;
-
-/// Copies a folder tree (files and folders only: that is all a data folder holds).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// Fills `log` with `ENTRIES` claims (one MSP), from several threads.
 fn fill(log: &TestLog, msp: &SignerKey, tag: &str) {

@@ -18,7 +18,9 @@ use ledger_core::entry::Role;
 use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::testkit::{claim, test_key, test_witness_key};
 use ledger_core::TreeHash;
-use ledger_e2e::{now, wait_for, workspace_binary, Options, Service, TestLog, TEST_ORIGIN};
+use ledger_e2e::{
+    copy_dir, now, wait_for, workspace_binary, Options, Service, TestLog, TEST_ORIGIN,
+};
 
 /// `--witness-timeout-ms` of the log under test.
 const WITNESS_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -269,20 +271,6 @@ fn three_auditors_witness_one_log() {
     assert_eq!(cp.checkpoint.size, size2, "no new checkpoint was needed");
     let out = ledger(&trust3, &["lookup", bob]);
     assert!(out.status.success(), "lookup with quorum 3: {}", text(&out));
-}
-
-/// Copies a folder tree (a stopped log's data folder: files and folders only).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// Hardening, item 1: an old backup of the data folder restored *together with* the checkpoint

@@ -5,8 +5,6 @@
 //! [`ledger_core::witness`]'s, shared with the witness side; this module only adds HTTP, bounded
 //! reads and the retry loop.
 
-use std::time::Duration;
-
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::key::VerifierKey;
 use ledger_core::note::{Note, NoteSignature};
@@ -16,8 +14,8 @@ use ledger_core::witness::{
 };
 use ledger_core::Hash;
 
-/// The largest response body read from a witness.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+use ledger_serve::client::read_limited;
+pub use ledger_serve::client::{http_client, MAX_RESPONSE_BYTES};
 
 /// Why a cosignature request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,15 +59,6 @@ impl From<CodecError> for WitnessClientError {
             other => WitnessClientError::BadResponse(other.to_string()),
         }
     }
-}
-
-/// A client whose every request (connect included) is bounded by `timeout`.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// Asks a witness to cosign `checkpoint` (C2SP tlog-witness `POST <witness_url>/add-checkpoint`).
@@ -222,16 +211,4 @@ pub async fn cosignature_from_gossip(
         return Err(WitnessClientError::NoValidCosignature);
     }
     Ok(sigs)
-}
-
-/// The body of `resp`, refusing more than [`MAX_RESPONSE_BYTES`].
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("answer larger than {MAX_RESPONSE_BYTES} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
