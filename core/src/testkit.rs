@@ -295,64 +295,41 @@ pub struct AdmissionCases {
     pub cases: Vec<AdmissionCase>,
 }
 
-/// Every refusal case of the core's admission tests (and a few admitted controls), in one table,
-/// so that every verifier that re-checks entries (the monitor's batch path) can be shown to give
-/// the core's verdict on each: a rule added to admission gets a case here, and with it a test of
-/// each verifier. None of the cases is an enrollment, so judging one never changes the keys the
-/// next is judged against.
-pub fn admission_cases() -> AdmissionCases {
+/// The claim lines of a good claim by `msp-a.example` for Alice's number at time `t`.
+fn claim_lines(t: u64) -> Vec<String> {
+    vec![
+        "sii tel:+14155550100".into(),
+        "msp msp-a.example".into(),
+        "ssi mimi://msp-a.example/u/alice".into(),
+        format!("time {t}"),
+        "tag Personal".into(),
+    ]
+}
+
+/// A claim's text from its field lines.
+fn claim_text(lines: &[String]) -> String {
+    let mut s = String::from("mimi-ledger/v1 claim\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// The leaves (signed by `msp_a`, one also by `msp_b`) that the strict parser refuses — a second
+/// byte form of a valid claim, or not a claim at all — each with its SPEC §5 slug.
+pub fn claim_syntax_cases(
+    msp_a: &SignerKey,
+    msp_b: &SignerKey,
+    t: u64,
+) -> Vec<(&'static str, Vec<u8>, &'static str)> {
     const ALICE: &str = "tel:+14155550100";
-    const ALICE_SSI: &str = "mimi://msp-a.example/u/alice";
-    let mut log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
-    let t = log.now;
-    let msp_a = test_key("msp-a.example");
-    let msp_b = test_key("msp-b.example");
-    let prover = test_key("prover.example");
-    let msp_c_old = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [3; 32]).expect("key");
-    let msp_c_new = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [4; 32]).expect("key");
-    log.enroll(Role::Msp, &msp_a);
-    log.enroll(Role::Msp, &msp_b);
-    log.enroll(Role::Prover, &prover);
-    log.enroll(Role::Msp, &msp_c_old);
-    log.enroll(Role::Msp, &msp_c_new);
-    let index = log.size();
-    let policy = Policy::default();
-
-    let mut cases = Vec::new();
-    let mut case = |what: &'static str, bytes: Vec<u8>, slug: Option<&'static str>| {
-        cases.push(AdmissionCase {
-            what,
-            bytes,
-            policy,
-            slug,
-            log_only: false,
-        });
-    };
-
-    // Syntax and canonical form (the parser's refusals).
-    let good_lines = || -> Vec<String> {
-        vec![
-            format!("sii {ALICE}"),
-            "msp msp-a.example".into(),
-            format!("ssi {ALICE_SSI}"),
-            format!("time {t}"),
-            "tag Personal".into(),
-        ]
-    };
-    let claim_text = |lines: &[String]| {
-        let mut s = String::from("mimi-ledger/v1 claim\n");
-        for l in lines {
-            s.push_str(l);
-            s.push('\n');
-        }
-        s
-    };
     let with = |f: &dyn Fn(&mut Vec<String>)| {
-        let mut l = good_lines();
+        let mut l = claim_lines(t);
         f(&mut l);
-        raw_note(&claim_text(&l), &msp_a)
+        raw_note(&claim_text(&l), msp_a)
     };
-    let syntax: Vec<(&'static str, Vec<u8>, &'static str)> = vec![
+    vec![
         ("reordered fields", with(&|l| l.swap(0, 1)), "non-canonical"),
         (
             "double space",
@@ -462,17 +439,17 @@ pub fn admission_cases() -> AdmissionCases {
         ),
         (
             "wrong version",
-            raw_note(&claim_text(&[]).replace("v1", "v2"), &msp_a),
+            raw_note(&claim_text(&[]).replace("v1", "v2"), msp_a),
             "malformed",
         ),
         (
             "unknown kind",
-            raw_note("mimi-ledger/v1 steal\n", &msp_a),
+            raw_note("mimi-ledger/v1 steal\n", msp_a),
             "malformed",
         ),
         (
             "CRLF line ends",
-            String::from_utf8(raw_note(&claim_text(&good_lines()), &msp_a))
+            String::from_utf8(raw_note(&claim_text(&claim_lines(t)), msp_a))
                 .expect("utf-8")
                 .replace('\n', "\r\n")
                 .into_bytes(),
@@ -481,9 +458,9 @@ pub fn admission_cases() -> AdmissionCases {
         (
             "two signature lines",
             {
-                let text = claim_text(&good_lines());
-                let mut two = raw_note(&text, &msp_a);
-                let extra = raw_note(&text, &msp_b);
+                let text = claim_text(&claim_lines(t));
+                let mut two = raw_note(&text, msp_a);
+                let extra = raw_note(&text, msp_b);
                 let line = extra
                     .split(|b| *b == b'\n')
                     .rev()
@@ -498,7 +475,46 @@ pub fn admission_cases() -> AdmissionCases {
         ("not UTF-8", b"\xff\xfe garbage".to_vec(), "malformed"),
         ("empty", Vec::new(), "malformed"),
         ("too large", vec![b'a'; MAX_LEAF_BYTES + 1], "too-large"),
-    ];
+    ]
+}
+
+/// Every refusal case of the core's admission tests (and a few admitted controls), in one table,
+/// so that every verifier that re-checks entries (the monitor's batch path) can be shown to give
+/// the core's verdict on each: a rule added to admission gets a case here, and with it a test of
+/// each verifier. None of the cases is an enrollment, so judging one never changes the keys the
+/// next is judged against.
+pub fn admission_cases() -> AdmissionCases {
+    const ALICE: &str = "tel:+14155550100";
+    const ALICE_SSI: &str = "mimi://msp-a.example/u/alice";
+    let mut log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
+    let t = log.now;
+    let msp_a = test_key("msp-a.example");
+    let msp_b = test_key("msp-b.example");
+    let prover = test_key("prover.example");
+    let msp_c_old = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [3; 32]).expect("key");
+    let msp_c_new = SignerKey::from_seed("msp-c.example", KeyAlg::Ed25519, [4; 32]).expect("key");
+    log.enroll(Role::Msp, &msp_a);
+    log.enroll(Role::Msp, &msp_b);
+    log.enroll(Role::Prover, &prover);
+    log.enroll(Role::Msp, &msp_c_old);
+    log.enroll(Role::Msp, &msp_c_new);
+    let index = log.size();
+    let policy = Policy::default();
+
+    let mut cases = Vec::new();
+    let mut case = |what: &'static str, bytes: Vec<u8>, slug: Option<&'static str>| {
+        cases.push(AdmissionCase {
+            what,
+            bytes,
+            policy,
+            slug,
+            log_only: false,
+        });
+    };
+
+    // Syntax and canonical form (the parser's refusals).
+    let good_lines = || claim_lines(t);
+    let syntax = claim_syntax_cases(&msp_a, &msp_b, t);
     for (what, bytes, slug) in syntax {
         case(what, bytes, Some(slug));
     }
