@@ -25,7 +25,7 @@ pub enum LogError {
     #[error("{0}; writes resume once space is freed, reads go on")]
     StorageFull(DiskLow),
     /// The sequencer stopped on a storage error (the reason); only a restart brings writes back.
-    #[error("the log stopped writing on a storage error ({0}); reads go on, and an operator must restart the log-server to write again")]
+    #[error("the log stopped writing on a storage error ({0}); an operator must restart the log-server (after fixing the cause) to write again")]
     StorageFailed(String),
     /// Reading the store failed, or it holds something it should not.
     #[error("storage: {0}")]

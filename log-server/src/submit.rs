@@ -39,6 +39,14 @@ pub async fn submit(
 ) -> Result<Submitted, LogError> {
     let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
 
+    // 0. A log whose store failed answers no submission, not even a resubmission: after an I/O
+    //    error sled refuses every later operation, reads included.
+    if ledger.failed() {
+        if let Some(refusal) = write_refusal(&ledger.write_state()) {
+            return Err(refusal);
+        }
+    }
+
     // 1. Idempotence.
     let head = ledger.head();
     if let Some(index) = ledger.existing(&bytes, &leaf_hash, &head)? {

@@ -282,7 +282,11 @@ fn a_failed_store_write_stops_writing_until_a_restart_and_loses_nothing() {
     assert_eq!(health.status, 503);
     assert_eq!(health.problem_slug().as_deref(), Some("storage-failed"));
     assert!(health.text().contains("restart"), "{}", health.text());
-    assert_eq!(log.get("/checkpoint").status, 200, "reads go on");
+    assert_eq!(
+        log.get("/checkpoint").status,
+        200,
+        "the latest checkpoint is still served"
+    );
 
     // As documented: freeing space does not bring the sequencer back; a restart does.
     fs.free();
