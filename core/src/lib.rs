@@ -20,6 +20,7 @@ pub mod entry;
 pub mod hash;
 pub mod key;
 pub mod lookup;
+pub mod map;
 pub mod note;
 pub mod problem;
 pub mod proof_file;
