@@ -38,8 +38,8 @@ impl TreeHash {
         }
     }
 
-    /// Hashes the concatenation of `parts`.
-    fn digest(self, parts: &[&[u8]]) -> Hash {
+    /// Hashes the concatenation of `parts` (the RFC 6962 hashes and the map's, SPEC §9).
+    pub(crate) fn digest(self, parts: &[&[u8]]) -> Hash {
         match self {
             TreeHash::Blake3 => {
                 let mut h = blake3::Hasher::new();

@@ -55,28 +55,9 @@ pub(crate) const TAG_LEAF: u8 = 0x13;
 /// Domain tag of an internal map node (a subtree holding two or more keys).
 pub(crate) const TAG_NODE: u8 = 0x14;
 
-/// `H(parts[0] ‖ parts[1] ‖ …)` with the log's tree hash.
-///
-/// [`TreeHash`] only exposes its RFC 6962 hashes, so the map hashes with the same two functions
-/// itself; a unit test ties the two together (`H(0x00 ‖ x)` here equals [`TreeHash::leaf_hash`]).
+/// `H(parts[0] ‖ parts[1] ‖ …)` with the log's tree hash (SPEC §9's `H`).
 pub(crate) fn digest(th: TreeHash, parts: &[&[u8]]) -> Hash {
-    use sha2::Digest as _;
-    match th {
-        TreeHash::Blake3 => {
-            let mut h = blake3::Hasher::new();
-            for p in parts {
-                h.update(p);
-            }
-            *h.finalize().as_bytes()
-        }
-        TreeHash::Sha256 => {
-            let mut h = sha2::Sha256::new();
-            for p in parts {
-                h.update(p);
-            }
-            h.finalize().into()
-        }
-    }
+    th.digest(parts)
 }
 
 /// The map key of an SII: `K = H(0x10 ‖ sii)` over its canonical text (SPEC §9 "Keys").
