@@ -45,6 +45,16 @@ fn start(data: &std::path::Path, args: &[&str]) -> Server {
     Server { child, addr }
 }
 
+/// A self-signed certificate and its key written to `cert.pem` and `key.pem` in `dir`: the
+/// certificate's PEM and the two paths.
+fn write_self_signed(dir: &std::path::Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, &cert).expect("write cert");
+    std::fs::write(&key_path, &key).expect("write key");
+    (cert, cert_path, key_path)
+}
+
 fn self_signed() -> (String, String) {
     let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     (c.cert.pem(), c.key_pair.serialize_pem())
@@ -53,10 +63,7 @@ fn self_signed() -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_https_with_the_given_certificate() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = self_signed();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, &cert).expect("write cert");
-    std::fs::write(&key_path, &key).expect("write key");
+    let (cert, cert_path, key_path) = write_self_signed(dir.path());
     let server = start(
         &dir.path().join("data"),
         &[
@@ -164,10 +171,7 @@ fn a_bad_key_file_stops_the_server_with_a_message_naming_it() {
 fn a_silent_tls_client_is_closed_after_the_header_timeout() {
     use std::io::{Read as _, Write as _};
     let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = self_signed();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, &cert).expect("write cert");
-    std::fs::write(&key_path, &key).expect("write key");
+    let (_, cert_path, key_path) = write_self_signed(dir.path());
     let server = start(
         &dir.path().join("data"),
         &[
