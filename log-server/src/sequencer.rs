@@ -122,6 +122,10 @@ enum BatchError {
     /// batch is durable but its checkpoint is not published.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The log was already stopped (a storage failure, or a witness ahead of it): nothing was
+    /// written.
+    #[error("the log was stopped")]
+    Stopped,
     /// The new tree hashes could not be computed from the store: fail-stop.
     #[error("tree hashes: {0}")]
     Tree(String),
@@ -337,15 +341,20 @@ impl Sequencer {
                 {
                     tracing::error!(error = %low, "refusing writes until space is freed on the data folder's disk");
                 }
-                let refusal = LogError::StorageFull(low);
+                // Step 0 refused every submission of the batch.
                 for (reply, outcome) in replies {
-                    let answer = match outcome {
-                        Outcome::Refused(e) => Err(e),
-                        _ => Err(refusal.clone()),
-                    };
-                    let _ = reply.send(answer);
+                    if let Outcome::Refused(e) = outcome {
+                        let _ = reply.send(Err(e));
+                    }
                 }
                 Some(me)
+            }
+            Err(BatchError::Stopped) => {
+                // Already failed (the reason is recorded); the batch was refused in step 0.
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(stopped_error()));
+                }
+                None
             }
             Err(e) => {
                 tracing::error!(error = %e, "storage failed while committing a batch; the log stops sequencing until it is restarted");
@@ -404,14 +413,11 @@ impl Sequencer {
             for sub in batch {
                 replies.push((sub.reply, Outcome::Refused(stopped_error())));
             }
-            return (
-                replies,
-                Err(StorageError::Db("the log was stopped".into()).into()),
-            );
+            return (replies, Err(BatchError::Stopped));
         }
         if let Err(low) = self.ledger.disk_ok() {
             for sub in batch {
-                replies.push((sub.reply, Outcome::Appended(old_size)));
+                replies.push((sub.reply, Outcome::Refused(LogError::StorageFull(low))));
             }
             return (replies, Err(BatchError::DiskLow(low)));
         }
