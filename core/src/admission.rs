@@ -78,6 +78,13 @@ pub enum Refusal {
     /// The attestation is present but invalid for this entry.
     #[error("attestation: {0}")]
     BadAttestation(String),
+    /// A leaf kind only the log itself appends (SPEC §3 `map`): it is never accepted from a
+    /// submitter.
+    #[error("{kind} leaves are appended by the log itself and cannot be submitted")]
+    LogOnly {
+        /// The entry kind.
+        kind: &'static str,
+    },
     /// The entry's time is too far from the log's clock.
     #[error("entry time {time} is {diff} s from the log's clock {now}; the limit is {max} s")]
     ClockSkew {
@@ -104,6 +111,7 @@ impl Refusal {
             Refusal::AttestationRequired => ProblemType::AttestationRequired,
             Refusal::BadAttestation(_) => ProblemType::BadAttestation,
             Refusal::ClockSkew { .. } => ProblemType::ClockSkew,
+            Refusal::LogOnly { .. } => ProblemType::BadRequest,
         }
     }
 }
@@ -173,6 +181,18 @@ impl KeyRegistry {
         pos.checked_sub(1)
             .and_then(|p| list.get(p))
             .map(|(i, _)| *i)
+    }
+
+    /// The indexes of every enrollment of `name`, in any role, in log order: the leaves filed
+    /// under the name's map key (SPEC §9), which a lookup answer shows in full.
+    pub fn enroll_indices(&self, name: &str) -> Vec<u64> {
+        let mut indices: Vec<u64> = [Role::Msp, Role::Prover]
+            .iter()
+            .filter_map(|role| self.by_name.get(&(*role, name.to_string())))
+            .flat_map(|list| list.iter().map(|(i, _)| *i))
+            .collect();
+        indices.sort_unstable();
+        indices
     }
 
     /// The log's verifier key.
@@ -429,7 +449,12 @@ fn plan_attestation<'a>(
         Entry::Claim(c) => (&c.sii, Some(&c.msp), Some(&c.ssi)),
         Entry::Revoke(r) => (&r.sii, Some(&r.msp), Some(&r.ssi)),
         Entry::Optout(o) => (&o.sii, None, None),
-        Entry::Enroll(_) => return Err(bad("enroll entries carry no attestation".into())),
+        Entry::Enroll(_) | Entry::Map(_) => {
+            return Err(bad(format!(
+                "{} entries carry no attestation",
+                entry.kind()
+            )))
+        }
     };
     if &a.sii != sii {
         return Err(bad(format!("attestation is for {}, not {}", a.sii, sii)));
@@ -439,7 +464,7 @@ fn plan_attestation<'a>(
             "attestation names another msp or ssi than the entry".into()
         ));
     }
-    let t = entry.time();
+    let t = entry.time().unwrap_or_default();
     if t < a.time || t > a.expires {
         return Err(bad(format!(
             "entry time {t} is outside the attestation's validity {}..={}",
@@ -464,11 +489,11 @@ fn plan_entry<'a>(
     let signer = leaf.signer_name();
     let entry = leaf.entry();
     match entry {
-        Entry::Enroll(_) => {
+        Entry::Enroll(_) | Entry::Map(_) => {
             let log = keys.log_key();
             if signer != log.name() {
                 return Err(Refusal::WrongSigner {
-                    kind: "enroll",
+                    kind: entry.kind(),
                     expected: log.name().to_string(),
                     found: signer.to_string(),
                 });
@@ -576,8 +601,14 @@ pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refus
     plan(leaf, keys).verify()
 }
 
-/// The log-only checks: the attestation policy and the clock skew at submission time.
+/// The log-only checks at submission time: no log-appended kind (a `map` leaf), the attestation
+/// policy, and the clock skew.
 pub fn check_policy(leaf: &Leaf, policy: &Policy, now: u64) -> Result<(), Refusal> {
+    let Some(time) = leaf.entry().time() else {
+        return Err(Refusal::LogOnly {
+            kind: leaf.entry().kind(),
+        });
+    };
     if policy.require_attestation {
         if let Entry::Claim(c) = leaf.entry() {
             if c.attestation.is_none() {
@@ -585,7 +616,6 @@ pub fn check_policy(leaf: &Leaf, policy: &Policy, now: u64) -> Result<(), Refusa
             }
         }
     }
-    let time = leaf.entry().time();
     let diff = time.abs_diff(now);
     if diff > policy.max_skew_s {
         return Err(Refusal::ClockSkew {

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::admission::Policy;
 use crate::checkpoint::Checkpoint;
 use crate::hash::{to_hex, Hash, TreeHash};
+use crate::map::MapProof;
 use crate::problem::ProblemType;
 use crate::state::Status;
 
@@ -176,8 +177,38 @@ pub struct LookupAnswer {
     pub mappings: Vec<u64>,
     /// Every leaf for the SII, in log order.
     pub entries: Vec<ProvenLeaf>,
-    /// The enroll leaves of every signer of those entries and of their attestations.
+    /// Every enroll leaf of every signer name of those entries and of their attestations.
     pub keys: Vec<ProvenLeaf>,
+    /// The completeness proof (SPEC §9): the map leaf that ends the checkpoint, and the map proofs
+    /// of the SII and of each signer name. Absent only against the empty checkpoint (size 0), which
+    /// has no map leaf; a client rejects an answer without it at step 5 otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<LookupMap>,
+}
+
+/// The `map` field of a lookup answer (SPEC §5, §9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupMap {
+    /// The map leaf's index: the checkpoint's size − 1.
+    pub index: u64,
+    /// The map leaf note text.
+    pub leaf: String,
+    /// The map leaf's RFC 9162 inclusion proof against the answer's checkpoint.
+    #[serde(with = "b64::hashes")]
+    pub inclusion: Vec<Hash>,
+    /// The SII's proof: presence of the chain of `entries`, or absence when there are none.
+    pub sii: MapProof,
+    /// One presence proof per signer name in `keys`, of the chain of that name's enroll leaves.
+    pub signers: Vec<SignerProof>,
+}
+
+/// One signer name's map proof in [`LookupMap::signers`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerProof {
+    /// The signer (enrolled) name.
+    pub name: String,
+    /// The presence proof of the chain of the name's enroll leaves.
+    pub proof: MapProof,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).

@@ -1,4 +1,5 @@
-//! Log entries (SPEC §3): `enroll`, `claim`, `revoke`, `optout`, and the embedded `attestation`.
+//! Log entries (SPEC §3): `enroll`, `claim`, `revoke`, `optout`, the log's own `map` leaf (§9), and
+//! the embedded `attestation`.
 //!
 //! Every entry has exactly one byte form. Parsing is strict — fields in the listed order, one space
 //! between key and value, no unknown or repeated field (except `tag`, whose values are a set written
@@ -106,7 +107,7 @@ pub enum EntryError {
     #[error("expected exactly one signature line, found {0}")]
     SignatureCount(usize),
     /// The first line is not `mimi-ledger/v1 <kind>` for a known kind.
-    #[error("first line must be `{VERSION} <enroll|claim|revoke|optout>`, found {0:?}")]
+    #[error("first line must be `{VERSION} <enroll|claim|revoke|optout|map>`, found {0:?}")]
     UnknownKind(String),
     /// A line is not `key value` with exactly one space and a non-empty value without spaces.
     #[error("line {line}: {reason}")]
@@ -187,6 +188,9 @@ pub enum EntryError {
         /// What is wrong.
         reason: String,
     },
+    /// The map leaf's `root` is not the canonical standard base64 of 32 bytes.
+    #[error("field \"root\": not the canonical standard base64 of 32 bytes")]
+    RootBase64,
     /// The `attestation` field is not canonical standard base64.
     #[error("field \"attestation\": not canonical standard base64")]
     AttestationBase64,
@@ -218,6 +222,7 @@ impl EntryError {
             | EntryError::Repeated { .. }
             | EntryError::BadNumber { .. }
             | EntryError::AttestationBase64
+            | EntryError::RootBase64
             | EntryError::DuplicateTag { .. }
             | EntryError::TagOutOfOrder { .. }
             | EntryError::SignatureCount(_) => ProblemType::NonCanonical,
@@ -291,6 +296,16 @@ pub struct Optout {
     pub attestation: SignedAttestation,
 }
 
+/// `map`: the log's commitment to the verifiable map after a batch (SPEC §3, §9), appended by the
+/// log itself as the batch's last leaf and never submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapLeaf {
+    /// The leaf's own index: the map covers every leaf at an index below it.
+    pub size: u64,
+    /// The map's root over those leaves.
+    pub root: crate::hash::Hash,
+}
+
 /// One log entry (a leaf's body).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -302,6 +317,8 @@ pub enum Entry {
     Revoke(Revoke),
     /// See [`Optout`].
     Optout(Optout),
+    /// See [`MapLeaf`].
+    Map(MapLeaf),
 }
 
 /// The body of an attestation note (not a leaf; embedded in entries).
@@ -375,6 +392,7 @@ const OPTOUT_FIELDS: &[(&str, Occurs)] = &[
     ("time", Occurs::Once),
     ("attestation", Occurs::Once),
 ];
+const MAP_FIELDS: &[(&str, Occurs)] = &[("size", Occurs::Once), ("root", Occurs::Once)];
 const ATTESTATION_FIELDS: &[(&str, Occurs)] = &[
     ("action", Occurs::Once),
     ("sii", Occurs::Once),
@@ -518,6 +536,16 @@ fn parse_ssi(value: &str) -> Result<Ssi, EntryError> {
     Ssi::parse(value).map_err(|e| bad_value("ssi", e))
 }
 
+/// The map leaf's root: exactly the canonical standard base64 of 32 bytes (one byte form).
+fn parse_root(value: &str) -> Result<crate::hash::Hash, EntryError> {
+    let bytes = B64.decode(value).map_err(|_| EntryError::RootBase64)?;
+    let root: crate::hash::Hash = bytes.try_into().map_err(|_| EntryError::RootBase64)?;
+    if B64.encode(root) != value {
+        return Err(EntryError::RootBase64);
+    }
+    Ok(root)
+}
+
 /// Attestation methods are short tokens such as `sms-otp` or `email-link`.
 fn parse_method(value: &str) -> Result<String, EntryError> {
     let ok = !value.is_empty()
@@ -592,40 +620,42 @@ fn check_expiry(time: u64, expires: Option<u64>) -> Result<(), EntryError> {
 }
 
 impl Entry {
-    /// The kind word of this entry (`enroll`, `claim`, `revoke`, `optout`).
+    /// The kind word of this entry (`enroll`, `claim`, `revoke`, `optout`, `map`).
     pub fn kind(&self) -> &'static str {
         match self {
             Entry::Enroll(_) => "enroll",
             Entry::Claim(_) => "claim",
             Entry::Revoke(_) => "revoke",
             Entry::Optout(_) => "optout",
+            Entry::Map(_) => "map",
         }
     }
 
-    /// The SII this entry is about (`None` for enroll).
+    /// The SII this entry is about (`None` for enroll and map leaves, which are no SII's entries).
     pub fn sii(&self) -> Option<&Sii> {
         match self {
-            Entry::Enroll(_) => None,
+            Entry::Enroll(_) | Entry::Map(_) => None,
             Entry::Claim(c) => Some(&c.sii),
             Entry::Revoke(r) => Some(&r.sii),
             Entry::Optout(o) => Some(&o.sii),
         }
     }
 
-    /// The entry's time (Unix seconds).
-    pub fn time(&self) -> u64 {
+    /// The entry's time (Unix seconds); `None` for a map leaf, which has none.
+    pub fn time(&self) -> Option<u64> {
         match self {
-            Entry::Enroll(e) => e.time,
-            Entry::Claim(c) => c.time,
-            Entry::Revoke(r) => r.time,
-            Entry::Optout(o) => o.time,
+            Entry::Enroll(e) => Some(e.time),
+            Entry::Claim(c) => Some(c.time),
+            Entry::Revoke(r) => Some(r.time),
+            Entry::Optout(o) => Some(o.time),
+            Entry::Map(_) => None,
         }
     }
 
     /// The embedded attestation, if any.
     pub fn attestation(&self) -> Option<&SignedAttestation> {
         match self {
-            Entry::Enroll(_) => None,
+            Entry::Enroll(_) | Entry::Map(_) => None,
             Entry::Claim(c) => c.attestation.as_ref(),
             Entry::Revoke(r) => r.attestation.as_ref(),
             Entry::Optout(o) => Some(&o.attestation),
@@ -721,6 +751,12 @@ impl Entry {
                     attestation: SignedAttestation::from_base64(f.required("attestation")?)?,
                 }))
             }
+            "map" => {
+                let f = Fields::parse(&lines, MAP_FIELDS, "map")?;
+                let size = parse_decimal("size", f.required("size")?)?;
+                let root = parse_root(f.required("root")?)?;
+                Ok(Entry::Map(MapLeaf { size, root }))
+            }
             _ => Err(EntryError::UnknownKind(format!("{VERSION} {kind}"))),
         }
     }
@@ -764,6 +800,10 @@ impl Entry {
                 let _ = writeln!(s, "sii {}", o.sii);
                 let _ = writeln!(s, "time {}", o.time);
                 let _ = writeln!(s, "attestation {}", o.attestation.to_base64());
+            }
+            Entry::Map(m) => {
+                let _ = writeln!(s, "size {}", m.size);
+                let _ = writeln!(s, "root {}", B64.encode(m.root));
             }
         }
         s
@@ -949,10 +989,11 @@ impl Leaf {
     }
 
     /// The role whose enrolled key must have signed this leaf, per SPEC §3: claims by an MSP, revokes
-    /// by the named MSP or else a prover, opt-outs by a prover; `None` for enrolls (signed by the log).
+    /// by the named MSP or else a prover, opt-outs by a prover; `None` for enrolls and map leaves
+    /// (signed by the log).
     pub fn signer_role(&self) -> Option<Role> {
         match &self.entry {
-            Entry::Enroll(_) => None,
+            Entry::Enroll(_) | Entry::Map(_) => None,
             Entry::Claim(_) => Some(Role::Msp),
             Entry::Revoke(r) if r.msp.as_str() == self.signer_name() => Some(Role::Msp),
             Entry::Revoke(_) | Entry::Optout(_) => Some(Role::Prover),

@@ -22,14 +22,15 @@
 //! ```
 
 use crate::admission::{verify_entry, KeyRegistry};
-use crate::api::{LookupAnswer, ProvenLeaf};
+use crate::api::{LookupAnswer, LookupMap, ProvenLeaf, SignerProof};
 use crate::checkpoint::SignedCheckpoint;
 use crate::entry::{Entry, Leaf};
 use crate::hash::TreeHash;
 use crate::key::VerifierKey;
+use crate::map::{self, MapProof, MapValue};
 use crate::problem::ProblemType;
 use crate::sii::Sii;
-use crate::state::{fold, Mapping, Status};
+use crate::state::{fold, Mapping, SiiState, Status};
 use crate::time::now_unix;
 use crate::tree::verify_inclusion;
 use crate::trust::{CheckpointRefused, TrustedLog};
@@ -89,6 +90,10 @@ pub enum Step {
     Entries,
     /// Step 4: folding the entries does not give the claimed status and mappings.
     Fold,
+    /// Step 5: the map (SPEC §9) does not show that `entries` are all of the SII's entries and
+    /// `keys` all of its signers' enrollments: a missing, misplaced or forged map leaf, or a map
+    /// proof that does not reach its root from what the answer shows.
+    Completeness,
 }
 
 impl Step {
@@ -103,6 +108,7 @@ impl Step {
             Step::Keys => "key-leaves",
             Step::Entries => "entries",
             Step::Fold => "state-fold",
+            Step::Completeness => "completeness",
         }
     }
 
@@ -114,6 +120,7 @@ impl Step {
             Step::Inclusion => 2,
             Step::Keys | Step::Entries => 3,
             Step::Fold => 4,
+            Step::Completeness => 5,
         }
     }
 }
@@ -178,6 +185,9 @@ pub struct Verified {
     pub mappings: Vec<Mapping>,
     /// Every entry for the SII, in log order.
     pub entries: Vec<(u64, Entry)>,
+    /// The index of the map leaf that proved the answer complete (step 5): the checkpoint's size
+    /// − 1. `None` only for the empty checkpoint, which holds nothing to hide.
+    pub map_index: Option<u64>,
 }
 
 /// Verifies a lookup answer per SPEC §6 with the system clock. See [`verify_lookup_at`].
@@ -335,6 +345,27 @@ pub fn verify_lookup_at(
     }
 
     // Step 4: the fold gives exactly the claimed status and mappings.
+    let state = check_fold(answer, &entries, now)?;
+
+    // Step 5: completeness, by the map.
+    let map_index = check_completeness(answer, trust, &sii, &keys, size, &root)?;
+    Ok(Verified {
+        sii,
+        checkpoint,
+        cosigners,
+        status: state.status,
+        mappings: state.mappings,
+        entries,
+        map_index,
+    })
+}
+
+/// Step 4: folding `entries` gives exactly the answer's status and mappings.
+fn check_fold(
+    answer: &LookupAnswer,
+    entries: &[(u64, Entry)],
+    now: u64,
+) -> Result<SiiState, Rejection> {
     let state = fold(entries.iter().map(|(i, e)| (*i, e)), now);
     if state.status != answer.status {
         return Err(Rejection::new(
@@ -356,32 +387,152 @@ pub fn verify_lookup_at(
             ),
         ));
     }
-    Ok(Verified {
-        sii,
-        checkpoint,
-        cosigners,
-        status: state.status,
-        mappings: state.mappings,
-        entries,
-    })
+    Ok(state)
 }
 
-/// Where [`build_answer`] gets leaf bytes and inclusion proofs (the log's storage).
+/// Step 5 (SPEC §6, §9): the map leaf ends the checkpoint, is log-signed, and is included; the SII's
+/// chain computed from `entries` reaches its root (absence when there are none); and so does each
+/// signer name's chain computed from its enroll leaves in `keys`, with exactly one proof per name.
+/// Returns the map leaf's index (`None` for the empty checkpoint).
+fn check_completeness(
+    answer: &LookupAnswer,
+    trust: &Trust,
+    sii: &Sii,
+    keys: &[(u64, Leaf)],
+    size: u64,
+    root: &crate::hash::Hash,
+) -> Result<Option<u64>, Rejection> {
+    let th = trust.log.hash;
+    let bad = |d: String| Rejection::new(Step::Completeness, d);
+    let Some(m) = &answer.map else {
+        if size == 0 {
+            // Nothing is in the log: the (necessarily empty) answer is complete.
+            return Ok(None);
+        }
+        return Err(bad(
+            "the answer has no map proof, so it may not hold every entry".into(),
+        ));
+    };
+    if m.index.checked_add(1) != Some(size) {
+        return Err(bad(format!(
+            "the map leaf is at index {}, not at the checkpoint's last index {}",
+            m.index,
+            size.saturating_sub(1)
+        )));
+    }
+    let leaf = Leaf::parse(m.leaf.as_bytes()).map_err(|e| bad(format!("map leaf: {e}")))?;
+    let Entry::Map(map_leaf) = leaf.entry() else {
+        return Err(bad(format!(
+            "the checkpoint's last leaf is a {}, not a map leaf",
+            leaf.entry().kind()
+        )));
+    };
+    if map_leaf.size != m.index {
+        return Err(bad(format!(
+            "the map leaf at index {} says size {}",
+            m.index, map_leaf.size
+        )));
+    }
+    verify_entry(
+        &leaf,
+        &KeyRegistry::new(trust.log.log_key.clone()).at(m.index),
+    )
+    .map_err(|e| bad(format!("map leaf: {e}")))?;
+    verify_inclusion(
+        th,
+        m.index,
+        size,
+        &th.leaf_hash(m.leaf.as_bytes()),
+        &m.inclusion,
+        root,
+    )
+    .map_err(|e| bad(format!("map leaf at index {}: {e}", m.index)))?;
+    let map_root = map_leaf.root;
+
+    // The SII: the chain of every entry shown, or absence.
+    let hashes: Vec<(u64, crate::hash::Hash)> = answer
+        .entries
+        .iter()
+        .map(|p| (p.index, th.leaf_hash(p.leaf.as_bytes())))
+        .collect();
+    let chain = MapValue::of_leaves(th, hashes.iter().map(|(i, h)| (*i, h)))
+        .map_err(|e| bad(e.to_string()))?;
+    let key = map::sii_key(th, sii.as_str());
+    let proven = if chain.count == 0 {
+        map::verify_absence(th, &map_root, &key, &m.sii)
+    } else {
+        map::verify_presence(th, &map_root, &key, &chain, &m.sii)
+    };
+    proven.map_err(|e| {
+        bad(format!(
+            "the SII's map proof for the {} entries shown: {e} (an entry is hidden, or the proof is wrong)",
+            chain.count
+        ))
+    })?;
+
+    // Each signer name: the chain of its enroll leaves shown in `keys` (in log order).
+    let mut by_name: std::collections::BTreeMap<&str, Vec<(u64, crate::hash::Hash)>> =
+        std::collections::BTreeMap::new();
+    for (index, leaf) in keys {
+        if let Entry::Enroll(e) = leaf.entry() {
+            by_name
+                .entry(e.name.as_str())
+                .or_default()
+                .push((*index, th.leaf_hash(leaf.bytes())));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &m.signers {
+        if !seen.insert(s.name.as_str()) {
+            return Err(bad(format!("two map proofs for signer {}", s.name)));
+        }
+        let Some(leaves) = by_name.get(s.name.as_str()) else {
+            return Err(bad(format!(
+                "a map proof for signer {}, who has no enroll leaf in the answer",
+                s.name
+            )));
+        };
+        let value = MapValue::of_leaves(th, leaves.iter().map(|(i, h)| (*i, h)))
+            .map_err(|e| bad(e.to_string()))?;
+        map::verify_presence(th, &map_root, &map::signer_key(th, &s.name), &value, &s.proof)
+            .map_err(|e| {
+                bad(format!(
+                    "signer {}'s map proof for the {} enroll leaves shown: {e} (an enrollment is hidden, or the proof is wrong)",
+                    s.name, value.count
+                ))
+            })?;
+    }
+    if let Some(name) = by_name.keys().find(|n| !seen.contains(*n)) {
+        return Err(bad(format!(
+            "no map proof for signer {name}, so its enrollments may not all be shown"
+        )));
+    }
+    Ok(Some(m.index))
+}
+
+/// Where [`build_answer`] gets leaf bytes, inclusion proofs and map proofs (the log's storage).
 pub trait AnswerSource {
     /// The storage error.
     type Error;
+    /// The log's tree hash (which the map hashes with too).
+    fn tree_hash(&self) -> TreeHash;
     /// The leaf at `index`.
     fn leaf(&self, index: u64) -> Result<Vec<u8>, Self::Error>;
     /// The inclusion proof of `index` in the tree of `size` leaves.
     fn inclusion(&self, index: u64, size: u64) -> Result<Vec<crate::hash::Hash>, Self::Error>;
+    /// The map proof for `key` in the map committed by the map leaf at `size − 1` (the map as of
+    /// the checkpoint of `size` leaves), for `size > 0`.
+    fn map_proof(&self, key: &crate::hash::Hash, size: u64) -> Result<MapProof, Self::Error>;
 }
 
 /// Builds the honest DP answer (SPEC §5 `/v1/lookup`) for `sii`: all its entries in log order, the
-/// current mappings by [`fold`], the enroll leaves in force for every signer of those entries and of
-/// their attestations, and every inclusion proof against `checkpoint`.
+/// current mappings by [`fold`], every enroll leaf of every signer name of those entries and of
+/// their attestations, every inclusion proof against `checkpoint`, and the map proofs of §9 that
+/// show nothing was left out.
 ///
-/// `entries` are the SII's leaves with their indices, in log order, all below the checkpoint's size.
-/// Written once here so that the log server and test doubles answer exactly alike.
+/// `entries` are the SII's leaves with their indices, in log order, all below the checkpoint's size;
+/// `registry` holds at least the enrollments below it (later ones are left out). Written once here
+/// so that the log server and test doubles answer exactly alike.
 pub fn build_answer<S: AnswerSource>(
     sii: &Sii,
     entries: &[(u64, Leaf)],
@@ -391,19 +542,14 @@ pub fn build_answer<S: AnswerSource>(
     now: u64,
 ) -> Result<LookupAnswer, S::Error> {
     let size = checkpoint.checkpoint.size;
-    let mut key_indices = std::collections::BTreeSet::new();
-    for (index, leaf) in entries {
-        if let Some(role) = leaf.signer_role() {
-            if let Some(i) = registry.enroll_index_at(role, leaf.signer_name(), *index) {
-                key_indices.insert(i);
-            }
+    let th = source.tree_hash();
+    let mut names = std::collections::BTreeSet::new();
+    for (_, leaf) in entries {
+        if leaf.signer_role().is_some() {
+            names.insert(leaf.signer_name().to_string());
         }
         if let Some(att) = leaf.entry().attestation() {
-            if let Some(i) =
-                registry.enroll_index_at(crate::entry::Role::Prover, att.signer_name(), *index)
-            {
-                key_indices.insert(i);
-            }
+            names.insert(att.signer_name().to_string());
         }
     }
     let prove = |index: u64, leaf: String| -> Result<ProvenLeaf, S::Error> {
@@ -413,6 +559,19 @@ pub fn build_answer<S: AnswerSource>(
             inclusion: source.inclusion(index, size)?,
         })
     };
+    let mut key_indices = std::collections::BTreeSet::new();
+    let mut signer_names = Vec::with_capacity(names.len());
+    for name in names {
+        let indices: Vec<u64> = registry
+            .enroll_indices(&name)
+            .into_iter()
+            .filter(|i| *i < size)
+            .collect();
+        if !indices.is_empty() {
+            key_indices.extend(indices);
+            signer_names.push(name);
+        }
+    }
     let mut keys = Vec::with_capacity(key_indices.len());
     for i in key_indices {
         let bytes = source.leaf(i)?;
@@ -425,6 +584,24 @@ pub fn build_answer<S: AnswerSource>(
             String::from_utf8_lossy(leaf.bytes()).into_owned(),
         )?);
     }
+    let map = match size.checked_sub(1) {
+        None => None,
+        Some(index) => {
+            let mut signers = Vec::with_capacity(signer_names.len());
+            for name in signer_names {
+                let proof = source.map_proof(&map::signer_key(th, &name), size)?;
+                signers.push(SignerProof { name, proof });
+            }
+            let leaf = String::from_utf8_lossy(&source.leaf(index)?).into_owned();
+            Some(LookupMap {
+                index,
+                leaf,
+                inclusion: source.inclusion(index, size)?,
+                sii: source.map_proof(&map::sii_key(th, sii.as_str()), size)?,
+                signers,
+            })
+        }
+    };
     let state = fold(entries.iter().map(|(i, l)| (*i, l.entry())), now);
     Ok(LookupAnswer {
         sii: sii.to_string(),
@@ -433,5 +610,6 @@ pub fn build_answer<S: AnswerSource>(
         mappings: state.mapping_indices(),
         entries: proven,
         keys,
+        map,
     })
 }

@@ -68,7 +68,7 @@ impl SiiState {
 ///
 /// `claim` sets mapping (msp, ssi), replacing an earlier one with the same pair, and clears opt-out;
 /// `revoke` removes (msp, ssi); `optout` removes all and sets opted-out. A mapping whose `expires` is
-/// before `now` is not current. Enroll entries are ignored. The caller passes only entries that name
+/// before `now` is not current. Enroll and map leaves are ignored. The caller passes only entries that name
 /// the SII and that it has verified.
 pub fn fold<'a>(entries: impl IntoIterator<Item = (u64, &'a Entry)>, now: u64) -> SiiState {
     let mut mappings: Vec<Mapping> = Vec::new();
@@ -93,7 +93,8 @@ pub fn fold<'a>(entries: impl IntoIterator<Item = (u64, &'a Entry)>, now: u64) -
                 mappings.clear();
                 opted_out = true;
             }
-            Entry::Enroll(_) => {}
+            // Enroll and map leaves are no SII's entries (SPEC §3 "State of an SII").
+            Entry::Enroll(_) | Entry::Map(_) => {}
         }
     }
     mappings.retain(|m| m.expires.is_none_or(|e| e >= now));

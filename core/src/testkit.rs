@@ -11,15 +11,17 @@ use crate::admission::{admit, KeyRegistry, Policy, Refusal};
 use crate::api::LookupAnswer;
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::entry::{
-    tag_set, Action, Attestation, Claim, Enroll, Entry, Leaf, Optout, Revoke, Role,
+    tag_set, Action, Attestation, Claim, Enroll, Entry, Leaf, MapLeaf, Optout, Revoke, Role,
     SignedAttestation, MAX_LEAF_BYTES,
 };
 use crate::hash::{Hash, TreeHash};
 use crate::key::{KeyAlg, SignerKey};
 use crate::lookup::{build_answer, AnswerSource, Trust};
+use crate::map::{self, MapProof, MemoryMapStore};
 use crate::note::Note;
 use crate::sii::{Name, Sii, Ssi, Tag};
 use crate::tree::{prove_inclusion, MemoryHashStore};
+use std::collections::BTreeMap;
 
 /// A deterministic key for tests: the seed is derived from the name.
 pub fn test_key(name: &str) -> SignerKey {
@@ -33,7 +35,11 @@ pub fn test_witness_key(name: &str) -> SignerKey {
     SignerKey::from_seed(name, KeyAlg::Cosignature, seed).expect("valid test key name")
 }
 
-/// An in-memory log with real admission, tree and checkpoints.
+/// An in-memory log with real admission, tree, checkpoints and map.
+///
+/// Like the log server, it commits the map in a map leaf after a batch, but only when asked:
+/// [`MemLog::seal`] ends the current batch (so tests keep their indexes until they seal, and can
+/// build logs whose checkpoint does not end in a map leaf).
 pub struct MemLog {
     /// The log's signer key (name = origin).
     pub key: SignerKey,
@@ -46,6 +52,10 @@ pub struct MemLog {
     store: MemoryHashStore,
     leaves: Vec<Leaf>,
     registry: KeyRegistry,
+    /// The map as committed by each map leaf, by the checkpoint size that ends in it.
+    maps: BTreeMap<u64, MemoryMapStore>,
+    /// The map over every leaf so far (not yet committed if leaves followed the last seal).
+    map: MemoryMapStore,
 }
 
 impl MemLog {
@@ -61,6 +71,8 @@ impl MemLog {
             store: MemoryHashStore::new(hash),
             leaves: Vec::new(),
             registry,
+            maps: BTreeMap::new(),
+            map: MemoryMapStore::new(hash),
         }
     }
 
@@ -81,12 +93,41 @@ impl MemLog {
         Ok(self.push(leaf))
     }
 
-    /// Appends a leaf without any check (for building dishonest logs).
+    /// Appends a leaf without any check (for building dishonest logs), filing it in the map.
     pub fn push(&mut self, leaf: Leaf) -> u64 {
         let index = self.store.append_leaf(leaf.bytes());
         self.registry.add_entry(index, leaf.entry());
+        let leaf_hash = self.hash.leaf_hash(leaf.bytes());
+        if let Some(a) = map::addition(self.hash, index, &leaf_hash, leaf.entry()) {
+            self.map.apply(&[a]).expect("in-memory map updates");
+        }
         self.leaves.push(leaf);
         index
+    }
+
+    /// Ends the batch as the log server does: appends the log-signed map leaf committing the map
+    /// over every leaf so far, at its own index (unless the last leaf already is a map leaf).
+    /// Returns the map leaf's index.
+    pub fn seal(&mut self) -> u64 {
+        if let Some(last) = self.leaves.last() {
+            if matches!(last.entry(), Entry::Map(_)) {
+                return self.size() - 1;
+            }
+        }
+        let root = self.map.root().expect("in-memory map");
+        let index = self.push(self.map_leaf(self.size(), root));
+        self.maps.insert(self.size(), self.map.clone());
+        index
+    }
+
+    /// A map leaf signed by this log's key, with any `size` and `root` (for dishonest logs).
+    pub fn map_leaf(&self, size: u64, root: Hash) -> Leaf {
+        Leaf::sign(Entry::Map(MapLeaf { size, root }), &self.key).expect("map leaf signs")
+    }
+
+    /// The map over every leaf so far (what a monitor rebuilds).
+    pub fn map(&self) -> &MemoryMapStore {
+        &self.map
     }
 
     /// Enrolls `key` with `role`, signed by the log.
@@ -140,6 +181,17 @@ impl MemLog {
 
 impl AnswerSource for MemLog {
     type Error = Infallible;
+
+    fn tree_hash(&self) -> TreeHash {
+        self.hash
+    }
+
+    /// The proof from the map as committed at `size`; for a `size` that does not end in a map
+    /// leaf (a test that did not seal), from the current map, which the client will then reject.
+    fn map_proof(&self, key: &Hash, size: u64) -> Result<MapProof, Infallible> {
+        let store = self.maps.get(&size).unwrap_or(&self.map);
+        Ok(store.prove(key).expect("in-memory map proves").proof)
+    }
 
     fn leaf(&self, index: u64) -> Result<Vec<u8>, Infallible> {
         Ok(self.leaves[index as usize].bytes().to_vec())
@@ -257,6 +309,7 @@ pub fn example_answer() -> (Trust, LookupAnswer) {
         Some(att),
     );
     log.submit(leaf.bytes()).expect("claim admitted");
+    log.seal();
     (log.trust(), log.lookup(&sii("tel:+14155550100")))
 }
 

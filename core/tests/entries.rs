@@ -566,3 +566,72 @@ fn every_admission_case_gets_its_verdict_from_admit_and_from_the_plan() {
         }
     }
 }
+
+/// SPEC §3 `map`: one byte form (strict fields, canonical decimal and base64), log-signed, never
+/// admitted from a submitter, and ignored by the fold.
+#[test]
+fn map_leaves_have_one_byte_form_are_log_signed_and_never_admitted() {
+    let mut w = world();
+    let root = B64.encode([7u8; 32]);
+    let good = format!("mimi-ledger/v1 map\nsize 3\nroot {root}\n");
+    let log_key = w.log.key.clone();
+    let bytes = raw_note(&good, &log_key);
+    let leaf = Leaf::parse(&bytes).expect("a map leaf parses");
+    match leaf.entry() {
+        Entry::Map(m) => assert_eq!((m.size, m.root), (3, [7u8; 32])),
+        other => panic!("parsed as {}", other.kind()),
+    }
+    assert_eq!(leaf.entry().to_text(), good);
+    assert_eq!(leaf.entry().sii(), None);
+    assert_eq!(leaf.entry().time(), None);
+    assert_eq!(leaf.signer_role(), None);
+    // Log-signed: it verifies under the log key, and not under anyone else's.
+    let registry = KeyRegistry::new(log_key.verifier());
+    assert!(verify_entry(&leaf, &registry.at(3)).is_ok());
+    let forged = Leaf::parse(&raw_note(&good, &w.msp_a)).unwrap();
+    assert!(matches!(
+        verify_entry(&forged, &registry.at(3)),
+        Err(Refusal::WrongSigner { kind: "map", .. })
+    ));
+    // Never admitted, even signed by the log: the log appends map leaves itself.
+    let r = admit(&bytes, &registry.at(3), &Policy::default(), T);
+    assert!(matches!(r, Err(Refusal::LogOnly { kind: "map" })), "{r:?}");
+    assert_eq!(slug_of(w.log.submit(&bytes).map(|_| 0)), "bad-request");
+    // Other byte forms of the same leaf are refused as non-canonical or malformed.
+    let short = B64.encode([7u8; 31]);
+    let unpadded = root.trim_end_matches('=').to_string();
+    for (text, slug) in [
+        (
+            format!("mimi-ledger/v1 map\nsize 03\nroot {root}\n"),
+            "non-canonical",
+        ),
+        (
+            format!("mimi-ledger/v1 map\nroot {root}\nsize 3\n"),
+            "non-canonical",
+        ),
+        (
+            format!("mimi-ledger/v1 map\nsize 3\nroot {unpadded}\n"),
+            "non-canonical",
+        ),
+        (
+            format!("mimi-ledger/v1 map\nsize 3\nroot {short}\n"),
+            "non-canonical",
+        ),
+        ("mimi-ledger/v1 map\nsize 3\n".to_string(), "malformed"),
+        (
+            format!("mimi-ledger/v1 map\nsize 3\nroot {root}\ntime {T}\n"),
+            "malformed",
+        ),
+        (
+            format!("mimi-ledger/v1 map\nsize 3\nsize 4\nroot {root}\n"),
+            "non-canonical",
+        ),
+    ] {
+        let r = Leaf::parse(&raw_note(&text, &log_key));
+        let e = r.expect_err(&text);
+        assert_eq!(e.problem().slug(), slug, "{text}: {e}");
+    }
+    // The fold ignores map leaves.
+    let state = ledger_core::state::fold([(3, leaf.entry())], T);
+    assert_eq!(state.status, ledger_core::state::Status::None);
+}

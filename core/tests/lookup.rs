@@ -69,6 +69,7 @@ fn world(hash: TreeHash) -> World {
         .bytes(),
     )
     .unwrap();
+    log.seal();
     World { log }
 }
 
@@ -122,11 +123,13 @@ fn revokes_and_optouts_fold_and_verify() {
             .bytes(),
         )
         .unwrap();
+    w.log.seal();
     let v = check(&w, BOB).unwrap();
     assert_eq!(v.mappings.len(), 1);
     assert_eq!(v.mappings[0].msp.as_str(), "msp-b.example");
 
     w.log.submit(optout(&prover, ALICE, T + 2).bytes()).unwrap();
+    w.log.seal();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::OptedOut);
     assert!(v.mappings.is_empty());
@@ -143,6 +146,7 @@ fn revokes_and_optouts_fold_and_verify() {
     w.log
         .submit(claim(&msp_a, ALICE, A_SSI, T + 3, &[], Some(att)).bytes())
         .unwrap();
+    w.log.seal();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::Mapped);
 
@@ -157,6 +161,7 @@ fn revokes_and_optouts_fold_and_verify() {
     w.log
         .submit(revoke(&prover, "msp-a.example", ALICE, A_SSI, T + 4, Some(ratt)).bytes())
         .unwrap();
+    w.log.seal();
     let v = check(&w, ALICE).unwrap();
     assert_eq!(v.status, Status::None);
 }
@@ -185,6 +190,7 @@ fn an_entry_with_repeated_or_unordered_tags_is_refused_as_non_canonical() {
         });
         // A dishonest log stores it (an honest one refuses it: see tests/entries.rs).
         w.log.push(sign_unchecked(entry, &msp_a));
+        w.log.seal();
         let answer = w.log.lookup(&sii(carol));
         assert_eq!(answer.entries.len(), 1, "{what}");
         let err = verify_lookup_at(&answer, &w.log.trust(), T).expect_err(what);
@@ -206,6 +212,7 @@ fn an_entry_with_repeated_or_unordered_tags_is_refused_as_non_canonical() {
         );
         let mut w = world(TreeHash::Blake3);
         w.log.submit(honest.bytes()).expect("admitted");
+        w.log.seal();
         let ok = verify_lookup_at(&w.log.lookup(&sii(carol)), &w.log.trust(), T).expect("verifies");
         assert_eq!(ok.mappings.len(), 1);
     }
@@ -385,4 +392,209 @@ fn witness_quorum_and_age() {
     trust.log.quorum = 1;
     assert_eq!(reject(&honest, &trust), Step::Witnesses);
     let _ = Checkpoint::parse_text(&text).unwrap();
+}
+
+/// Re-folds `a` from its (edited) entries, as a lying DP would, so that steps 1–4 still pass.
+fn refold(a: &mut LookupAnswer) {
+    let entries: Vec<(u64, Entry)> = a
+        .entries
+        .iter()
+        .map(|p| {
+            let leaf = ledger_core::entry::Leaf::parse(p.leaf.as_bytes()).unwrap();
+            (p.index, leaf.into_entry())
+        })
+        .collect();
+    let state = ledger_core::state::fold(entries.iter().map(|(i, e)| (*i, e)), T);
+    a.status = state.status;
+    a.mappings = state.mapping_indices();
+}
+
+/// SPEC §6 step 5 / §9: hiding the newest entry (with status and mappings fixed up to what the
+/// rest folds to), answering "none" for a mapped number, and hiding a signer's enrollment are each
+/// rejected at `completeness` — before the map, every one of these answers verified.
+#[test]
+fn hidden_entries_fake_none_and_hidden_enrollments_fail_completeness() {
+    for hash in [TreeHash::Blake3, TreeHash::Sha256] {
+        let mut w = world(hash);
+        let msp_a = test_key("msp-a.example");
+        let prover = test_key("prover.example");
+        w.log.submit(optout(&prover, ALICE, T + 2).bytes()).unwrap();
+        w.log.seal();
+        let trust = w.log.trust();
+        let honest = w.log.lookup(&sii(ALICE));
+        let v = verify_lookup_at(&honest, &trust, T).unwrap();
+        assert_eq!(v.status, Status::OptedOut);
+        assert_eq!(v.map_index, Some(w.log.size() - 1));
+
+        // The newest entry (the opt-out) dropped, status and mappings fixed: steps 1–4 pass.
+        let mut a = honest.clone();
+        a.entries.pop();
+        refold(&mut a);
+        assert_eq!(a.status, Status::Mapped);
+        let err = verify_lookup_at(&a, &trust, T).unwrap_err();
+        assert_eq!(err.step(), Step::Completeness, "{err}");
+        assert_eq!(err.step().as_str(), "completeness");
+        assert_eq!(err.step().number(), 5);
+
+        // "none" for a mapped number, with no entries and no keys.
+        let mapped = w.log.lookup(&sii(BOB));
+        let mut a = mapped.clone();
+        a.entries.clear();
+        a.keys.clear();
+        refold(&mut a);
+        a.map.as_mut().unwrap().signers.clear();
+        assert_eq!(a.status, Status::None);
+        assert_eq!(reject(&a, &trust), Step::Completeness);
+        // … even with the absence proof of a number that really is unmapped.
+        let none = w.log.lookup(&sii("tel:+14155550142"));
+        assert!(verify_lookup_at(&none, &trust, T).is_ok());
+        a.map.as_mut().unwrap().sii = none.map.as_ref().unwrap().sii.clone();
+        assert_eq!(reject(&a, &trust), Step::Completeness);
+
+        // msp-a rotates its key after a compromise; a dishonest log then takes a claim signed with
+        // the old key. Shown in full, the answer fails at the entries (the old key is no longer
+        // valid there); a DP that hides the re-enrollment fails at completeness instead.
+        let msp_a2 = ledger_core::key::SignerKey::from_seed(
+            "msp-a.example",
+            ledger_core::key::KeyAlg::Ed25519,
+            [9; 32],
+        )
+        .unwrap();
+        let reenroll = w.log.enroll(Role::Msp, &msp_a2);
+        w.log.push(claim(
+            &msp_a,
+            ALICE,
+            "mimi://msp-a.example/u/mallory",
+            T + 3,
+            &[],
+            None,
+        ));
+        w.log.seal();
+        let honest = w.log.lookup(&sii(ALICE));
+        assert!(honest.keys.iter().any(|k| k.index == reenroll));
+        assert_eq!(reject(&honest, &trust), Step::Entries);
+        let mut a = honest.clone();
+        a.keys.retain(|k| k.index != reenroll);
+        let err = verify_lookup_at(&a, &trust, T).unwrap_err();
+        assert_eq!(err.step(), Step::Completeness, "{err}");
+        assert!(err.detail().contains("msp-a.example"), "{err}");
+    }
+}
+
+/// Every part of the `map` field is checked: its presence, the map leaf's place, kind, size,
+/// signature and inclusion, and each proof's siblings and signer list.
+#[test]
+fn every_map_lie_is_rejected_at_completeness() {
+    let mut w = world(TreeHash::Blake3);
+    let trust = w.log.trust();
+    let honest = w.log.lookup(&sii(BOB));
+    let m = honest.map.clone().unwrap();
+    assert!(!m.signers.is_empty());
+    let lie = |f: &dyn Fn(&mut LookupAnswer)| {
+        let mut a = honest.clone();
+        f(&mut a);
+        reject(&a, &trust)
+    };
+    assert_eq!(lie(&|a| a.map = None), Step::Completeness);
+    assert_eq!(
+        lie(&|a| a.map.as_mut().unwrap().index -= 1),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| a.map.as_mut().unwrap().inclusion[0][3] ^= 1),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| a.map.as_mut().unwrap().sii.siblings[0][0] ^= 1),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| {
+            a.map.as_mut().unwrap().sii.siblings.pop();
+        }),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| a.map.as_mut().unwrap().signers[0].proof.siblings[1][31] ^= 0x80),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| {
+            a.map.as_mut().unwrap().signers.pop();
+        }),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| {
+            let s = a.map.as_ref().unwrap().signers[0].clone();
+            a.map.as_mut().unwrap().signers.push(s);
+        }),
+        Step::Completeness
+    );
+    assert_eq!(
+        lie(&|a| a.map.as_mut().unwrap().signers[0].name = "prover.example".into()),
+        Step::Completeness
+    );
+    // A claim passed off as the map leaf (with its valid inclusion proof).
+    assert_eq!(
+        lie(&|a| {
+            let e = a.entries[0].clone();
+            let m = a.map.as_mut().unwrap();
+            m.leaf = e.leaf;
+            m.inclusion = e.inclusion;
+        }),
+        Step::Completeness
+    );
+
+    // A map leaf signed by another key, or one whose size is not its index: append such a leaf
+    // to a dishonest log and answer against that checkpoint.
+    let sealed = w.log.size();
+    let bogus = ledger_core::testkit::sign_unchecked(
+        Entry::Map(ledger_core::entry::MapLeaf {
+            size: sealed,
+            root: [0; 32],
+        }),
+        &test_key("localhost/mimi-ledger-not"),
+    );
+    let mut w2 = world(TreeHash::Blake3);
+    w2.log.push(bogus);
+    assert_eq!(
+        reject(&w2.log.lookup(&sii(BOB)), &trust),
+        Step::Completeness
+    );
+    let mut w3 = world(TreeHash::Blake3);
+    let root = w3.log.map().root().unwrap();
+    let leaf = w3.log.map_leaf(w3.log.size() + 1, root);
+    w3.log.push(leaf);
+    assert_eq!(
+        reject(&w3.log.lookup(&sii(BOB)), &trust),
+        Step::Completeness
+    );
+    // A log that did not end its batch with a map leaf.
+    w.log
+        .submit(
+            claim(
+                &test_key("msp-b.example"),
+                BOB,
+                "mimi://msp-b.example/u/b2",
+                T,
+                &[],
+                None,
+            )
+            .bytes(),
+        )
+        .unwrap();
+    let err = verify_lookup_at(&w.log.lookup(&sii(BOB)), &trust, T).unwrap_err();
+    assert_eq!(err.step(), Step::Completeness);
+    assert!(err.detail().contains("not a map leaf"), "{err}");
+}
+
+/// The empty log's checkpoint (size 0) has no map leaf, and "none" against it is complete.
+#[test]
+fn the_empty_checkpoint_needs_no_map() {
+    let log = MemLog::new("localhost/mimi-ledger", TreeHash::Blake3);
+    let a = log.lookup(&sii(ALICE));
+    assert!(a.map.is_none());
+    let v = verify_lookup_at(&a, &log.trust(), T).unwrap();
+    assert_eq!((v.status, v.map_index), (Status::None, None));
 }

@@ -25,6 +25,7 @@
 //! `H` is the log's tree hash ([`TreeHash`]), `u64be` 8 bytes big-endian, `‖` concatenation; the
 //! domain tags 0x10–0x14 keep map hashes apart from each other and from the log tree's 0x00/0x01.
 
+use crate::entry::Entry;
 use crate::hash::{Hash, TreeHash};
 
 pub mod node;
@@ -69,6 +70,26 @@ pub fn sii_key(th: TreeHash, sii: &str) -> Hash {
 /// "Keys").
 pub fn signer_key(th: TreeHash, name: &str) -> Hash {
     digest(th, &[&[TAG_SIGNER], name.as_bytes()])
+}
+
+/// The key a leaf is filed under (SPEC §9 "Value of a key"), if any: an entry naming an SII under
+/// that SII's key, an enroll leaf under its `name`'s signer key; a map leaf under none.
+pub fn key_of(th: TreeHash, entry: &Entry) -> Option<Hash> {
+    match entry {
+        Entry::Enroll(e) => Some(signer_key(th, e.name.as_str())),
+        Entry::Map(_) => None,
+        other => other.sii().map(|sii| sii_key(th, sii.as_str())),
+    }
+}
+
+/// The addition the leaf at `index` (with `leaf_hash` and `entry`) makes to the map, if any (see
+/// [`key_of`]). The log, the monitor and the test logs all file leaves through this one function.
+pub fn addition(th: TreeHash, index: u64, leaf_hash: &Hash, entry: &Entry) -> Option<MapAddition> {
+    key_of(th, entry).map(|key| MapAddition {
+        key,
+        index,
+        leaf_hash: *leaf_hash,
+    })
 }
 
 /// Bit `i` of a key: bit `7 − (i mod 8)` of byte `i div 8`, most significant first (SPEC §9
