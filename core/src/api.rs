@@ -422,11 +422,14 @@ pub enum AlertKind {
     SplitView,
     /// No new checkpoint for longer than configured.
     LogStalled,
+    /// A map leaf whose `size` is not its own index or whose `root` is not the map of the leaves
+    /// before it, or a checkpoint that does not end in a map leaf (SPEC §9).
+    BadMapRoot,
 }
 
 impl AlertKind {
     /// Every kind, for metrics.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::UnexpectedClaimant,
         AlertKind::ConflictingClaim,
         AlertKind::UnattestedClaim,
@@ -438,6 +441,7 @@ impl AlertKind {
         AlertKind::InconsistentCheckpoint,
         AlertKind::SplitView,
         AlertKind::LogStalled,
+        AlertKind::BadMapRoot,
     ];
 
     /// The wire name (`unexpected-claimant`, ...).
@@ -454,6 +458,7 @@ impl AlertKind {
             AlertKind::InconsistentCheckpoint => "inconsistent-checkpoint",
             AlertKind::SplitView => "split-view",
             AlertKind::LogStalled => "log-stalled",
+            AlertKind::BadMapRoot => "bad-map-root",
         }
     }
 
@@ -465,7 +470,8 @@ impl AlertKind {
             | AlertKind::BadCheckpointSignature
             | AlertKind::RootMismatch
             | AlertKind::InconsistentCheckpoint
-            | AlertKind::SplitView => Severity::Critical,
+            | AlertKind::SplitView
+            | AlertKind::BadMapRoot => Severity::Critical,
             AlertKind::ConflictingClaim
             | AlertKind::UnattestedClaim
             | AlertKind::ClaimBurst
