@@ -14,11 +14,13 @@
 //! still in the log, and the log's map covers every leaf below a map leaf; the entry itself is a
 //! `bad-entry`). A leaf that does not parse names no key. A map leaf is filed under no key.
 //!
-//! Memory: the canonical tree of n keys has n leaf nodes and about 1.44 n internal ones. Nodes
-//! are kept in dense arrays (72 bytes a leaf, 32 an internal node) behind a hash index keyed by
-//! the node id packed into 8 bytes, sharded so that only one shard's index doubles at a time:
-//! ~180 bytes per key in all. Nodes deeper than [`SHORT_DEPTH`] (two keys sharing their first 57
-//! bits, which honest keys essentially never do) are kept apart, by their full id.
+//! Memory and speed: the canonical tree of n keys has n leaf nodes and about 1.44 n internal ones,
+//! and a batch update reads and writes a few dozen of them per key, at random places once the map
+//! outgrows the CPU caches. So nodes are kept in *pages* of 8 levels under a byte-aligned prefix
+//! (one hash-table entry per page, holding a byte per place that says where its node is; internal
+//! hashes and leaves in two small arrays): the reads and writes along one path fall in 3 or 4
+//! pages instead of 40 places. About 150 bytes per key. Nodes at depth [`DEEP`] and below (two keys sharing their
+//! first 64 bits, which honest keys essentially never do) are kept apart, by their full id.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -33,9 +35,12 @@ use crate::codec::{
 };
 use crate::verify::Verdict;
 
-/// The deepest node whose id packs into a `u64`: its prefix fits in the first 7 bytes and the
-/// depth in the eighth.
-pub const SHORT_DEPTH: u16 = 56;
+/// Levels per page: a page holds the nodes of 8 consecutive depths under one byte-aligned prefix.
+const PAGE_LEVELS: u16 = 8;
+
+/// Nodes at this depth and deeper (two keys sharing their first 64 bits, which honest keys
+/// essentially never do) are kept apart, by their full id.
+pub const DEEP: u16 = 64;
 
 /// The size of one journaled addition: key, index, leaf hash.
 const ADDITION_BYTES: usize = 32 + 8 + 32;
@@ -75,28 +80,46 @@ fn damaged(what: impl Into<String>, e: Damaged) -> MapStateError {
     }
 }
 
-/// The id of a node at depth ≤ [`SHORT_DEPTH`], packed: the prefix's first 7 bytes (the rest are
-/// zero at that depth), then the depth.
-fn short_id(id: &NodeId) -> Option<u64> {
-    let depth = u8::try_from(id.depth())
-        .ok()
-        .filter(|d| u16::from(*d) <= SHORT_DEPTH)?;
+/// Where a node lives: its page (packed: the page's prefix bytes, then its band, the page's depth
+/// divided by [`PAGE_LEVELS`]) and its place in the page (`2^r − 1 + the r bits below the page's
+/// prefix`, for the node `r` levels below the page's top). `None` for a node at [`DEEP`] or below.
+fn locate(id: &NodeId) -> Option<(u64, u8)> {
+    let depth = id.depth();
+    if depth >= DEEP {
+        return None;
+    }
+    let band = usize::from(depth / PAGE_LEVELS);
+    let r = depth % PAGE_LEVELS;
+    let prefix = id.prefix();
     let mut b = [0u8; 8];
-    b[..7].copy_from_slice(&id.prefix()[..7]);
-    b[7] = depth;
-    Some(u64::from_be_bytes(b))
+    b[..band].copy_from_slice(&prefix[..band]);
+    b[7] = band as u8;
+    let bits = if r == 0 { 0 } else { prefix[band] >> (8 - r) };
+    let place = ((1u16 << r) - 1 + u16::from(bits)) as u8;
+    Some((u64::from_be_bytes(b), place))
 }
 
-/// The node id of a packed one.
-fn long_id(short: u64) -> Option<NodeId> {
-    let b = short.to_be_bytes();
+/// The node id of a page and a place in it ([`locate`] backwards).
+fn node_id(page: u64, place: u8) -> Option<NodeId> {
+    let b = page.to_be_bytes();
+    let band = usize::from(b[7]);
+    if band >= usize::from(DEEP / PAGE_LEVELS) {
+        return None;
+    }
+    // place = 2^r − 1 + bits, bits < 2^r.
+    let p = u16::from(place) + 1;
+    let r = 15 - p.leading_zeros() as u16;
+    let bits = (p - (1 << r)) as u8;
     let mut prefix = [0u8; 32];
-    prefix[..7].copy_from_slice(&b[..7]);
-    NodeId::of(&prefix, u16::from(b[7]))
+    prefix[..band].copy_from_slice(&b[..band]);
+    if r > 0 {
+        prefix[band] = bits << (8 - r);
+    }
+    NodeId::of(&prefix, band as u16 * PAGE_LEVELS + r)
 }
 
-/// Packed ids have their random bits on top (the prefix) and almost none below: a full
-/// finalizer (splitmix64's) spreads them over the bits the table uses.
+/// Page keys have their random bits on top (the prefix) and the band below: a full finalizer
+/// (splitmix64's) spreads them over the bits the table uses.
 #[derive(Default)]
 struct MixHasher(u64);
 
@@ -123,47 +146,147 @@ impl Hasher for MixHasher {
 
 type Mix = BuildHasherDefault<MixHasher>;
 
-/// A slot in [`Nodes`]: an index into `leaves` (with this bit set) or into `internal`.
-const LEAF_SLOT: u64 = 1 << 63;
+/// The nodes of one page: where each place's node is (`at`: 0 for none, else its position + 1,
+/// in `leaves` when the place's bit in `is_leaf` is set, else in `internal`), internal hashes and
+/// leaves apart. One lookup is a table probe, a byte of `at` and the node itself.
+struct Page {
+    at: [u8; 255],
+    is_leaf: [u64; 4],
+    internal: Vec<Hash>,
+    leaves: Vec<(Hash, MapValue)>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            at: [0; 255],
+            is_leaf: [0; 4],
+            internal: Vec::new(),
+            leaves: Vec::new(),
+        }
+    }
+}
+
+impl Page {
+    fn leaf_bit(&self, place: u8) -> bool {
+        self.is_leaf[usize::from(place / 64)] & (1 << (place % 64)) != 0
+    }
+
+    fn set_leaf_bit(&mut self, place: u8, leaf: bool) {
+        let (w, b) = (usize::from(place / 64), 1u64 << (place % 64));
+        if leaf {
+            self.is_leaf[w] |= b;
+        } else {
+            self.is_leaf[w] &= !b;
+        }
+    }
+
+    fn get(&self, place: u8) -> Option<MapNode> {
+        let i = usize::from(*self.at.get(usize::from(place))?).checked_sub(1)?;
+        if self.leaf_bit(place) {
+            self.leaves
+                .get(i)
+                .map(|&(key, value)| MapNode::Leaf { key, value })
+        } else {
+            self.internal.get(i).map(|&hash| MapNode::Internal { hash })
+        }
+    }
+
+    /// Removes the leaf at `place` (it became an internal node): the last leaf takes its position.
+    fn remove_leaf(&mut self, place: u8, i: usize) {
+        self.leaves.swap_remove(i);
+        let moved = self.leaves.len() + 1;
+        if moved != i + 1 {
+            if let Some(p) = (0..=254u8)
+                .find(|&p| self.leaf_bit(p) && usize::from(self.at[usize::from(p)]) == moved)
+            {
+                self.at[usize::from(p)] = (i + 1) as u8;
+            }
+        }
+        self.set_leaf_bit(place, false);
+        self.at[usize::from(place)] = 0;
+    }
+
+    /// Removes the internal node at `place` (never happens in a canonical map, whose keys are
+    /// only added; kept for a complete store): the last one takes its position.
+    fn remove_internal(&mut self, place: u8, i: usize) {
+        self.internal.swap_remove(i);
+        let moved = self.internal.len() + 1;
+        if moved != i + 1 {
+            if let Some(p) = (0..=254u8)
+                .find(|&p| !self.leaf_bit(p) && usize::from(self.at[usize::from(p)]) == moved)
+            {
+                self.at[usize::from(p)] = (i + 1) as u8;
+            }
+        }
+        self.at[usize::from(place)] = 0;
+    }
+
+    fn put(&mut self, place: u8, node: MapNode) {
+        let slot = usize::from(place).min(254);
+        let current = usize::from(self.at[slot]).checked_sub(1);
+        let was_leaf = self.leaf_bit(place);
+        match (node, current) {
+            (MapNode::Internal { hash }, Some(i)) if !was_leaf => {
+                if let Some(h) = self.internal.get_mut(i) {
+                    *h = hash;
+                }
+            }
+            (MapNode::Leaf { key, value }, Some(i)) if was_leaf => {
+                if let Some(l) = self.leaves.get_mut(i) {
+                    *l = (key, value);
+                }
+            }
+            (node, current) => {
+                match current {
+                    Some(i) if was_leaf => self.remove_leaf(place, i),
+                    Some(i) => self.remove_internal(place, i),
+                    None => {}
+                }
+                match node {
+                    MapNode::Internal { hash } => {
+                        self.internal.push(hash);
+                        self.at[slot] = self.internal.len() as u8;
+                    }
+                    MapNode::Leaf { key, value } => {
+                        self.leaves.push((key, value));
+                        self.at[slot] = self.leaves.len() as u8;
+                        self.set_leaf_bit(place, true);
+                    }
+                }
+            }
+        }
+    }
+
+    fn places(&self) -> impl Iterator<Item = (u8, MapNode)> + '_ {
+        (0..=254u8).filter_map(|p| self.get(p).map(|n| (p, n)))
+    }
+}
 
 /// The map's nodes (see the module doc).
 struct Nodes {
-    index: [HashMap<u64, u64, Mix>; SHARDS],
-    internal: Vec<Hash>,
-    leaves: Vec<(Hash, MapValue)>,
-    free_internal: Vec<u64>,
-    free_leaves: Vec<u64>,
+    pages: HashMap<u64, Page, Mix>,
     deep: BTreeMap<NodeId, MapNode>,
-}
-
-const SHARDS: usize = 16;
-
-fn shard_of(short: u64) -> usize {
-    (short >> 60) as usize % SHARDS
-}
-
-fn dangling() -> MapError {
-    MapError::Storage("a node index points past the stored nodes".into())
 }
 
 impl Nodes {
     fn new() -> Nodes {
         Nodes {
-            index: std::array::from_fn(|_| HashMap::default()),
-            internal: Vec::new(),
-            leaves: Vec::new(),
-            free_internal: Vec::new(),
-            free_leaves: Vec::new(),
+            pages: HashMap::default(),
             deep: BTreeMap::new(),
         }
     }
 
     fn len(&self) -> usize {
-        self.index.iter().map(HashMap::len).sum::<usize>() + self.deep.len()
+        self.pages
+            .values()
+            .map(|p| p.internal.len() + p.leaves.len())
+            .sum::<usize>()
+            + self.deep.len()
     }
 
     fn leaf_count(&self) -> usize {
-        self.leaves.len() - self.free_leaves.len()
+        self.pages.values().map(|p| p.leaves.len()).sum::<usize>()
             + self
                 .deep
                 .values()
@@ -171,71 +294,15 @@ impl Nodes {
                 .count()
     }
 
-    fn node_at(&self, slot: u64) -> Result<MapNode, MapError> {
-        if slot & LEAF_SLOT != 0 {
-            let i = usize::try_from(slot & !LEAF_SLOT).map_err(|_| dangling())?;
-            let (key, value) = *self.leaves.get(i).ok_or_else(dangling)?;
-            Ok(MapNode::Leaf { key, value })
-        } else {
-            let i = usize::try_from(slot).map_err(|_| dangling())?;
-            let hash = *self.internal.get(i).ok_or_else(dangling)?;
-            Ok(MapNode::Internal { hash })
-        }
-    }
-
-    fn new_slot(&mut self, node: &MapNode) -> u64 {
-        match *node {
-            MapNode::Leaf { key, value } => {
-                if let Some(s) = self.free_leaves.pop() {
-                    if let Some(l) = self.leaves.get_mut(s as usize) {
-                        *l = (key, value);
-                        return s | LEAF_SLOT;
-                    }
-                }
-                self.leaves.push((key, value));
-                (self.leaves.len() as u64 - 1) | LEAF_SLOT
-            }
-            MapNode::Internal { hash } => {
-                if let Some(s) = self.free_internal.pop() {
-                    if let Some(h) = self.internal.get_mut(s as usize) {
-                        *h = hash;
-                        return s;
-                    }
-                }
-                self.internal.push(hash);
-                self.internal.len() as u64 - 1
-            }
-        }
-    }
-
     /// Stores `node` under `id`, over what was there (a leaf that gained a neighbour becomes an
     /// internal node under the same id).
-    fn write(&mut self, id: NodeId, node: MapNode) -> Result<(), MapError> {
-        let Some(short) = short_id(&id) else {
-            self.deep.insert(id, node);
-            return Ok(());
-        };
-        let old = self.index[shard_of(short)].get(&short).copied();
-        match (old, node) {
-            (Some(s), MapNode::Leaf { key, value }) if s & LEAF_SLOT != 0 => {
-                let i = usize::try_from(s & !LEAF_SLOT).map_err(|_| dangling())?;
-                *self.leaves.get_mut(i).ok_or_else(dangling)? = (key, value);
-            }
-            (Some(s), MapNode::Internal { hash }) if s & LEAF_SLOT == 0 => {
-                let i = usize::try_from(s).map_err(|_| dangling())?;
-                *self.internal.get_mut(i).ok_or_else(dangling)? = hash;
-            }
-            (old, node) => {
-                match old {
-                    Some(s) if s & LEAF_SLOT != 0 => self.free_leaves.push(s & !LEAF_SLOT),
-                    Some(s) => self.free_internal.push(s),
-                    None => {}
-                }
-                let slot = self.new_slot(&node);
-                self.index[shard_of(short)].insert(short, slot);
+    fn write(&mut self, id: NodeId, node: MapNode) {
+        match locate(&id) {
+            Some((page, place)) => self.pages.entry(page).or_default().put(place, node),
+            None => {
+                self.deep.insert(id, node);
             }
         }
-        Ok(())
     }
 
     /// Every stored node, in no particular order.
@@ -243,11 +310,10 @@ impl Nodes {
         &self,
         mut f: impl FnMut(NodeId, MapNode) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let bad = |e: MapError| std::io::Error::other(e.to_string());
-        for shard in &self.index {
-            for (&short, &slot) in shard {
-                let id = long_id(short).ok_or_else(|| bad(dangling()))?;
-                f(id, self.node_at(slot).map_err(bad)?)?;
+        let bad = || std::io::Error::other("a map page holds a node it cannot name");
+        for (&key, page) in &self.pages {
+            for (place, node) in page.places() {
+                f(node_id(key, place).ok_or_else(bad)?, node)?;
             }
         }
         for (id, node) in &self.deep {
@@ -259,13 +325,10 @@ impl Nodes {
 
 impl MapNodeReader for Nodes {
     fn read_node(&self, id: &NodeId) -> Result<Option<MapNode>, MapError> {
-        match short_id(id) {
-            Some(short) => match self.index[shard_of(short)].get(&short) {
-                Some(&slot) => self.node_at(slot).map(Some),
-                None => Ok(None),
-            },
-            None => Ok(self.deep.get(id).copied()),
-        }
+        Ok(match locate(id) {
+            Some((page, place)) => self.pages.get(&page).and_then(|p| p.get(place)),
+            None => self.deep.get(id).copied(),
+        })
     }
 }
 
@@ -424,7 +487,7 @@ impl MapState {
         }
         let up = map::update(self.th, &self.nodes, additions)?;
         for (id, node) in up.writes {
-            self.nodes.write(id, node)?;
+            self.nodes.write(id, node);
         }
         self.root = up.root;
         Ok(up.root)
@@ -533,7 +596,7 @@ impl MapState {
             let id = NodeId::from_bytes(&id)?;
             let len = r.u8().map_err(d)?;
             let node = MapNode::from_bytes(r.take(usize::from(len)).map_err(d)?)?;
-            nodes.write(id, node)?;
+            nodes.write(id, node);
         }
         if !r.done() {
             return Err(bad("trailing bytes"));
@@ -616,15 +679,23 @@ mod tests {
     }
 
     #[test]
-    fn short_ids_round_trip_and_deep_ones_do_not_pack() {
+    fn node_places_round_trip_and_deep_ones_have_none() {
         let k = [0xa5u8; 32];
-        for depth in [0u16, 1, 7, 8, 9, 55, 56] {
+        let mut places = std::collections::HashSet::new();
+        for depth in 0..DEEP {
             let id = NodeId::of(&k, depth).unwrap();
-            let short = short_id(&id).unwrap();
-            assert_eq!(long_id(short), Some(id));
+            let (page, place) = locate(&id).unwrap();
+            assert!(places.insert((page, place)), "depth {depth}");
+            assert_eq!(node_id(page, place), Some(id), "depth {depth}");
         }
-        assert_eq!(short_id(&NodeId::of(&k, 57).unwrap()), None);
-        assert_eq!(short_id(&NodeId::of(&k, 256).unwrap()), None);
+        // Every place of one page names a distinct node of that page.
+        let top = locate(&NodeId::ROOT).unwrap().0;
+        for place in 0..255u8 {
+            let id = node_id(top, place).unwrap();
+            assert_eq!(locate(&id), Some((top, place)));
+        }
+        assert_eq!(locate(&NodeId::of(&k, DEEP).unwrap()), None);
+        assert_eq!(locate(&NodeId::of(&k, 256).unwrap()), None);
     }
 
     /// Keys sharing long prefixes (deep nodes, and leaves that move deeper) and keys spread out,
@@ -657,7 +728,10 @@ mod tests {
             reference.apply(&adds).unwrap();
             same_nodes(&ours, &reference);
         }
-        assert!(!ours.nodes.deep.is_empty(), "some nodes are deeper than 56");
+        assert!(
+            !ours.nodes.deep.is_empty(),
+            "some nodes are at depth 64 or deeper"
+        );
         ours.set_position(index);
         let bytes = ours.encode_snapshot();
         let back = MapState::decode_snapshot(&bytes, th, "t").unwrap();
@@ -796,11 +870,11 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
-        /// Any sequence of batches over a small key set (so keys repeat and leaves move): the
-        /// nodes and root of the core's reference store.
+        /// Any sequence of batches over a small key set (so keys repeat, leaves move deeper and
+        /// pages fill up): the nodes and root of the core's reference store.
         #[test]
         fn any_batches_give_the_cores_nodes(
-            batches in proptest::collection::vec(proptest::collection::vec(0u64..24, 0..20), 1..8)
+            batches in proptest::collection::vec(proptest::collection::vec(0u64..400, 0..60), 1..8)
         ) {
             let th = TreeHash::Blake3;
             let mut ours = MapState::new(th);
