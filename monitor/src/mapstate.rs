@@ -265,7 +265,9 @@ impl Page {
 
 /// The map's nodes (see the module doc).
 struct Nodes {
-    pages: HashMap<u64, Page, Mix>,
+    // Boxed: a page is ~300 bytes, and a table of them inline would carry its load-factor slack
+    // at that size.
+    pages: HashMap<u64, Box<Page>, Mix>,
     deep: BTreeMap<NodeId, MapNode>,
 }
 
@@ -446,6 +448,8 @@ pub struct MapState {
     nodes: Nodes,
     root: Hash,
     position: u64,
+    /// Time spent in batch updates since [`MapState::take_update_time`] was last called.
+    update_time: std::time::Duration,
 }
 
 impl MapState {
@@ -456,6 +460,7 @@ impl MapState {
             nodes: Nodes::new(),
             root: map::EMPTY,
             position: 0,
+            update_time: std::time::Duration::ZERO,
         }
     }
 
@@ -485,12 +490,19 @@ impl MapState {
         if additions.is_empty() {
             return Ok(self.root);
         }
+        let t = std::time::Instant::now();
         let up = map::update(self.th, &self.nodes, additions)?;
         for (id, node) in up.writes {
             self.nodes.write(id, node);
         }
         self.root = up.root;
+        self.update_time += t.elapsed();
         Ok(up.root)
+    }
+
+    /// The time spent in batch updates since the last call (for the catch-up's stage times).
+    pub fn take_update_time(&mut self) -> std::time::Duration {
+        std::mem::take(&mut self.update_time)
     }
 
     /// Starts filing the leaves of one catch-up step, from index [`position`](Self::position)
@@ -609,6 +621,7 @@ impl MapState {
             nodes,
             root,
             position,
+            update_time: std::time::Duration::ZERO,
         };
         if map::map_root(th, &s.nodes)? != root {
             return Err(bad("the nodes do not hash to the recorded root"));

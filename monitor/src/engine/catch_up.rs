@@ -116,8 +116,8 @@ impl LogMonitor {
         let tm = std::mem::take(&mut self.timing);
         info!(
             log = %self.params.name,
-            "catch-up time: fetch {:.2} s, verify {:.2} s, rules {:.2} s, commit and deliver {:.2} s",
-            tm.fetch, tm.verify, tm.rules, tm.commit
+            "catch-up time: fetch {:.2} s, verify {:.2} s, rules and map {:.2} s (map updates {:.2} s), commit and deliver {:.2} s",
+            tm.fetch, tm.verify, tm.rules, tm.map, tm.commit
         );
         let root = self.frontier.root();
         if root != target.checkpoint.root {
@@ -241,6 +241,7 @@ impl LogMonitor {
         self.progress.entries_verified += verdicts.len() as u64;
         self.save_progress(&mut commit);
         self.timing.rules += t.elapsed().as_secs_f64();
+        self.timing.map += self.map.take_update_time().as_secs_f64();
         let t = Instant::now();
         cx.store.commit(commit)?;
         self.stale = false;
