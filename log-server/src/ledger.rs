@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use ledger_core::admission::{KeyRegistry, Policy};
+use ledger_core::admission::{verify_entry, KeyRegistry, Policy};
 use ledger_core::api::Receipt;
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use ledger_core::entry::Leaf;
+use ledger_core::entry::{Entry, Leaf};
 use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::map;
 use ledger_core::time::now_unix;
 use ledger_core::tree::{
     prove_inclusion, split_stored_hash_index, stored_hash_index, tree_root, HashReader, TreeError,
@@ -23,6 +24,7 @@ use ledger_core::{Hash, TreeHash};
 use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::lock::{CheckpointLock, LockError};
+use crate::map::{MapAt, MapVersions};
 use crate::metrics::Metrics;
 use crate::storage::{Meta, Storage, StorageError};
 
@@ -293,6 +295,7 @@ pub struct Ledger {
     lock: Option<CheckpointLock>,
     disk: Option<(PathBuf, u64)>,
     cache: HashCache,
+    map: MapVersions,
     witnesses: std::sync::OnceLock<WitnessInfo>,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
@@ -410,6 +413,7 @@ impl Ledger {
         }
         metrics.tree_size.store(head.size, Ordering::Relaxed);
         let cache = HashCache::load(storage.as_ref(), head.size)?;
+        let head_size = head.size;
         Ok(Ledger {
             storage,
             meta,
@@ -422,6 +426,7 @@ impl Ledger {
             lock,
             disk: guards.disk,
             cache,
+            map: MapVersions::new(head_size),
             witnesses: std::sync::OnceLock::new(),
             metrics,
         })
@@ -430,6 +435,21 @@ impl Ledger {
     /// The store.
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// The map (SPEC §9) as committed by the map leaf of the checkpoint of `size` leaves, which
+    /// must be a published head's size (see [`crate::map`]).
+    pub fn map_at(&self, size: u64) -> MapAt<'_> {
+        MapAt {
+            storage: self.storage.as_ref(),
+            versions: &self.map,
+            size,
+        }
+    }
+
+    /// The kept undos of the map, for the sequencer.
+    pub(crate) fn map_versions(&self) -> &MapVersions {
+        &self.map
     }
 
     /// A hash reader over the store and the in-memory hash cache.
@@ -717,9 +737,10 @@ fn check_against_lock(
 }
 
 /// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the
-/// log key, names the stored size, its root is the root of the stored hashes, and there is no leaf
-/// or hash beyond it (a batch is written together with its checkpoint, so any mismatch means the
-/// store was damaged outside the server).
+/// log key, names the stored size, its root is the root of the stored hashes, there is no leaf
+/// or hash beyond it, and the stored map is the one the last leaf commits (a batch is written
+/// together with its checkpoint and map, so any mismatch means the store was damaged outside the
+/// server).
 fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Result<Head, OpenError> {
     let bad = |s: String| OpenError::Inconsistent(s);
     let (size, cp_bytes) = storage
@@ -751,6 +772,7 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
             "a leaf exists at index {size}, beyond the signed checkpoint"
         )));
     }
+    check_map(storage, meta, vkey, size)?;
     let checkpoint =
         String::from_utf8(cp_bytes).map_err(|_| bad("stored checkpoint is not UTF-8".into()))?;
     Ok(Head {
@@ -759,4 +781,60 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
         checkpoint: checkpoint.into(),
         signed: cp,
     })
+}
+
+/// The stored map is the map of the stored head (SPEC §9): the head's last leaf is a log-signed map
+/// leaf at its own index whose root is the stored nodes' root (the empty map for the empty log).
+/// O(1): the nodes were written in the same atomic commit as that leaf, so the root's node is the
+/// witness of the whole commit; a rebuild from the entries is the monitor's job.
+fn check_map(
+    storage: &dyn Storage,
+    meta: &Meta,
+    vkey: &VerifierKey,
+    size: u64,
+) -> Result<(), OpenError> {
+    let bad = |s: String| OpenError::Inconsistent(s);
+    let stored = map::map_root(meta.hash, &MapRootReader(storage))
+        .map_err(|e| bad(format!("the stored map: {e}")))?;
+    let Some(last) = size.checked_sub(1) else {
+        if stored != map::EMPTY {
+            return Err(bad("the empty log has a non-empty stored map".into()));
+        }
+        return Ok(());
+    };
+    let bytes = storage
+        .leaf(last)?
+        .ok_or_else(|| bad(format!("leaf {last} is missing")))?;
+    let leaf = Leaf::parse(&bytes).map_err(|e| bad(format!("leaf {last}: {e}")))?;
+    let Entry::Map(m) = leaf.entry() else {
+        return Err(bad(format!(
+            "the checkpoint's last leaf ({last}) is a {}, not a map leaf",
+            leaf.entry().kind()
+        )));
+    };
+    verify_entry(&leaf, &KeyRegistry::new(vkey.clone()).at(last))
+        .map_err(|e| bad(format!("map leaf {last}: {e}")))?;
+    if m.size != last {
+        return Err(bad(format!(
+            "the map leaf at index {last} says size {}",
+            m.size
+        )));
+    }
+    if m.root != stored {
+        return Err(bad(format!(
+            "the stored map's root differs from the root in the map leaf at index {last}"
+        )));
+    }
+    Ok(())
+}
+
+/// The store's map nodes as a [`map::MapNodeReader`] (at start, before any batch).
+struct MapRootReader<'a>(&'a dyn Storage);
+
+impl map::MapNodeReader for MapRootReader<'_> {
+    fn read_node(&self, id: &map::NodeId) -> Result<Option<map::MapNode>, map::MapError> {
+        self.0
+            .map_node(id)
+            .map_err(|e| map::MapError::Storage(e.to_string()))
+    }
 }

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lock;
 pub mod lookup;
+pub mod map;
 pub mod metrics;
 pub mod pool;
 pub mod problem;

@@ -1,8 +1,9 @@
 //! The Discovery Provider answer (SPEC §5 `GET /v1/lookup`, verified by clients per §6), built by
 //! [`ledger_core::lookup::build_answer`] — the same code the test doubles use — over the store:
-//! every leaf for one SII in log order, the current mappings by `state::fold`, the enroll leaves in
-//! force for every signer of those entries and of their attestations, and every inclusion proof
-//! against ONE checkpoint (the head taken at the start of the request).
+//! every leaf for one SII in log order, the current mappings by `state::fold`, every enroll leaf of
+//! every signer of those entries and of their attestations, every inclusion proof against ONE
+//! checkpoint (the head taken at the start of the request), and the map proofs (SPEC §9) from the
+//! map of exactly that checkpoint ([`Ledger::map_at`]).
 
 use ledger_core::entry::Leaf;
 use ledger_core::lookup::{build_answer, AnswerSource};
@@ -19,9 +20,11 @@ impl AnswerSource for Ledger {
         Ledger::tree_hash(self)
     }
 
-    fn map_proof(&self, _key: &Hash, _size: u64) -> Result<ledger_core::map::MapProof, LogError> {
-        // Work in progress (issue #12): the stored map lands with the sequencer change.
-        Err(LogError::Storage("the map is not stored yet".into()))
+    fn map_proof(&self, key: &Hash, size: u64) -> Result<ledger_core::map::MapProof, LogError> {
+        let th = Ledger::tree_hash(self);
+        ledger_core::map::prove(th, &self.map_at(size), key)
+            .map(|p| p.proof)
+            .map_err(|e| LogError::Storage(format!("map proof: {e}")))
     }
 
     fn leaf(&self, index: u64) -> Result<Vec<u8>, LogError> {
@@ -36,7 +39,17 @@ impl AnswerSource for Ledger {
 }
 
 /// Builds the lookup answer for `sii` against the current head, folding at time `now`.
+///
+/// A lookup that fell more than [`crate::map::KEEP`] batches behind the sequencer while reading
+/// the map is answered again against the newest head (once; see [`crate::map`]).
 pub fn lookup(ledger: &Ledger, sii: &Sii, now: u64) -> Result<LookupAnswer, LogError> {
+    match lookup_at_head(ledger, sii, now) {
+        Err(LogError::Storage(_)) if !ledger.failed() => lookup_at_head(ledger, sii, now),
+        other => other,
+    }
+}
+
+fn lookup_at_head(ledger: &Ledger, sii: &Sii, now: u64) -> Result<LookupAnswer, LogError> {
     let head = ledger.head();
     let registry = ledger.registry();
     let indices = ledger.storage().sii_indices(sii.as_str())?;

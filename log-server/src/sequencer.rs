@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ledger_core::admission::{verify_entry, KeyLookup, KeyRegistry, Refusal, Signers};
-use ledger_core::entry::{Entry, Leaf, Role};
+use ledger_core::entry::{Entry, Leaf, MapLeaf, Role};
 use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::map::{self, MapAddition};
 use ledger_core::tree::{stored_hash_count, stored_hashes, Frontier, HashReader, TreeError};
 use ledger_core::Hash;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,6 +24,7 @@ use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
+use crate::map::Recording;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -118,6 +120,9 @@ enum BatchError {
     /// The store failed: the sequencer stops (fail-stop).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The stored map could not be read or is corrupt: the sequencer stops (fail-stop).
+    #[error("the map: {0}")]
+    Map(String),
     /// The checkpoint lock could not be written (or another process changed it): fail-stop, the
     /// batch is durable but its checkpoint is not published.
     #[error(transparent)]
@@ -378,13 +383,19 @@ impl Sequencer {
     /// 1. Order and re-check the batch in memory (duplicates, key validity at the final index,
     ///    enrollments earlier in the batch). *Crash: nothing was written; no waiter was answered,
     ///    so clients retry; the store still ends at the last signed checkpoint.*
-    /// 2. Compute the new leaves' stored hashes (reading earlier ones through an overlay of this
-    ///    batch over the store) and the new root, in memory. *Crash: as in step 1.*
+    /// 2. File the new leaves in the map (SPEC §9: [`ledger_core::map::update`] over the stored
+    ///    nodes, which are the map of the stored head), sign the map leaf committing its new root
+    ///    at its own index, the batch's last; then compute the new leaves' stored hashes (reading
+    ///    earlier ones through an overlay of this batch over the store) and the new root, in
+    ///    memory. *Crash: as in step 1.*
     /// 3. Sign the checkpoint for the new size and root, in memory. *Crash: the signed checkpoint
     ///    was never stored nor shown to anyone, so no one can hold a checkpoint the store lacks.*
-    /// 4. Write leaves, hashes, leaf-hash and SII indices, enrollments and the checkpoint in ONE
-    ///    atomic sled batch. *Crash: sled recovers either the whole batch or none of it, so the
-    ///    stored tree always hashes to the stored checkpoint; no waiter was answered yet.*
+    /// 4. Record the map nodes the batch overwrites ([`crate::map`], in memory, for lookups still
+    ///    on the old head), then write leaves, hashes, leaf-hash and SII indices, enrollments, the
+    ///    map's changed nodes and the checkpoint in ONE atomic sled batch. *Crash: sled recovers
+    ///    either the whole batch or none of it, so the stored tree always hashes to the stored
+    ///    checkpoint and the stored map is always the one its last map leaf commits (checked at
+    ///    start); no waiter was answered yet.*
     /// 5. Sync the store to disk (`flush`). *Crash before it returns: as in step 4 — the batch is
     ///    atomic; if it survived, the log simply has leaves nobody got a receipt for, which a
     ///    resubmission of the same bytes finds (idempotence).*
@@ -424,6 +435,7 @@ impl Sequencer {
 
         // Step 1: order and re-check.
         let mut leaves: Vec<NewLeaf> = Vec::new();
+        let mut additions: Vec<MapAddition> = Vec::new();
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut pending: Vec<(u64, Role, VerifierKey)> = Vec::new();
         for sub in batch {
@@ -456,6 +468,7 @@ impl Sequencer {
                 pending.push((index, e.role, e.key.clone()));
             }
             in_batch.insert(sub.leaf_hash, index);
+            additions.extend(map::addition(th, index, &sub.leaf_hash, sub.leaf.entry()));
             leaves.push(NewLeaf {
                 index,
                 bytes: sub.leaf.bytes().to_vec(),
@@ -477,7 +490,34 @@ impl Sequencer {
             return (replies, Ok(self.ledger.head()));
         }
 
-        // Step 2: stored hashes and the new root.
+        // Step 2: the map and its leaf, then the stored hashes and the new root.
+        let recording = Recording::new(storage);
+        let map_update = match map::update(th, &recording, &additions) {
+            Ok(u) => u,
+            Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
+        };
+        let undo = match recording.undo(&map_update.writes) {
+            Ok(u) => u,
+            Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
+        };
+        let map_index = old_size + leaves.len() as u64;
+        let map_leaf = match Leaf::sign(
+            Entry::Map(MapLeaf {
+                size: map_index,
+                root: map_update.root,
+            }),
+            &self.signer,
+        ) {
+            Ok(l) => l,
+            Err(e) => return (replies, Err(BatchError::Signing(e.to_string()))),
+        };
+        leaves.push(NewLeaf {
+            index: map_index,
+            leaf_hash: th.leaf_hash(map_leaf.bytes()),
+            bytes: map_leaf.bytes().to_vec(),
+            sii: None,
+            enroll: false,
+        });
         let hashes_start = stored_hash_count(old_size);
         let mut new_hashes: Vec<Hash> = Vec::with_capacity(leaves.len() * 2 + 8);
         let mut frontier = self.frontier.clone();
@@ -511,8 +551,11 @@ impl Sequencer {
             hashes: new_hashes,
             size: new_size,
             checkpoint: checkpoint.as_bytes().to_vec(),
+            map: map_update.writes,
         };
         let prepared = Instant::now();
+        // Lookups against the old head keep reading its map while the store moves on.
+        self.ledger.map_versions().push(old_size, new_size, undo);
         if let Err(e) = storage.commit(&commit) {
             return (replies, Err(e.into()));
         }
@@ -736,7 +779,8 @@ mod tests {
         // The same claim twice in one batch.
         let (s4, r4) = submission(&ledger, &c1, msp_signers(&k1));
         let head = run(&mut seq, vec![s1, s2, s3, s4]);
-        assert_eq!(head.size, 2);
+        // Two leaves and the batch's map leaf.
+        assert_eq!(head.size, 3);
         assert_eq!(answer(r1).expect("enroll").index, 0);
         let a2 = answer(r2).expect("claim");
         assert_eq!((a2.index, a2.duplicate), (1, false));
@@ -771,24 +815,24 @@ mod tests {
         let (s3, r3) = submission(&ledger, &new, msp_signers(&k1b));
         let (s4, r4) = submission(&ledger, &c1, msp_signers(&k1));
         let head = run(&mut seq, vec![s1, s2, s3, s4]);
-        assert_eq!(head.size, 4);
-        assert_eq!(answer(r1).expect("re-enroll").index, 2);
+        assert_eq!(head.size, 6);
+        assert_eq!(answer(r1).expect("re-enroll").index, 3);
         assert_eq!(
             crate::problem::ApiError::from(answer(r2).expect_err("old key")).kind,
             ProblemType::UnknownSigner
         );
-        assert_eq!(answer(r3).expect("new key").index, 3);
+        assert_eq!(answer(r3).expect("new key").index, 4);
         let a4 = answer(r4).expect("stored duplicate");
         assert_eq!((a4.index, a4.duplicate), (1, true));
 
         // The published registry now has both enrollments, by index.
         let reg = ledger.registry();
         assert_eq!(
-            reg.key_at(Role::Msp, "msp-a.example", 2),
+            reg.key_at(Role::Msp, "msp-a.example", 3),
             Some(&k1.verifier())
         );
         assert_eq!(
-            reg.key_at(Role::Msp, "msp-a.example", 3),
+            reg.key_at(Role::Msp, "msp-a.example", 4),
             Some(&k1b.verifier())
         );
         // And admission against the new snapshot refuses the old key outright.
@@ -836,7 +880,7 @@ mod tests {
             .expect("answered in time")
             .expect("sent")
             .expect("appended");
-        assert_eq!((done.index, done.head.size), (0, 1));
+        assert_eq!((done.index, done.head.size), (0, 2));
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         drop(handle);
         task.await
@@ -852,7 +896,17 @@ mod tests {
             let e = enroll_leaf(&log, Role::Msp, &msp, t);
             let (s, _r) = submission(&ledger, &e, log_signers(&ledger));
             run(&mut seq, vec![s]);
-            let mut leaves = vec![e.clone()];
+            let map_leaf = |size: u64| {
+                Leaf::parse(
+                    &ledger
+                        .storage()
+                        .leaf(size - 1)
+                        .expect("read")
+                        .expect("stored"),
+                )
+                .expect("parses")
+            };
+            let mut leaves = vec![e.clone(), map_leaf(2)];
             // Batches of uneven sizes, so that subtrees complete inside and across batches.
             for (b, n) in [1usize, 2, 3, 5, 8, 13, 21, 40].into_iter().enumerate() {
                 let mut subs = Vec::new();
@@ -869,7 +923,27 @@ mod tests {
                     subs.push(submission(&ledger, &c, msp_signers(&msp)).0);
                 }
                 let head = run(&mut seq, subs);
+                leaves.push(map_leaf(head.size));
                 assert_eq!(head.size, leaves.len() as u64);
+                // Every batch ends in a map leaf at its own index, whose root is the map rebuilt
+                // from scratch from every leaf before it, and the stored nodes are that map's.
+                let mut rebuilt = ledger_core::map::MemoryMapStore::new(hash);
+                for (i, l) in leaves.iter().enumerate() {
+                    let lh = hash.leaf_hash(l.bytes());
+                    if let Some(a) = ledger_core::map::addition(hash, i as u64, &lh, l.entry()) {
+                        rebuilt.apply(&[a]).expect("rebuild");
+                    }
+                }
+                let Entry::Map(m) = leaves.last().expect("leaf").entry() else {
+                    panic!("the batch does not end in a map leaf");
+                };
+                assert_eq!(
+                    (m.size, m.root),
+                    (head.size - 1, rebuilt.root().expect("root"))
+                );
+                for (id, node) in rebuilt.nodes() {
+                    assert_eq!(ledger.storage().map_node(id).expect("node"), Some(*node));
+                }
                 // The root from the stored hashes equals a fresh in-memory tree's.
                 let mut mem = ledger_core::tree::MemoryHashStore::new(hash);
                 for l in &leaves {

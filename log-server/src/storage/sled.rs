@@ -11,19 +11,25 @@
 //! | `X` ‖ leaf hash                  | index                                                   |
 //! | `S` ‖ SII ‖ `0x00` ‖ index       | empty (SIIs never contain `0x00`)                       |
 //! | `E` ‖ index                      | empty (an enroll leaf)                                  |
+//! | `N` ‖ map node id (34 bytes)     | the map node (`MapNode::to_bytes`), SPEC §9             |
 //! | `M:meta`                         | JSON [`Meta`]                                           |
 //! | `M:head`                         | size ‖ signed checkpoint note                           |
-//! | `M:layout`                       | the layout version, `2`                                 |
+//! | `M:layout`                       | the layout version, `3`                                 |
 //!
 //! Leaves and stored hashes are written once, in order, so they are kept in small groups: a batch
 //! of 256 claims writes ~25 group records instead of ~770 single ones (sled rewrites a node per
 //! insert; per-key inserts were ~20% of the server's CPU), and the group being filled is read and
 //! rewritten whole (at most 15 leaves or 63 hashes of it), which bounds the extra bytes written
-//! when a quiet log commits one leaf at a time. Layout 1 (one key per leaf and per hash) is not
-//! read: a data folder written by it is refused at start.
+//! when a quiet log commits one leaf at a time. Map nodes change in place (an update rewrites the
+//! nodes on the touched keys' paths), so they are one record each.
+//!
+//! Older layouts are not read: a data folder written by layout 1 (one key per leaf and per hash) or
+//! layout 2 (before the verifiable map: its checkpoints do not end in map leaves, so its lookups
+//! cannot prove completeness) is refused at start.
 
 use std::path::Path;
 
+use ledger_core::map::{MapNode, NodeId};
 use ledger_core::Hash;
 
 use super::{Commit, Meta, Storage, StorageError};
@@ -35,10 +41,11 @@ const LEAVES_PER_GROUP: u64 = 16;
 /// Stored hashes per `T` record.
 const HASHES_PER_GROUP: u64 = 64;
 const LAYOUT_KEY: &[u8] = b"M:layout";
-const LAYOUT: u8 = 2;
+const LAYOUT: u8 = 3;
 const LEAF_INDEX: u8 = b'X';
 const SII: u8 = b'S';
 const ENROLL: u8 = b'E';
+const MAP_NODE: u8 = b'N';
 const META_KEY: &[u8] = b"M:meta";
 const HEAD_KEY: &[u8] = b"M:head";
 
@@ -63,6 +70,13 @@ fn key_hash(prefix: u8, h: &Hash) -> [u8; 33] {
     let mut k = [0u8; 33];
     k[0] = prefix;
     k[1..].copy_from_slice(h);
+    k
+}
+
+fn map_node_key(id: &NodeId) -> [u8; 35] {
+    let mut k = [0u8; 35];
+    k[0] = MAP_NODE;
+    k[1..].copy_from_slice(&id.to_bytes());
     k
 }
 
@@ -236,14 +250,24 @@ impl Storage for SledStorage {
         };
         let layout = self.db.get(LAYOUT_KEY).map_err(db_err)?;
         if layout.as_deref() != Some(&[LAYOUT][..]) {
+            let found = match layout.as_deref() {
+                None => "1".to_string(),
+                Some([v]) => v.to_string(),
+                Some(other) => format!("{other:?}"),
+            };
+            let why = if found == "2" {
+                " (written before the verifiable map of SPEC §9: its checkpoints do not end in \
+                 map leaves, so its lookups cannot prove they are complete)"
+            } else {
+                ""
+            };
             return Err(StorageError::Corrupt {
                 key: "layout".into(),
                 reason: format!(
-                    "this data folder has storage layout {}, this log-server reads layout {LAYOUT} \
-                     only (no migration: start a new log in another --data folder)",
-                    layout
-                        .as_deref()
-                        .map_or("1".to_string(), |v| format!("{v:?}"))
+                    "this data folder has storage layout {found}{why}; this log-server reads \
+                     layout {LAYOUT} only. There is no migration: start a new log (a new --data \
+                     folder and a new log key, so that clients and witnesses pin it afresh), and \
+                     keep serving the old one with the log-server release that wrote it"
                 ),
             });
         }
@@ -374,8 +398,24 @@ impl Storage for SledStorage {
             .collect()
     }
 
+    fn map_node(&self, id: &NodeId) -> Result<Option<MapNode>, StorageError> {
+        self.db
+            .get(map_node_key(id))
+            .map_err(db_err)?
+            .map(|v| {
+                MapNode::from_bytes(&v).map_err(|e| StorageError::Corrupt {
+                    key: format!("map node at depth {}", id.depth()),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
     fn commit(&self, commit: &Commit) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
+        for (id, node) in &commit.map {
+            batch.insert(&map_node_key(id)[..], node.to_bytes());
+        }
         for leaf in &commit.leaves {
             batch.insert(
                 &key_hash(LEAF_INDEX, &leaf.leaf_hash)[..],
@@ -461,8 +501,14 @@ mod tests {
             hashes: vec![[1; 32], [2; 32], [3; 32]],
             size: 4,
             checkpoint: b"cp4".to_vec(),
+            map: map_writes(),
         };
         s.commit(&c).expect("commit");
+        for (id, node) in &c.map {
+            assert_eq!(s.map_node(id).expect("map node"), Some(*node));
+        }
+        let absent = ledger_core::map::NodeId::of(&[0xff; 32], 3).expect("id");
+        assert_eq!(s.map_node(&absent).expect("map node"), None);
         assert_eq!(s.head().expect("head"), Some((4, b"cp4".to_vec())));
         assert_eq!(s.leaf(1).expect("leaf"), Some(b"leaf 1".to_vec()));
         assert_eq!(s.leaf(4).expect("leaf"), None);
@@ -483,6 +529,20 @@ mod tests {
         assert!(s.size_on_disk().expect("disk") > 0);
     }
 
+    /// The nodes of a two-key map (a real update, so the ids and nodes are canonical).
+    fn map_writes() -> Vec<(NodeId, MapNode)> {
+        let th = TreeHash::Blake3;
+        let store = ledger_core::map::MemoryMapStore::new(th);
+        let add = |key: u8, index| ledger_core::map::MapAddition {
+            key: [key; 32],
+            index,
+            leaf_hash: [index as u8; 32],
+        };
+        ledger_core::map::update(th, &store, &[add(0x01, 1), add(0x80, 2)])
+            .expect("update")
+            .writes
+    }
+
     #[test]
     fn reopen_sees_committed_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -495,6 +555,7 @@ mod tests {
                 hashes: vec![[7; 32]],
                 size: 1,
                 checkpoint: b"cp1".to_vec(),
+                map: Vec::new(),
             })
             .expect("commit");
         }
@@ -539,6 +600,7 @@ mod tests {
                 hashes: new_hashes.clone(),
                 size: start + n as u64,
                 checkpoint: b"cp".to_vec(),
+                map: Vec::new(),
             })
             .expect("commit");
             leaves.extend(new.into_iter().map(|l| l.bytes));
@@ -579,7 +641,16 @@ mod tests {
         s.create(&meta(), b"cp0").expect("create");
         s.db.remove(LAYOUT_KEY).expect("remove");
         let err = s.meta().expect_err("layout 1 refused").to_string();
-        assert!(err.contains("storage layout 1"), "{err}");
-        assert!(err.contains("reads layout 2"), "{err}");
+        assert!(err.contains("storage layout 1;"), "{err}");
+        assert!(err.contains("reads layout 3"), "{err}");
+        s.db.insert(LAYOUT_KEY, &[2u8][..]).expect("insert");
+        let err = s.meta().expect_err("layout 2 refused").to_string();
+        assert!(
+            err.contains("storage layout 2 (written before the verifiable map"),
+            "{err}"
+        );
+        assert!(err.contains("start a new log"), "{err}");
+        s.db.insert(LAYOUT_KEY, &[3u8][..]).expect("insert");
+        assert!(s.meta().expect("layout 3 read").is_some());
     }
 }
