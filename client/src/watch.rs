@@ -314,19 +314,14 @@ fn alert_for(
                 let t: Vec<&str> = c.tags.iter().map(|t| t.as_str()).collect();
                 format!(" (tags {})", t.join(","))
             };
-            let what = format!("claim of {sii} for {}{tags}", c.ssi);
+            let mut what = format!("claim of {sii} for {}{tags}", c.ssi);
             let kind = if !policy.allowed.is_empty() && !policy.allowed.contains(&c.msp) {
+                what.push_str(&format!("; {} is not an allowed MSP", c.msp));
                 AlertKind::UnexpectedClaimant
             } else if c.attestation.is_none() {
                 AlertKind::UnattestedClaim
             } else {
                 AlertKind::NewEntry
-            };
-            let what = match kind {
-                AlertKind::UnexpectedClaimant => {
-                    format!("{what} by {}, which is not an allowed MSP", c.msp)
-                }
-                _ => format!("{what} by {}", c.msp),
             };
             (kind, Some(c.msp.to_string()), what)
         }
