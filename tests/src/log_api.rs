@@ -1,5 +1,6 @@
 //! The HTTP helpers of [`TestLog`]: SPEC §5 requests answered with the `ledger_core::api` wire
-//! types, and [`TestLog::verify_tree`], which recomputes a checkpoint's root from the tiles.
+//! types, [`TestLog::verify_tree`], which recomputes a checkpoint's root from the tiles, and
+//! [`assert_map_rebuilds`], which recomputes every map leaf's root from the leaves before it.
 
 use std::time::Duration;
 
@@ -7,12 +8,14 @@ use ledger_core::api::{
     ConsistencyProof, EntriesPage, InclusionProof, Info, LookupAnswer, Receipt,
 };
 use ledger_core::checkpoint::SignedCheckpoint;
-use ledger_core::entry::{Leaf, Role};
+use ledger_core::entry::{Entry, Leaf, Role};
 use ledger_core::key::{SignerKey, VerifierKey};
+use ledger_core::map::{self, MemoryMapStore};
 use ledger_core::tile::{
     decode_entry_bundle, entry_bundles_for_size, tiles_for_size, Tile, TileHashReader,
 };
 use ledger_core::tree::{tree_root, verify_consistency, MemoryHashStore};
+use ledger_core::TreeHash;
 
 use crate::*;
 
@@ -263,6 +266,16 @@ impl TestLog {
         }
     }
 
+    /// How many of the log's leaves are entries: every leaf but the map leaves that close the
+    /// batches (SPEC §9), whose number depends on how submissions fell into batches.
+    pub fn entry_count(&self) -> u64 {
+        let size = self.info().size;
+        self.all_entries(size)
+            .iter()
+            .filter(|l| !is_map_leaf(l.as_bytes()))
+            .count() as u64
+    }
+
     /// `GET /v1/lookup?sii=<sii>` (URL-encoded); the raw response.
     pub fn lookup_raw(&self, sii: &str) -> Response {
         self.get(&format!("/v1/lookup?sii={}", url_encode(sii)))
@@ -352,4 +365,44 @@ impl TestLog {
         );
         leaves
     }
+}
+
+/// Whether `leaf` is a map leaf (SPEC §3 `map`).
+pub fn is_map_leaf(leaf: &[u8]) -> bool {
+    Leaf::parse(leaf).is_ok_and(|l| matches!(l.entry(), Entry::Map(_)))
+}
+
+/// Rebuilds the map (SPEC §9) from `leaves` (a log's leaves from index 0, in order) as a monitor
+/// does, and asserts that every map leaf among them is at its own index (`size`) and commits the
+/// root of the map of every leaf before it, and that the last leaf is a map leaf (every
+/// checkpoint of size > 0 ends in one). Returns the rebuilt map and the number of map leaves.
+pub fn assert_map_rebuilds(th: TreeHash, leaves: &[Vec<u8>]) -> (MemoryMapStore, usize) {
+    let mut rebuilt = MemoryMapStore::new(th);
+    let mut map_leaves = 0;
+    for (i, bytes) in leaves.iter().enumerate() {
+        let leaf = Leaf::parse(bytes).unwrap_or_else(|e| panic!("leaf {i}: {e}"));
+        if let Entry::Map(m) = leaf.entry() {
+            assert_eq!(
+                m.size, i as u64,
+                "the map leaf at index {i} says size {}",
+                m.size
+            );
+            assert_eq!(
+                m.root,
+                rebuilt.root().expect("in-memory map"),
+                "the map leaf at index {i} does not commit the map of the leaves before it"
+            );
+            map_leaves += 1;
+        } else if let Some(a) = map::addition(th, i as u64, &th.leaf_hash(bytes), leaf.entry()) {
+            rebuilt.apply(&[a]).expect("in-memory map");
+        }
+    }
+    if let Some(last) = leaves.last() {
+        assert!(
+            is_map_leaf(last),
+            "the checkpoint of size {} does not end in a map leaf",
+            leaves.len()
+        );
+    }
+    (rebuilt, map_leaves)
 }

@@ -224,6 +224,25 @@ fn bad_submissions_get_the_right_problem_and_store_nothing() {
         log.add_raw(g.note().text().to_string() + "\n"),
     );
     c.add("plain text", 400, "malformed", log.add_raw("hello world\n"));
+    // A map leaf is appended by the log itself (SPEC §3, §9), never submitted; the exact bytes
+    // of one the log appended are a resubmission of an existing leaf (its receipt, nothing new).
+    let size_now = log.info().size;
+    let map_text = format!(
+        "mimi-ledger/v1 map\nsize {size_now}\nroot {}\n",
+        ledger_e2e::b64(&[0u8; 32])
+    );
+    c.add(
+        "a submitted map leaf",
+        400,
+        "bad-request",
+        log.add_raw(sign_text(&map_text, &msp_a)),
+    );
+    let last = log.entries(size_now - 1, 1).entries.remove(0);
+    assert!(ledger_e2e::is_map_leaf(last.leaf.as_bytes()));
+    let again = log
+        .submit(last.leaf.as_bytes())
+        .expect("an existing leaf's bytes");
+    assert_eq!(again.index, size_now - 1);
     c.add(
         "unknown entry kind",
         400,
@@ -1100,7 +1119,7 @@ fn overloaded_when_the_queue_is_full() {
         );
     }
     assert_eq!(
-        log.info().size,
+        log.entry_count(),
         1 + ok,
         "only admitted submissions are stored"
     );
@@ -1186,7 +1205,7 @@ fn rate_limited_writes_get_429_with_retry_after_and_store_nothing() {
 
     let size = log.info().size;
     assert_eq!(
-        size,
+        log.entry_count(),
         1 + claims_ok.len() as u64 + enrolls_ok.len() as u64,
         "only admitted writes are stored"
     );
@@ -1205,5 +1224,6 @@ fn rate_limited_writes_get_429_with_retry_after_and_store_nothing() {
             "still rate-limited 20 s after Retry-After"
         );
     }
-    assert_eq!(log.info().size, size + 1);
+    // The leaf and its batch's map leaf.
+    assert_eq!(log.info().size, size + 2);
 }

@@ -62,7 +62,10 @@ fn run(th: TreeHash) {
         log.enroll(Role::Msp, m);
     }
     let after_enroll = log.checkpoint();
-    assert_eq!(after_enroll.checkpoint.size, 3, "three enroll leaves");
+    assert_eq!(
+        after_enroll.checkpoint.size, 6,
+        "three enroll leaves, each closed by its batch's map leaf"
+    );
     seen.push(after_enroll);
 
     // Submit CLAIMS claims from THREADS threads (so that batches of several form), checking each
@@ -105,7 +108,8 @@ fn run(th: TreeHash) {
         seen.push(log.verify_checkpoint(r.checkpoint.as_bytes()));
     }
 
-    // Indices: distinct, after the enrolls, and exactly 3..3+CLAIMS.
+    // Indices: distinct and after the enrolls; every other index up to the size is a map leaf
+    // (checked below, once the leaves are read back).
     let mut by_index: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, r) in &receipts {
         assert!(
@@ -114,21 +118,30 @@ fn run(th: TreeHash) {
             r.index
         );
     }
-    let expected: Vec<u64> = (3..3 + CLAIMS as u64).collect();
-    assert_eq!(
-        by_index.keys().copied().collect::<Vec<_>>(),
-        expected,
-        "receipt indices"
+    assert!(
+        by_index.keys().next().is_some_and(|first| *first >= 6),
+        "receipt indices start after the enrolls"
     );
 
     let cp = log.checkpoint();
     let size = cp.checkpoint.size;
-    assert_eq!(size, 3 + CLAIMS as u64);
+    assert!(
+        size > 6 + CLAIMS as u64,
+        "claims and their batches' map leaves"
+    );
     assert_eq!(log.info().size, size, "/v1/info size = checkpoint size");
     seen.push(cp.clone());
 
     // The tree: entry bundles and tiles (full and partial, level 0 and 1) give the checkpoint root.
     let stored = log.verify_tree(&cp);
+    for (i, leaf) in stored.iter().enumerate().skip(6) {
+        assert_ne!(
+            by_index.contains_key(&(i as u64)),
+            ledger_e2e::is_map_leaf(leaf),
+            "index {i} is either a receipt's claim or a map leaf"
+        );
+    }
+    ledger_e2e::assert_map_rebuilds(th, &stored);
     for (&index, &i) in &by_index {
         assert_eq!(
             stored[index as usize],
@@ -350,7 +363,7 @@ fn a_lone_add_on_an_idle_log_is_answered_quickly() {
     let t0 = std::time::Instant::now();
     let r = log.submit_ok(&leaf);
     let took = t0.elapsed();
-    assert_eq!(r.index, 1);
+    assert_eq!(r.index, 2);
     assert!(
         took < std::time::Duration::from_secs(1),
         "a lone /v1/add took {took:?}"

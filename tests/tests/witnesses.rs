@@ -348,7 +348,7 @@ fn a_rolled_back_store_and_lock_are_refused_by_the_witnesses() {
     assert_eq!(exited.status.code(), Some(1), "{}", exited.output);
     assert!(
         exited.output.contains(&format!(
-            "has cosigned a checkpoint of size {newest} of this log, but the store holds only 4 entries"
+            "has cosigned a checkpoint of size {newest} of this log, but the store holds only 8 entries"
         )),
         "{}",
         exited.output
