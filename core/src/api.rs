@@ -422,11 +422,14 @@ pub enum AlertKind {
     SplitView,
     /// No new checkpoint for longer than configured.
     LogStalled,
+    /// A watched SII has a new entry (claim, revoke or opt-out) that no other kind describes: the
+    /// plain change an owner watching its own SIIs is told about (`ledger watch`).
+    NewEntry,
 }
 
 impl AlertKind {
     /// Every kind, for metrics.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::UnexpectedClaimant,
         AlertKind::ConflictingClaim,
         AlertKind::UnattestedClaim,
@@ -438,6 +441,7 @@ impl AlertKind {
         AlertKind::InconsistentCheckpoint,
         AlertKind::SplitView,
         AlertKind::LogStalled,
+        AlertKind::NewEntry,
     ];
 
     /// The wire name (`unexpected-claimant`, ...).
@@ -454,6 +458,7 @@ impl AlertKind {
             AlertKind::InconsistentCheckpoint => "inconsistent-checkpoint",
             AlertKind::SplitView => "split-view",
             AlertKind::LogStalled => "log-stalled",
+            AlertKind::NewEntry => "new-entry",
         }
     }
 
@@ -470,7 +475,7 @@ impl AlertKind {
             | AlertKind::UnattestedClaim
             | AlertKind::ClaimBurst
             | AlertKind::LogStalled => Severity::Warning,
-            AlertKind::RevokedByProver => Severity::Info,
+            AlertKind::RevokedByProver | AlertKind::NewEntry => Severity::Info,
         }
     }
 }
