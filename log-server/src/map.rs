@@ -7,8 +7,9 @@
 //! values at start and checks the root against the last map leaf; the sequencer then updates them
 //! in memory. Storing the nodes in sled instead took one insert per node on every touched key's
 //! path (~20 at 1M keys) and made a batch's commit 6× slower (docs/benchmarks.md), for nothing a
-//! restart cannot recompute. Memory is about 2 nodes per key (~250 bytes per key with the map's
-//! overhead).
+//! restart cannot recompute. In memory the tree is kept as [`Nodes`]: the internal nodes' hashes
+//! by id, and the keys' values in key order — a leaf's position is not stored, it is where its
+//! key is alone — about 200 bytes per key, where a map of every node by id took 2–3× that.
 //!
 //! **Which version a lookup reads.** A lookup answers against the *published* head, which trails
 //! the sequencer by one batch between a commit and its publication (sync, checkpoint lock,
@@ -23,7 +24,7 @@
 //! kept undo gets [`MapError::Storage`] and the lookup retries against the newest head.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use ledger_core::map::{self, MapError, MapNode, MapNodeReader, MapValue, NodeId};
@@ -51,10 +52,60 @@ struct Kept {
     latest: u64,
 }
 
+/// The current map's nodes, compactly: every internal node's hash by id, and every key's value
+/// by key. A leaf sits at a position whose parent is internal (or at the root) and under whose
+/// prefix exactly one key lies; the core reads only such positions, children of internal nodes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Nodes {
+    internal: HashMap<NodeId, Hash>,
+    values: BTreeMap<Hash, MapValue>,
+}
+
+impl Nodes {
+    fn get(&self, id: &NodeId) -> Option<MapNode> {
+        if let Some(hash) = self.internal.get(id) {
+            return Some(MapNode::Internal { hash: *hash });
+        }
+        let depth = id.depth();
+        if let Some(up) = depth.checked_sub(1) {
+            let parent = NodeId::of(id.prefix(), up)?;
+            if !self.internal.contains_key(&parent) {
+                // Below a leaf or an empty subtree: not a node of the canonical tree.
+                return None;
+            }
+        }
+        let low = *id.prefix();
+        let mut high = low;
+        for bit in usize::from(depth)..256 {
+            high[bit / 8] |= 0x80 >> (bit % 8);
+        }
+        let mut under = self.values.range(low..=high);
+        match (under.next(), under.next()) {
+            (Some((key, value)), None) => Some(MapNode::Leaf {
+                key: *key,
+                value: *value,
+            }),
+            // No key (empty), or two or more without an internal node: not a stored node.
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, id: NodeId, node: MapNode) {
+        match node {
+            MapNode::Internal { hash } => {
+                self.internal.insert(id, hash);
+            }
+            MapNode::Leaf { key, value } => {
+                self.values.insert(key, value);
+            }
+        }
+    }
+}
+
 /// The map's nodes in memory and the undos of the last [`KEEP`] batches (see the module doc).
 #[derive(Debug, Default)]
 pub struct MapStore {
-    nodes: RwLock<HashMap<NodeId, MapNode>>,
+    nodes: RwLock<Nodes>,
     kept: RwLock<Kept>,
 }
 
@@ -85,8 +136,12 @@ impl MapStore {
             key: "map values".into(),
             reason: e.to_string(),
         })?;
+        let mut nodes = Nodes::default();
+        for (id, node) in built.writes {
+            nodes.insert(id, node);
+        }
         let store = MapStore {
-            nodes: RwLock::new(built.writes.into_iter().collect()),
+            nodes: RwLock::new(nodes),
             kept: RwLock::new(Kept {
                 undos: VecDeque::new(),
                 latest: size,
@@ -97,10 +152,7 @@ impl MapStore {
 
     /// The number of keys in the map.
     pub fn keys(&self) -> usize {
-        read(&self.nodes)
-            .values()
-            .filter(|n| matches!(n, MapNode::Leaf { .. }))
-            .count()
+        read(&self.nodes).values.len()
     }
 
     /// Applies a committed batch that takes the map from checkpoint size `from` to `to`: first
@@ -131,7 +183,7 @@ impl MapStore {
 
     /// The current value of the node `id` (the map of the last applied batch).
     fn current(&self, id: &NodeId) -> Option<MapNode> {
-        read(&self.nodes).get(id).copied()
+        read(&self.nodes).get(id)
     }
 
     /// The value in the map of checkpoint size `size` of the node whose current value is
