@@ -23,7 +23,6 @@
 //! a value newer than `h` always has its older value in an undo already. A reader older than every
 //! kept undo gets [`MapError::Storage`] and the lookup retries against the newest head.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -57,7 +56,7 @@ struct Kept {
 /// prefix exactly one key lies; the core reads only such positions, children of internal nodes.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Nodes {
-    internal: HashMap<NodeId, Hash>,
+    internal: HashMap<NodeId, Hash, ahash::RandomState>,
     values: BTreeMap<Hash, MapValue>,
 }
 
@@ -241,45 +240,19 @@ impl MapNodeReader for MapAt<'_> {
     }
 }
 
-/// The sequencer's reader of the current map during an update: remembers every node it read, so
-/// that the batch's [`Undo`] costs no second read of the nodes the update looked at.
-pub(crate) struct Recording<'a> {
-    store: &'a MapStore,
-    read: RefCell<HashMap<NodeId, Option<MapNode>>>,
-}
-
-impl<'a> Recording<'a> {
-    pub(crate) fn new(store: &'a MapStore) -> Recording<'a> {
-        Recording {
-            store,
-            read: RefCell::new(HashMap::new()),
-        }
-    }
-
-    /// The old values of the nodes in `writes` (read now if the update did not read them; in the
-    /// canonical tree those are below a leaf or an empty subtree, hence absent).
-    pub(crate) fn undo(self, writes: &[(NodeId, MapNode)]) -> HashMap<NodeId, Option<MapNode>> {
-        let mut read = self.read.into_inner();
-        let mut old = HashMap::with_capacity(writes.len());
-        for (id, _) in writes {
-            let value = match read.remove(id) {
-                Some(v) => v,
-                None => self.store.current(id),
-            };
-            old.insert(*id, value);
-        }
-        old
-    }
-}
-
-impl MapNodeReader for Recording<'_> {
+impl MapNodeReader for MapStore {
+    /// The current map (the sequencer's view: the map of the last applied batch).
     fn read_node(&self, id: &NodeId) -> Result<Option<MapNode>, MapError> {
-        if let Some(v) = self.read.borrow().get(id) {
-            return Ok(*v);
-        }
-        let v = self.store.current(id);
-        self.read.borrow_mut().insert(*id, v);
-        Ok(v)
+        Ok(self.current(id))
+    }
+}
+
+impl MapStore {
+    /// The current values of the nodes in `writes`: the batch's [`Undo`], taken before
+    /// [`MapStore::advance`] applies them.
+    pub(crate) fn undo(&self, writes: &[(NodeId, MapNode)]) -> HashMap<NodeId, Option<MapNode>> {
+        let nodes = read(&self.nodes);
+        writes.iter().map(|(id, _)| (*id, nodes.get(id))).collect()
     }
 }
 
@@ -332,9 +305,8 @@ mod tests {
                 .map(|i| add((batch * 7 + i * 31) as u8 % 40, size + i))
                 .collect();
             all_keys.extend(additions.iter().map(|a| a.key));
-            let rec = Recording::new(&store);
-            let up = map::update(th, &rec, &additions).expect("update");
-            let undo = rec.undo(&up.writes);
+            let up = map::update(th, &store, &additions).expect("update");
+            let undo = store.undo(&up.writes);
             let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
             let to = size + 6;
             storage

@@ -24,7 +24,7 @@ use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
-use crate::map::{touched_values, Recording};
+use crate::map::touched_values;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -492,12 +492,11 @@ impl Sequencer {
         }
 
         // Step 2: the map and its leaf, then the stored hashes and the new root.
-        let recording = Recording::new(self.ledger.map());
-        let map_update = match map::update(th, &recording, &additions) {
+        let map_update = match map::update(th, self.ledger.map(), &additions) {
             Ok(u) => u,
             Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
         };
-        let undo = recording.undo(&map_update.writes);
+        let undo = self.ledger.map().undo(&map_update.writes);
         let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
         let map_values = touched_values(&touched, &map_update.writes);
         let map_index = old_size + leaves.len() as u64;
