@@ -1,15 +1,18 @@
 //! Command-line definition and dispatch.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{self, AttestationArgs, SubmitArgs};
+use crate::watch::{self, WatchArgs};
 
-/// The mimi-ledger client: keys, claims, revocations, opt-outs and verified lookups.
+/// The mimi-ledger client: keys, claims, revocations, opt-outs, verified lookups and watching.
 ///
 /// Exit status: 0 done and verified; 2 verification failed (the failed step is printed);
-/// 1 anything else (bad arguments, unreachable server, refused request).
+/// 1 anything else (bad arguments, unreachable server, refused request); `watch` exits 3 when it
+/// reported changes.
 ///
 /// Example:
 ///   ledger trust init --log https://log.example
@@ -160,8 +163,9 @@ enum Command {
     },
     /// Look up an SII at a Discovery Provider and verify the answer (SPEC §6) before showing it.
     ///
-    /// Prints a table of the current mappings, `no mapping` or `opted out`. Exit 2 when the answer
-    /// fails verification, naming the failed step.
+    /// Prints a table of the current mappings, `no mapping` or `opted out`, and the checkpoint the
+    /// answer is complete as of (step 5: the log's map proves no entry was left out). Exit 2 when
+    /// the answer fails verification, naming the failed step.
     ///
     /// Example:
     ///   ledger lookup "+1 (415) 555-0100" --dp http://127.0.0.1:8080
@@ -184,6 +188,23 @@ enum Command {
         #[arg(long, value_name = "URL")]
         audit: Option<String>,
     },
+    /// Watch SIIs you own: report every new claim, revoke and opt-out once (owner monitoring).
+    ///
+    /// Each SII gets the verified lookup of `ledger lookup` (complete as of its checkpoint), and
+    /// every entry the state file has not seen is reported as one SPEC §8 alert line (JSON), on
+    /// stdout or appended to --alerts: `unexpected-claimant` (a claim by an MSP not in --allowed),
+    /// `unattested-claim`, `revoked-by-prover`, else `new-entry`; the detail names the signer and
+    /// the attesting prover. A first run reports every entry already there, unless --baseline.
+    ///
+    /// Exit status: 0 no change; 3 changes reported; 2 an answer was rejected or contradicts the
+    /// last run (a lying DP, a rollback: that SII's state is kept, nothing is reported for it);
+    /// 1 any other error.
+    ///
+    /// Example:
+    ///   ledger watch "+1 (415) 555-0100" --allowed msp-a.example --state watch.json
+    ///   ledger watch --file numbers.txt --state /var/lib/ledger/watch.json --alerts alerts.jsonl
+    #[command(verbatim_doc_comment)]
+    Watch(WatchOpts),
     /// Verify a saved receipt (C2SP tlog-proof file) offline against the trust file.
     ///
     /// Example:
@@ -241,6 +262,36 @@ struct SubmitOpts {
 }
 
 #[derive(Debug, Args)]
+struct WatchOpts {
+    /// SIIs as a person types them.
+    #[arg(value_name = "SII")]
+    siis: Vec<String>,
+    /// Also watch the SIIs in this file, one per line (`#` starts a comment line).
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The region for phone numbers without a country code.
+    #[arg(long, value_name = "CC")]
+    region: Option<String>,
+    /// The Discovery Provider's base URL (default: the trust file's log_url).
+    #[arg(long, value_name = "URL")]
+    dp: Option<String>,
+    /// The state file: what was seen of each SII (written crash-safely after each run).
+    #[arg(long, value_name = "FILE", default_value = "watch-state.json")]
+    state: PathBuf,
+    /// An MSP allowed to claim these SIIs (repeatable, or comma-separated); a claim by any
+    /// other is `unexpected-claimant`. Without it, no claimant is unexpected.
+    #[arg(long = "allowed", value_name = "MSP", value_delimiter = ',')]
+    allowed: Vec<String>,
+    /// Append the alert lines to this file (synced; each alert once, even across a crash)
+    /// instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
+    /// For SIIs the state file does not know yet, record their entries without reporting them.
+    #[arg(long)]
+    baseline: bool,
+}
+
+#[derive(Debug, Args)]
 struct AttestationOpts {
     /// An attestation note file (as an identity prover returns it).
     #[arg(long, value_name = "FILE", conflicts_with = "prover")]
@@ -264,6 +315,21 @@ impl SubmitOpts {
     }
 }
 
+impl WatchOpts {
+    fn into_args(self) -> WatchArgs {
+        WatchArgs {
+            siis: self.siis,
+            file: self.file,
+            region: self.region,
+            dp: self.dp,
+            state: self.state,
+            allowed: self.allowed,
+            alerts: self.alerts,
+            baseline: self.baseline,
+        }
+    }
+}
+
 impl AttestationOpts {
     fn into_args(self) -> AttestationArgs {
         AttestationArgs {
@@ -274,10 +340,11 @@ impl AttestationOpts {
     }
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command and gives its exit status (errors are the caller's to report).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let trust = cli.trust;
-    match cli.command {
+    let done = match cli.command {
+        Command::Watch(opts) => return watch::watch(&trust, &opts.into_args()),
         Command::Keygen { name, out } => crate::keygen::keygen(&name, &out),
         Command::Trust(TrustCommand::Init {
             log,
@@ -359,7 +426,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             dp,
             json,
             audit,
-        } => commands::lookup(
+        } => crate::lookup::lookup(
             &trust,
             &sii,
             region.as_deref(),
@@ -368,5 +435,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             audit.as_deref(),
         ),
         Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! `ledger`: the mimi-ledger client. Thin: arguments in, `ledger-core` calls, output out.
 //!
 //! Exit status: 0 done (and verified), 2 verification failed (the failed step is printed), 1 anything
-//! else — so that scripts can tell a lying server from an unreachable one.
+//! else — so that scripts can tell a lying server from an unreachable one; `ledger watch` exits 3
+//! when it reported changes.
 
 use std::process::ExitCode;
 
@@ -11,9 +12,11 @@ mod cli;
 mod commands;
 mod http;
 mod keygen;
+mod lookup;
 mod prover;
 mod trust;
 mod util;
+mod watch;
 
 fn main() -> ExitCode {
     // clap exits with 2 on bad arguments; 2 is reserved for failed verification here.
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
         }
     };
     match cli::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             if let Some(v) = e.downcast_ref::<util::VerificationFailed>() {
                 eprintln!("{v}");

@@ -6,7 +6,7 @@
 //! has shown, so that a Discovery Provider cannot later roll this client back to an older view of the
 //! log (`Trust::min_size`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use ledger_core::key::VerifierKey;
@@ -14,6 +14,8 @@ use ledger_core::lookup::Trust;
 use ledger_core::trust::TrustedLog;
 use ledger_core::TreeHash;
 use serde::{Deserialize, Serialize};
+
+use crate::util::replace_file;
 
 /// The on-disk form of a trust file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,15 +72,11 @@ impl TrustFile {
         Ok(file)
     }
 
-    /// Writes the trust file atomically (a temporary file renamed over `path`).
+    /// Writes the trust file crash-safely ([`replace_file`]: temporary file, sync, rename).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let body = toml::to_string(self).context("cannot serialize the trust file")?;
-        let tmp = tmp_path(path);
-        std::fs::write(&tmp, format!("{HEADER}\n{body}"))
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot replace the trust file {}", path.display()))?;
-        Ok(())
+        replace_file(path, format!("{HEADER}\n{body}").as_bytes())
+            .with_context(|| format!("cannot save the trust file {}", path.display()))
     }
 
     /// The SPEC §6 trust inputs, after checking that the file is consistent.
@@ -113,15 +111,6 @@ impl TrustFile {
             None => bail!("no {flag} given and the trust file has no log_url"),
         }
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "trust.toml".into());
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

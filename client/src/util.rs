@@ -1,6 +1,10 @@
-//! Small helpers: durations (`365d`), UTC times, the prover outbox file naming, and the exit-2 error.
+//! Small helpers: durations (`365d`), UTC times, the prover outbox file naming, the exit-2 error,
+//! and replacing a file crash-safely.
 
-use anyhow::bail;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
 
 /// A verification failure: `ledger` exits with status 2 and prints the failed step.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +79,64 @@ pub fn outbox_file_name(sii: &str) -> String {
     out
 }
 
+/// Replaces `path` with `contents` crash-safely: written to `<path>.tmp`, synced, renamed over
+/// `path`, then the folder is synced. A crash (even `kill -9`) at any point leaves either the old
+/// file or the new one, never a mix or a truncated file; a stale `.tmp` from such a crash is simply
+/// overwritten next time. (The client's trust file and `ledger watch`'s state file; the log's
+/// checkpoint lock and the monitor's snapshots follow the same steps in their own crates.)
+pub fn replace_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let tmp = {
+        let mut s = path.as_os_str().to_os_string();
+        s.push(".tmp");
+        PathBuf::from(s)
+    };
+    {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(contents)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    sync_parent(path)
+}
+
+/// Syncs the folder holding `path`, so that a rename into it survives a crash.
+#[cfg(unix)]
+fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the folder {}", parent.display()))
+}
+
+/// Other systems cannot open a folder to sync it; the file itself was synced.
+#[cfg(not(unix))]
+fn sync_parent(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_file_replaces_and_ignores_a_stale_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        replace_file(&path, b"one").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        // What a crash while writing the temporary file leaves behind.
+        std::fs::write(dir.path().join("state.json.tmp"), b"half of a fi").unwrap();
+        replace_file(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert!(!dir.path().join("state.json.tmp").exists());
+        let err = replace_file(&dir.path().join("missing/state.json"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("missing"), "{err:#}");
+    }
 
     #[test]
     fn durations() {

@@ -2,6 +2,7 @@
 //! `idprover` and `ledger`. The full flow of issue 4, a lying Discovery Provider, and prover abuse
 //! against the real log.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -775,6 +776,7 @@ fn bad_arguments_exit_1_and_every_help_has_an_example() {
         vec!["revoke"],
         vec!["optout"],
         vec!["lookup"],
+        vec!["watch"],
         vec!["verify-receipt"],
     ] {
         let mut args = cmd.clone();
@@ -787,4 +789,715 @@ fn bad_arguments_exit_1_and_every_help_has_an_example() {
             stdout(&out)
         );
     }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Completeness (SPEC §6 step 5, §9): what steps 1–4 cannot see.
+// -------------------------------------------------------------------------------------------------
+
+fn checkpoint_size(a: &LookupAnswer) -> u64 {
+    SignedCheckpoint::parse(a.checkpoint.as_bytes())
+        .expect("checkpoint")
+        .checkpoint
+        .size
+}
+
+/// `ledger keygen` of a second key for `name` and its enrollment: the MSP rotates its key.
+fn reenroll(w: &World, name: &str) {
+    let key = w.p(&format!("{name}.2.key"));
+    let out = w.ledger(&["keygen", "--name", name, "--out", &key]);
+    assert_ok(&out, "keygen of the new key");
+    let vkey = stdout(&out).trim().to_string();
+    let out = w.ledger(&[
+        "enroll",
+        "--admin-token-file",
+        &w.p("admin.token"),
+        "--role",
+        "msp",
+        "--name",
+        name,
+        "--vkey",
+        &vkey,
+    ]);
+    assert_ok(&out, "re-enroll");
+}
+
+#[test]
+fn a_dp_that_hides_an_entry_or_an_enrollment_fails_at_completeness() {
+    let w = World::new(Options::default());
+    w.enrolled("msp", "msp-a.example");
+    w.enrolled("msp", "msp-b.example");
+    w.enrolled("prover", "prover.example");
+    let prover = w.signer("prover.example");
+    let ssi_b = "mimi://msp-b.example/u/al";
+    w.log.submit_ok(&attested_claim(
+        &w,
+        &prover,
+        "msp-a.example",
+        SII,
+        "mimi://msp-a.example/u/alice",
+        "Personal",
+    ));
+    w.log.submit_ok(&attested_claim(
+        &w,
+        &prover,
+        "msp-b.example",
+        SII,
+        ssi_b,
+        "Work",
+    ));
+    // The newest entry: MSP B revokes its mapping.
+    w.log.submit_ok(&ledger_core::testkit::revoke(
+        &w.signer("msp-b.example"),
+        "msp-b.example",
+        SII,
+        ssi_b,
+        ledger_e2e::now(),
+        None,
+    ));
+    // MSP A rotates its key (after a compromise, say) and has claimed nothing since.
+    reenroll(&w, "msp-a.example");
+
+    // The honest answer is complete as of its checkpoint, by the map leaf that ends it.
+    let honest = w.log.lookup(SII);
+    let size = checkpoint_size(&honest);
+    let complete = format!(
+        "complete as of checkpoint {size}: the log's map (leaf {}) proves no entry for {SII} is left out",
+        size - 1
+    );
+    let out = w.ledger(&["lookup", SII_HUMAN]);
+    assert_ok(&out, "honest lookup from the log");
+    assert!(stdout(&out).contains(&complete), "{}", stdout(&out));
+    let dp = LyingDp::answer(&honest);
+    let out = w.ledger(&["lookup", SII, "--dp", &dp.url, "--json"]);
+    assert_ok(&out, "honest answer through the proxy, --json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        v["completeness"],
+        serde_json::json!({"as_of_checkpoint": size, "map_index": size - 1}),
+        "{v}"
+    );
+    // An SII nobody claimed: "none", complete by an absence proof.
+    let nobody = w.log.lookup("tel:+14155550142");
+    assert_eq!(checkpoint_size(&nobody), size, "one checkpoint for both");
+    let out = w.ledger(&["lookup", "tel:+14155550142"]);
+    assert_ok(&out, "lookup of an unclaimed SII");
+    assert!(
+        stdout(&out).contains("no mapping") && stdout(&out).contains("complete as of checkpoint"),
+        "{}",
+        stdout(&out)
+    );
+
+    let now = ledger_e2e::now();
+    type Lie = (&'static str, Box<dyn Fn(&mut LookupAnswer)>);
+    let lies: Vec<Lie> = vec![
+        (
+            "drops the newest entry (a revoke) and fixes status and mappings",
+            Box::new(move |a: &mut LookupAnswer| {
+                a.entries.pop();
+                LyingDp::refold(a, now);
+                assert_eq!(a.mappings.len(), 2, "the revoked mapping is back");
+            }),
+        ),
+        (
+            "answers none with no entries for a mapped number",
+            Box::new(move |a: &mut LookupAnswer| {
+                a.entries.clear();
+                a.keys.clear();
+                LyingDp::refold(a, now);
+                assert_eq!(a.status, ledger_core::state::Status::None);
+                a.map.as_mut().expect("map").signers.clear();
+            }),
+        ),
+        (
+            "answers none with the absence proof of an unclaimed number",
+            Box::new(move |a: &mut LookupAnswer| {
+                a.entries.clear();
+                a.keys.clear();
+                LyingDp::refold(a, now);
+                let m = a.map.as_mut().expect("map");
+                m.signers.clear();
+                m.sii = nobody.map.as_ref().expect("map").sii.clone();
+            }),
+        ),
+        (
+            "hides MSP A's re-enrollment",
+            Box::new(|a: &mut LookupAnswer| {
+                let newest = a
+                    .keys
+                    .iter()
+                    .filter(|k| k.leaf.contains("name msp-a.example\n"))
+                    .map(|k| k.index)
+                    .max()
+                    .expect("msp-a's enrollments");
+                let before = a.keys.len();
+                a.keys.retain(|k| k.index != newest);
+                assert_eq!(a.keys.len() + 1, before);
+            }),
+        ),
+    ];
+    for (what, lie) in lies {
+        let mut a = honest.clone();
+        lie(&mut a);
+        let dp = LyingDp::answer(&a);
+        let out = w.ledger(&["lookup", SII_HUMAN, "--dp", &dp.url]);
+        assert_exit(&out, 2, "at step 5 (completeness)", what);
+        assert!(
+            stdout(&out).is_empty(),
+            "{what}: nothing unverified is printed: {}",
+            stdout(&out)
+        );
+        let out = w.ledger(&["lookup", SII, "--dp", &dp.url, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{what} --json");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            (v["verified"].as_bool(), v["step"].as_str()),
+            (Some(false), Some("completeness")),
+            "{what}: {v}"
+        );
+        assert!(v.get("completeness").is_none(), "{what}: {v}");
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// `ledger watch`.
+// -------------------------------------------------------------------------------------------------
+
+const ALICE_A: &str = "mimi://msp-a.example/u/alice";
+const ALICE_B: &str = "mimi://msp-b.example/u/al";
+
+/// The alert lines of a `ledger watch` run (stdout or an alerts file), each parsed.
+#[track_caller]
+fn alert_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an alert line {l:?}: {e}")))
+        .collect()
+}
+
+/// (kind, index, msp) of each alert.
+fn kinds(alerts: &[serde_json::Value]) -> Vec<(String, u64, Option<String>)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["index"].as_u64().unwrap_or(u64::MAX),
+                a["msp"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn k(kind: &str, index: u64, msp: Option<&str>) -> (String, u64, Option<String>) {
+    (kind.to_string(), index, msp.map(str::to_string))
+}
+
+#[track_caller]
+fn assert_no_change(o: &Output, what: &str) {
+    assert_ok(o, what);
+    assert!(stdout(o).is_empty(), "{what}: {}", stdout(o));
+    assert!(stderr(o).contains("no change"), "{what}: {}", stderr(o));
+}
+
+#[track_caller]
+fn assert_changes(o: &Output, what: &str) -> Vec<serde_json::Value> {
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{what}: exit 3 (changes reported)\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    alert_lines(&stdout(o))
+}
+
+fn prover_revoke(prover: &SignerKey, msp: &str, ssi: &str) -> Leaf {
+    let now = ledger_e2e::now();
+    let att = ledger_core::testkit::attestation(
+        prover,
+        ledger_core::entry::Action::Revoke,
+        SII,
+        Some((msp, ssi)),
+        now - 5,
+    );
+    ledger_core::testkit::revoke(prover, msp, SII, ssi, now, Some(att))
+}
+
+#[test]
+fn watch_reports_each_claim_revoke_and_optout_once() {
+    let w = World::new(Options::default());
+    w.enrolled("msp", "msp-a.example");
+    w.enrolled("msp", "msp-b.example");
+    w.enrolled("prover", "prover.example");
+    let prover = w.signer("prover.example");
+    let a = w
+        .log
+        .submit_ok(&attested_claim(
+            &w,
+            &prover,
+            "msp-a.example",
+            SII,
+            ALICE_A,
+            "Personal",
+        ))
+        .index;
+    let state = w.p("watch.json");
+    let watch = || {
+        w.ledger(&[
+            "watch",
+            SII_HUMAN,
+            "--state",
+            &state,
+            "--allowed",
+            "msp-a.example",
+        ])
+    };
+
+    // The first run reports what is there, verified complete.
+    let out = watch();
+    let alerts = assert_changes(&out, "first run");
+    assert_eq!(kinds(&alerts), [k("new-entry", a, Some("msp-a.example"))]);
+    let line = &alerts[0];
+    assert_eq!(line["sii"], SII);
+    assert_eq!(line["log"], ledger_e2e::TEST_ORIGIN);
+    assert_eq!(line["severity"], "info");
+    let detail = line["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("signed by msp-a.example")
+            && detail.contains("attested by prover.example (sms-otp)"),
+        "{detail}"
+    );
+    let raw = stdout(&out);
+    let at: Vec<Option<usize>> = [
+        "time", "kind", "severity", "log", "index", "sii", "msp", "detail",
+    ]
+    .iter()
+    .map(|m| raw.find(&format!("\"{m}\":")))
+    .collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.windows(2).all(|p| p[0] < p[1]),
+        "the SPEC §8 members, in order: {raw}"
+    );
+    assert_eq!(line.as_object().map(|o| o.len()), Some(8), "{raw}");
+    assert!(
+        stderr(&out).contains("first run") && stderr(&out).contains("complete as of checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_change(&watch(), "second run");
+
+    // A claim by another MSP: unexpected, once.
+    let b = w
+        .log
+        .submit_ok(&attested_claim(
+            &w,
+            &prover,
+            "msp-b.example",
+            SII,
+            ALICE_B,
+            "Work",
+        ))
+        .index;
+    let alerts = assert_changes(&watch(), "claim by msp-b");
+    assert_eq!(
+        kinds(&alerts),
+        [k("unexpected-claimant", b, Some("msp-b.example"))]
+    );
+    assert_eq!(alerts[0]["severity"], "critical");
+    let detail = alerts[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("not an allowed MSP")
+            && detail.contains("signed by msp-b.example; attested by prover.example"),
+        "{detail}"
+    );
+    assert_no_change(&watch(), "after the claim by msp-b");
+
+    // MSP B revokes its own mapping; the prover revokes MSP A's with the recipient's consent.
+    let r1 = w
+        .log
+        .submit_ok(&ledger_core::testkit::revoke(
+            &w.signer("msp-b.example"),
+            "msp-b.example",
+            SII,
+            ALICE_B,
+            ledger_e2e::now(),
+            None,
+        ))
+        .index;
+    let r2 = w
+        .log
+        .submit_ok(&prover_revoke(&prover, "msp-a.example", ALICE_A))
+        .index;
+    let alerts = assert_changes(&watch(), "two revokes");
+    assert_eq!(
+        kinds(&alerts),
+        [
+            k("new-entry", r1, Some("msp-b.example")),
+            k("revoked-by-prover", r2, Some("msp-a.example")),
+        ]
+    );
+    let detail = alerts[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("revoke of msp-b.example's mapping")
+            && detail.contains("signed by msp-b.example; no attestation"),
+        "{detail}"
+    );
+    let detail = alerts[1]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("signed by prover.example; attested by prover.example"),
+        "{detail}"
+    );
+    assert_no_change(&watch(), "after the revokes");
+
+    // The owner opts out.
+    let o = w
+        .log
+        .submit_ok(&ledger_core::testkit::optout(
+            &prover,
+            SII,
+            ledger_e2e::now(),
+        ))
+        .index;
+    let alerts = assert_changes(&watch(), "opt-out");
+    assert_eq!(kinds(&alerts), [k("new-entry", o, None)]);
+    let detail = alerts[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with(&format!(
+            "opt-out of {SII}; signed by prover.example; attested by prover.example"
+        )),
+        "{detail}"
+    );
+    assert_no_change(&watch(), "after the opt-out");
+
+    // More SIIs from a file, a --baseline for the new one, and alerts to a file.
+    let bob = "tel:+14155550199";
+    w.log.submit_ok(&attested_claim(
+        &w,
+        &prover,
+        "msp-a.example",
+        bob,
+        "mimi://msp-a.example/u/bob",
+        "Home",
+    ));
+    let list = w.p("numbers.txt");
+    std::fs::write(
+        &list,
+        format!("# watched numbers\n{SII_HUMAN}\n\n  {bob}  \n"),
+    )
+    .expect("list");
+    let alerts_file = w.p("alerts.jsonl");
+    let by_file = |extra: &[&str]| {
+        let mut args = vec![
+            "watch",
+            "--file",
+            &list,
+            "--state",
+            &state,
+            "--allowed",
+            "msp-a.example",
+            "--alerts",
+            &alerts_file,
+        ];
+        args.extend_from_slice(extra);
+        w.ledger(&args)
+    };
+    let out = by_file(&["--baseline"]);
+    assert_no_change(&out, "baseline of the new SII");
+    assert!(
+        stderr(&out).contains(&format!("{bob}: baseline: 1 entries recorded")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&alerts_file).expect("alerts file"),
+        ""
+    );
+    let d = w
+        .log
+        .submit_ok(&attested_claim(
+            &w,
+            &prover,
+            "msp-b.example",
+            bob,
+            "mimi://msp-b.example/u/bob",
+            "Work",
+        ))
+        .index;
+    let out = by_file(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stdout(&out).is_empty(),
+        "alerts go to the file: {}",
+        stdout(&out)
+    );
+    let text = std::fs::read_to_string(&alerts_file).expect("alerts file");
+    let alerts = alert_lines(&text);
+    assert_eq!(
+        kinds(&alerts),
+        [k("unexpected-claimant", d, Some("msp-b.example"))]
+    );
+    assert_eq!(alerts[0]["sii"], bob);
+    assert_no_change(&by_file(&[]), "after bob's claim");
+    assert_eq!(
+        std::fs::read_to_string(&alerts_file).expect("alerts file"),
+        text
+    );
+
+    // The state: per SII, the checkpoint and the entries seen.
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("state json");
+    assert_eq!(s["version"], 1);
+    assert_eq!(s["origin"], ledger_e2e::TEST_ORIGIN);
+    assert_eq!(s["siis"][SII]["entries"].as_array().map(Vec::len), Some(5));
+    assert_eq!(s["siis"][bob]["entries"].as_array().map(Vec::len), Some(2));
+
+    // Bad input is exit 1, naming what was wrong.
+    let out = w.ledger(&["watch", "--state", &state]);
+    assert_exit(&out, 1, "no SII to watch", "no SII");
+    std::fs::write(w.path("bad.txt"), "tel:+14155550100\n555-0100\n").expect("write");
+    let out = w.ledger(&["watch", "--file", &w.p("bad.txt"), "--state", &state]);
+    assert_exit(&out, 1, "line 2: SII \"555-0100\"", "bad line in --file");
+    let out = w.ledger(&["watch", SII, "--state", &state, "--allowed", "Not A Name"]);
+    assert_exit(&out, 1, "--allowed \"Not A Name\"", "bad --allowed");
+    std::fs::write(w.path("garbage.json"), "{\"version\": 1,").expect("write");
+    let out = w.ledger(&["watch", SII, "--state", &w.p("garbage.json")]);
+    assert_exit(&out, 1, "not a `ledger watch` state file", "garbage state");
+}
+
+/// Replaces `last_seen_size = N` in a trust file's text with 0 (a client that never looked).
+fn forgetful_trust(w: &World) -> String {
+    let text = std::fs::read_to_string(w.path("trust.toml")).expect("trust");
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("last_seen_size") {
+                "last_seen_size = 0\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let path = w.p("forgetful.toml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn watch_never_reports_no_change_for_a_lying_dp() {
+    let w = World::new(Options::default());
+    w.enrolled("msp", "msp-a.example");
+    w.enrolled("prover", "prover.example");
+    let prover = w.signer("prover.example");
+    w.log.submit_ok(&attested_claim(
+        &w,
+        &prover,
+        "msp-a.example",
+        SII,
+        ALICE_A,
+        "Personal",
+    ));
+    let state = w.p("watch.json");
+    let watch = |dp: Option<&str>| {
+        let mut args = vec!["watch", SII, "--state", &state];
+        if let Some(dp) = dp {
+            args.extend(["--dp", dp]);
+        }
+        w.ledger(&args)
+    };
+    assert_no_change(
+        &w.ledger(&["watch", SII, "--state", &state, "--baseline"]),
+        "baseline",
+    );
+    let old = w.log.lookup(SII);
+    let r = w
+        .log
+        .submit_ok(&ledger_core::testkit::revoke(
+            &w.signer("msp-a.example"),
+            "msp-a.example",
+            SII,
+            ALICE_A,
+            ledger_e2e::now(),
+            None,
+        ))
+        .index;
+    let current = w.log.lookup(SII);
+    let before = std::fs::read(&state).expect("state");
+
+    // A DP hiding the revoke (status and mappings fixed to match): rejected, not "no change".
+    let mut hidden = current.clone();
+    hidden.entries.pop();
+    LyingDp::refold(&mut hidden, ledger_e2e::now());
+    assert_eq!(hidden.mappings.len(), 1);
+    let dp = LyingDp::answer(&hidden);
+    let out = watch(Some(&dp.url));
+    assert_exit(&out, 2, "at step 5 (completeness)", "hidden revoke");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(!stderr(&out).contains("no change"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("state is kept"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&state).expect("state"), before, "state kept");
+    // Not even JSON.
+    let junk = LyingDp::serve("<html>".into());
+    assert_exit(
+        &watch(Some(&junk.url)),
+        2,
+        "(malformed-answer)",
+        "junk answer",
+    );
+    assert_eq!(std::fs::read(&state).expect("state"), before, "state kept");
+
+    // From the log itself the revoke is reported, once.
+    let alerts = assert_changes(&watch(None), "the revoke");
+    assert_eq!(kinds(&alerts), [k("new-entry", r, Some("msp-a.example"))]);
+    assert_no_change(&watch(None), "after the revoke");
+
+    // A replay of the older, honest answer: the trust file refuses it at step 1 ...
+    let replay = LyingDp::answer(&old);
+    assert_exit(
+        &watch(Some(&replay.url)),
+        2,
+        "(stale-checkpoint)",
+        "replayed answer",
+    );
+    // ... and a trust file that has forgotten the size still cannot roll the state back.
+    let forgetful = forgetful_trust(&w);
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["--trust", &forgetful, "watch", SII, "--state", &state])
+        .args(["--dp", &replay.url])
+        .env_remove("LEDGER_TRUST")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ledger");
+    assert_exit(&out, 2, "rollback: checkpoint size", "rollback");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    // An unreachable DP is an error (exit 1), never "no change".
+    let out = watch(Some("http://127.0.0.1:9"));
+    assert_exit(&out, 1, "cannot reach", "unreachable DP");
+    assert!(!stderr(&out).contains("no change"), "{}", stderr(&out));
+    assert_no_change(&watch(None), "the state survived all of it");
+}
+
+#[test]
+fn watch_state_and_alerts_survive_kill_9_and_report_each_change_once() {
+    let w = World::new(Options::default());
+    w.enrolled("msp", "msp-a.example");
+    w.enrolled("prover", "prover.example");
+    let prover = w.signer("prover.example");
+    let siis: Vec<String> = (0..40)
+        .map(|i| ledger_e2e::mail_sii("watched", i))
+        .collect();
+    std::fs::write(w.path("numbers.txt"), siis.join("\n")).expect("list");
+    let mut expected: BTreeSet<(String, u64)> = BTreeSet::new();
+    let claim = |i: usize, expected: &mut BTreeSet<(String, u64)>| {
+        let sii = &siis[i % siis.len()];
+        let ssi = format!("mimi://msp-a.example/u/{i}");
+        let leaf = attested_claim(&w, &prover, "msp-a.example", sii, &ssi, "Personal");
+        expected.insert((sii.clone(), w.log.submit_ok(&leaf).index));
+    };
+    for i in 0..8 {
+        claim(i * 5, &mut expected);
+    }
+    let (state, alerts) = (w.p("watch.json"), w.p("alerts.jsonl"));
+    let args = |state: &str, alerts: &str| {
+        vec![
+            "--trust".to_string(),
+            w.p("trust.toml"),
+            "watch".into(),
+            "--file".into(),
+            w.p("numbers.txt"),
+            "--state".into(),
+            state.to_string(),
+            "--alerts".into(),
+            alerts.to_string(),
+        ]
+    };
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args(&state, &alerts))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ledger")
+    };
+    // How long one run takes (on a scratch state and alerts file), to kill runs anywhere in it.
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(args(&w.p("scratch.json"), &w.p("scratch.jsonl")))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ledger");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let run_ms = started.elapsed().as_millis().max(20) as u64;
+
+    let mut rng = ledger_e2e::Rng::from_env("watch kill -9");
+    let mut killed = 0;
+    for round in 0..50 {
+        if round % 6 == 5 {
+            claim(round, &mut expected);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledger"))
+            .args(args(&state, &alerts))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ledger");
+        std::thread::sleep(Duration::from_millis(rng.range(0, run_ms * 6 / 5)));
+        if child.try_wait().expect("try_wait").is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the moment, the state is the old one or the new one, never a broken one.
+        if let Ok(bytes) = std::fs::read(&state) {
+            let s: serde_json::Value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("round {round}: the state is corrupt: {e}"));
+            assert_eq!(s["version"], 1, "round {round}");
+        }
+    }
+    eprintln!("{killed} of 50 runs killed mid-run (a run takes ~{run_ms} ms)");
+    // One run to completion; then every change is in the alerts file exactly once.
+    let out = run();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "{}",
+        stderr(&out)
+    );
+    let reported = |what: &str| -> Vec<(String, u64)> {
+        let text = std::fs::read_to_string(&alerts).unwrap_or_default();
+        let mut v: Vec<(String, u64)> = alert_lines(&text)
+            .iter()
+            .map(|a| {
+                (
+                    a["sii"].as_str().unwrap_or_default().to_string(),
+                    a["index"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
+            .collect();
+        v.sort();
+        let unique: BTreeSet<_> = v.iter().cloned().collect();
+        assert_eq!(unique.len(), v.len(), "{what}: an alert was written twice");
+        v
+    };
+    assert_eq!(
+        reported("after the kills"),
+        expected.iter().cloned().collect::<Vec<_>>(),
+        "every change once"
+    );
+
+    // A run killed after writing its alerts but before replacing its state: the next run finds
+    // the same changes, cuts the unrecorded tail and writes them once.
+    claim(1, &mut expected);
+    let saved = std::fs::read(&state).expect("state");
+    let out = run();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    std::fs::write(&state, saved).expect("put the old state back");
+    let out = run();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cut "), "{}", stderr(&out));
+    assert_eq!(
+        reported("after the simulated crash"),
+        expected.iter().cloned().collect::<Vec<_>>()
+    );
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -422,6 +422,9 @@ pub enum AlertKind {
     SplitView,
     /// No new checkpoint for longer than configured.
     LogStalled,
+    /// A watched SII has a new entry (claim, revoke or opt-out) that no other kind describes: the
+    /// plain change an owner watching its own SIIs is told about (`ledger watch`).
+    NewEntry,
     /// A map leaf whose `size` is not its own index or whose `root` is not the map of the leaves
     /// before it, or a checkpoint that does not end in a map leaf (SPEC §9).
     BadMapRoot,
@@ -429,7 +432,7 @@ pub enum AlertKind {
 
 impl AlertKind {
     /// Every kind, for metrics.
-    pub const ALL: [AlertKind; 12] = [
+    pub const ALL: [AlertKind; 13] = [
         AlertKind::UnexpectedClaimant,
         AlertKind::ConflictingClaim,
         AlertKind::UnattestedClaim,
@@ -441,6 +444,7 @@ impl AlertKind {
         AlertKind::InconsistentCheckpoint,
         AlertKind::SplitView,
         AlertKind::LogStalled,
+        AlertKind::NewEntry,
         AlertKind::BadMapRoot,
     ];
 
@@ -458,6 +462,7 @@ impl AlertKind {
             AlertKind::InconsistentCheckpoint => "inconsistent-checkpoint",
             AlertKind::SplitView => "split-view",
             AlertKind::LogStalled => "log-stalled",
+            AlertKind::NewEntry => "new-entry",
             AlertKind::BadMapRoot => "bad-map-root",
         }
     }
@@ -476,7 +481,7 @@ impl AlertKind {
             | AlertKind::UnattestedClaim
             | AlertKind::ClaimBurst
             | AlertKind::LogStalled => Severity::Warning,
-            AlertKind::RevokedByProver => Severity::Info,
+            AlertKind::RevokedByProver | AlertKind::NewEntry => Severity::Info,
         }
     }
 }

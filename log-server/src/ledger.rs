@@ -24,7 +24,7 @@ use ledger_core::{Hash, TreeHash};
 use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::lock::{CheckpointLock, LockError};
-use crate::map::{MapAt, MapVersions};
+use crate::map::{MapAt, MapStore};
 use crate::metrics::Metrics;
 use crate::storage::{Meta, Storage, StorageError};
 
@@ -295,7 +295,7 @@ pub struct Ledger {
     lock: Option<CheckpointLock>,
     disk: Option<(PathBuf, u64)>,
     cache: HashCache,
-    map: MapVersions,
+    map: MapStore,
     witnesses: std::sync::OnceLock<WitnessInfo>,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
@@ -413,7 +413,8 @@ impl Ledger {
         }
         metrics.tree_size.store(head.size, Ordering::Relaxed);
         let cache = HashCache::load(storage.as_ref(), head.size)?;
-        let head_size = head.size;
+        let (map, map_root) = MapStore::load(meta.hash, storage.as_ref(), head.size)?;
+        check_map(storage.as_ref(), &vkey, head.size, &map_root)?;
         Ok(Ledger {
             storage,
             meta,
@@ -426,7 +427,7 @@ impl Ledger {
             lock,
             disk: guards.disk,
             cache,
-            map: MapVersions::new(head_size),
+            map,
             witnesses: std::sync::OnceLock::new(),
             metrics,
         })
@@ -441,14 +442,13 @@ impl Ledger {
     /// must be a published head's size (see [`crate::map`]).
     pub fn map_at(&self, size: u64) -> MapAt<'_> {
         MapAt {
-            storage: self.storage.as_ref(),
-            versions: &self.map,
+            store: &self.map,
             size,
         }
     }
 
-    /// The kept undos of the map, for the sequencer.
-    pub(crate) fn map_versions(&self) -> &MapVersions {
+    /// The map's nodes and undos, for the sequencer.
+    pub(crate) fn map(&self) -> &MapStore {
         &self.map
     }
 
@@ -737,10 +737,9 @@ fn check_against_lock(
 }
 
 /// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the
-/// log key, names the stored size, its root is the root of the stored hashes, there is no leaf
-/// or hash beyond it, and the stored map is the one the last leaf commits (a batch is written
-/// together with its checkpoint and map, so any mismatch means the store was damaged outside the
-/// server).
+/// log key, names the stored size, its root is the root of the stored hashes, and there is no leaf
+/// or hash beyond it (a batch is written together with its checkpoint, so any mismatch means the
+/// store was damaged outside the server). The map is checked by [`check_map`].
 fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Result<Head, OpenError> {
     let bad = |s: String| OpenError::Inconsistent(s);
     let (size, cp_bytes) = storage
@@ -772,7 +771,6 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
             "a leaf exists at index {size}, beyond the signed checkpoint"
         )));
     }
-    check_map(storage, meta, vkey, size)?;
     let checkpoint =
         String::from_utf8(cp_bytes).map_err(|_| bad("stored checkpoint is not UTF-8".into()))?;
     Ok(Head {
@@ -784,20 +782,18 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
 }
 
 /// The stored map is the map of the stored head (SPEC §9): the head's last leaf is a log-signed map
-/// leaf at its own index whose root is the stored nodes' root (the empty map for the empty log).
-/// O(1): the nodes were written in the same atomic commit as that leaf, so the root's node is the
-/// witness of the whole commit; a rebuild from the entries is the monitor's job.
+/// leaf at its own index whose root is `root`, the root of the map rebuilt from the stored values
+/// (the empty map for the empty log). The values are written in the same atomic commit as that
+/// leaf, so any mismatch means the store was damaged outside the server.
 fn check_map(
     storage: &dyn Storage,
-    meta: &Meta,
     vkey: &VerifierKey,
     size: u64,
+    root: &Hash,
 ) -> Result<(), OpenError> {
     let bad = |s: String| OpenError::Inconsistent(s);
-    let stored = map::map_root(meta.hash, &MapRootReader(storage))
-        .map_err(|e| bad(format!("the stored map: {e}")))?;
     let Some(last) = size.checked_sub(1) else {
-        if stored != map::EMPTY {
+        if *root != map::EMPTY {
             return Err(bad("the empty log has a non-empty stored map".into()));
         }
         return Ok(());
@@ -820,21 +816,10 @@ fn check_map(
             m.size
         )));
     }
-    if m.root != stored {
+    if m.root != *root {
         return Err(bad(format!(
-            "the stored map's root differs from the root in the map leaf at index {last}"
+            "the map rebuilt from the stored values differs from the root in the map leaf at index {last}"
         )));
     }
     Ok(())
-}
-
-/// The store's map nodes as a [`map::MapNodeReader`] (at start, before any batch).
-struct MapRootReader<'a>(&'a dyn Storage);
-
-impl map::MapNodeReader for MapRootReader<'_> {
-    fn read_node(&self, id: &map::NodeId) -> Result<Option<map::MapNode>, map::MapError> {
-        self.0
-            .map_node(id)
-            .map_err(|e| map::MapError::Storage(e.to_string()))
-    }
 }

@@ -1,31 +1,35 @@
 //! The verifiable map (SPEC §9) as the log keeps and serves it.
 //!
-//! The map's nodes live in the store ([`Storage::map_node`]) and are always the map of the *stored*
-//! head: the sequencer writes a batch's changed nodes in the same atomic commit as its leaves and
-//! its map leaf. A lookup, though, answers against the *published* head, which trails the store
-//! by one batch between a commit and its publication (sync, checkpoint lock, witnesses), and a
-//! lookup that started on a head may still be reading while the next batch commits. Its map proof
-//! must be the map of exactly its checkpoint, or the client rejects it at step 5.
+//! **What is stored, what is in memory.** The store keeps each map key's value (count and chain,
+//! [`Storage::map_values`]), written in the same atomic commit as the batch whose map leaf commits
+//! it: one record per key a batch touches. The map's nodes (the canonical tree over those values,
+//! [`ledger_core::map::node`]) are derived data: [`MapStore::load`] rebuilds them from the stored
+//! values at start and checks the root against the last map leaf; the sequencer then updates them
+//! in memory. Storing the nodes in sled instead took one insert per node on every touched key's
+//! path (~20 at 1M keys) and made a batch's commit 6× slower (docs/benchmarks.md), for nothing a
+//! restart cannot recompute. In memory the tree is kept as [`Nodes`]: the internal nodes' hashes
+//! by id, and the keys' values in key order — a leaf's position is not stored, it is where its
+//! key is alone — about 200 bytes per key, where a map of every node by id took 2–3× that.
 //!
-//! So before each commit the sequencer records the values the batch overwrites ([`MapVersions`]:
-//! one [`Undo`] per batch, for the last [`KEEP`] batches, in memory), and a reader for the map of
-//! checkpoint size `h` ([`MapAt`]) reads the store and then takes a node's value from the oldest
-//! undo at or after `h` that holds it. Reading the store *before* looking at the undos makes this
-//! right whichever side of a commit the read falls on: an undo is installed before its commit, so
-//! a store value newer than `h` always has its older value in an undo already. (sled offers no
-//! snapshots to do this for us; versioning every stored node instead would double the map's
-//! writes and need a collector.) A reader older than every kept undo gets
-//! [`MapError::Storage`] and the lookup retries against the newest head.
-//!
-//! Nothing here needs to survive a crash: after a restart, the store and the head agree again.
+//! **Which version a lookup reads.** A lookup answers against the *published* head, which trails
+//! the sequencer by one batch between a commit and its publication (sync, checkpoint lock,
+//! witnesses), and a lookup that started on a head may still be reading while the next batch is
+//! applied. Its map proof must be the map of exactly its checkpoint, or the client rejects it at
+//! step 5. So before applying a batch to the nodes, the sequencer records the values the batch
+//! overwrites (one [`Undo`] per batch, for the last [`KEEP`] batches), and a reader for the map of
+//! checkpoint size `h` ([`MapAt`]) reads the current node and then takes its value from the oldest
+//! undo at or after `h` that holds it. Reading the node *before* looking at the undos makes this
+//! right whichever side of an update the read falls on: an undo is installed before its update, so
+//! a value newer than `h` always has its older value in an undo already. A reader older than every
+//! kept undo gets [`MapError::Storage`] and the lookup retries against the newest head.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ledger_core::map::{MapError, MapNode, MapNodeReader, NodeId};
+use ledger_core::map::{self, MapError, MapNode, MapNodeReader, MapValue, NodeId};
+use ledger_core::{Hash, TreeHash};
 
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 /// How many batches' undos are kept: a lookup may start on a head this many batches old and
 /// still be answered from it.
@@ -47,49 +51,149 @@ struct Kept {
     latest: u64,
 }
 
-/// The undos of the last [`KEEP`] batches (see the module doc).
+/// The current map's nodes, compactly: every internal node's hash by id, and every key's value
+/// by key. A leaf sits at a position whose parent is internal (or at the root) and under whose
+/// prefix exactly one key lies; the core reads only such positions, children of internal nodes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Nodes {
+    internal: HashMap<NodeId, Hash, ahash::RandomState>,
+    values: BTreeMap<Hash, MapValue>,
+}
+
+impl Nodes {
+    fn get(&self, id: &NodeId) -> Option<MapNode> {
+        if let Some(hash) = self.internal.get(id) {
+            return Some(MapNode::Internal { hash: *hash });
+        }
+        let depth = id.depth();
+        if let Some(up) = depth.checked_sub(1) {
+            let parent = NodeId::of(id.prefix(), up)?;
+            if !self.internal.contains_key(&parent) {
+                // Below a leaf or an empty subtree: not a node of the canonical tree.
+                return None;
+            }
+        }
+        let low = *id.prefix();
+        let mut high = low;
+        for bit in usize::from(depth)..256 {
+            high[bit / 8] |= 0x80 >> (bit % 8);
+        }
+        let mut under = self.values.range(low..=high);
+        match (under.next(), under.next()) {
+            (Some((key, value)), None) => Some(MapNode::Leaf {
+                key: *key,
+                value: *value,
+            }),
+            // No key (empty), or two or more without an internal node: not a stored node.
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, id: NodeId, node: MapNode) {
+        match node {
+            MapNode::Internal { hash } => {
+                self.internal.insert(id, hash);
+            }
+            MapNode::Leaf { key, value } => {
+                self.values.insert(key, value);
+            }
+        }
+    }
+}
+
+/// The map's nodes in memory and the undos of the last [`KEEP`] batches (see the module doc).
 #[derive(Debug, Default)]
-pub struct MapVersions {
+pub struct MapStore {
+    nodes: RwLock<Nodes>,
     kept: RwLock<Kept>,
 }
 
-impl MapVersions {
-    /// No undos yet; the store's map is that of checkpoint size `size`.
-    pub fn new(size: u64) -> MapVersions {
-        MapVersions {
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match lock.read() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    match lock.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl MapStore {
+    /// Rebuilds the nodes of the map of checkpoint size `size` from the stored values; returns the
+    /// store and the map's root.
+    pub fn load(
+        th: TreeHash,
+        storage: &dyn Storage,
+        size: u64,
+    ) -> Result<(MapStore, Hash), StorageError> {
+        let values = storage.map_values()?;
+        let built = map::build_from_values(th, &values).map_err(|e| StorageError::Corrupt {
+            key: "map values".into(),
+            reason: e.to_string(),
+        })?;
+        let mut nodes = Nodes::default();
+        for (id, node) in built.writes {
+            nodes.insert(id, node);
+        }
+        let store = MapStore {
+            nodes: RwLock::new(nodes),
             kept: RwLock::new(Kept {
                 undos: VecDeque::new(),
                 latest: size,
             }),
-        }
-    }
-
-    /// Records, before the commit that takes the store's map from checkpoint size `from` to `to`,
-    /// the values at `from` of every node the commit writes.
-    pub(crate) fn push(&self, from: u64, to: u64, old: HashMap<NodeId, Option<MapNode>>) {
-        let mut kept = match self.kept.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
         };
-        kept.undos.push_back(Arc::new(Undo { version: from, old }));
-        while kept.undos.len() > KEEP {
-            kept.undos.pop_front();
-        }
-        kept.latest = to;
+        Ok((store, built.root))
     }
 
-    /// The value in the map of checkpoint size `size` of the node whose stored value is `stored`
-    /// (read before this call).
+    /// The number of keys in the map.
+    pub fn keys(&self) -> usize {
+        read(&self.nodes).values.len()
+    }
+
+    /// Applies a committed batch that takes the map from checkpoint size `from` to `to`: first
+    /// records `undo` (the values at `from` of every node written), then writes the nodes.
+    pub(crate) fn advance(
+        &self,
+        from: u64,
+        to: u64,
+        undo: HashMap<NodeId, Option<MapNode>>,
+        writes: Vec<(NodeId, MapNode)>,
+    ) {
+        {
+            let mut kept = write(&self.kept);
+            kept.undos.push_back(Arc::new(Undo {
+                version: from,
+                old: undo,
+            }));
+            while kept.undos.len() > KEEP {
+                kept.undos.pop_front();
+            }
+            kept.latest = to;
+        }
+        let mut nodes = write(&self.nodes);
+        for (id, node) in writes {
+            nodes.insert(id, node);
+        }
+    }
+
+    /// The current value of the node `id` (the map of the last applied batch).
+    fn current(&self, id: &NodeId) -> Option<MapNode> {
+        read(&self.nodes).get(id)
+    }
+
+    /// The value in the map of checkpoint size `size` of the node whose current value is
+    /// `current` (read before this call).
     fn at(
         &self,
         id: &NodeId,
-        stored: Option<MapNode>,
+        current: Option<MapNode>,
         size: u64,
     ) -> Result<Option<MapNode>, MapError> {
-        let kept = match self.kept.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let kept = read(&self.kept);
         if size < kept.latest && kept.undos.front().is_none_or(|u| u.version > size) {
             return Err(MapError::Storage(format!(
                 "the map of checkpoint size {size} is no longer kept (the log is at {})",
@@ -101,78 +205,54 @@ impl MapVersions {
                 return Ok(*old);
             }
         }
-        Ok(stored)
+        Ok(current)
     }
 }
 
-/// The map of one checkpoint size, over the store and the kept undos.
+/// The new values of the keys a batch touched (what the store keeps), from the update's writes:
+/// each touched key's leaf is among them (its value changed), next to untouched keys' leaves that
+/// only moved deeper.
+pub(crate) fn touched_values(
+    touched: &HashSet<Hash>,
+    writes: &[(NodeId, MapNode)],
+) -> Vec<(Hash, MapValue)> {
+    writes
+        .iter()
+        .filter_map(|(_, n)| match n {
+            MapNode::Leaf { key, value } if touched.contains(key) => Some((*key, *value)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The map of one checkpoint size, over the nodes and the kept undos.
 pub struct MapAt<'a> {
-    /// The store.
-    pub storage: &'a dyn Storage,
-    /// The undos.
-    pub versions: &'a MapVersions,
+    /// The map.
+    pub store: &'a MapStore,
     /// The checkpoint size whose map is read.
     pub size: u64,
 }
 
 impl MapNodeReader for MapAt<'_> {
     fn read_node(&self, id: &NodeId) -> Result<Option<MapNode>, MapError> {
-        let stored = self
-            .storage
-            .map_node(id)
-            .map_err(|e| MapError::Storage(e.to_string()))?;
-        self.versions.at(id, stored, self.size)
+        let current = self.store.current(id);
+        self.store.at(id, current, self.size)
     }
 }
 
-/// The sequencer's reader of the store's map during an update: remembers every node it read, so
-/// that the batch's [`Undo`] costs no second read of the nodes the update looked at.
-pub(crate) struct Recording<'a> {
-    storage: &'a dyn Storage,
-    read: RefCell<HashMap<NodeId, Option<MapNode>>>,
-}
-
-impl<'a> Recording<'a> {
-    pub(crate) fn new(storage: &'a dyn Storage) -> Recording<'a> {
-        Recording {
-            storage,
-            read: RefCell::new(HashMap::new()),
-        }
-    }
-
-    /// The old values of the nodes in `writes` (read now if the update did not read them; in the
-    /// canonical tree those are below a leaf or an empty subtree, hence absent).
-    pub(crate) fn undo(
-        self,
-        writes: &[(NodeId, MapNode)],
-    ) -> Result<HashMap<NodeId, Option<MapNode>>, MapError> {
-        let mut read = self.read.into_inner();
-        let mut old = HashMap::with_capacity(writes.len());
-        for (id, _) in writes {
-            let value = match read.remove(id) {
-                Some(v) => v,
-                None => self
-                    .storage
-                    .map_node(id)
-                    .map_err(|e| MapError::Storage(e.to_string()))?,
-            };
-            old.insert(*id, value);
-        }
-        Ok(old)
-    }
-}
-
-impl MapNodeReader for Recording<'_> {
+impl MapNodeReader for MapStore {
+    /// The current map (the sequencer's view: the map of the last applied batch).
     fn read_node(&self, id: &NodeId) -> Result<Option<MapNode>, MapError> {
-        if let Some(v) = self.read.borrow().get(id) {
-            return Ok(*v);
-        }
-        let v = self
-            .storage
-            .map_node(id)
-            .map_err(|e| MapError::Storage(e.to_string()))?;
-        self.read.borrow_mut().insert(*id, v);
-        Ok(v)
+        Ok(self.current(id))
+    }
+}
+
+impl MapStore {
+    /// The current values of the nodes in `writes`: the batch's [`Undo`], taken before
+    /// [`MapStore::advance`] applies them.
+    pub(crate) fn undo(&self, writes: &[(NodeId, MapNode)]) -> HashMap<NodeId, Option<MapNode>> {
+        let nodes = read(&self.nodes);
+        writes.iter().map(|(id, _)| (*id, nodes.get(id))).collect()
     }
 }
 
@@ -181,13 +261,12 @@ mod tests {
     use super::*;
     use crate::storage::sled::SledStorage;
     use crate::storage::{Commit, Meta};
-    use ledger_core::map::{self, MapAddition, MemoryMapStore};
-    use ledger_core::TreeHash;
+    use ledger_core::map::{MapAddition, MemoryMapStore};
 
     fn add(key: u8, index: u64) -> MapAddition {
         let mut k = [0u8; 32];
         k[0] = key;
-        k[1] = (index % 251) as u8;
+        k[1] = (index % 7) as u8;
         MapAddition {
             key: k,
             index,
@@ -195,11 +274,12 @@ mod tests {
         }
     }
 
-    /// Commits map-only batches to a real store and checks that a reader at every kept checkpoint
-    /// size proves exactly what a from-scratch map of that size proves, also mid-commit (undo
-    /// installed, store not yet written), and that a reader older than every undo is refused.
+    /// Batches applied as the sequencer does (update over the current nodes, undo, advance): a
+    /// reader at every kept checkpoint size proves exactly what a from-scratch map of that size
+    /// proves, also while a batch is being applied (before `advance`), a reader older than every
+    /// undo is refused, and the values the store keeps rebuild the same map at start.
     #[test]
-    fn readers_see_the_map_of_their_checkpoint() {
+    fn readers_see_the_map_of_their_checkpoint_and_the_values_rebuild_it() {
         let th = TreeHash::Blake3;
         let storage = SledStorage::temporary().expect("store");
         storage
@@ -213,31 +293,22 @@ mod tests {
                 b"cp0",
             )
             .expect("create");
-        let versions = MapVersions::new(0);
+        let (store, root) = MapStore::load(th, &storage, 0).expect("load");
+        assert_eq!(root, map::EMPTY);
         let mut reference = MemoryMapStore::new(th);
         let mut snapshots: Vec<(u64, MemoryMapStore)> = vec![(0, reference.clone())];
         let mut size = 0u64;
         let mut all_keys = Vec::new();
         for batch in 0..(KEEP as u64 + 4) {
+            // Keys repeat across batches (index % 7), so chains grow and leaves move deeper.
             let additions: Vec<MapAddition> = (0..5)
-                .map(|i| add((batch * 7 + i * 31) as u8, size + i))
+                .map(|i| add((batch * 7 + i * 31) as u8 % 40, size + i))
                 .collect();
             all_keys.extend(additions.iter().map(|a| a.key));
-            let rec = Recording::new(&storage);
-            let up = map::update(th, &rec, &additions).expect("update");
-            let undo = rec.undo(&up.writes).expect("undo");
+            let up = map::update(th, &store, &additions).expect("update");
+            let undo = store.undo(&up.writes);
+            let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
             let to = size + 6;
-            versions.push(size, to, undo);
-            // Mid-commit: the previous size's reader still sees its map.
-            let mid = MapAt {
-                storage: &storage,
-                versions: &versions,
-                size,
-            };
-            assert_eq!(
-                map::map_root(th, &mid).expect("root"),
-                reference.root().expect("r")
-            );
             storage
                 .commit(&Commit {
                     leaves: Vec::new(),
@@ -245,9 +316,19 @@ mod tests {
                     hashes: Vec::new(),
                     size: to,
                     checkpoint: b"cp".to_vec(),
-                    map: up.writes.clone(),
+                    map: touched_values(&touched, &up.writes),
                 })
                 .expect("commit");
+            // Before `advance`, the old size's reader still sees its map.
+            let mid = MapAt {
+                store: &store,
+                size,
+            };
+            assert_eq!(
+                map::map_root(th, &mid).expect("root"),
+                reference.root().expect("r")
+            );
+            store.advance(size, to, undo, up.writes.clone());
             reference.apply(&additions).expect("apply");
             assert_eq!(up.root, reference.root().expect("root"));
             size = to;
@@ -255,18 +336,11 @@ mod tests {
         }
         for (at, snapshot) in &snapshots {
             let reader = MapAt {
-                storage: &storage,
-                versions: &versions,
+                store: &store,
                 size: *at,
             };
-            let kept = versions
-                .kept
-                .read()
-                .expect("lock")
-                .undos
-                .front()
-                .map(|u| u.version);
-            if kept.is_some_and(|v| v > *at) {
+            let oldest = read(&store.kept).undos.front().map(|u| u.version);
+            if oldest.is_some_and(|v| v > *at) {
                 assert!(matches!(
                     map::map_root(th, &reader),
                     Err(MapError::Storage(_))
@@ -286,5 +360,17 @@ mod tests {
                 );
             }
         }
+        // The stored values rebuild exactly the nodes the batches left in memory.
+        let (again, root) = MapStore::load(th, &storage, size).expect("load");
+        assert_eq!(root, reference.root().expect("root"));
+        assert_eq!(*read(&again.nodes), *read(&store.nodes));
+        assert_eq!(
+            again.keys(),
+            reference
+                .nodes()
+                .values()
+                .filter(|n| matches!(n, MapNode::Leaf { .. }))
+                .count()
+        );
     }
 }

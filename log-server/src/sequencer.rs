@@ -7,7 +7,7 @@
 //! so the queue bound also bounds the submissions being checked: when it is full, `/v1/add` answers
 //! `503 overloaded` with `Retry-After`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
-use crate::map::Recording;
+use crate::map::touched_values;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -390,12 +390,11 @@ impl Sequencer {
     ///    memory. *Crash: as in step 1.*
     /// 3. Sign the checkpoint for the new size and root, in memory. *Crash: the signed checkpoint
     ///    was never stored nor shown to anyone, so no one can hold a checkpoint the store lacks.*
-    /// 4. Record the map nodes the batch overwrites ([`crate::map`], in memory, for lookups still
-    ///    on the old head), then write leaves, hashes, leaf-hash and SII indices, enrollments, the
-    ///    map's changed nodes and the checkpoint in ONE atomic sled batch. *Crash: sled recovers
-    ///    either the whole batch or none of it, so the stored tree always hashes to the stored
-    ///    checkpoint and the stored map is always the one its last map leaf commits (checked at
-    ///    start); no waiter was answered yet.*
+    /// 4. Write leaves, hashes, leaf-hash and SII indices, enrollments, the touched map keys' new
+    ///    values and the checkpoint in ONE atomic sled batch. *Crash: sled recovers either the
+    ///    whole batch or none of it, so the stored tree always hashes to the stored checkpoint and
+    ///    the stored map values are always those its last map leaf commits (the nodes are rebuilt
+    ///    from them and checked against that leaf at start); no waiter was answered yet.*
     /// 5. Sync the store to disk (`flush`). *Crash before it returns: as in step 4 — the batch is
     ///    atomic; if it survived, the log simply has leaves nobody got a receipt for, which a
     ///    resubmission of the same bytes finds (idempotence).*
@@ -405,7 +404,9 @@ impl Sequencer {
     ///    to hash to the lock's checkpoint at the lock's size and the lock is moved up to the
     ///    store's. Crash after: lock and store agree.* From here on, a store that ever holds
     ///    less than this checkpoint, or other leaves under it, is refused at start.
-    /// 7. Publish the new head and registry in memory, then (in the caller) answer the waiters.
+    /// 7. Apply the map's new nodes in memory (recording what they overwrite, for lookups still on
+    ///    the old head: [`crate::map`]), publish the new head and registry, then (in the caller)
+    ///    answer the waiters.
     ///    *Crash: every answered receipt is durable; restart recovers the same head from disk.*
     ///
     /// On a storage error in step 4 or 5, or a lock error in step 6, the sequencer stops for good
@@ -491,15 +492,13 @@ impl Sequencer {
         }
 
         // Step 2: the map and its leaf, then the stored hashes and the new root.
-        let recording = Recording::new(storage);
-        let map_update = match map::update(th, &recording, &additions) {
+        let map_update = match map::update(th, self.ledger.map(), &additions) {
             Ok(u) => u,
             Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
         };
-        let undo = match recording.undo(&map_update.writes) {
-            Ok(u) => u,
-            Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
-        };
+        let undo = self.ledger.map().undo(&map_update.writes);
+        let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
+        let map_values = touched_values(&touched, &map_update.writes);
         let map_index = old_size + leaves.len() as u64;
         let map_leaf = match Leaf::sign(
             Entry::Map(MapLeaf {
@@ -551,11 +550,9 @@ impl Sequencer {
             hashes: new_hashes,
             size: new_size,
             checkpoint: checkpoint.as_bytes().to_vec(),
-            map: map_update.writes,
+            map: map_values,
         };
         let prepared = Instant::now();
-        // Lookups against the old head keep reading its map while the store moves on.
-        self.ledger.map_versions().push(old_size, new_size, undo);
         if let Err(e) = storage.commit(&commit) {
             return (replies, Err(e.into()));
         }
@@ -571,7 +568,11 @@ impl Sequencer {
             return (replies, Err(e.into()));
         }
 
-        // Step 7: publish.
+        // Step 7: apply the map's new nodes (lookups on the old head keep reading its map through
+        // the undo), then publish.
+        self.ledger
+            .map()
+            .advance(old_size, new_size, undo, map_update.writes);
         self.ledger
             .cache_hashes(commit.hashes_start, &commit.hashes);
         self.frontier = frontier;
@@ -941,9 +942,15 @@ mod tests {
                     (m.size, m.root),
                     (head.size - 1, rebuilt.root().expect("root"))
                 );
+                let served = ledger.map_at(head.size);
                 for (id, node) in rebuilt.nodes() {
-                    assert_eq!(ledger.storage().map_node(id).expect("node"), Some(*node));
+                    use ledger_core::map::MapNodeReader as _;
+                    assert_eq!(served.read_node(id).expect("node"), Some(*node));
                 }
+                // … and the stored values rebuild it.
+                let (_, root) =
+                    crate::map::MapStore::load(hash, ledger.storage(), head.size).expect("load");
+                assert_eq!(root, m.root);
                 // The root from the stored hashes equals a fresh in-memory tree's.
                 let mut mem = ledger_core::tree::MemoryHashStore::new(hash);
                 for l in &leaves {

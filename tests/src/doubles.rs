@@ -277,6 +277,23 @@ impl LyingDp {
     pub fn answer(a: &LookupAnswer) -> LyingDp {
         LyingDp::serve(serde_json::to_string(a).expect("json"))
     }
+
+    /// Sets `a`'s status and mappings to what the entries it shows fold to at `now`, as a DP that
+    /// leaves entries out and covers its tracks would: such an answer passes SPEC §6 steps 1–4
+    /// and only the map (step 5, completeness) catches it.
+    pub fn refold(a: &mut LookupAnswer, now: u64) {
+        let entries: Vec<(u64, ledger_core::entry::Entry)> = a
+            .entries
+            .iter()
+            .map(|p| {
+                let leaf = ledger_core::entry::Leaf::parse(p.leaf.as_bytes()).expect("leaf");
+                (p.index, leaf.into_entry())
+            })
+            .collect();
+        let state = ledger_core::state::fold(entries.iter().map(|(i, e)| (*i, e)), now);
+        a.status = state.status;
+        a.mappings = state.mapping_indices();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

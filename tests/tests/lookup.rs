@@ -1,8 +1,8 @@
 //! `/v1/lookup` against the real `log-server` (issue 3, SPEC §5 lookup and §6 client verification):
 //! answers for zero, one and many mappings, after MSP and prover revocations, an opt-out, a claim
-//! after the opt-out and a key rotation all pass `ledger_core::lookup::verify_lookup_at`, with the
-//! status and mappings this test expects from what it submitted; a non-canonical `sii` query gets
-//! the right problem.
+//! after the opt-out and a key rotation all pass `ledger_core::lookup::verify_lookup_at` — all five
+//! steps, so each answer is complete as of its checkpoint (SPEC §9) — with the status and mappings
+//! this test expects from what it submitted; a non-canonical `sii` query gets the right problem.
 
 use ledger_core::api::LookupAnswer;
 use ledger_core::entry::{Action, Leaf, Role};
@@ -51,6 +51,14 @@ fn check(
         cp.checkpoint.size > last || entries.is_empty(),
         "{sii}: stale checkpoint"
     );
+    // Complete as of that checkpoint (SPEC §6 step 5): the log ends every batch with a map leaf,
+    // so the map leaf that proved it is the checkpoint's last leaf.
+    assert_eq!(
+        verified.map_index,
+        Some(cp.checkpoint.size - 1),
+        "{sii}: completeness"
+    );
+    assert_eq!(answer.map.as_ref().map(|m| m.index), verified.map_index);
     (answer, verified)
 }
 

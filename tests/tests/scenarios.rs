@@ -696,9 +696,9 @@ fn split_view_gives_auditor_evidence_and_a_quorum_client_refuses() {
 // 3. A Discovery Provider that omits or alters a mapping.
 // -------------------------------------------------------------------------------------------------
 
-/// Every omission or alteration a single lookup can detect fails at its SPEC §6 step; the one it
-/// cannot (leaving out the newest entries *and* folding what remains) is accepted, which is the
-/// documented limit (docs/threat-model.md): the monitor sees the hidden entry.
+/// Every omission or alteration fails at its SPEC §6 step, including the one steps 1–4 cannot
+/// see — leaving out entries (the oldest, or the newest: a revoke) *and* folding what remains —
+/// which the map (step 5, SPEC §9) rejects at `completeness`; the hidden entry is in the log.
 #[test]
 fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
     let (log, msp_a, msp_b, prover) = log_with_msps(Options::default(), "msp-b.example");
@@ -791,16 +791,21 @@ fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
         assert_eq!(json["step"], step, "{what}:\n{all}");
     }
 
-    // The limit: leaving out an entry *and* its mapping gives an answer that folds correctly
-    // from what it shows; one lookup cannot tell (no completeness proof in SPEC §6).
+    // Leaving out an entry *and* its mapping gives an answer that folds correctly from what it
+    // shows (steps 1–4 pass); the map shows an entry is missing (step 5).
     let mut omitted = honest.clone();
     omitted.entries.remove(0);
     omitted.mappings.remove(0);
-    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&omitted).url));
-    assert_eq!(mapped_msps(&json), ["msp-b.example"]);
+    lookup_rejected(
+        &trust,
+        ALICE,
+        Some(&LyingDp::answer(&omitted).url),
+        "completeness",
+    );
 
-    // The same for the newest entries: MSP B revokes; a DP hiding that newest entry, and folding only what it shows,
-    // gives a true but outdated answer. `last_seen_size` does not help (the checkpoint is current).
+    // The same for the newest entries: MSP B revokes; a DP hiding that newest entry, and folding
+    // only what it shows, gives a true but outdated answer. `last_seen_size` does not help (the
+    // checkpoint is current); the map does.
     log.submit_ok(&testkit::revoke(
         &msp_b,
         "msp-b.example",
@@ -816,11 +821,17 @@ fn a_dp_that_omits_or_alters_a_mapping_fails_at_the_right_step() {
     let mut stale = current.clone();
     let hidden = stale.entries.pop().expect("revoke");
     stale.mappings = honest.mappings.clone();
-    let json = lookup_ok(&trust, ALICE, Some(&LyingDp::answer(&stale).url));
-    assert_eq!(
-        mapped_msps(&json),
-        ["msp-a.example", "msp-b.example"],
-        "SPEC §6 has no completeness proof: this omission is not caught by one lookup"
+    let json = lookup_rejected(
+        &trust,
+        ALICE,
+        Some(&LyingDp::answer(&stale).url),
+        "completeness",
+    );
+    assert!(
+        json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("an entry is hidden")),
+        "SPEC §9 closes the gap: the hidden revoke is caught by one lookup: {json}"
     );
     // Whoever watches the number sees the hidden revoke in the log itself.
     let leaves = log.all_entries(log.checkpoint().checkpoint.size);

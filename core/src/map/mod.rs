@@ -36,7 +36,7 @@ pub use node::{MapNode, MapNodeReader, MemoryMapStore, NodeId};
 pub use proof::{
     prove, verify_absence, verify_presence, KeyProof, MapProof, MapProofError, OtherLeaf,
 };
-pub use update::{map_root, update, MapAddition, MapUpdate};
+pub use update::{build_from_values, map_root, update, MapAddition, MapUpdate};
 
 /// The hash of an empty subtree, and the root of the empty map: 32 zero bytes (SPEC §9 "Tree").
 pub const EMPTY: Hash = [0; 32];

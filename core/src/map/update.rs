@@ -76,6 +76,33 @@ pub fn update(
     Ok(MapUpdate { root, writes })
 }
 
+/// Builds the whole map from scratch from its keys' values (`items`, in any order): the root and
+/// every node, as [`update`] returns them. For a log that keeps the map's values and rebuilds its
+/// nodes (at start), and for tests. Refuses a repeated key or a value with a count of zero (such a
+/// key is not in the map).
+pub fn build_from_values(th: TreeHash, items: &[(Hash, MapValue)]) -> Result<MapUpdate, MapError> {
+    let mut sorted = items.to_vec();
+    sorted.sort_unstable_by_key(|(k, _)| *k);
+    for pair in sorted.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(MapError::CorruptNode {
+                depth: 0,
+                reason: "a key has two values",
+            });
+        }
+    }
+    if sorted.iter().any(|(_, v)| v.count == 0) {
+        return Err(MapError::CorruptNode {
+            depth: 0,
+            reason: "a value with a count of zero",
+        });
+    }
+    let mut writes = Vec::with_capacity(sorted.len() * 2);
+    let root = build(th, NodeId::ROOT, &sorted, &mut writes)?;
+    writes.sort_by_key(|(id, _)| *id);
+    Ok(MapUpdate { root, writes })
+}
+
 /// Extends `base` with `leaves`.
 fn extended(th: TreeHash, base: MapValue, leaves: &[(u64, Hash)]) -> Result<MapValue, MapError> {
     let mut v = base;
@@ -202,6 +229,38 @@ mod tests {
             index,
             leaf_hash: [index as u8; 32],
         }
+    }
+
+    #[test]
+    fn building_from_values_equals_updating() {
+        let th = TreeHash::Blake3;
+        let mut m = MemoryMapStore::new(th);
+        let adds: Vec<MapAddition> = (0..300u64)
+            .map(|i| add(th.leaf_hash(&(i % 97).to_be_bytes()), i))
+            .collect();
+        for chunk in adds.chunks(37) {
+            m.apply(chunk).unwrap();
+        }
+        let values: Vec<(Hash, MapValue)> = m
+            .nodes()
+            .values()
+            .filter_map(|n| match n {
+                MapNode::Leaf { key, value } => Some((*key, *value)),
+                MapNode::Internal { .. } => None,
+            })
+            .rev()
+            .collect();
+        assert_eq!(values.len(), 97);
+        let built = build_from_values(th, &values).unwrap();
+        assert_eq!(built.root, m.root().unwrap());
+        assert_eq!(
+            built.writes,
+            m.nodes().iter().map(|(i, n)| (*i, *n)).collect::<Vec<_>>()
+        );
+        let mut twice = values.clone();
+        twice.push(values[3]);
+        assert!(build_from_values(th, &twice).is_err());
+        assert_eq!(build_from_values(th, &[]).unwrap().root, EMPTY);
     }
 
     #[test]

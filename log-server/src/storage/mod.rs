@@ -8,8 +8,10 @@
 //! - leaf hash → index (idempotent resubmission, `?leaf_hash=` proofs);
 //! - SII → indices (DP lookups);
 //! - enroll indices (to rebuild the key registry at start);
-//! - the verifiable map's nodes (SPEC §9; [`ledger_core::map::node`]): node id → node, as of the
-//!   stored head, written in the same commit as the batch whose map leaf commits them;
+//! - the verifiable map (SPEC §9): a journal of its keys' values (count and chain), one record per
+//!   batch with the new values of the keys it touched, written in the same commit as the batch
+//!   whose map leaf commits them (the map's nodes are derived from the values and kept in memory:
+//!   [`crate::map`]);
 //! - the latest signed checkpoint and the tree size it covers;
 //! - meta: origin, tree hash, log verifier key, creation time (fixed for the log's life).
 //!
@@ -18,7 +20,7 @@
 
 pub mod sled;
 
-use ledger_core::map::{MapNode, NodeId};
+use ledger_core::map::MapValue;
 use ledger_core::{Hash, TreeHash};
 use serde::{Deserialize, Serialize};
 
@@ -86,9 +88,9 @@ pub struct Commit {
     pub size: u64,
     /// The signed checkpoint note for `size`.
     pub checkpoint: Vec<u8>,
-    /// The map nodes the batch adds or changes ([`ledger_core::map::MapUpdate::writes`]): after the
-    /// commit the stored nodes are the map the batch's map leaf commits.
-    pub map: Vec<(NodeId, MapNode)>,
+    /// The new values of the map keys the batch files leaves under: after the commit the stored
+    /// values are those of the map the batch's map leaf commits.
+    pub map: Vec<(Hash, MapValue)>,
 }
 
 /// The log's durable store.
@@ -111,8 +113,9 @@ pub trait Storage: Send + Sync + 'static {
     fn sii_indices(&self, sii: &str) -> Result<Vec<u64>, StorageError>;
     /// The indices of all enroll leaves, in log order.
     fn enrollments(&self) -> Result<Vec<u64>, StorageError>;
-    /// The map node stored under `id` as of the stored head (`None`: no node there).
-    fn map_node(&self, id: &NodeId) -> Result<Option<MapNode>, StorageError>;
+    /// Every map key with its value as of the stored head, in key order (read at start: the
+    /// journal replayed, later values winning).
+    fn map_values(&self) -> Result<Vec<(Hash, MapValue)>, StorageError>;
     /// Writes a batch atomically and syncs it to disk before returning.
     fn commit(&self, commit: &Commit) -> Result<(), StorageError>;
     /// Syncs everything to disk.

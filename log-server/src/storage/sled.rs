@@ -11,7 +11,7 @@
 //! | `X` ‖ leaf hash                  | index                                                   |
 //! | `S` ‖ SII ‖ `0x00` ‖ index       | empty (SIIs never contain `0x00`)                       |
 //! | `E` ‖ index                      | empty (an enroll leaf)                                  |
-//! | `N` ‖ map node id (34 bytes)     | the map node (`MapNode::to_bytes`), SPEC §9             |
+//! | `V` ‖ tree size                  | the map keys the batch ending there touched, with their new values: `(key ‖ u64be(count) ‖ chain)*`, SPEC §9 |
 //! | `M:meta`                         | JSON [`Meta`]                                           |
 //! | `M:head`                         | size ‖ signed checkpoint note                           |
 //! | `M:layout`                       | the layout version, `3`                                 |
@@ -20,8 +20,12 @@
 //! of 256 claims writes ~25 group records instead of ~770 single ones (sled rewrites a node per
 //! insert; per-key inserts were ~20% of the server's CPU), and the group being filled is read and
 //! rewritten whole (at most 15 leaves or 63 hashes of it), which bounds the extra bytes written
-//! when a quiet log commits one leaf at a time. Map nodes change in place (an update rewrites the
-//! nodes on the touched keys' paths), so they are one record each.
+//! when a quiet log commits one leaf at a time. The map is stored as a journal of its keys' values:
+//! one record per batch with the new values of the keys it touched (72 bytes per key), so a batch
+//! costs one insert for the map, where one record per key would cost one per touched key and
+//! storing the map's nodes one per node on each touched key's path (~20 at 1M keys: measured at 6×
+//! the batch's commit time, see docs/benchmarks.md). At start the journal is replayed (later values
+//! win) and the nodes are rebuilt from the values and kept in memory ([`crate::map`]).
 //!
 //! Older layouts are not read: a data folder written by layout 1 (one key per leaf and per hash) or
 //! layout 2 (before the verifiable map: its checkpoints do not end in map leaves, so its lookups
@@ -29,7 +33,7 @@
 
 use std::path::Path;
 
-use ledger_core::map::{MapNode, NodeId};
+use ledger_core::map::MapValue;
 use ledger_core::Hash;
 
 use super::{Commit, Meta, Storage, StorageError};
@@ -45,7 +49,9 @@ const LAYOUT: u8 = 3;
 const LEAF_INDEX: u8 = b'X';
 const SII: u8 = b'S';
 const ENROLL: u8 = b'E';
-const MAP_NODE: u8 = b'N';
+const MAP_JOURNAL: u8 = b'V';
+/// One journal item: key, count, chain.
+const JOURNAL_ITEM: usize = 72;
 const META_KEY: &[u8] = b"M:meta";
 const HEAD_KEY: &[u8] = b"M:head";
 
@@ -73,11 +79,14 @@ fn key_hash(prefix: u8, h: &Hash) -> [u8; 33] {
     k
 }
 
-fn map_node_key(id: &NodeId) -> [u8; 35] {
-    let mut k = [0u8; 35];
-    k[0] = MAP_NODE;
-    k[1..].copy_from_slice(&id.to_bytes());
-    k
+fn journal_record(values: &[(Hash, MapValue)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(values.len() * JOURNAL_ITEM);
+    for (key, v) in values {
+        b.extend_from_slice(key);
+        b.extend_from_slice(&v.count.to_be_bytes());
+        b.extend_from_slice(&v.chain);
+    }
+    b
 }
 
 fn sii_prefix(sii: &str) -> Vec<u8> {
@@ -398,23 +407,49 @@ impl Storage for SledStorage {
             .collect()
     }
 
-    fn map_node(&self, id: &NodeId) -> Result<Option<MapNode>, StorageError> {
-        self.db
-            .get(map_node_key(id))
-            .map_err(db_err)?
-            .map(|v| {
-                MapNode::from_bytes(&v).map_err(|e| StorageError::Corrupt {
-                    key: format!("map node at depth {}", id.depth()),
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
+    fn map_values(&self) -> Result<Vec<(Hash, MapValue)>, StorageError> {
+        let mut values: std::collections::HashMap<Hash, MapValue> =
+            std::collections::HashMap::new();
+        for kv in self.db.scan_prefix([MAP_JOURNAL]) {
+            let (k, v) = kv.map_err(db_err)?;
+            let size = trailing_u64(&k, "map journal key")?;
+            if v.len() % JOURNAL_ITEM != 0 {
+                return Err(StorageError::Corrupt {
+                    key: format!("map journal at size {size}"),
+                    reason: format!("{} bytes is not a whole number of items", v.len()),
+                });
+            }
+            for item in v.chunks_exact(JOURNAL_ITEM) {
+                let (key, rest) = item.split_at(32);
+                let (count, chain) = rest.split_at(8);
+                let (Ok(key), Ok(count), Ok(chain)) = (
+                    Hash::try_from(key),
+                    <[u8; 8]>::try_from(count),
+                    Hash::try_from(chain),
+                ) else {
+                    continue; // unreachable: the lengths are exact
+                };
+                values.insert(
+                    key,
+                    MapValue {
+                        count: u64::from_be_bytes(count),
+                        chain,
+                    },
+                );
+            }
+        }
+        let mut out: Vec<(Hash, MapValue)> = values.into_iter().collect();
+        out.sort_unstable_by_key(|(k, _)| *k);
+        Ok(out)
     }
 
     fn commit(&self, commit: &Commit) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for (id, node) in &commit.map {
-            batch.insert(&map_node_key(id)[..], node.to_bytes());
+        if !commit.map.is_empty() {
+            batch.insert(
+                &key_u64(MAP_JOURNAL, commit.size)[..],
+                journal_record(&commit.map),
+            );
         }
         for leaf in &commit.leaves {
             batch.insert(
@@ -501,14 +536,36 @@ mod tests {
             hashes: vec![[1; 32], [2; 32], [3; 32]],
             size: 4,
             checkpoint: b"cp4".to_vec(),
-            map: map_writes(),
+            map: vec![(
+                [0x80; 32],
+                MapValue {
+                    count: 2,
+                    chain: [5; 32],
+                },
+            )],
         };
         s.commit(&c).expect("commit");
-        for (id, node) in &c.map {
-            assert_eq!(s.map_node(id).expect("map node"), Some(*node));
-        }
-        let absent = ledger_core::map::NodeId::of(&[0xff; 32], 3).expect("id");
-        assert_eq!(s.map_node(&absent).expect("map node"), None);
+        let newer = MapValue {
+            count: 3,
+            chain: [6; 32],
+        };
+        let first = MapValue {
+            count: 1,
+            chain: [1; 32],
+        };
+        s.commit(&Commit {
+            leaves: Vec::new(),
+            hashes_start: 3,
+            hashes: Vec::new(),
+            size: 4,
+            checkpoint: b"cp4".to_vec(),
+            map: vec![([0x80; 32], newer), ([0x01; 32], first)],
+        })
+        .expect("commit");
+        assert_eq!(
+            s.map_values().expect("values"),
+            vec![([0x01; 32], first), ([0x80; 32], newer)]
+        );
         assert_eq!(s.head().expect("head"), Some((4, b"cp4".to_vec())));
         assert_eq!(s.leaf(1).expect("leaf"), Some(b"leaf 1".to_vec()));
         assert_eq!(s.leaf(4).expect("leaf"), None);
@@ -527,20 +584,6 @@ mod tests {
         assert_eq!(s.sii_indices("tel:+1").expect("sii"), Vec::<u64>::new());
         assert_eq!(s.enrollments().expect("enr"), vec![0]);
         assert!(s.size_on_disk().expect("disk") > 0);
-    }
-
-    /// The nodes of a two-key map (a real update, so the ids and nodes are canonical).
-    fn map_writes() -> Vec<(NodeId, MapNode)> {
-        let th = TreeHash::Blake3;
-        let store = ledger_core::map::MemoryMapStore::new(th);
-        let add = |key: u8, index| ledger_core::map::MapAddition {
-            key: [key; 32],
-            index,
-            leaf_hash: [index as u8; 32],
-        };
-        ledger_core::map::update(th, &store, &[add(0x01, 1), add(0x80, 2)])
-            .expect("update")
-            .writes
     }
 
     #[test]
