@@ -19,8 +19,10 @@
 //! outgrows the CPU caches. So nodes are kept in *pages* of 8 levels under a byte-aligned prefix
 //! (one hash-table entry per page, holding a byte per place that says where its node is; internal
 //! hashes and leaves in two small arrays): the reads and writes along one path fall in 3 or 4
-//! pages instead of 40 places. About 150 bytes per key. Nodes at depth [`DEEP`] and below (two keys sharing their
-//! first 64 bits, which honest keys essentially never do) are kept apart, by their full id.
+//! pages instead of 40 places. About 245 bytes per key at a million keys (measured: ~120 of nodes,
+//! the rest the pages' place tables and the arrays' growth room). Nodes at depth [`DEEP`] and
+//! below (two keys sharing their first 64 bits, which honest keys essentially never do) are kept
+//! apart, by their full id.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
