@@ -425,11 +425,14 @@ pub enum AlertKind {
     /// A watched SII has a new entry (claim, revoke or opt-out) that no other kind describes: the
     /// plain change an owner watching its own SIIs is told about (`ledger watch`).
     NewEntry,
+    /// A map leaf whose `size` is not its own index or whose `root` is not the map of the leaves
+    /// before it, or a checkpoint that does not end in a map leaf (SPEC §9).
+    BadMapRoot,
 }
 
 impl AlertKind {
     /// Every kind, for metrics.
-    pub const ALL: [AlertKind; 12] = [
+    pub const ALL: [AlertKind; 13] = [
         AlertKind::UnexpectedClaimant,
         AlertKind::ConflictingClaim,
         AlertKind::UnattestedClaim,
@@ -442,6 +445,7 @@ impl AlertKind {
         AlertKind::SplitView,
         AlertKind::LogStalled,
         AlertKind::NewEntry,
+        AlertKind::BadMapRoot,
     ];
 
     /// The wire name (`unexpected-claimant`, ...).
@@ -459,6 +463,7 @@ impl AlertKind {
             AlertKind::SplitView => "split-view",
             AlertKind::LogStalled => "log-stalled",
             AlertKind::NewEntry => "new-entry",
+            AlertKind::BadMapRoot => "bad-map-root",
         }
     }
 
@@ -470,7 +475,8 @@ impl AlertKind {
             | AlertKind::BadCheckpointSignature
             | AlertKind::RootMismatch
             | AlertKind::InconsistentCheckpoint
-            | AlertKind::SplitView => Severity::Critical,
+            | AlertKind::SplitView
+            | AlertKind::BadMapRoot => Severity::Critical,
             AlertKind::ConflictingClaim
             | AlertKind::UnattestedClaim
             | AlertKind::ClaimBurst

@@ -1,9 +1,11 @@
 //! Catch-up benchmark: builds a log of N entries in memory (default 100,000; enrollments, claims of
-//! distinct SIIs by 50 MSPs, half of them with a prover's attestation), serves its C2SP tiles on
-//! 127.0.0.1 with a minimal HTTP server, and runs the monitor once over it with all rules on.
-//! Prints entries/s verified and the process's peak RSS.
+//! distinct SIIs by 50 MSPs, half of them with a prover's attestation), sealed as a log server
+//! seals its batches — a log-signed map leaf (SPEC §9) after the enrollments and after every
+//! `--batch` claims (default 128), and at the end — serves its C2SP tiles on 127.0.0.1 with a
+//! minimal HTTP server, and runs the monitor once over it with all rules on. Prints entries/s
+//! verified and the process's peak RSS.
 //!
-//! `cargo run --release -p monitor --example catchup_bench -- [N] [--step-bundles B]`
+//! `cargo run --release -p monitor --example catchup_bench -- [N] [--step-bundles B] [--batch C]`
 //!
 //! `BENCH_CONFLICT=all|watched|off` sets the `conflicting_claim` scope (default `all`, which keeps
 //! a state record per SII in sled: the most expensive rule). Besides wall-clock entries/s it prints
@@ -16,7 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use ledger_core::entry::{Action, Enroll, Entry, Leaf, Role};
+use ledger_core::entry::{Action, Enroll, Entry, Leaf, MapLeaf, Role};
+use ledger_core::map;
 use ledger_core::sii::Name;
 use ledger_core::testkit::{attestation, claim, test_key};
 use ledger_core::tile::{
@@ -62,6 +65,13 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
+    let batch: usize = args
+        .iter()
+        .position(|a| a == "--batch")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+        .max(1);
     let conflict = std::env::var("BENCH_CONFLICT").unwrap_or_else(|_| "all".into());
 
     tracing_subscriber::fmt()
@@ -76,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| test_key(&format!("msp-{i}.example")))
         .collect();
     let now = 1_764_158_400;
+    let th = TreeHash::Blake3;
     let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(n);
     for (role, key) in
         std::iter::once((Role::Prover, &prover)).chain(msps.iter().map(|k| (Role::Msp, k)))
@@ -88,8 +99,13 @@ fn main() -> anyhow::Result<()> {
         });
         leaves.push(Leaf::sign(e, &log_key)?.bytes().to_vec());
     }
-    let base = leaves.len();
-    let claims: Vec<Vec<u8>> = (0..n.saturating_sub(base))
+    // One map leaf after the enrollments and one per `batch` claims (and at the end): the number
+    // of claims that makes N leaves in all.
+    let base = leaves.len() + 1;
+    let rest = n.saturating_sub(base);
+    let claim_count = rest - rest.div_ceil(batch + 1);
+    // Each claim's bytes and map key (the parsed leaves themselves would take 1.5 GB at 1M).
+    let claims: Vec<(Vec<u8>, Option<ledger_core::Hash>)> = (0..claim_count)
         .into_par_iter()
         .map(|i| {
             let msp = &msps[i % msps.len()];
@@ -106,11 +122,51 @@ fn main() -> anyhow::Result<()> {
                     time - 10,
                 )
             });
-            claim(msp, &sii, &ssi, time, &[], att).bytes().to_vec()
+            let leaf = claim(msp, &sii, &ssi, time, &[], att);
+            (leaf.bytes().to_vec(), map::key_of(th, leaf.entry()))
         })
         .collect();
-    leaves.extend(claims);
-    let mut store = MemoryHashStore::new(TreeHash::Blake3);
+    // The map, batch by batch (the monitor's own compact store; the map's rules are the core's).
+    let mut map = monitor::mapstate::MapState::new(th);
+    let mut additions = Vec::new();
+    for (index, l) in leaves.iter().enumerate() {
+        let parsed = Leaf::parse(l)?;
+        additions.extend(map::addition(
+            th,
+            index as u64,
+            &th.leaf_hash(l),
+            parsed.entry(),
+        ));
+    }
+    let mut seal = |leaves: &mut Vec<Vec<u8>>, additions: &mut Vec<map::MapAddition>| {
+        let root = map.apply(additions)?;
+        additions.clear();
+        let size = leaves.len() as u64;
+        leaves.push(
+            Leaf::sign(Entry::Map(MapLeaf { size, root }), &log_key)?
+                .bytes()
+                .to_vec(),
+        );
+        anyhow::Ok(())
+    };
+    seal(&mut leaves, &mut additions)?;
+    for chunk in claims.chunks(batch) {
+        for (bytes, key) in chunk {
+            let index = leaves.len() as u64;
+            if let Some(key) = key {
+                additions.push(map::MapAddition {
+                    key: *key,
+                    index,
+                    leaf_hash: th.leaf_hash(bytes),
+                });
+            }
+            leaves.push(bytes.clone());
+        }
+        seal(&mut leaves, &mut additions)?;
+    }
+    drop(claims);
+    drop(map);
+    let mut store = MemoryHashStore::new(th);
     for l in &leaves {
         store.append_leaf(l);
     }
@@ -139,7 +195,7 @@ fn main() -> anyhow::Result<()> {
     drop(leaves);
     drop(store);
     eprintln!(
-        "built a {size}-entry log in {:.1} s",
+        "built a {size}-entry log (map leaves every {batch} claims) in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
 

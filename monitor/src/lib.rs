@@ -8,6 +8,8 @@
 //! - [`verify`]: SPEC §3 verification of entries, batched and parallel;
 //! - [`rules`]: the claim rules;
 //! - [`rulestate`]: the rules' state in memory, its journal and snapshots;
+//! - [`mapstate`]: the verifiable map (SPEC §9) rebuilt from the entries, its journal and
+//!   snapshots;
 //! - [`engine`]: one log's checkpoint checks, catch-up and tree recomputation;
 //! - [`store`]: crash-safe state (sled);
 //! - [`sinks`]: stdout, file, exec hook and webhook delivery;
@@ -20,9 +22,11 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+mod codec;
 pub mod config;
 pub mod engine;
 pub mod fetch;
+pub mod mapstate;
 pub mod metrics;
 pub mod rules;
 pub mod rulestate;

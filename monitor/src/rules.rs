@@ -103,6 +103,12 @@ impl<'a> Step<'a> {
         self.alerts.raise(alert, "")
     }
 
+    /// Records an alert the engine raised for this step (the map's), in order with the rules'
+    /// own, unless an alert with the same id is known.
+    pub fn raise_with(&mut self, alert: Alert, discriminator: &str) -> Result<(), StoreError> {
+        self.alerts.raise(alert, discriminator)
+    }
+
     fn op(&mut self, op: Op) -> crate::rulestate::Applied {
         encode_op(&op, &mut self.journal);
         self.state.apply(&op)

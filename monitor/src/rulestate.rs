@@ -25,6 +25,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 
+use crate::codec::{
+    self, checked_body, put_u32, put_u64, read_snapshot_file, write_snapshot_file, Damaged, Summed,
+};
+
 /// An SII, as the rules keep it: the first 16 bytes of SHA-256 of its canonical text.
 pub type SiiKey = [u8; 16];
 
@@ -359,18 +363,15 @@ impl RuleState {
     /// The snapshot bytes: a versioned header, the state, and a SHA-256 trailer that makes a torn
     /// or damaged file detectable.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Summed::new(Vec::new());
         // Writing to a Vec cannot fail.
         let _ = self.write_snapshot_to(&mut out);
-        out
+        out.finish().unwrap_or_default()
     }
 
-    /// Streams the snapshot to `w` (a snapshot of millions of SIIs is never held in memory whole).
-    fn write_snapshot_to<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
-        let mut w = Summed {
-            inner: w,
-            sum: Sha256::new(),
-        };
+    /// Streams the snapshot body to `w` (a snapshot of millions of SIIs is never held in memory
+    /// whole); the caller adds the trailer.
+    fn write_snapshot_to<W: std::io::Write>(&self, w: &mut Summed<W>) -> std::io::Result<()> {
         let mut b = Vec::with_capacity(4096);
         let flush = |w: &mut Summed<W>, b: &mut Vec<u8>| -> std::io::Result<()> {
             w.write_all(b)?;
@@ -394,7 +395,7 @@ impl RuleState {
                 put_u64(&mut b, m.expires);
             }
             if b.len() >= 4000 {
-                flush(&mut w, &mut b)?;
+                flush(w, &mut b)?;
             }
         }
         put_u32(&mut b, self.windows.len() as u32);
@@ -405,14 +406,11 @@ impl RuleState {
                 put_u64(&mut b, *t);
                 b.extend_from_slice(k);
                 if b.len() >= 4000 {
-                    flush(&mut w, &mut b)?;
+                    flush(w, &mut b)?;
                 }
             }
         }
-        flush(&mut w, &mut b)?;
-        let sum = w.sum.finalize_reset();
-        w.inner.write_all(&sum)?;
-        w.inner.flush()
+        flush(w, &mut b)
     }
 
     /// Parses [`RuleState::encode_snapshot`] bytes.
@@ -421,14 +419,7 @@ impl RuleState {
             what: what.to_string(),
             reason: reason.to_string(),
         };
-        let body_len = bytes
-            .len()
-            .checked_sub(32)
-            .ok_or_else(|| damaged("shorter than its checksum"))?;
-        let (body, sum) = bytes.split_at(body_len);
-        if Sha256::digest(body).as_slice() != sum {
-            return Err(damaged("checksum mismatch (torn or damaged file)"));
-        }
+        let body = checked_body(bytes).map_err(|e| damaged(&e.0))?;
         let rest = body
             .strip_prefix(SNAPSHOT_MAGIC)
             .ok_or_else(|| damaged("not a version 1 rule-state snapshot"))?;
@@ -474,9 +465,9 @@ impl RuleState {
 
     /// Reads the snapshot at `path`; `None` when there is none.
     pub fn read_snapshot(path: &Path) -> Result<Option<RuleState>, StateError> {
-        match std::fs::read(path) {
-            Ok(b) => RuleState::decode_snapshot(&b, &path.display().to_string()).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match read_snapshot_file(path) {
+            Ok(Some(b)) => RuleState::decode_snapshot(&b, &path.display().to_string()).map(Some),
+            Ok(None) => Ok(None),
             Err(source) => Err(StateError::Io {
                 path: path.display().to_string(),
                 source,
@@ -487,39 +478,10 @@ impl RuleState {
     /// Writes the snapshot crash-safely (temporary file, fsync, rename, fsync of the folder) and
     /// returns its size.
     pub fn write_snapshot(&self, path: &Path) -> Result<u64, StateError> {
-        let io = |source| StateError::Io {
+        write_snapshot_file(path, |w| self.write_snapshot_to(w)).map_err(|source| StateError::Io {
             path: path.display().to_string(),
             source,
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = path.with_extension("tmp");
-        let len = {
-            let f = std::fs::File::create(&tmp).map_err(io)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            self.write_snapshot_to(&mut w).map_err(io)?;
-            let f = w.into_inner().map_err(|e| io(e.into_error()))?;
-            f.sync_all().map_err(io)?;
-            f.metadata().map_err(io)?.len()
-        };
-        std::fs::rename(&tmp, path).map_err(io)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-        Ok(len)
-    }
-}
-
-/// A writer that hashes what passes through it (the snapshot's trailer).
-struct Summed<W> {
-    inner: W,
-    sum: Sha256,
-}
-
-impl<W: std::io::Write> Summed<W> {
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.sum.update(b);
-        self.inner.write_all(b)
+        })
     }
 }
 
@@ -531,14 +493,6 @@ const TAG_REVOKE: u8 = 3;
 const TAG_OPTOUT: u8 = 4;
 const TAG_BURST: u8 = 5;
 const TAG_BURST_CLEAR: u8 = 6;
-
-fn put_u32(b: &mut Vec<u8>, v: u32) {
-    b.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_u64(b: &mut Vec<u8>, v: u64) {
-    b.extend_from_slice(&v.to_le_bytes());
-}
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
     put_u32(b, s.len() as u32);
@@ -629,19 +583,22 @@ fn decode_op(r: &mut Reader<'_>) -> Result<Op, StateError> {
     })
 }
 
-/// A bounds-checked cursor over journal or snapshot bytes.
+/// The shared cursor ([`codec::Reader`]), naming what it reads in its errors.
 struct Reader<'a> {
-    b: &'a [u8],
+    r: codec::Reader<'a>,
     what: String,
 }
 
 impl<'a> Reader<'a> {
     fn new(b: &'a [u8], what: String) -> Self {
-        Reader { b, what }
+        Reader {
+            r: codec::Reader::new(b),
+            what,
+        }
     }
 
     fn done(&self) -> bool {
-        self.b.is_empty()
+        self.r.done()
     }
 
     fn damaged(&self, reason: &str) -> StateError {
@@ -651,40 +608,34 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StateError> {
-        if self.b.len() < n {
-            return Err(self.damaged("truncated"));
-        }
-        let (head, tail) = self.b.split_at(n);
-        self.b = tail;
-        Ok(head)
+    fn map<T>(&self, r: Result<T, Damaged>) -> Result<T, StateError> {
+        r.map_err(|e| self.damaged(&e.0))
     }
 
     fn u8(&mut self) -> Result<u8, StateError> {
-        Ok(self.take(1)?[0])
+        let r = self.r.u8();
+        self.map(r)
     }
 
     fn u32(&mut self) -> Result<u32, StateError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(a))
+        let r = self.r.u32();
+        self.map(r)
     }
 
     fn u64(&mut self) -> Result<u64, StateError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
+        let r = self.r.u64();
+        self.map(r)
     }
 
     fn key(&mut self) -> Result<SiiKey, StateError> {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(self.take(16)?);
-        Ok(a)
+        let r = self.r.array();
+        self.map(r)
     }
 
     fn string(&mut self) -> Result<String, StateError> {
         let n = self.u32()? as usize;
-        let b = self.take(n)?;
+        let r = self.r.take(n);
+        let b = self.map(r)?;
         String::from_utf8(b.to_vec()).map_err(|_| self.damaged("MSP name is not UTF-8"))
     }
 }

@@ -1,7 +1,7 @@
 //! Crash-safe state in sled: per log the progress (verified checkpoint, compact frontier, the
-//! checkpoint being caught up to), the enrollments and the rule-state journal (see
-//! [`crate::rulestate`]; its snapshots are files beside the database); and the alerts, pending and
-//! delivered.
+//! checkpoint being caught up to), the enrollments, and the journals of the rule state (see
+//! [`crate::rulestate`]) and of the rebuilt map (see [`crate::mapstate`]), whose snapshots are
+//! files beside the database; and the alerts, pending and delivered.
 //!
 //! Every change of one catch-up step is one atomic `sled::Batch` followed by a flush: progress,
 //! state and the alerts it raised are recorded together *before* any alert is delivered. A crash
@@ -57,6 +57,15 @@ pub struct Progress {
     pub halted: Option<String>,
     /// Entries verified, over all runs.
     pub entries_verified: u64,
+    /// Whether the map state (journal and snapshot) covers every leaf hashed: set when the first
+    /// leaf is hashed by a monitor that rebuilds the map. A state that hashed leaves without it
+    /// (written before the map existed) cannot check map leaves and is refused.
+    #[serde(default)]
+    pub map_rebuilt: bool,
+    /// The index of the last log-signed map leaf verified, if any: a verified checkpoint of size
+    /// `n > 0` must end in one (at `n − 1`).
+    #[serde(default)]
+    pub last_map_leaf: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,8 +83,28 @@ pub struct Commit {
     pub enrolls: Vec<(String, u64, Role, VerifierKey)>,
     /// The rule-state journal record of the step: (log, position after the step, operations).
     pub journal: Option<(String, u64, Vec<u8>)>,
+    /// The map journal record of the step: (log, position after the step, additions).
+    pub map_journal: Option<(String, u64, Vec<u8>)>,
     /// New alerts (already checked not to be known).
     pub alerts: Vec<Identified>,
+}
+
+/// Which of a log's two journals: the rule state's or the rebuilt map's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// The rule state's operations ([`crate::rulestate`]).
+    Rules,
+    /// The map's additions ([`crate::mapstate`]).
+    Map,
+}
+
+impl Journal {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Journal::Rules => b"rj",
+            Journal::Map => b"mj",
+        }
+    }
 }
 
 /// The state database.
@@ -156,19 +185,33 @@ impl Store {
         Ok(out)
     }
 
-    /// Where the rule-state snapshot of `log` lives.
-    pub fn rules_snapshot_path(&self, log: &str) -> std::path::PathBuf {
+    fn snapshot_path(&self, folder: &str, log: &str) -> std::path::PathBuf {
         let name: String = sha2::Sha256::digest(log.as_bytes())
             .iter()
             .take(16)
             .map(|b| format!("{b:02x}"))
             .collect();
-        self.dir.join("rules").join(format!("{name}.snap"))
+        self.dir.join(folder).join(format!("{name}.snap"))
     }
 
-    /// The rule-state journal records of `log` after position `after`, in order.
-    pub fn journal(&self, log: &str, after: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let prefix = key(&[b"L", log.as_bytes(), b"rj", b""]);
+    /// Where the rule-state snapshot of `log` lives.
+    pub fn rules_snapshot_path(&self, log: &str) -> std::path::PathBuf {
+        self.snapshot_path("rules", log)
+    }
+
+    /// Where the map snapshot of `log` lives.
+    pub fn map_snapshot_path(&self, log: &str) -> std::path::PathBuf {
+        self.snapshot_path("map", log)
+    }
+
+    /// The records of `log`'s journal `which` after position `after`, in order.
+    pub fn journal(
+        &self,
+        log: &str,
+        which: Journal,
+        after: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let prefix = key(&[b"L", log.as_bytes(), which.tag(), b""]);
         let mut start = prefix.clone();
         start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
         let mut out = Vec::new();
@@ -188,9 +231,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes the journal records of `log` up to and including `upto` (a snapshot covers them).
-    pub fn prune_journal(&self, log: &str, upto: u64) -> Result<(), StoreError> {
-        let prefix = key(&[b"L", log.as_bytes(), b"rj", b""]);
+    /// Removes the records of `log`'s journal `which` up to and including `upto` (a snapshot
+    /// covers them).
+    pub fn prune_journal(&self, log: &str, which: Journal, upto: u64) -> Result<(), StoreError> {
+        let prefix = key(&[b"L", log.as_bytes(), which.tag(), b""]);
         let mut end = prefix.clone();
         end.extend_from_slice(&upto.to_be_bytes());
         let mut batch = sled::Batch::default();
@@ -223,11 +267,13 @@ impl Store {
                 }),
             );
         }
-        if let Some((log, pos, ops)) = &c.journal {
-            batch.insert(
-                key(&[b"L", log.as_bytes(), b"rj", &pos.to_be_bytes()]),
-                ops.as_slice(),
-            );
+        for (which, record) in [(Journal::Rules, &c.journal), (Journal::Map, &c.map_journal)] {
+            if let Some((log, pos, bytes)) = record {
+                batch.insert(
+                    key(&[b"L", log.as_bytes(), which.tag(), &pos.to_be_bytes()]),
+                    bytes.as_slice(),
+                );
+            }
         }
         if !c.alerts.is_empty() {
             let mut seq = self
@@ -356,6 +402,7 @@ mod tests {
                 progress: Some(("l".into(), p)),
                 alerts: vec![a.clone()],
                 journal: Some(("l".into(), 5, vec![1, 2, 3])),
+                map_journal: Some(("l".into(), 5, vec![4])),
                 ..Commit::default()
             })
             .unwrap();
@@ -363,8 +410,15 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.progress("l").unwrap().unwrap().verified_size, 5);
         assert!(s.alert_known(&a.id).unwrap());
-        assert_eq!(s.journal("l", 0).unwrap(), vec![(5, vec![1, 2, 3])]);
-        assert!(s.journal("l", 5).unwrap().is_empty());
+        assert_eq!(
+            s.journal("l", Journal::Rules, 0).unwrap(),
+            vec![(5, vec![1, 2, 3])]
+        );
+        assert_eq!(s.journal("l", Journal::Map, 0).unwrap(), vec![(5, vec![4])]);
+        assert!(s.journal("l", Journal::Rules, 5).unwrap().is_empty());
+        s.prune_journal("l", Journal::Map, 5).unwrap();
+        assert!(s.journal("l", Journal::Map, 0).unwrap().is_empty());
+        assert_eq!(s.journal("l", Journal::Rules, 0).unwrap().len(), 1);
         let pending = s.pending().unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].1, a);

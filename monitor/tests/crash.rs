@@ -1,5 +1,7 @@
 //! Crash safety: `kill -9` of the real `monitor` binary during catch-up, restart, and every alert is
-//! delivered exactly once (the file sink).
+//! delivered exactly once (the file sink); the state the rules and the map (SPEC §9) keep in memory
+//! is restored from its snapshots and journals, so a resumed monitor raises exactly what an
+//! uninterrupted one does.
 
 mod common;
 
@@ -39,6 +41,10 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
     let t = log.now;
     let mut expected = BTreeSet::new();
     for i in 0..3000u64 {
+        // Batches of 100, each sealed with its map leaf.
+        if i % 100 == 0 {
+            log.seal();
+        }
         let leaf = if i % 100 == 50 {
             claim(
                 &rogue,
@@ -63,6 +69,7 @@ fn kill_9_during_catch_up_loses_and_repeats_no_alert() {
             expected.insert(index);
         }
     }
+    log.seal();
     let server = TileServer::start(publish(&log));
     server.set_delay(Duration::from_millis(40));
     let s = Setup::new();
@@ -109,9 +116,12 @@ fn essence(a: &serde_json::Value) -> (String, u64, String) {
     )
 }
 
-/// The stateful rules (`conflicting-claim`, `claim-burst`) keep their state in memory, journaled
-/// with each step and snapshotted: killed twice mid-run (with snapshots forced often), the
-/// monitor must deliver exactly what an uninterrupted run delivers.
+/// The stateful rules (`conflicting-claim`, `claim-burst`) and the rebuilt map keep their state in
+/// memory, journaled with each step and snapshotted: killed twice mid-run (with snapshots forced
+/// often), the monitor must deliver exactly what an uninterrupted run delivers — among it the
+/// `bad-map-root` of the dishonest map leaves (a wrong root, a wrong size), which the log hides
+/// among honest batches of every size, most of them after the kills, and no other (a map restored
+/// wrongly would contradict the honest map leaves after the restart, or miss the bad ones).
 #[test]
 fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
     let mut log = MemLog::new(ORIGIN, TreeHash::Sha256);
@@ -123,8 +133,32 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
     let number = |i: u64| format!("tel:+1415555{i:04}");
     let ssi = |i: u64| format!("mimi://msp-a.example/u/{i}");
     let mut conflicts = BTreeSet::new();
+    let mut bad_map_leaves = BTreeSet::new();
     let mut a_claims = 0u64;
+    // Batches of 1 to 97 rounds of the loop below (1 to 3 entries each), each sealed with its map
+    // leaf; now and then a map leaf with a wrong root or a wrong size in the middle of a batch.
+    let batch_rounds = [1u64, 3, 17, 60, 97, 41];
+    let (mut rounds_left, mut batches) = (0, 0);
     for i in 0..4000u64 {
+        if rounds_left == 0 {
+            log.seal();
+            rounds_left = batch_rounds[batches % batch_rounds.len()];
+            batches += 1;
+        }
+        rounds_left -= 1;
+        if i % 613 == 300 {
+            let root = if i % 2 == 0 {
+                [7; 32]
+            } else {
+                log.map().root().unwrap()
+            };
+            let size = if i % 2 == 0 {
+                log.size()
+            } else {
+                log.size() + 1
+            };
+            bad_map_leaves.insert(log.push(log.map_leaf(size, root)));
+        }
         log.push(claim(&a, &number(i), &ssi(i), t, &[], None));
         a_claims += 1;
         if i >= 50 && i % 50 == 25 {
@@ -154,6 +188,7 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
             }
         }
     }
+    log.seal();
     let server = TileServer::start(publish(&log));
     let rules = "[rules]\nconflicting_claim = \"all\"\nunattested_claim = \"off\"\n\
                  claim_burst = { max_siis = 300, window_s = 100000 }\n";
@@ -192,6 +227,16 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
     assert!(want.iter().all(
         |(_, _, d)| !d.contains("msp-b.example claimed") || d.contains("msp-a.example (index")
     ));
+    let got_bad_map: BTreeSet<u64> = want
+        .iter()
+        .filter(|(k, _, _)| k == "bad-map-root")
+        .map(|(_, i, _)| *i)
+        .collect();
+    assert_eq!(
+        got_bad_map, bad_map_leaves,
+        "bad-map-root exactly at the dishonest map leaves"
+    );
+    assert!(bad_map_leaves.len() >= 6, "{bad_map_leaves:?}");
 
     // Killed twice, with snapshots every few KiB of journal, then run to the end.
     let s = Setup::new();
@@ -204,10 +249,12 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
     assert!(ok, "{err}");
     let got: Vec<_> = s.alerts().iter().map(essence).collect();
     assert_eq!(got, want, "the crashed runs delivered something else");
-    let snapshots = std::fs::read_dir(s.state().join("rules"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(snapshots, 1, "a rule-state snapshot was written");
+    for folder in ["rules", "map"] {
+        let snapshots = std::fs::read_dir(s.state().join(folder))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(snapshots, 1, "a {folder} snapshot was written");
+    }
     assert!(s.run_once(&snap).0);
     assert_eq!(
         s.alerts().len(),

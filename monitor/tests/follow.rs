@@ -49,6 +49,7 @@ fn follows_new_entries_reports_a_stall_once_and_serves_metrics() {
         .bytes(),
     )
     .unwrap();
+    log.seal();
     let server = TileServer::start(publish(&log));
     let s = Setup::new();
     let mut cfg = config(
@@ -86,6 +87,7 @@ fn follows_new_entries_reports_a_stall_once_and_serves_metrics() {
             .bytes(),
         )
         .unwrap();
+    log.seal();
     server.set_files(publish(&log));
     let alerts = s.wait_alerts(Duration::from_secs(30), |a| {
         a.iter().any(|x| x["kind"] == "unexpected-claimant")

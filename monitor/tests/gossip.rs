@@ -18,9 +18,11 @@ use sha2::{Digest as _, Sha256};
 
 const ORIGIN: &str = "example.com/log";
 
-/// A log of two enrollments and `claims` attested claims of distinct SIIs; with `odd = Some(i)`,
-/// claim `i` is of another SII (so the tree differs from the honest one from that entry on).
-/// Same origin, so the same log key: both trees are validly signed by "the log".
+/// A log of two enrollments and `claims` attested claims of distinct SIIs, sealed after every
+/// batch (`common::attested_log`: a log of a multiple of 50 claims is a prefix of every longer
+/// one); with `odd = Some(i)`, claim `i` is of another SII (so the tree differs from the honest
+/// one from that entry on). Same origin, so the same log key: both trees are validly signed by
+/// "the log".
 fn log_with(claims: u64, odd: Option<u64>) -> MemLog {
     attested_log(ORIGIN, claims, |i| {
         if odd == Some(i) { "odd" } else { "a" }.to_string()
@@ -58,7 +60,7 @@ fn b64_root(cp: &SignedCheckpoint) -> String {
 
 #[test]
 fn peers_with_the_same_checkpoint_give_no_alert() {
-    let log = log_with(298, None);
+    let log = log_with(300, None);
     let server = TileServer::start(publish(&log));
     let auditor = peer(&gossip_path(), log.checkpoint().to_bytes());
     let s = Setup::new();
@@ -70,15 +72,15 @@ fn peers_with_the_same_checkpoint_give_no_alert() {
     );
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "monitor failed:\n{err}");
-    assert!(err.contains("size=300"), "{err}");
+    assert!(err.contains(&format!("size={}", log.size())), "{err}");
     assert!(s.alerts().is_empty(), "{:#?}", s.alerts());
     assert!(!err.contains("peer"), "no peer warning expected:\n{err}");
 }
 
 #[test]
 fn same_size_other_root_is_one_split_view_and_not_a_halt() {
-    let log = log_with(298, None);
-    let fork = log_with(298, Some(100));
+    let log = log_with(300, None);
+    let fork = log_with(300, Some(100));
     assert_eq!(log.size(), fork.size());
     let server = TileServer::start(publish(&log));
     let auditor = peer(&gossip_path(), fork.checkpoint().to_bytes());
@@ -89,7 +91,8 @@ fn same_size_other_root_is_one_split_view_and_not_a_halt() {
     let alerts = s.alerts();
     assert_eq!(kinds(&alerts), vec!["split-view"], "{alerts:#?}");
     let a = &alerts[0];
-    assert_eq!(a["index"], 300);
+    let size = log.size();
+    assert_eq!(a["index"], size);
     assert_eq!(a["log"], ORIGIN);
     assert_eq!(a["severity"], "critical");
     assert_eq!(a["sii"], serde_json::Value::Null);
@@ -97,11 +100,11 @@ fn same_size_other_root_is_one_split_view_and_not_a_halt() {
     let peer_url = format!("{}/{}", auditor.url(), gossip_path());
     for part in [
         format!(
-            "peer {peer_url} was shown a log-signed checkpoint of size 300 with root {}",
+            "peer {peer_url} was shown a log-signed checkpoint of size {size} with root {}",
             b64_root(&fork.checkpoint())
         ),
         format!(
-            "this monitor verified size 300 with root {}",
+            "this monitor verified size {size} with root {}",
             b64_root(&log.checkpoint())
         ),
         "failed check: same size, different roots".to_string(),
@@ -121,12 +124,12 @@ fn same_size_other_root_is_one_split_view_and_not_a_halt() {
 
     // Not a halt: the log grows and is followed. The fork, now smaller than the verified view, is
     // found not to be a prefix — the same evidence, so still no new alert.
-    let grown = log_with(548, None);
+    let grown = log_with(550, None);
     server.set_files(publish(&grown));
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("size=550"),
+        err.contains(&format!("size={}", grown.size())),
         "followed after split-view:\n{err}"
     );
     assert!(
@@ -138,9 +141,9 @@ fn same_size_other_root_is_one_split_view_and_not_a_halt() {
 
 #[test]
 fn smaller_peer_checkpoint_must_be_a_prefix() {
-    let log = log_with(298, None);
-    let prefix = log_with(198, None);
-    let not_prefix = log_with(198, Some(50));
+    let log = log_with(300, None);
+    let prefix = log_with(200, None);
+    let not_prefix = log_with(200, Some(50));
     let server = TileServer::start(publish(&log));
     let good = peer("cp", prefix.checkpoint().to_bytes());
     let bad = peer("cp", not_prefix.checkpoint().to_bytes());
@@ -151,7 +154,7 @@ fn smaller_peer_checkpoint_must_be_a_prefix() {
     assert!(ok, "monitor failed:\n{err}");
     let alerts = s.alerts();
     assert_eq!(kinds(&alerts), vec!["split-view"], "{alerts:#?}");
-    assert_eq!(alerts[0]["index"], 200);
+    assert_eq!(alerts[0]["index"], prefix.size());
     let detail = alerts[0]["detail"].as_str().unwrap();
     assert!(detail.contains(&format!("peer {bad_url} ")), "{detail}");
     assert!(!detail.contains(&good_url), "{detail}");
@@ -224,8 +227,9 @@ fn unverifiable_unknown_or_unreachable_peers_are_skipped_without_alert() {
     // log: exit status 0, no alert.
     assert!(ok, "exit status must be 0:\n{err}");
     assert!(s.alerts().is_empty(), "{:#?}", s.alerts());
+    let size = log.size();
     assert!(
-        err.contains("size=20"),
+        err.contains(&format!("size={size}")),
         "the log itself was verified:\n{err}"
     );
     for expected in [
@@ -235,11 +239,11 @@ fn unverifiable_unknown_or_unreachable_peers_are_skipped_without_alert() {
             gossip_path()
         ),
         format!(
-            "peer {}: the checkpoint at size 20 has no valid log signature",
+            "peer {}: the checkpoint at size {size} has no valid log signature",
             p("flipped")
         ),
         format!(
-            "peer {}: the checkpoint at size 20 has no valid log signature",
+            "peer {}: the checkpoint at size {size} has no valid log signature",
             p("forged")
         ),
         format!(
@@ -296,10 +300,10 @@ fn wait_stderr(path: &std::path::Path, needle: &str, deadline: Duration) -> Stri
 
 #[test]
 fn peer_ahead_of_the_view_is_checked_once_the_log_reaches_its_size() {
-    let small = log_with(298, None);
-    let big = log_with(498, None);
-    // Agrees with `small` (the difference is after entry 300), not with `big`.
-    let fork_big = log_with(498, Some(400));
+    let small = log_with(300, None);
+    let big = log_with(500, None);
+    // Agrees with `small` (the difference is after its last entry), not with `big`.
+    let fork_big = log_with(500, Some(400));
     let server = TileServer::start(publish(&small));
     let mirror = peer("checkpoint", fork_big.checkpoint().to_bytes());
     let mirror_url = format!("{}/checkpoint", mirror.url());
@@ -309,7 +313,11 @@ fn peer_ahead_of_the_view_is_checked_once_the_log_reaches_its_size() {
     let _guard = KillOnDrop(child);
     wait_stderr(
         &stderr,
-        &format!("peer {mirror_url}: size 500 is ahead of the verified size 300"),
+        &format!(
+            "peer {mirror_url}: size {} is ahead of the verified size {}",
+            big.size(),
+            small.size()
+        ),
         Duration::from_secs(30),
     );
     // The mirror stops serving it: only the remembered checkpoint can reveal the split.
@@ -323,12 +331,13 @@ fn peer_ahead_of_the_view_is_checked_once_the_log_reaches_its_size() {
     server.set_files(publish(&big));
     let alerts = s.wait_alerts(Duration::from_secs(30), |a| !a.is_empty());
     assert_eq!(kinds(&alerts), vec!["split-view"], "{alerts:#?}");
-    assert_eq!(alerts[0]["index"], 500);
+    assert_eq!(alerts[0]["index"], big.size());
     let detail = alerts[0]["detail"].as_str().unwrap();
     assert!(detail.contains(&format!("peer {mirror_url} ")), "{detail}");
     assert!(
         detail.contains(&format!(
-            "this monitor verified size 500 with root {}",
+            "this monitor verified size {} with root {}",
+            big.size(),
             b64_root(&big.checkpoint())
         )),
         "{detail}"

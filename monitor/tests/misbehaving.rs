@@ -11,7 +11,8 @@ use ledger_core::tile::{decode_entry_bundle, encode_entry_bundle, Tile, DATA_LEV
 
 const ORIGIN: &str = "example.com/log";
 
-/// An honest log: two enrollments and `claims` attested claims of distinct SIIs by one MSP.
+/// An honest log: two enrollments and `claims` attested claims of distinct SIIs by one MSP, sealed
+/// after every batch.
 fn honest_log(claims: u64, tag: &str) -> MemLog {
     attested_log(ORIGIN, claims, |_| tag.to_string())
 }
@@ -56,6 +57,7 @@ fn honest_log_gives_no_alert_and_growth_is_followed() {
         );
         log.submit(leaf.bytes()).expect("admitted");
     }
+    log.seal();
     server.set_files(publish(&log));
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "monitor failed:\n{err}");
@@ -71,7 +73,7 @@ fn honest_log_gives_no_alert_and_growth_is_followed() {
 fn tampered_entry_byte_gives_root_mismatch_and_bad_entry() {
     let log = honest_log(300, "a");
     let mut files = publish(&log);
-    // Change one byte of entry 260 (in bundle 1): a letter of its SSI.
+    // Change one byte of entry 260 (in bundle 1, a claim): a letter of its SSI.
     let bundle = Tile {
         level: DATA_LEVEL,
         index: 1,
@@ -80,8 +82,8 @@ fn tampered_entry_byte_gives_root_mismatch_and_bad_entry() {
     let mut entries = decode_entry_bundle(&files[&bundle.path()]).unwrap();
     let e = &mut entries[4];
     let pos = e
-        .windows(7)
-        .position(|w| w == b"/u/a258")
+        .windows(4)
+        .position(|w| w == b"/u/a")
         .expect("ssi in entry")
         + 3;
     e[pos] = b'z';
@@ -203,6 +205,7 @@ fn entry_signed_by_an_unenrolled_key_gives_bad_entry() {
         None,
     );
     let index = log.push(leaf);
+    log.seal();
     let server = TileServer::start(publish(&log));
     let s = setup_for(&server, &log);
     let (ok, err) = s.run_once(&[]);
@@ -223,8 +226,8 @@ fn entry_signed_by_an_unenrolled_key_gives_bad_entry() {
 
 #[test]
 fn partial_bundles_gone_once_full_are_read_from_the_full_bundle() {
-    // The checkpoint is of size 300 (bundle 1 partial, width 44), but the tiles are of a log that
-    // has grown to 600: only the full bundle 1 exists.
+    // The checkpoint is of size 307 (bundle 1 partial, width 51), but the tiles are of a log that
+    // has grown to 608: only the full bundle 1 exists.
     let small = honest_log(298, "a");
     let mut big = honest_log(298, "a");
     let msp = test_key("msp-a.example");
@@ -239,6 +242,7 @@ fn partial_bundles_gone_once_full_are_read_from_the_full_bundle() {
         );
         big.submit(leaf.bytes()).expect("admitted");
     }
+    big.seal();
     let mut files = publish(&big);
     files.insert("checkpoint".into(), small.checkpoint().to_bytes());
     let server = TileServer::start(files);
@@ -246,7 +250,8 @@ fn partial_bundles_gone_once_full_are_read_from_the_full_bundle() {
     let (ok, err) = s.run_once(&[]);
     assert!(ok, "{err}");
     assert!(s.alerts().is_empty(), "{:#?}", s.alerts());
-    assert!(err.contains("size=300"), "{err}");
+    assert_eq!(small.size(), 307);
+    assert!(err.contains("size=307"), "{err}");
     // Then the new checkpoint: consistency from the tiles, the rest of the entries.
     server.set_files(publish(&big));
     let (ok, err) = s.run_once(&[]);

@@ -103,7 +103,7 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, fail_first: usiz
     }
 }
 
-/// A log with two honest claims and one claim of the watched number by a rogue MSP: one
+/// A log with two honest claims and one claim of the watched number by a rogue MSP, sealed: one
 /// `unexpected-claimant` alert at the returned index.
 fn log_with_one_rogue_claim() -> (MemLog, u64) {
     let mut log = MemLog::new(ORIGIN, TreeHash::Sha256);
@@ -130,6 +130,7 @@ fn log_with_one_rogue_claim() -> (MemLog, u64) {
         &[],
         None,
     ));
+    log.seal();
     (log, index)
 }
 

@@ -1,6 +1,7 @@
-//! Steps 3 and 4 of following a log: the catch-up pipeline — a producer thread fetches and
-//! verifies entry bundles in parallel while the engine applies the rules, recomputes the tree and
-//! commits each step crash-safely before delivering its alerts.
+//! Steps 3 to 5 of following a log: the catch-up pipeline — a producer thread fetches and
+//! verifies entry bundles in parallel while the engine applies the rules, recomputes the tree,
+//! rebuilds the map and checks its map leaves, and commits each step crash-safely before
+//! delivering its alerts.
 
 use std::time::Instant;
 
@@ -16,14 +17,14 @@ use tracing::info;
 
 use crate::alert::{Alert, Kind};
 use crate::fetch::{FetchError, TileClient};
-use crate::rules::Step;
+use crate::rules::{Alerts, Step};
 use crate::store::{Commit, Store};
 use crate::verify::{verify_leaves, Verdict};
 
 use super::*;
 
 impl LogMonitor {
-    /// Steps 3 and 4: download, verify and hash the entries up to `target`, a step at a time.
+    /// Steps 3 to 5: download, verify and hash the entries up to `target`, a step at a time.
     pub(super) fn catch_up(
         &mut self,
         target: &SignedCheckpoint,
@@ -115,8 +116,8 @@ impl LogMonitor {
         let tm = std::mem::take(&mut self.timing);
         info!(
             log = %self.params.name,
-            "catch-up time: fetch {:.2} s, verify {:.2} s, rules {:.2} s, commit and deliver {:.2} s",
-            tm.fetch, tm.verify, tm.rules, tm.commit
+            "catch-up time: fetch {:.2} s, verify {:.2} s, rules and map {:.2} s (map updates {:.2} s), commit and deliver {:.2} s",
+            tm.fetch, tm.verify, tm.rules, tm.map, tm.commit
         );
         let root = self.frontier.root();
         if root != target.checkpoint.root {
@@ -132,11 +133,32 @@ impl LogMonitor {
             );
             return self.halt(cx, a, &b64(&target.checkpoint.root));
         }
+        // SPEC §9: every checkpoint of size > 0 ends in a (log-signed) map leaf.
+        let mut alerts = Alerts::new(cx.store);
+        if size > 0 && self.progress.last_map_leaf != Some(size - 1) {
+            let last = match self.progress.last_map_leaf {
+                Some(i) => format!("the last map leaf is at index {i}"),
+                None => "there is no map leaf".to_string(),
+            };
+            let a = Alert::new(
+                Kind::BadMapRoot,
+                &origin,
+                Some(size),
+                format!(
+                    "the checkpoint of size {size} does not end in a map leaf (index {}): {last}",
+                    size - 1
+                ),
+            );
+            alerts.raise(a, &format!("checkpoint {}", b64(&target.checkpoint.root)))?;
+        }
         self.progress.verified_size = size;
         self.progress.verified_checkpoint =
             String::from_utf8_lossy(&target.to_bytes()).into_owned();
         self.progress.target_checkpoint = None;
-        let mut commit = Commit::default();
+        let mut commit = Commit {
+            alerts: alerts.into_vec(),
+            ..Commit::default()
+        };
         self.save_progress(&mut commit);
         cx.store.commit(commit)?;
         info!(log = %self.params.name, size, "verified checkpoint");
@@ -148,8 +170,9 @@ impl LogMonitor {
         Ok(())
     }
 
-    /// Applies the rules to verified entries (indices `from..`), extends the frontier with their
-    /// leaf hashes, then commits the step and delivers its alerts.
+    /// Applies the rules to verified entries (indices `from..`), files them in the map and checks
+    /// its map leaves, extends the frontier with their leaf hashes, then commits the step and
+    /// delivers its alerts.
     pub(super) fn process(
         &mut self,
         from: u64,
@@ -157,7 +180,10 @@ impl LogMonitor {
         verdicts: &[Verdict],
         cx: &mut Ctx<'_>,
     ) -> Result<(), EngineError> {
-        if from != self.frontier.size() || hashes.len() != verdicts.len() {
+        if from != self.frontier.size()
+            || from != self.map.position()
+            || hashes.len() != verdicts.len()
+        {
             return Err(EngineError::BadState {
                 log: self.params.name.clone(),
                 reason: format!(
@@ -171,10 +197,16 @@ impl LogMonitor {
         // From here until the commit the in-memory state is ahead of the store.
         self.stale = true;
         {
-            let mut step = Step::new(cx.store, cx.rules, &self.params.origin, &mut self.rules);
-            for (i, v) in verdicts.iter().enumerate() {
+            let origin = &self.params.origin;
+            let mut step = Step::new(cx.store, cx.rules, origin, &mut self.rules);
+            let mut filing = self.map.filing();
+            for (i, (v, leaf_hash)) in verdicts.iter().zip(&hashes).enumerate() {
                 let index = from + i as u64;
                 step.apply(index, v)?;
+                if let Some(bad) = filing.file(leaf_hash, v)? {
+                    let a = Alert::new(Kind::BadMapRoot, origin, Some(index), bad.detail());
+                    step.raise_with(a, "map leaf")?;
+                }
                 if let Verdict::Good { leaf, .. } = v {
                     if let Entry::Enroll(e) = leaf.entry() {
                         commit.enrolls.push((
@@ -186,12 +218,20 @@ impl LogMonitor {
                     }
                 }
             }
+            let map = filing.finish()?;
             let (journal, alerts) = step.finish();
             commit.alerts = alerts;
             let end = from + verdicts.len() as u64;
             if !journal.is_empty() {
                 self.journal_bytes += journal.len() as u64;
                 commit.journal = Some((self.params.name.clone(), end, journal));
+            }
+            if !map.journal.is_empty() {
+                self.journal_bytes += map.journal.len() as u64;
+                commit.map_journal = Some((self.params.name.clone(), end, map.journal));
+            }
+            if let Some(i) = map.last_map_leaf {
+                self.progress.last_map_leaf = Some(i);
             }
             self.rules.set_position(end);
         }
@@ -201,6 +241,7 @@ impl LogMonitor {
         self.progress.entries_verified += verdicts.len() as u64;
         self.save_progress(&mut commit);
         self.timing.rules += t.elapsed().as_secs_f64();
+        self.timing.map += self.map.take_update_time().as_secs_f64();
         let t = Instant::now();
         cx.store.commit(commit)?;
         self.stale = false;

@@ -11,13 +11,16 @@
 //!    tiles, fails (`inconsistent-checkpoint`);
 //! 3. every entry against SPEC §3 with the keys enrolled before its index (`bad-entry`), and the
 //!    claim rules;
-//! 4. the entries' root, recomputed from the frontier, equals the checkpoint's (`root-mismatch`).
+//! 4. the entries' root, recomputed from the frontier, equals the checkpoint's (`root-mismatch`);
+//! 5. the map (SPEC §9), rebuilt from the entries in log order: every log-signed map leaf states
+//!    its own index as `size` and the rebuilt root of the leaves below it as `root`, and every
+//!    verified checkpoint of size > 0 ends in one (`bad-map-root`).
 //!
 //! After 2's fork or 4's mismatch the log is *halted*: its state no longer describes a tree the log
 //! signed, so the monitor stops following it (and says so) until its state is reset.//!
 //! Files: this one holds the lifecycle (open, load, sync, snapshots, stalls); `checkpoint`
 //! steps 1–2 (signature, quorum, consistency with the last verified checkpoint); `catch_up`
-//! steps 3–4 (the pipeline from entry bundles to committed steps); `progress` the catch-up UI;
+//! steps 3–5 (the pipeline from entry bundles to committed steps); `progress` the catch-up UI;
 //! `gossip` the split-view checks against auditors and peers.
 
 use std::io::IsTerminal as _;
@@ -35,11 +38,12 @@ use tracing::{info, warn};
 use crate::alert::{Alert, Kind};
 use crate::config::LogParams;
 use crate::fetch::{FetchError, TileClient};
+use crate::mapstate::{MapState, MapStateError};
 use crate::metrics::Metrics;
 use crate::rules::{Alerts, RuleSet};
 use crate::rulestate::RuleState;
 use crate::sinks::{deliver_pending, Sink, SinkError};
-use crate::store::{Commit, Progress, Store, StoreError};
+use crate::store::{Commit, Journal, Progress, Store, StoreError};
 
 mod catch_up;
 mod checkpoint;
@@ -62,6 +66,9 @@ pub enum EngineError {
     /// An alert could not be delivered (it stays pending).
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The rebuilt map could not be updated or saved.
+    #[error(transparent)]
+    Map(#[from] MapStateError),
     /// The saved state is unusable.
     #[error("log {log}: saved state is unusable: {reason}")]
     BadState {
@@ -112,8 +119,10 @@ pub struct LogMonitor {
     timing: Timing,
     peers: gossip::Peers,
     rules: RuleState,
-    /// Journal bytes written since the last snapshot, and that snapshot's size: a snapshot is
-    /// written once the journal has grown as large (bytes written stay linear in the log).
+    map: MapState,
+    /// Journal bytes (rule state and map) written since the last snapshots, and those snapshots'
+    /// size: snapshots are written once the journals have grown as large (bytes written stay
+    /// linear in the log).
     journal_bytes: u64,
     snapshot_bytes: u64,
     /// Set when a step failed after changing the in-memory state: reload before going on.
@@ -126,6 +135,7 @@ struct Loaded {
     frontier: Frontier,
     registry: KeyRegistry,
     rules: RuleState,
+    map: MapState,
     journal_bytes: u64,
     snapshot_bytes: u64,
 }
@@ -135,7 +145,9 @@ struct Loaded {
 struct Timing {
     fetch: f64,
     verify: f64,
+    /// The rules and the map (of which `map` in the map's batch updates).
     rules: f64,
+    map: f64,
     commit: f64,
 }
 
@@ -173,6 +185,7 @@ impl LogMonitor {
             frontier: l.frontier,
             timing: Timing::default(),
             rules: l.rules,
+            map: l.map,
             journal_bytes: l.journal_bytes,
             snapshot_bytes: l.snapshot_bytes,
             stale: false,
@@ -184,7 +197,7 @@ impl LogMonitor {
             log: params.name.clone(),
             reason,
         };
-        let progress = store.progress(&params.name)?.unwrap_or_default();
+        let mut progress = store.progress(&params.name)?.unwrap_or_default();
         let hashes = progress
             .frontier
             .iter()
@@ -213,7 +226,7 @@ impl LogMonitor {
             )));
         }
         let mut journal_bytes = 0;
-        for (pos, record) in store.journal(&params.name, rules.position())? {
+        for (pos, record) in store.journal(&params.name, Journal::Rules, rules.position())? {
             if pos > size {
                 return Err(bad(format!(
                     "a rule-state journal record at {pos} is beyond the {size} entries verified"
@@ -223,11 +236,46 @@ impl LogMonitor {
             journal_bytes += record.len() as u64;
         }
         rules.set_position(size);
+        // The map, the same way: its last snapshot, then the journal of the steps since.
+        if size == 0 {
+            progress.map_rebuilt = true;
+        } else if !progress.map_rebuilt {
+            return Err(bad(format!(
+                "{size} leaves were verified by a monitor that did not rebuild the map (SPEC §9), \
+                 so their map leaves cannot be checked; move the state folder away to start over"
+            )));
+        }
+        let path = store.map_snapshot_path(&params.name);
+        let snapshot_bytes =
+            snapshot_bytes + std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut map = MapState::read_snapshot(&path, params.log.hash)
+            .map_err(|e| bad(e.to_string()))?
+            .unwrap_or_else(|| MapState::new(params.log.hash));
+        if map.position() > size {
+            return Err(bad(format!(
+                "the map snapshot {} is at {}, beyond the {size} entries verified",
+                path.display(),
+                map.position()
+            )));
+        }
+        for (pos, record) in store.journal(&params.name, Journal::Map, map.position())? {
+            if pos > size {
+                return Err(bad(format!(
+                    "a map journal record at {pos} is beyond the {size} entries verified"
+                )));
+            }
+            map.replay(&record, pos).map_err(|e| bad(e.to_string()))?;
+            journal_bytes += record.len() as u64;
+        }
+        map.set_position(size);
+        // The replay's time is not catch-up time.
+        map.take_update_time();
         Ok(Loaded {
             progress,
             frontier,
             registry,
             rules,
+            map,
             journal_bytes,
             snapshot_bytes,
         })
@@ -240,6 +288,7 @@ impl LogMonitor {
         self.frontier = l.frontier;
         self.registry = l.registry;
         self.rules = l.rules;
+        self.map = l.map;
         self.journal_bytes = l.journal_bytes;
         self.snapshot_bytes = l.snapshot_bytes;
         self.stale = false;
@@ -269,6 +318,8 @@ impl LogMonitor {
     }
 
     fn save_progress(&mut self, commit: &mut Commit) {
+        // `load` refuses a state whose map does not cover its leaves, so from here on it does.
+        self.progress.map_rebuilt = true;
         self.progress.frontier_size = self.frontier.size();
         self.progress.frontier = self.frontier.hashes().iter().map(b64).collect();
         commit.progress = Some((self.params.name.clone(), self.progress.clone()));
@@ -334,8 +385,10 @@ impl LogMonitor {
         Ok(())
     }
 
-    /// Writes a snapshot of the rule state (which matches the committed progress) and drops the
-    /// journal records it covers.
+    /// Writes snapshots of the rule state and of the map (which match the committed progress)
+    /// and drops the journal records they cover. Each journal is pruned only once its own
+    /// snapshot is durable, so a crash in between leaves each state its snapshot and the journal
+    /// records after it.
     fn snapshot(&mut self, store: &Store) -> Result<(), EngineError> {
         let path = store.rules_snapshot_path(&self.params.name);
         let bytes = self
@@ -345,7 +398,7 @@ impl LogMonitor {
                 log: self.params.name.clone(),
                 reason: e.to_string(),
             })?;
-        store.prune_journal(&self.params.name, self.rules.position())?;
+        store.prune_journal(&self.params.name, Journal::Rules, self.rules.position())?;
         info!(
             log = %self.params.name,
             position = self.rules.position(),
@@ -353,7 +406,17 @@ impl LogMonitor {
             siis = self.rules.mapped_siis(),
             "rule state snapshot written"
         );
-        self.snapshot_bytes = bytes;
+        let map_path = store.map_snapshot_path(&self.params.name);
+        let map_bytes = self.map.write_snapshot(&map_path)?;
+        store.prune_journal(&self.params.name, Journal::Map, self.map.position())?;
+        info!(
+            log = %self.params.name,
+            position = self.map.position(),
+            bytes = map_bytes,
+            keys = self.map.keys(),
+            "map snapshot written"
+        );
+        self.snapshot_bytes = bytes + map_bytes;
         self.journal_bytes = 0;
         Ok(())
     }

@@ -133,17 +133,27 @@ pub fn kinds(alerts: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
+/// Claims per batch in [`attested_log`].
+pub const BATCH_CLAIMS: u64 = 50;
+
 /// An honest log: two enrollments (`msp-a.example`, `prover.example`) and `claims` attested claims
-/// of distinct SIIs `mailto:<tag(i)><i>@example.com` by `msp-a.example`. Two logs built with the
-/// same origin are signed by the same key, so a different `tag` for one index makes a fork.
+/// of distinct SIIs `mailto:<tag(i)><i>@example.com` by `msp-a.example`, sealed (a map leaf
+/// appended, SPEC §9) as a log server seals its batches: after the enrollments, after every
+/// [`BATCH_CLAIMS`] claims, and at the end. So a log of a multiple of [`BATCH_CLAIMS`] claims is a
+/// prefix of every longer one. Two logs built with the same origin are signed by the same key, so
+/// a different `tag` for one index makes a fork.
 pub fn attested_log(origin: &str, claims: u64, tag: impl Fn(u64) -> String) -> MemLog {
     let mut log = MemLog::new(origin, TreeHash::Blake3);
     let msp = test_key("msp-a.example");
     let prover = test_key("prover.example");
     log.enroll(Role::Msp, &msp);
     log.enroll(Role::Prover, &prover);
+    log.seal();
     let t = log.now;
     for i in 0..claims {
+        if i > 0 && i % BATCH_CLAIMS == 0 {
+            log.seal();
+        }
         let tag = tag(i);
         let sii = format!("mailto:{tag}{i}@example.com");
         let ssi = format!("mimi://msp-a.example/u/{tag}{i}");
@@ -157,5 +167,6 @@ pub fn attested_log(origin: &str, claims: u64, tag: impl Fn(u64) -> String) -> M
         let leaf = claim(&msp, &sii, &ssi, t, &[], Some(att));
         log.submit(leaf.bytes()).expect("admitted");
     }
+    log.seal();
     log
 }
