@@ -372,6 +372,30 @@ impl Sequencer {
         }
     }
 
+    /// Appends `leaves` (consecutive, after the tree of `frontier`) to `frontier`, pushing their
+    /// stored hashes onto `new_hashes` (the batch's hashes so far, from stored index
+    /// `hashes_start`), reading earlier ones through an overlay of the batch over the store.
+    fn hash_leaves(
+        &self,
+        leaves: &[NewLeaf],
+        hashes_start: u64,
+        mut new_hashes: Vec<Hash>,
+        mut frontier: Frontier,
+    ) -> Result<(Vec<Hash>, Frontier), TreeError> {
+        let th = self.ledger.tree_hash();
+        new_hashes.reserve(leaves.len() * 2 + 8);
+        for leaf in leaves {
+            let overlay = Overlay {
+                store: self.ledger.reader(),
+                start: hashes_start,
+                new: &new_hashes,
+            };
+            new_hashes.extend(stored_hashes(th, leaf.index, &leaf.leaf_hash, &overlay)?);
+            frontier.push(leaf.leaf_hash);
+        }
+        Ok((new_hashes, frontier))
+    }
+
     /// Sequences one batch and commits it. Returns each waiter with its outcome, and the head to
     /// answer against (the new one, or the unchanged one when nothing was appended).
     ///
@@ -383,11 +407,11 @@ impl Sequencer {
     /// 1. Order and re-check the batch in memory (duplicates, key validity at the final index,
     ///    enrollments earlier in the batch). *Crash: nothing was written; no waiter was answered,
     ///    so clients retry; the store still ends at the last signed checkpoint.*
-    /// 2. File the new leaves in the map (SPEC §9: [`ledger_core::map::update`] over the stored
-    ///    nodes, which are the map of the stored head), sign the map leaf committing its new root
-    ///    at its own index, the batch's last; then compute the new leaves' stored hashes (reading
-    ///    earlier ones through an overlay of this batch over the store) and the new root, in
-    ///    memory. *Crash: as in step 1.*
+    /// 2. File the new leaves in the map (SPEC §9: [`ledger_core::map::update`] over the
+    ///    in-memory nodes, the map of the stored head) while computing their stored hashes on this
+    ///    thread (reading earlier ones through an overlay of this batch over the store); then sign
+    ///    the map leaf committing the map's new root at its own index, the batch's last, and hash
+    ///    it in; the new root, in memory. *Crash: as in step 1.*
     /// 3. Sign the checkpoint for the new size and root, in memory. *Crash: the signed checkpoint
     ///    was never stored nor shown to anyone, so no one can hold a checkpoint the store lacks.*
     /// 4. Write leaves, hashes, leaf-hash and SII indices, enrollments, the touched map keys' new
@@ -491,12 +515,27 @@ impl Sequencer {
             return (replies, Ok(self.ledger.head()));
         }
 
-        // Step 2: the map and its leaf, then the stored hashes and the new root.
-        let map_update = match map::update(th, self.ledger.map(), &additions) {
+        // Step 2: the map update and the entries' stored hashes side by side (they read disjoint
+        // state: the map's nodes, the tree's hashes), then the map leaf and its hash.
+        let hashes_start = stored_hash_count(old_size);
+        let map_store = self.ledger.map();
+        let (map_update, hashed) = std::thread::scope(|scope| {
+            let map_job = scope.spawn(|| map::update(th, map_store, &additions));
+            let hashed = self.hash_leaves(&leaves, hashes_start, Vec::new(), self.frontier.clone());
+            let map_update = map_job
+                .join()
+                .unwrap_or_else(|_| Err(map::MapError::Storage("the map update panicked".into())));
+            (map_update, hashed)
+        });
+        let map_update = match map_update {
             Ok(u) => u,
             Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
         };
-        let undo = self.ledger.map().undo(&map_update.writes);
+        let (new_hashes, frontier) = match hashed {
+            Ok(h) => h,
+            Err(e) => return (replies, Err(BatchError::Tree(e.to_string()))),
+        };
+        let undo = map_store.undo(&map_update.writes);
         let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
         let map_values = touched_values(&touched, &map_update.writes);
         let map_index = old_size + leaves.len() as u64;
@@ -510,30 +549,23 @@ impl Sequencer {
             Ok(l) => l,
             Err(e) => return (replies, Err(BatchError::Signing(e.to_string()))),
         };
-        leaves.push(NewLeaf {
+        let map_new_leaf = NewLeaf {
             index: map_index,
             leaf_hash: th.leaf_hash(map_leaf.bytes()),
             bytes: map_leaf.bytes().to_vec(),
             sii: None,
             enroll: false,
-        });
-        let hashes_start = stored_hash_count(old_size);
-        let mut new_hashes: Vec<Hash> = Vec::with_capacity(leaves.len() * 2 + 8);
-        let mut frontier = self.frontier.clone();
-        for leaf in &leaves {
-            let overlay = Overlay {
-                store: self.ledger.reader(),
-                start: hashes_start,
-                new: &new_hashes,
-            };
-            match stored_hashes(th, leaf.index, &leaf.leaf_hash, &overlay) {
-                Ok(hs) => new_hashes.extend(hs),
-                Err(e) => {
-                    return (replies, Err(BatchError::Tree(e.to_string())));
-                }
-            }
-            frontier.push(leaf.leaf_hash);
-        }
+        };
+        let (new_hashes, frontier) = match self.hash_leaves(
+            std::slice::from_ref(&map_new_leaf),
+            hashes_start,
+            new_hashes,
+            frontier,
+        ) {
+            Ok(h) => h,
+            Err(e) => return (replies, Err(BatchError::Tree(e.to_string()))),
+        };
+        leaves.push(map_new_leaf);
         let new_size = frontier.size();
         let root = frontier.root();
 
