@@ -13,11 +13,11 @@
 //! Each map is built once per size, outside the timed loops, in batches of 1,000 new keys through
 //! `update` (the time of those batches is printed as the build's per-key cost), then benched, then
 //! dropped before the next is built, so at most one map is in memory. Proof sizes (mean and max over
-//! 1,000 random present and 1,000 absent keys) go to stdout. Our map runs over two stores:
-//! `MemoryMapStore` (the crate's BTreeMap reference store) and `HashMapStore` below (a HashMap with
-//! a cheap hasher — the same kind of store as jmt's `MockTreeStore`), so the store's cost can be told
-//! from the tree's. The heap bytes each structure holds are counted by a thread-local counter in
-//! the global allocator (below; one TLS add per allocation, for every contestant alike).
+//! 1,000 random present and 1,000 absent keys) go to stdout. Our map is the crate's `MapTree` with
+//! both tree hashes, and with SHA-256 also as the log keeps it (`with_history(16)`: each commit
+//! records the slots it overwrites for lookups on older heads). The heap bytes each structure
+//! holds are counted by a thread-local counter in the global allocator (below; one TLS add per
+//! allocation, for every contestant alike).
 //!
 //! Every time reported is the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, through
 //! `iter_custom`), not wall-clock time: the development machine has 2 cores shared with other
@@ -25,18 +25,16 @@
 //! other processes cause). `openssl speed`, the Ed25519 reference of docs/benchmarks.md, also
 //! divides by CPU time.
 //!
-//! The update benches really apply each batch (update + write), so the maps grow while they run
+//! The update benches really apply each batch (`stage` + `commit`), so the maps grow while they run
 //! (by the number of measured batches × 1,000 keys; printed). jmt's timed update is
 //! `put_value_set` + `write_tree_update_batch` + `purge_stale_nodes` (without the purge the mock
-//! keeps every old version and grows without bound; our store overwrites in place): both end each
+//! keeps every old version and grows without bound; our tree overwrites in place): both end each
 //! batch holding exactly the current tree. Its value is our `MapValue` (count ‖ chain, 40 bytes),
-//! computed in the timed loop as our `update` does (for an extension, after reading the key's
+//! computed in the timed loop as our `stage` does (for an extension, after reading the key's
 //! current value from the store).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -46,8 +44,7 @@ use jmt::proof::SparseMerkleProof;
 use jmt::storage::TreeReader;
 use jmt::{KeyHash, RootHash, Sha256Jmt, Version};
 use ledger_core::map::{
-    prove, sii_key, update, verify_absence, verify_presence, MapAddition, MapError, MapNode,
-    MapNodeReader, MapProof, MapValue, MemoryMapStore, NodeId,
+    sii_key, verify_absence, verify_presence, MapAddition, MapProof, MapTree, MapValue,
 };
 use ledger_core::{Hash, TreeHash};
 
@@ -235,96 +232,13 @@ fn mib(bytes: isize) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Our map over two stores.
 
-/// A map store the benches can apply batches to.
-trait Store: MapNodeReader {
-    fn tree_hash(&self) -> TreeHash;
-    /// Applies a batch (update + write), returning the new root.
-    fn apply_batch(&mut self, additions: &[MapAddition]) -> Result<Hash, MapError>;
-    fn node_count(&self) -> usize;
-}
-
-impl Store for MemoryMapStore {
-    fn tree_hash(&self) -> TreeHash {
-        MemoryMapStore::tree_hash(self)
-    }
-    fn apply_batch(&mut self, additions: &[MapAddition]) -> Result<Hash, MapError> {
-        self.apply(additions).map(|up| up.root)
-    }
-    fn node_count(&self) -> usize {
-        self.nodes().len()
-    }
-}
-
-/// FxHash-style word mixing with a final avalanche: node ids are 34 bytes of mostly random bits,
-/// SipHash's DoS resistance buys nothing here.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^ (h >> 33)
-    }
-}
-
-/// The map's nodes in a HashMap: a faster in-memory `MapNodeReader` than the BTreeMap of
-/// `MemoryMapStore` (reads are by exact id only, so order is not needed).
-struct HashMapStore {
-    th: TreeHash,
-    nodes: HashMap<NodeId, MapNode, BuildHasherDefault<FastHasher>>,
-}
-
-impl HashMapStore {
-    /// Room for a map of `keys` keys (about 2.45 nodes per key: every leaf, every prefix of two
-    /// or more keys) without rehashing.
-    fn with_capacity(th: TreeHash, keys: u64) -> Self {
-        let nodes = (keys as usize).saturating_mul(25) / 10;
-        HashMapStore {
-            th,
-            nodes: HashMap::with_capacity_and_hasher(nodes, Default::default()),
-        }
-    }
-}
-
-impl MapNodeReader for HashMapStore {
-    fn read_node(&self, id: &NodeId) -> Result<Option<MapNode>, MapError> {
-        Ok(self.nodes.get(id).copied())
-    }
-}
-
-impl Store for HashMapStore {
-    fn tree_hash(&self) -> TreeHash {
-        self.th
-    }
-    fn apply_batch(&mut self, additions: &[MapAddition]) -> Result<Hash, MapError> {
-        let up = update(self.th, &*self, additions)?;
-        self.nodes.extend(up.writes);
-        Ok(up.root)
-    }
-    fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
+/// Applies a batch as the log does (stage, then commit), returning the new root.
+fn apply_batch(tree: &mut MapTree, additions: &[MapAddition]) -> Hash {
+    let staged = tree.stage(additions).expect("stage");
+    let root = staged.root();
+    let next = tree.version() + 1;
+    tree.commit(staged, next).expect("commit");
+    root
 }
 
 fn additions(th: TreeHash, keys: &[(u64, u64)]) -> Vec<MapAddition> {
@@ -342,9 +256,9 @@ fn raw_size(p: &MapProof) -> usize {
     32 * p.siblings.len() + p.other.map_or(0, |_| 32 + 8 + 32)
 }
 
-/// Builds our map of the `label` size in the store `make` gives, prints its cost and proof sizes,
-/// and runs its benches (verification, which does not depend on the store, for `memory_*` only).
-fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl FnOnce() -> S) {
+/// Builds our map of the `label` size from `make`, prints its cost and proof sizes, and runs its
+/// benches (verification, which does not depend on the history, not for `*_history16`).
+fn bench_ours(c: &mut Criterion, label: &str, name: &str, make: impl FnOnce() -> MapTree) {
     let n = size_of(label);
     let heap0 = live_heap();
     let mut store = make();
@@ -356,16 +270,16 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
     while ctr.keys < n {
         let adds = additions(th, &ctr.new_keys(BATCH.min(n - ctr.keys)));
         let t = cpu_now();
-        root = store.apply_batch(&adds).expect("apply");
+        root = apply_batch(&mut store, &adds);
         applying += cpu_now() - t;
     }
     let heap = live_heap() - heap0;
     println!(
         "[{label} {name}] built {n} keys in batches of {BATCH}: update+write {applying:.2?} CPU \
-         ({:.2} µs/key), {:.2?} wall with key derivation; {} nodes, heap {:.0} MiB ({:.0} B/key)",
+         ({:.2} µs/key), {:.2?} wall with key derivation; nodes {:.0} MiB, heap {:.0} MiB ({:.0} B/key)",
         applying.as_secs_f64() * 1e6 / n as f64,
         wall.elapsed(),
-        store.node_count(),
+        mib(store.heap_bytes() as isize),
         mib(heap),
         heap as f64 / n as f64
     );
@@ -377,7 +291,7 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for j in 0..SAMPLE {
         let key = sii_key(th, &present_sii(scrambled(j * 7 + 3, n)));
-        let kp = prove(th, &store, &key).expect("prove");
+        let kp = store.prove(&key);
         let value = kp.value.expect("present key");
         verify_presence(th, &root, &key, &value, &kp.proof).expect("presence verifies");
         pj.push(serde_json::to_string(&kp.proof).expect("json").len());
@@ -386,7 +300,7 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
         present.push((key, value, kp.proof));
 
         let key = sii_key(th, &absent_sii(j));
-        let kp = prove(th, &store, &key).expect("prove");
+        let kp = store.prove(&key);
         assert!(kp.value.is_none());
         verify_absence(th, &root, &key, &kp.proof).expect("absence verifies");
         aj.push(serde_json::to_string(&kp.proof).expect("json").len());
@@ -415,7 +329,7 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
         b.iter_custom(|iters| {
             cpu_iters(iters, || {
                 k = (k + 1) % present.len();
-                prove(th, &store, &present[k].0).unwrap()
+                store.prove(&present[k].0)
             })
         })
     });
@@ -423,11 +337,11 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
         b.iter_custom(|iters| {
             cpu_iters(iters, || {
                 k = (k + 1) % absent.len();
-                prove(th, &store, &absent[k].0).unwrap()
+                store.prove(&absent[k].0)
             })
         })
     });
-    if name.starts_with("memory") {
+    if !name.ends_with("history16") {
         g.bench_function("verify_presence", |b| {
             b.iter_custom(|iters| {
                 cpu_iters(iters, || {
@@ -461,7 +375,7 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
             for _ in 0..iters {
                 let adds = additions(th, &ctr.existing_keys(n));
                 let t = cpu_now();
-                black_box(store.apply_batch(&adds).unwrap());
+                black_box(apply_batch(&mut store, &adds));
                 total += cpu_now() - t;
             }
             total
@@ -473,7 +387,7 @@ fn bench_ours<S: Store>(c: &mut Criterion, label: &str, name: &str, make: impl F
             for _ in 0..iters {
                 let adds = additions(th, &ctr.new_keys(BATCH));
                 let t = cpu_now();
-                black_box(store.apply_batch(&adds).unwrap());
+                black_box(apply_batch(&mut store, &adds));
                 total += cpu_now() - t;
             }
             total
@@ -762,15 +676,11 @@ fn jmt_siblings(p: &SparseMerkleProof<sha2::Sha256>) -> usize {
 // ---------------------------------------------------------------------------------------------
 
 fn map_benches(c: &mut Criterion) {
-    for (n, label) in sizes() {
-        bench_ours(c, label, "memory_blake3", || {
-            MemoryMapStore::new(TreeHash::Blake3)
-        });
-        bench_ours(c, label, "memory_sha256", || {
-            MemoryMapStore::new(TreeHash::Sha256)
-        });
-        bench_ours(c, label, "hashmap_sha256", || {
-            HashMapStore::with_capacity(TreeHash::Sha256, n + 250_000)
+    for (_, label) in sizes() {
+        bench_ours(c, label, "tree_blake3", || MapTree::new(TreeHash::Blake3));
+        bench_ours(c, label, "tree_sha256", || MapTree::new(TreeHash::Sha256));
+        bench_ours(c, label, "tree_sha256_history16", || {
+            MapTree::new(TreeHash::Sha256).with_history(16)
         });
         bench_jmt(c, label);
     }

@@ -17,7 +17,7 @@ use crate::entry::{
 use crate::hash::{Hash, TreeHash};
 use crate::key::{KeyAlg, SignerKey};
 use crate::lookup::{build_answer, AnswerSource, Trust};
-use crate::map::{self, MapProof, MemoryMapStore};
+use crate::map::{self, MapProof, MapTree};
 use crate::note::Note;
 use crate::sii::{Name, Sii, Ssi, Tag};
 use crate::tree::{prove_inclusion, MemoryHashStore};
@@ -53,9 +53,9 @@ pub struct MemLog {
     leaves: Vec<Leaf>,
     registry: KeyRegistry,
     /// The map as committed by each map leaf, by the checkpoint size that ends in it.
-    maps: BTreeMap<u64, MemoryMapStore>,
+    maps: BTreeMap<u64, MapTree>,
     /// The map over every leaf so far (not yet committed if leaves followed the last seal).
-    map: MemoryMapStore,
+    map: MapTree,
 }
 
 impl MemLog {
@@ -72,7 +72,7 @@ impl MemLog {
             leaves: Vec::new(),
             registry,
             maps: BTreeMap::new(),
-            map: MemoryMapStore::new(hash),
+            map: MapTree::new(hash),
         }
     }
 
@@ -114,7 +114,7 @@ impl MemLog {
                 return self.size() - 1;
             }
         }
-        let root = self.map.root().expect("in-memory map");
+        let root = self.map.root();
         let index = self.push(self.map_leaf(self.size(), root));
         self.maps.insert(self.size(), self.map.clone());
         index
@@ -126,7 +126,7 @@ impl MemLog {
     }
 
     /// The map over every leaf so far (what a monitor rebuilds).
-    pub fn map(&self) -> &MemoryMapStore {
+    pub fn map(&self) -> &MapTree {
         &self.map
     }
 
@@ -190,7 +190,7 @@ impl AnswerSource for MemLog {
     /// leaf (a test that did not seal), from the current map, which the client will then reject.
     fn map_proof(&self, key: &Hash, size: u64) -> Result<MapProof, Infallible> {
         let store = self.maps.get(&size).unwrap_or(&self.map);
-        Ok(store.prove(key).expect("in-memory map proves").proof)
+        Ok(store.prove(key).proof)
     }
 
     fn leaf(&self, index: u64) -> Result<Vec<u8>, Infallible> {

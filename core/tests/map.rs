@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use ledger_core::map::{
-    prove, signer_key, sii_key, verify_absence, verify_presence, MapAddition, MapNode, MapProof,
-    MapProofError, MapValue, MemoryMapStore, NodeId, OtherLeaf,
+    signer_key, sii_key, verify_absence, verify_presence, MapAddition, MapNode, MapProof,
+    MapProofError, MapTree, MapValue, NodeId, OtherLeaf,
 };
 use ledger_core::{Hash, TreeHash};
 use proptest::prelude::*;
@@ -173,13 +173,13 @@ fn additions(log: &[(Hash, u64, Hash)]) -> Vec<MapAddition> {
         .collect()
 }
 
-fn store_in_batches(th: TreeHash, adds: &[MapAddition], cuts: &[usize]) -> MemoryMapStore {
-    let mut m = MemoryMapStore::new(th);
+fn store_in_batches(th: TreeHash, adds: &[MapAddition], cuts: &[usize]) -> MapTree {
+    let mut m = MapTree::new(th);
     let mut start = 0;
     for &c in cuts.iter().chain(std::iter::once(&adds.len())) {
         let end = c.clamp(start, adds.len());
-        let up = m.apply(&adds[start..end]).unwrap();
-        assert_eq!(up.root, m.root().unwrap());
+        let root = m.apply(&adds[start..end]).unwrap();
+        assert_eq!(root, m.root());
         start = end;
     }
     m
@@ -284,17 +284,17 @@ fn mutations(proof: &MapProof, seed: usize, all_bits: bool, extra: &[Item]) -> V
 
 /// Checks the map in `m` against the reference over `items`: root, node set, and for every key
 /// (and every probe) the proof equals the reference, verifies, and no mutation of it verifies.
-fn check_map(m: &MemoryMapStore, items: &[Item], probes: &[Hash], mutate_every: usize) {
+fn check_map(m: &MapTree, items: &[Item], probes: &[Hash], mutate_every: usize) {
     let th = m.tree_hash();
     let root = ref_root(th, items, 0);
-    assert_eq!(m.root().unwrap(), root);
+    assert_eq!(m.root(), root);
     let mut nodes = BTreeMap::new();
     assert_eq!(ref_nodes(th, items, 0, &mut nodes), root);
-    assert_eq!(m.nodes(), &nodes, "stored node set is the canonical one");
+    assert_eq!(m.nodes(), nodes, "stored node set is the canonical one");
     let extra: Vec<Item> = items.iter().take(2).copied().collect();
 
     for (n, it) in items.iter().enumerate() {
-        let kp = prove(th, m, &it.key).unwrap();
+        let kp = m.prove(&it.key);
         assert_eq!(kp.value, Some(value_of(it)));
         assert_eq!(kp.proof.other, None);
         if n % mutate_every == 0 {
@@ -335,7 +335,7 @@ fn check_map(m: &MemoryMapStore, items: &[Item], probes: &[Hash], mutate_every: 
         if items.iter().any(|it| it.key == *key) {
             continue;
         }
-        let kp = prove(th, m, key).unwrap();
+        let kp = m.prove(key);
         assert_eq!(kp.value, None);
         if n % mutate_every == 0 {
             let (siblings, other) = ref_proof(th, items, key);
@@ -486,7 +486,7 @@ fn known_answer_vectors() {
         let n = v["keys"].as_u64().unwrap() as usize;
         let adds = additions(&vector_log(th, n));
         let m = store_in_batches(th, &adds, &[1, 4]);
-        let root = m.root().unwrap();
+        let root = m.root();
         assert_eq!(b64(&root), v["root"].as_str().unwrap(), "{} {n}", th.name());
         let keys: Vec<String> = m
             .nodes()
@@ -505,7 +505,7 @@ fn known_answer_vectors() {
                 (_, Some(s)) => signer_key(th, s.as_str().unwrap()),
                 _ => panic!("a proof names an sii or a signer"),
             };
-            let kp = m.prove(&key).unwrap();
+            let kp = m.prove(&key);
             assert_eq!(serde_json::to_value(&kp.proof).unwrap(), p["proof"]);
             let parsed: MapProof = serde_json::from_value(p["proof"].clone()).unwrap();
             assert_eq!(parsed, kp.proof);
@@ -544,15 +544,15 @@ fn every_bit_flip_of_every_sibling_fails() {
         let adds = additions(&vector_log(th, 10));
         let items = ref_items(th, &vector_log(th, 10));
         let m = store_in_batches(th, &adds, &[]);
-        let root = m.root().unwrap();
+        let root = m.root();
         for (n, it) in items.iter().enumerate() {
-            let kp = m.prove(&it.key).unwrap();
+            let kp = m.prove(&it.key);
             for p in mutations(&kp.proof, n, true, &items[..2]) {
                 assert!(verify_presence(th, &root, &it.key, &value_of(it), &p).is_err());
             }
         }
         let absent = sii_key(th, "tel:+14155559999");
-        let kp = m.prove(&absent).unwrap();
+        let kp = m.prove(&absent);
         for p in mutations(&kp.proof, 7, true, &items[..2]) {
             assert!(verify_absence(th, &root, &absent, &p).is_err());
         }
@@ -564,10 +564,10 @@ fn malformed_proofs_are_refused_with_their_reason() {
     let th = TreeHash::Blake3;
     let items = ref_items(th, &vector_log(th, 10));
     let m = store_in_batches(th, &additions(&vector_log(th, 10)), &[]);
-    let root = m.root().unwrap();
+    let root = m.root();
     let k = items[0].key;
     let v = value_of(&items[0]);
-    let presence = m.prove(&k).unwrap().proof;
+    let presence = m.prove(&k).proof;
 
     let long = MapProof {
         siblings: vec![[1; 32]; 257],
@@ -608,7 +608,7 @@ fn malformed_proofs_are_refused_with_their_reason() {
 
     // Absence: `other` is K itself, or off K's path, or has count 0.
     let absent = sii_key(th, "tel:+14155559999");
-    let mut same = m.prove(&absent).unwrap().proof;
+    let mut same = m.prove(&absent).proof;
     same.other = Some(OtherLeaf {
         key: absent,
         count: 1,
@@ -760,9 +760,11 @@ fn ten_thousand_keys() {
 
     let cuts: Vec<usize> = [1usize, 7, 100, 1000, 3000, 3001, 8000].to_vec();
     let m = store_in_batches(th, &adds, &cuts);
-    let mut one = MemoryMapStore::new(th);
-    let up = one.apply(&adds).unwrap();
-    assert_eq!(up.writes.len(), one.nodes().len());
+    let mut one = MapTree::new(th);
+    let staged = one.stage(&adds).unwrap();
+    let written = staged.nodes_written();
+    one.commit(staged, 0).unwrap();
+    assert_eq!(written, one.nodes().len());
     assert_eq!(one.nodes(), m.nodes());
 
     // A last small batch touches O(keys × depth) nodes, not the tree.
@@ -772,9 +774,11 @@ fn ten_thousand_keys() {
         index: 12_000,
         leaf_hash: [9; 32],
     };
-    let up = more.apply(&[extra]).unwrap();
-    let depth = more.prove(&keys[5]).unwrap().proof.siblings.len();
-    assert_eq!(up.writes.len(), depth + 1);
+    let staged = more.stage(&[extra]).unwrap();
+    let written = staged.nodes_written();
+    more.commit(staged, 0).unwrap();
+    let depth = more.prove(&keys[5]).proof.siblings.len();
+    assert_eq!(written, depth + 1);
 
     let probes: Vec<Hash> = (0..2000)
         .map(|i| sii_key(th, &format!("tel:+1416{:07}", i)))

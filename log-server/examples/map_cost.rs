@@ -1,11 +1,11 @@
 //! What the map (SPEC §9) costs the sequencer per batch, against the same commits without it:
 //! `cargo run --release -p log-server --example map_cost -- [keys] [batch]`. Prints the time of
-//! the map update (over the nodes in memory, as the log keeps them) and of the commit (writes +
-//! sync) with and without the touched keys' values.
+//! the map update (staging and committing the core's in-memory `MapTree`, as the log does) and of
+//! the store commit (writes + sync) with and without the touched keys' values.
 
 use std::time::{Duration, Instant};
 
-use ledger_core::map::{self, MapAddition};
+use ledger_core::map::{MapAddition, MapTree};
 use ledger_core::TreeHash;
 use log_server::storage::sled::SledStorage;
 use log_server::storage::{Commit, Meta, Storage};
@@ -33,7 +33,7 @@ fn main() {
         .expect("create");
         let (mut t_update, mut t_commit, mut nodes) = (Duration::ZERO, Duration::ZERO, 0usize);
         let mut index = 0u64;
-        let mut mem = MemNodes::default();
+        let mut tree = MapTree::new(th).with_history(16);
         let started = Instant::now();
         while index < keys {
             let additions: Vec<MapAddition> = (index..index + batch)
@@ -44,29 +44,16 @@ fn main() {
                 })
                 .collect();
             let t0 = Instant::now();
-            let (writes, values) = if with_map {
-                let up = map::update(th, &mem, &additions).expect("update");
-                let touched: std::collections::HashSet<_> =
-                    additions.iter().map(|a| a.key).collect();
-                let values: Vec<_> = up
-                    .writes
-                    .iter()
-                    .filter_map(|(_, n)| match n {
-                        map::MapNode::Leaf { key, value } if touched.contains(key) => {
-                            Some((*key, *value))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                (up.writes, values)
+            let staged = if with_map {
+                Some(tree.stage(&additions).expect("stage"))
             } else {
-                (Vec::new(), Vec::new())
+                None
             };
+            let values = staged
+                .as_ref()
+                .map_or(Vec::new(), |st| st.values().to_vec());
+            nodes += staged.as_ref().map_or(0, |st| st.nodes_written());
             t_update += t0.elapsed();
-            nodes += writes.len();
-            for (id, n) in writes {
-                mem.insert(id, n);
-            }
             // A stand-in for the batch's other writes: one leaf-hash index record per leaf.
             let leaves = additions
                 .iter()
@@ -89,6 +76,11 @@ fn main() {
             })
             .expect("commit");
             t_commit += t1.elapsed();
+            if let Some(st) = staged {
+                let t2 = Instant::now();
+                tree.commit(st, index + batch).expect("map commit");
+                t_update += t2.elapsed();
+            }
             index += batch;
         }
         let batches = (keys / batch) as f64;
@@ -100,21 +92,5 @@ fn main() {
             nodes as f64 / batches,
             s.size_on_disk().unwrap_or(0) >> 20
         );
-    }
-}
-
-/// The map's nodes in memory, as the log keeps them.
-#[derive(Default)]
-struct MemNodes(std::collections::HashMap<map::NodeId, map::MapNode>);
-
-impl MemNodes {
-    fn insert(&mut self, id: map::NodeId, n: map::MapNode) {
-        self.0.insert(id, n);
-    }
-}
-
-impl map::MapNodeReader for MemNodes {
-    fn read_node(&self, id: &map::NodeId) -> Result<Option<map::MapNode>, map::MapError> {
-        Ok(self.0.get(id).copied())
     }
 }

@@ -24,7 +24,7 @@ use ledger_core::{Hash, TreeHash};
 use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::lock::{CheckpointLock, LockError};
-use crate::map::{MapAt, MapStore};
+use crate::map::MapStore;
 use crate::metrics::Metrics;
 use crate::storage::{Meta, Storage, StorageError};
 
@@ -438,17 +438,9 @@ impl Ledger {
         self.storage.as_ref()
     }
 
-    /// The map (SPEC §9) as committed by the map leaf of the checkpoint of `size` leaves, which
-    /// must be a published head's size (see [`crate::map`]).
-    pub fn map_at(&self, size: u64) -> MapAt<'_> {
-        MapAt {
-            store: &self.map,
-            size,
-        }
-    }
-
-    /// The map's nodes and undos, for the sequencer.
-    pub(crate) fn map(&self) -> &MapStore {
+    /// The map (SPEC §9) in memory, with the versions of the last batches (see [`crate::map`]):
+    /// lookups read the version of their head's size.
+    pub fn map(&self) -> &MapStore {
         &self.map
     }
 

@@ -3,7 +3,7 @@
 //! every leaf for one SII in log order, the current mappings by `state::fold`, every enroll leaf of
 //! every signer of those entries and of their attestations, every inclusion proof against ONE
 //! checkpoint (the head taken at the start of the request), and the map proofs (SPEC §9) from the
-//! map of exactly that checkpoint ([`Ledger::map_at`]).
+//! map of exactly that checkpoint ([`crate::map::MapStore::prove_at`]).
 
 use ledger_core::entry::Leaf;
 use ledger_core::lookup::{build_answer, AnswerSource};
@@ -21,8 +21,8 @@ impl AnswerSource for Ledger {
     }
 
     fn map_proof(&self, key: &Hash, size: u64) -> Result<ledger_core::map::MapProof, LogError> {
-        let th = Ledger::tree_hash(self);
-        ledger_core::map::prove(th, &self.map_at(size), key)
+        self.map()
+            .prove_at(key, size)
             .map(|p| p.proof)
             .map_err(|e| LogError::Storage(format!("map proof: {e}")))
     }

@@ -7,7 +7,7 @@
 //! so the queue bound also bounds the submissions being checked: when it is full, `/v1/add` answers
 //! `503 overloaded` with `Retry-After`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +24,6 @@ use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
-use crate::map::touched_values;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -407,8 +406,8 @@ impl Sequencer {
     /// 1. Order and re-check the batch in memory (duplicates, key validity at the final index,
     ///    enrollments earlier in the batch). *Crash: nothing was written; no waiter was answered,
     ///    so clients retry; the store still ends at the last signed checkpoint.*
-    /// 2. File the new leaves in the map (SPEC §9: [`ledger_core::map::update`] over the
-    ///    in-memory nodes, the map of the stored head) while computing their stored hashes on this
+    /// 2. File the new leaves in the map (SPEC §9: [`crate::map::MapStore::stage`] over the
+    ///    in-memory nodes, the map of the stored head, which changes nothing) while computing their stored hashes on this
     ///    thread (reading earlier ones through an overlay of this batch over the store); then sign
     ///    the map leaf committing the map's new root at its own index, the batch's last, and hash
     ///    it in; the new root, in memory. *Crash: as in step 1.*
@@ -428,8 +427,8 @@ impl Sequencer {
     ///    to hash to the lock's checkpoint at the lock's size and the lock is moved up to the
     ///    store's. Crash after: lock and store agree.* From here on, a store that ever holds
     ///    less than this checkpoint, or other leaves under it, is refused at start.
-    /// 7. Apply the map's new nodes in memory (recording what they overwrite, for lookups still on
-    ///    the old head: [`crate::map`]), publish the new head and registry, then (in the caller)
+    /// 7. Commit the map's staged nodes in memory (keeping the version they overwrite, for
+    ///    lookups still on the old head: [`crate::map`]), publish the new head and registry, then (in the caller)
     ///    answer the waiters.
     ///    *Crash: every answered receipt is durable; restart recovers the same head from disk.*
     ///
@@ -519,30 +518,29 @@ impl Sequencer {
         // state: the map's nodes, the tree's hashes), then the map leaf and its hash.
         let hashes_start = stored_hash_count(old_size);
         let map_store = self.ledger.map();
-        let (map_update, hashed) = std::thread::scope(|scope| {
-            let map_job = scope.spawn(|| map::update(th, map_store, &additions));
+        let (staged, hashed) = std::thread::scope(|scope| {
+            let map_job = scope.spawn(|| map_store.stage(&additions));
             let hashed = self.hash_leaves(&leaves, hashes_start, Vec::new(), self.frontier.clone());
-            let map_update = map_job
-                .join()
-                .unwrap_or_else(|_| Err(map::MapError::Storage("the map update panicked".into())));
-            (map_update, hashed)
+            let staged = match map_job.join() {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the map update panicked".to_string()),
+            };
+            (staged, hashed)
         });
-        let map_update = match map_update {
+        let staged = match staged {
             Ok(u) => u,
-            Err(e) => return (replies, Err(BatchError::Map(e.to_string()))),
+            Err(e) => return (replies, Err(BatchError::Map(e))),
         };
         let (new_hashes, frontier) = match hashed {
             Ok(h) => h,
             Err(e) => return (replies, Err(BatchError::Tree(e.to_string()))),
         };
-        let undo = map_store.undo(&map_update.writes);
-        let touched: HashSet<Hash> = additions.iter().map(|a| a.key).collect();
-        let map_values = touched_values(&touched, &map_update.writes);
+        let map_values = staged.values().to_vec();
         let map_index = old_size + leaves.len() as u64;
         let map_leaf = match Leaf::sign(
             Entry::Map(MapLeaf {
                 size: map_index,
-                root: map_update.root,
+                root: staged.root(),
             }),
             &self.signer,
         ) {
@@ -600,11 +598,11 @@ impl Sequencer {
             return (replies, Err(e.into()));
         }
 
-        // Step 7: apply the map's new nodes (lookups on the old head keep reading its map through
-        // the undo), then publish.
-        self.ledger
-            .map()
-            .advance(old_size, new_size, undo, map_update.writes);
+        // Step 7: commit the map's staged nodes (lookups on the old head keep reading its map,
+        // a kept version), then publish.
+        if let Err(e) = self.ledger.map().advance(staged, new_size) {
+            return (replies, Err(BatchError::Map(e.to_string())));
+        }
         self.ledger
             .cache_hashes(commit.hashes_start, &commit.hashes);
         self.frontier = frontier;
@@ -960,7 +958,7 @@ mod tests {
                 assert_eq!(head.size, leaves.len() as u64);
                 // Every batch ends in a map leaf at its own index, whose root is the map rebuilt
                 // from scratch from every leaf before it, and the stored nodes are that map's.
-                let mut rebuilt = ledger_core::map::MemoryMapStore::new(hash);
+                let mut rebuilt = ledger_core::map::MapTree::new(hash);
                 for (i, l) in leaves.iter().enumerate() {
                     let lh = hash.leaf_hash(l.bytes());
                     if let Some(a) = ledger_core::map::addition(hash, i as u64, &lh, l.entry()) {
@@ -970,15 +968,9 @@ mod tests {
                 let Entry::Map(m) = leaves.last().expect("leaf").entry() else {
                     panic!("the batch does not end in a map leaf");
                 };
-                assert_eq!(
-                    (m.size, m.root),
-                    (head.size - 1, rebuilt.root().expect("root"))
-                );
-                let served = ledger.map_at(head.size);
-                for (id, node) in rebuilt.nodes() {
-                    use ledger_core::map::MapNodeReader as _;
-                    assert_eq!(served.read_node(id).expect("node"), Some(*node));
-                }
+                assert_eq!((m.size, m.root), (head.size - 1, rebuilt.root()));
+                assert_eq!(ledger.map().root_at(head.size).expect("root"), m.root);
+                assert_eq!(ledger.map().values(), rebuilt.values());
                 // … and the stored values rebuild it.
                 let (_, root) =
                     crate::map::MapStore::load(hash, ledger.storage(), head.size).expect("load");

@@ -150,7 +150,7 @@ fn kill_9_with_stateful_rules_matches_an_uninterrupted_run() {
             let root = if i % 2 == 0 {
                 [7; 32]
             } else {
-                log.map().root().unwrap()
+                log.map().root()
             };
             let size = if i % 2 == 0 {
                 log.size()

@@ -82,7 +82,7 @@ fn honest_sealed_log_gives_no_bad_map_root_as_it_grows() {
 #[test]
 fn map_leaf_with_a_wrong_root_is_bad_map_root() {
     let mut log = sealed_log(2);
-    let stale_root = log.map().root().expect("root");
+    let stale_root = log.map().root();
     claims(&mut log, "x", 5);
     // The right size, but the root of the map before the last batch.
     let index = log.push(log.map_leaf(log.size(), stale_root));
@@ -105,7 +105,7 @@ fn map_leaf_whose_size_is_not_its_index_is_bad_map_root() {
     let mut log = sealed_log(2);
     claims(&mut log, "x", 5);
     // The right root, but the size of the leaf before it.
-    let root = log.map().root().expect("root");
+    let root = log.map().root();
     let index = log.push(log.map_leaf(log.size() - 1, root));
     let server = TileServer::start(publish(&log));
     let s = setup_for(&server, &log);
@@ -166,7 +166,7 @@ fn map_leaf_not_signed_by_the_log_is_bad_entry() {
     let forged = sign_unchecked(
         Entry::Map(MapLeaf {
             size: log.size(),
-            root: log.map().root().expect("root"),
+            root: log.map().root(),
         }),
         &test_key("msp-a.example"),
     );

@@ -10,7 +10,7 @@ use ledger_core::api::{
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::{Entry, Leaf, Role};
 use ledger_core::key::{SignerKey, VerifierKey};
-use ledger_core::map::{self, MemoryMapStore};
+use ledger_core::map::{self, MapTree};
 use ledger_core::tile::{
     decode_entry_bundle, entry_bundles_for_size, tiles_for_size, Tile, TileHashReader,
 };
@@ -376,8 +376,8 @@ pub fn is_map_leaf(leaf: &[u8]) -> bool {
 /// does, and asserts that every map leaf among them is at its own index (`size`) and commits the
 /// root of the map of every leaf before it, and that the last leaf is a map leaf (every
 /// checkpoint of size > 0 ends in one). Returns the rebuilt map and the number of map leaves.
-pub fn assert_map_rebuilds(th: TreeHash, leaves: &[Vec<u8>]) -> (MemoryMapStore, usize) {
-    let mut rebuilt = MemoryMapStore::new(th);
+pub fn assert_map_rebuilds(th: TreeHash, leaves: &[Vec<u8>]) -> (MapTree, usize) {
+    let mut rebuilt = MapTree::new(th);
     let mut map_leaves = 0;
     for (i, bytes) in leaves.iter().enumerate() {
         let leaf = Leaf::parse(bytes).unwrap_or_else(|e| panic!("leaf {i}: {e}"));
@@ -389,7 +389,7 @@ pub fn assert_map_rebuilds(th: TreeHash, leaves: &[Vec<u8>]) -> (MemoryMapStore,
             );
             assert_eq!(
                 m.root,
-                rebuilt.root().expect("in-memory map"),
+                rebuilt.root(),
                 "the map leaf at index {i} does not commit the map of the leaves before it"
             );
             map_leaves += 1;

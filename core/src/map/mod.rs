@@ -14,13 +14,13 @@
 //! monitor must rebuild the very same root from the entries, so the tree math is written here once,
 //! as pure functions, in the style of [`crate::tree`]:
 //!
-//! - [`node`]: the stored representation — one [`NodeId`] (depth, bit prefix) per node of the
-//!   canonical tree, holding a [`MapNode`] (a leaf's key and value, or an internal hash) — and the
-//!   small [`MapNodeReader`] trait the log implements over its database and tests over
-//!   [`MemoryMapStore`];
-//! - [`update`](mod@update): the incremental batch update, returning the new root and exactly the nodes it
-//!   writes, for the log's atomic commit;
-//! - [`proof`]: proof generation and the client's verification of presence and absence.
+//! - [`node`]: the canonical node set — one [`NodeId`] (depth, bit prefix) per node of the tree,
+//!   holding a [`MapNode`] (a leaf's key and value, or an internal hash) — by which tests compare
+//!   any map with a reference construction;
+//! - [`tree`]: [`MapTree`], the map in memory as the log, the monitor and the tests keep it: the
+//!   incremental batch update in two steps (stage the exact nodes a batch changes, then commit
+//!   them), proof generation, and the recent versions that lookups still read;
+//! - [`proof`]: the client's verification of presence and absence.
 //!
 //! `H` is the log's tree hash ([`TreeHash`]), `u64be` 8 bytes big-endian, `‖` concatenation; the
 //! domain tags 0x10–0x14 keep map hashes apart from each other and from the log tree's 0x00/0x01.
@@ -30,13 +30,22 @@ use crate::hash::{Hash, TreeHash};
 
 pub mod node;
 pub mod proof;
-pub mod update;
+pub mod tree;
 
-pub use node::{MapNode, MapNodeReader, MemoryMapStore, NodeId};
-pub use proof::{
-    prove, verify_absence, verify_presence, KeyProof, MapProof, MapProofError, OtherLeaf,
-};
-pub use update::{build_from_values, map_root, update, MapAddition, MapUpdate};
+pub use node::{MapNode, NodeId};
+pub use proof::{verify_absence, verify_presence, KeyProof, MapProof, MapProofError, OtherLeaf};
+pub use tree::{MapTree, Staged};
+
+/// One leaf filed under one key: the leaf at log `index` with `leaf_hash` extends `key`'s chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapAddition {
+    /// The map key ([`sii_key`] or [`signer_key`]).
+    pub key: Hash,
+    /// The leaf's index in the log.
+    pub index: u64,
+    /// The leaf's RFC 6962 leaf hash.
+    pub leaf_hash: Hash,
+}
 
 /// The hash of an empty subtree, and the root of the empty map: 32 zero bytes (SPEC §9 "Tree").
 pub const EMPTY: Hash = [0; 32];
@@ -134,7 +143,7 @@ impl MapValue {
     /// Appends the leaf at `index` with `leaf_hash` to the chain (SPEC §9 "Value of a key").
     ///
     /// Callers append in log order; the chain itself cannot check that across batches (it does not
-    /// keep the last index), [`update()`] checks it within a batch.
+    /// keep the last index), [`MapTree::stage`] checks it within a batch.
     pub fn extend(&mut self, th: TreeHash, index: u64, leaf_hash: &Hash) -> Result<(), MapError> {
         let count = self.count.checked_add(1).ok_or(MapError::CountOverflow)?;
         self.chain = digest(
@@ -197,15 +206,21 @@ pub enum MapError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A stored node's bytes do not decode (see [`MapNode::to_bytes`]).
-    #[error("bad map node encoding: {0}")]
-    BadNodeEncoding(&'static str),
-    /// A node id's bytes do not decode (see [`NodeId::to_bytes`]).
-    #[error("bad map node id: {0}")]
-    BadNodeId(&'static str),
-    /// The storage behind a [`MapNodeReader`] failed (I/O, …).
-    #[error("map storage failed: {0}")]
-    Storage(String),
+    /// The map of this version is neither the current one nor among the versions kept
+    /// ([`MapTree::with_history`]).
+    #[error("the map of version {version} is no longer kept (the map is at {latest})")]
+    NotKept {
+        /// The version asked for.
+        version: u64,
+        /// The map's current version.
+        latest: u64,
+    },
+    /// Changes staged on one version of the tree were committed to another.
+    #[error("map changes staged on another version of the tree")]
+    Stale,
+    /// The map holds 2³¹ − 1 nodes of one kind, as many as a 32-bit reference can name.
+    #[error("the map is full (2^31 - 1 nodes of one kind)")]
+    Full,
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Map proofs (SPEC §9 "Proof for a key K"): generation from the stored nodes, and the verifier's
-//! check of presence and absence against a map leaf's root.
+//! Map proofs (SPEC §9 "Proof for a key K"): their form, and the verifier's check of presence and
+//! absence against a map leaf's root (generation is [`super::MapTree::prove`]).
 //!
 //! A proof is the list of sibling hashes along K's path, top down (depth 0 under the root), plus —
 //! when the path ends in another key's leaf — that key and its value. The path ends at depth
@@ -9,11 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::node::{read_checked, subtree_hash};
-use super::{
-    bit, leaf_hash, node_hash, shares_prefix, MapError, MapNode, MapNodeReader, MapValue, NodeId,
-    EMPTY, KEY_BITS,
-};
+use super::{bit, leaf_hash, node_hash, shares_prefix, MapValue, EMPTY, KEY_BITS};
 use crate::api::b64;
 use crate::hash::{Hash, TreeHash};
 
@@ -52,7 +48,7 @@ pub struct MapProof {
     pub other: Option<OtherLeaf>,
 }
 
-/// What [`prove`] found for a key: its value (`None` if absent) and the proof.
+/// What [`super::MapTree::prove`] found for a key: its value (`None` if absent) and the proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyProof {
     /// The key's value if the map holds the key.
@@ -94,56 +90,6 @@ pub enum MapProofError {
     /// The root recomputed from the proof differs from the map leaf's root.
     #[error("map proof does not lead to the given root")]
     RootMismatch,
-}
-
-/// Generates the proof for `key` from the stored map (SPEC §9 "Proof for a key K"): walks `key`'s
-/// path from the root, taking the sibling hash at each internal node, until a leaf or an empty
-/// subtree. Reads two nodes per depth.
-pub fn prove(th: TreeHash, reader: &impl MapNodeReader, key: &Hash) -> Result<KeyProof, MapError> {
-    let mut siblings = Vec::new();
-    let mut id = NodeId::ROOT;
-    loop {
-        match read_checked(reader, &id)? {
-            None => {
-                return Ok(KeyProof {
-                    value: None,
-                    proof: MapProof {
-                        siblings,
-                        other: None,
-                    },
-                })
-            }
-            Some(MapNode::Leaf { key: k, value }) => {
-                let (value, other) = if k == *key {
-                    (Some(value), None)
-                } else {
-                    (
-                        None,
-                        Some(OtherLeaf {
-                            key: k,
-                            count: value.count,
-                            chain: value.chain,
-                        }),
-                    )
-                };
-                return Ok(KeyProof {
-                    value,
-                    proof: MapProof { siblings, other },
-                });
-            }
-            Some(MapNode::Internal { .. }) => {
-                let depth = id.depth();
-                let corrupt = MapError::CorruptNode {
-                    depth,
-                    reason: "internal node at depth 256",
-                };
-                let here = id.child(bit(key, depth)).ok_or(corrupt.clone())?;
-                let beside = here.sibling().ok_or(corrupt)?;
-                siblings.push(subtree_hash(th, reader, &beside)?);
-                id = here;
-            }
-        }
-    }
 }
 
 /// Checks the proof's shape (SPEC §9): at most 256 siblings, and a non-empty last sibling.
@@ -238,15 +184,15 @@ pub fn verify_absence(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{MapAddition, MemoryMapStore};
+    use super::super::{MapAddition, MapTree};
     use super::*;
 
     #[test]
     fn proofs_in_the_empty_and_one_key_maps() {
         let th = TreeHash::Blake3;
-        let mut m = MemoryMapStore::new(th);
+        let mut m = MapTree::new(th);
         let k = [0x80u8; 32];
-        let p = m.prove(&k).unwrap();
+        let p = m.prove(&k);
         assert_eq!(p.value, None);
         assert!(p.proof.siblings.is_empty() && p.proof.other.is_none());
         verify_absence(th, &EMPTY, &k, &p.proof).unwrap();
@@ -257,8 +203,8 @@ mod tests {
             leaf_hash: [1; 32],
         }])
         .unwrap();
-        let root = m.root().unwrap();
-        let p = m.prove(&k).unwrap();
+        let root = m.root();
+        let p = m.prove(&k);
         let v = p.value.unwrap();
         verify_presence(th, &root, &k, &v, &p.proof).unwrap();
         assert_eq!(
@@ -266,7 +212,7 @@ mod tests {
             Err(MapProofError::RootMismatch)
         );
         let other = [0u8; 32];
-        let q = m.prove(&other).unwrap();
+        let q = m.prove(&other);
         assert_eq!(q.proof.other.map(|o| o.key), Some(k));
         verify_absence(th, &root, &other, &q.proof).unwrap();
     }
