@@ -328,7 +328,7 @@ impl MapTree {
     pub fn stage(&self, additions: &[MapAddition]) -> Result<Staged, MapError> {
         // Group by key, keeping log order within a key (a stable sort).
         let mut sorted = additions.to_vec();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        sorted.sort_by_key(|a| a.key);
         let mut items: Vec<(Hash, &[MapAddition])> = Vec::new();
         let mut start = 0;
         for i in 1..=sorted.len() {
