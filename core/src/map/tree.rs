@@ -10,10 +10,10 @@
 //! lookup with a 34-byte key for every node and sibling, plus a sorted list of writes: 17–61 µs per
 //! key at 1M (docs/benchmarks.md), four to twelve times the hashing. So the nodes are kept the way
 //! a pointer tree keeps them, in two arrays linked by 32-bit indexes: internal nodes as their hash
-//! and two child references (40 bytes), leaves as their key and value (72 bytes), about 130 bytes
-//! per key. A walk follows one reference per depth and reads the sibling's hash from the node it
-//! is already at; nothing is looked up by name. A leaf's hash is not kept (32 bytes per key): it
-//! is needed only where an untouched leaf is the sibling of a touched path, about once per key.
+//! and its two children's references and hashes (72 bytes), leaves as their key and value (72
+//! bytes), about 180 bytes per key. A walk follows one reference per depth and finds the
+//! sibling's hash in the node it is already at (one cache miss per depth, not two); nothing is
+//! looked up by name, and an untouched sibling leaf is never rehashed.
 //!
 //! The tree's rules stay those of the module doc of [`super`]: one key set, one shape, so
 //! [`MapTree::nodes`] of any sequence of batches equals that of [`MapTree::from_values`] (the tests
@@ -34,7 +34,7 @@
 //! that version that holds it, else from the tree. Slots appended later are unreachable from the
 //! old root, so they need no undo.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::proof::{KeyProof, MapProof, OtherLeaf};
 use super::{bit, leaf_hash, node_hash, MapAddition, MapError, MapNode, MapValue, NodeId, EMPTY};
@@ -86,11 +86,12 @@ impl Ref {
     }
 }
 
-/// An internal node: a subtree holding two or more keys, its hash and its two children (bit 0,
-/// bit 1).
+/// An internal node: a subtree holding two or more keys, as its two children (bit 0, bit 1) and
+/// *their* hashes. Its own hash is kept by its parent (the root's by the tree), so a walk down a
+/// path reads one node per depth: the child to follow and the sibling's hash are both in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Inner {
-    hash: Hash,
+    hashes: [Hash; 2],
     kids: [Ref; 2],
 }
 
@@ -107,8 +108,10 @@ struct Undo {
     version: u64,
     root: Ref,
     root_hash: Hash,
-    inner: HashMap<u32, Inner>,
-    leaves: HashMap<u32, Leaf>,
+    /// The overwritten slots' old contents, sorted by slot (a binary search finds one: building
+    /// a hash table per commit cost more than all the reads of older versions it would speed up).
+    inner: Vec<(u32, Inner)>,
+    leaves: Vec<(u32, Leaf)>,
 }
 
 /// A batch's changes to the map, computed by [`MapTree::stage`] and written by
@@ -165,27 +168,12 @@ pub struct MapTree {
 
 /// Read access to one version of the tree: the current one, or an older one through the undos.
 trait View {
-    fn th(&self) -> TreeHash;
     fn root(&self) -> Ref;
     fn inner(&self, i: usize) -> Inner;
     fn leaf(&self, i: usize) -> Leaf;
-
-    fn hash(&self, r: Ref) -> Hash {
-        match r.slot() {
-            Slot::Empty => EMPTY,
-            Slot::Leaf(i) => {
-                let l = self.leaf(i);
-                leaf_hash(self.th(), &l.key, &l.value)
-            }
-            Slot::Inner(i) => self.inner(i).hash,
-        }
-    }
 }
 
 impl View for MapTree {
-    fn th(&self) -> TreeHash {
-        self.th
-    }
     fn root(&self) -> Ref {
         self.root
     }
@@ -206,17 +194,14 @@ struct Past<'a> {
 }
 
 impl View for Past<'_> {
-    fn th(&self) -> TreeHash {
-        self.tree.th
-    }
     fn root(&self) -> Ref {
         self.root
     }
     fn inner(&self, i: usize) -> Inner {
         let k = i as u32;
         for u in &self.undos {
-            if let Some(n) = u.inner.get(&k) {
-                return *n;
+            if let Ok(at) = u.inner.binary_search_by_key(&k, |(i, _)| *i) {
+                return u.inner[at].1;
             }
         }
         self.tree.inner[i]
@@ -224,8 +209,8 @@ impl View for Past<'_> {
     fn leaf(&self, i: usize) -> Leaf {
         let k = i as u32;
         for u in &self.undos {
-            if let Some(l) = u.leaves.get(&k) {
-                return *l;
+            if let Ok(at) = u.leaves.binary_search_by_key(&k, |(i, _)| *i) {
+                return u.leaves[at].1;
             }
         }
         self.tree.leaves[i]
@@ -378,16 +363,18 @@ impl MapTree {
             return Err(MapError::Stale);
         }
         if self.keep > 0 {
-            let inner = staged
+            let mut inner: Vec<(u32, Inner)> = staged
                 .inner_writes
                 .iter()
                 .map(|(i, _)| (*i, self.inner[*i as usize]))
                 .collect();
-            let leaves = staged
+            inner.sort_unstable_by_key(|(i, _)| *i);
+            let mut leaves: Vec<(u32, Leaf)> = staged
                 .leaf_writes
                 .iter()
                 .map(|(i, _)| (*i, self.leaves[*i as usize]))
                 .collect();
+            leaves.sort_unstable_by_key(|(i, _)| *i);
             self.history.push_back(Undo {
                 version: self.version,
                 root: self.root,
@@ -484,8 +471,8 @@ impl MapTree {
     /// a reference construction. Walks the whole tree.
     pub fn nodes(&self) -> std::collections::BTreeMap<NodeId, MapNode> {
         let mut out = std::collections::BTreeMap::new();
-        let mut stack = vec![(self.root, NodeId::ROOT)];
-        while let Some((r, id)) = stack.pop() {
+        let mut stack = vec![(self.root, NodeId::ROOT, self.root_hash)];
+        while let Some((r, id, hash)) = stack.pop() {
             match r.slot() {
                 Slot::Empty => {}
                 Slot::Leaf(i) => {
@@ -499,10 +486,10 @@ impl MapTree {
                 }
                 Slot::Inner(i) => {
                     let n = self.inner[i];
-                    out.insert(id, MapNode::Internal { hash: n.hash });
-                    for (side, kid) in [(false, n.kids[0]), (true, n.kids[1])] {
-                        if let Some(child) = id.child(side) {
-                            stack.push((kid, child));
+                    out.insert(id, MapNode::Internal { hash });
+                    for side in [0, 1] {
+                        if let Some(child) = id.child(side == 1) {
+                            stack.push((n.kids[side], child, n.hashes[side]));
                         }
                     }
                 }
@@ -553,7 +540,7 @@ fn prove_in(view: &impl View, key: &Hash) -> KeyProof {
                 // below 256), so `depth < 256` here.
                 let n = view.inner(i);
                 let side = usize::from(bit(key, depth));
-                siblings.push(view.hash(n.kids[1 - side]));
+                siblings.push(n.hashes[1 - side]);
                 r = n.kids[side];
                 depth += 1;
             }
@@ -651,19 +638,16 @@ impl<'a> Stager<'a> {
                 let n = self.tree.inner[i];
                 let split = items.partition_point(|(k, _)| !bit(k, depth));
                 let (left, right) = items.split_at(split);
-                let mut kids = n.kids;
-                let mut hashes = [EMPTY; 2];
+                let (mut kids, mut hashes) = (n.kids, n.hashes);
                 for (side, part) in [(0, left), (1, right)] {
-                    if part.is_empty() {
-                        hashes[side] = self.tree.hash(n.kids[side]);
-                    } else {
+                    if !part.is_empty() {
                         (kids[side], hashes[side]) =
                             self.stage_at(n.kids[side], depth + 1, part)?;
                     }
                 }
                 let hash = node_hash(self.tree.th, &hashes[0], &hashes[1]);
                 // i < 2³¹ (a Ref's index).
-                self.inner_writes.push((i as u32, Inner { hash, kids }));
+                self.inner_writes.push((i as u32, Inner { hashes, kids }));
                 Ok((r, hash))
             }
         }
@@ -712,7 +696,7 @@ impl<'a> Stager<'a> {
                 let hash = node_hash(self.tree.th, &lh, &rh);
                 let r = Ref::inner(self.tree.inner.len() + self.new_inner.len())?;
                 self.new_inner.push(Inner {
-                    hash,
+                    hashes: [lh, rh],
                     kids: [lr, rr],
                 });
                 Ok((r, hash))
