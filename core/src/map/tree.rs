@@ -108,10 +108,42 @@ struct Undo {
     version: u64,
     root: Ref,
     root_hash: Hash,
-    /// The overwritten slots' old contents, sorted by slot (a binary search finds one: building
-    /// a hash table per commit cost more than all the reads of older versions it would speed up).
+    /// The overwritten slots and their old contents, in the order the update wrote them.
     inner: Vec<(u32, Inner)>,
     leaves: Vec<(u32, Leaf)>,
+    /// Positions in `inner` and `leaves` in slot order, for a binary search; made by the first
+    /// read of an older version, not by the commit (building a hash table or sorting in every
+    /// commit cost a fifth of the update, for reads that are rare).
+    order: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
+}
+
+impl Undo {
+    fn order(&self) -> &(Vec<u32>, Vec<u32>) {
+        self.order.get_or_init(|| {
+            // Positions fit in u32: a commit writes fewer than 2³¹ slots of each kind.
+            let mut inner: Vec<u32> = (0..self.inner.len() as u32).collect();
+            inner.sort_unstable_by_key(|&p| self.inner[p as usize].0);
+            let mut leaves: Vec<u32> = (0..self.leaves.len() as u32).collect();
+            leaves.sort_unstable_by_key(|&p| self.leaves[p as usize].0);
+            (inner, leaves)
+        })
+    }
+
+    fn inner(&self, slot: u32) -> Option<Inner> {
+        let order = &self.order().0;
+        order
+            .binary_search_by_key(&slot, |&p| self.inner[p as usize].0)
+            .ok()
+            .map(|at| self.inner[order[at] as usize].1)
+    }
+
+    fn leaf(&self, slot: u32) -> Option<Leaf> {
+        let order = &self.order().1;
+        order
+            .binary_search_by_key(&slot, |&p| self.leaves[p as usize].0)
+            .ok()
+            .map(|at| self.leaves[order[at] as usize].1)
+    }
 }
 
 /// A batch's changes to the map, computed by [`MapTree::stage`] and written by
@@ -200,8 +232,8 @@ impl View for Past<'_> {
     fn inner(&self, i: usize) -> Inner {
         let k = i as u32;
         for u in &self.undos {
-            if let Ok(at) = u.inner.binary_search_by_key(&k, |(i, _)| *i) {
-                return u.inner[at].1;
+            if let Some(n) = u.inner(k) {
+                return n;
             }
         }
         self.tree.inner[i]
@@ -209,8 +241,8 @@ impl View for Past<'_> {
     fn leaf(&self, i: usize) -> Leaf {
         let k = i as u32;
         for u in &self.undos {
-            if let Ok(at) = u.leaves.binary_search_by_key(&k, |(i, _)| *i) {
-                return u.leaves[at].1;
+            if let Some(l) = u.leaf(k) {
+                return l;
             }
         }
         self.tree.leaves[i]
@@ -332,6 +364,13 @@ impl MapTree {
             }
         }
         let mut stager = Stager::new(self);
+        // About the writes of a batch of random keys: ~depth internal nodes per key below the
+        // levels the batch shares, one new leaf and one new internal node per new key.
+        let n = items.len();
+        stager.inner_writes.reserve(n * 16);
+        stager.new_inner.reserve(n + n / 2);
+        stager.new_leaves.reserve(n);
+        stager.values.reserve(n);
         let (root, root_hash) = if items.is_empty() {
             (self.root, self.root_hash)
         } else {
@@ -363,24 +402,23 @@ impl MapTree {
             return Err(MapError::Stale);
         }
         if self.keep > 0 {
-            let mut inner: Vec<(u32, Inner)> = staged
+            let inner = staged
                 .inner_writes
                 .iter()
                 .map(|(i, _)| (*i, self.inner[*i as usize]))
                 .collect();
-            inner.sort_unstable_by_key(|(i, _)| *i);
-            let mut leaves: Vec<(u32, Leaf)> = staged
+            let leaves = staged
                 .leaf_writes
                 .iter()
                 .map(|(i, _)| (*i, self.leaves[*i as usize]))
                 .collect();
-            leaves.sort_unstable_by_key(|(i, _)| *i);
             self.history.push_back(Undo {
                 version: self.version,
                 root: self.root,
                 root_hash: self.root_hash,
                 inner,
                 leaves,
+                order: std::sync::OnceLock::new(),
             });
             while self.history.len() > self.keep {
                 self.history.pop_front();
@@ -557,6 +595,9 @@ struct Stager<'a> {
     new_leaves: Vec<Leaf>,
     values: Vec<(Hash, MapValue)>,
     new_keys: usize,
+    /// The keys and values of the subtree being built at a leaf or an empty subtree (reused, so
+    /// a batch allocates it once rather than once per key).
+    scratch: Vec<(Hash, MapValue)>,
 }
 
 impl<'a> Stager<'a> {
@@ -569,6 +610,7 @@ impl<'a> Stager<'a> {
             new_leaves: Vec::new(),
             values: Vec::new(),
             new_keys: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -591,19 +633,23 @@ impl<'a> Stager<'a> {
         match r.slot() {
             // Every touched key is new here.
             Slot::Empty => {
-                let mut vals = Vec::with_capacity(items.len());
+                let mut vals = std::mem::take(&mut self.scratch);
+                vals.clear();
                 for (k, leaves) in items {
                     vals.push((*k, self.extended(MapValue::EMPTY, leaves)?));
                 }
                 self.values.extend_from_slice(&vals);
                 self.new_keys += vals.len();
-                self.build(depth, &vals, None)
+                let built = self.build(depth, &vals, None);
+                self.scratch = vals;
+                built
             }
             // One key was alone here: the subtree now holds it (extended, if touched) and the
             // others; it keeps its slot.
             Slot::Leaf(i) => {
                 let old = self.tree.leaves[i];
-                let mut vals = Vec::with_capacity(items.len() + 1);
+                let mut vals = std::mem::take(&mut self.scratch);
+                vals.clear();
                 let mut placed = false;
                 for (k, leaves) in items {
                     if !placed && old.key < *k {
@@ -625,7 +671,9 @@ impl<'a> Stager<'a> {
                 if !placed {
                     vals.push((old.key, old.value));
                 }
-                self.build(depth, &vals, Some((old.key, i)))
+                let built = self.build(depth, &vals, Some((old.key, i)));
+                self.scratch = vals;
+                built
             }
             // Two or more keys: descend where touched keys go, reuse the other side's hash.
             Slot::Inner(i) => {
