@@ -168,8 +168,8 @@ fn hand_made_shapes_get_the_rules_verdict_and_differ_from_verify_strict_where_ex
     let mixed = CraftedKey::new("mixed.example", true);
     let msg = b"mimi-ledger/v1 claim\n";
     for shape in Shape::ALL {
-        for key in [&plain, &mixed] {
-            if shape == Shape::CofactoredOnly && key as *const _ == &plain as *const _ {
+        for (key, torsion) in [(&plain, false), (&mixed, true)] {
+            if shape == Shape::CofactoredOnly && !torsion {
                 continue;
             }
             let sig = key.sign(msg, shape);
