@@ -283,18 +283,10 @@ pub struct SigCheck<'a> {
 }
 
 impl SigCheck<'_> {
-    /// Runs the equation as the log does: strict single verification (RFC 8032 with the checks
-    /// against small-order points and non-canonical scalars), exactly [`VerifierKey::verify`].
+    /// Runs the equation alone under the one signature rule ([`crate::signature::verify`]),
+    /// exactly [`VerifierKey::verify`].
     pub fn verify(&self) -> bool {
-        crate::key::verify_strict(&self.public_key, self.msg, self.sig)
-    }
-
-    /// The signature as a fixed-size Ed25519 signature, for batching; `None` when it is not 64
-    /// bytes long (the strict check then refuses it, so callers send such a plan to
-    /// [`Plan::verify`]).
-    pub fn signature(&self) -> Option<ed25519_dalek::Signature> {
-        let bytes = <[u8; 64]>::try_from(self.sig).ok()?;
-        Some(ed25519_dalek::Signature::from_bytes(&bytes))
+        crate::signature::verify(self.public_key.as_bytes(), self.msg, self.sig)
     }
 
     /// The refusal a failure of this check is.
@@ -360,7 +352,7 @@ impl<'a> Plan<'a> {
         self.outcome
     }
 
-    /// Runs the checks one by one with strict verification and returns the verdict: the first
+    /// Runs the checks one by one under the signature rule and returns the verdict: the first
     /// failing equation's refusal, else [`Plan::outcome`]. This is [`verify_entry`].
     pub fn verify(self) -> Result<Signers, Refusal> {
         if let Some(failed) = self.checks().find(|c| !c.verify()) {
@@ -596,9 +588,87 @@ pub fn check_attestation(
 /// enrolled with the right role before this index, that the signature verifies, and that an attestation,
 /// when present (or structurally required), is valid. Used by the log, the monitor and the client.
 ///
-/// It is [`plan`] followed by [`Plan::verify`]: one strict signature check after another.
+/// It is [`plan`] followed by [`Plan::verify`]: one signature check after another, under the one
+/// rule of [`crate::signature`]. [`verify_plans`] gives the same verdicts for many entries at once.
 pub fn verify_entry(leaf: &Leaf, keys: &impl KeyLookup) -> Result<Signers, Refusal> {
     plan(leaf, keys).verify()
+}
+
+/// The verdicts of many plans, their signature equations checked in one batch
+/// ([`crate::signature::BatchVerifier`]): for each plan, exactly what [`Plan::verify`] returns
+/// (the refusal of its first failing equation in order, else [`Plan::outcome`]), because the
+/// batch path and the single path are the same rule and the batch names the exact bad equations.
+///
+/// Why: the log checks the signatures of every pending submission and the monitor those of every
+/// downloaded entry; a batch costs about half a single check per signature.
+pub fn verify_plans(plans: Vec<Plan<'_>>) -> Vec<Result<Signers, Refusal>> {
+    let mut batch = crate::signature::BatchVerifier::new();
+    let positions: Vec<Vec<usize>> = plans
+        .iter()
+        .map(|p| {
+            p.checks()
+                .map(|c| batch.queue(c.public_key.as_bytes(), c.msg, c.sig))
+                .collect()
+        })
+        .collect();
+    let bad: std::collections::BTreeSet<usize> = match batch.verify() {
+        Ok(()) => Default::default(),
+        Err(crate::signature::BadSignatures(bad)) => bad.into_iter().collect(),
+    };
+    plans
+        .into_iter()
+        .zip(positions)
+        .map(|(p, pos)| {
+            let failed = p
+                .checks()
+                .zip(&pos)
+                .find(|(_, i)| bad.contains(i))
+                .map(|(c, _)| c.refusal());
+            match failed {
+                Some(refusal) => Err(refusal),
+                None => p.into_outcome(),
+            }
+        })
+        .collect()
+}
+
+/// [`admit`] for many submissions against the same keys, policy and clock, with the signatures of
+/// all of them checked in one batch ([`verify_plans`]): each verdict is exactly [`admit`]'s.
+///
+/// Why: the log's admission pool takes the pending submissions together (`log-server`'s
+/// `admission` module), so a busy log pays about half a signature check per signature.
+pub fn admit_batch<B: AsRef<[u8]>>(
+    submissions: &[B],
+    keys: &impl KeyLookup,
+    policy: &Policy,
+    now: u64,
+) -> Vec<Result<(Leaf, Signers), Refusal>> {
+    let leaves: Vec<Result<Leaf, Refusal>> = submissions
+        .iter()
+        .map(|b| {
+            let leaf = Leaf::parse(b.as_ref())?;
+            check_policy(&leaf, policy, now)?;
+            Ok(leaf)
+        })
+        .collect();
+    let plans: Vec<Plan<'_>> = leaves
+        .iter()
+        .filter_map(|l| l.as_ref().ok())
+        .map(|leaf| plan(leaf, keys))
+        .collect();
+    // The verdicts own their data: the plans' borrows of the leaves end here.
+    let mut verdicts = verify_plans(plans).into_iter();
+    leaves
+        .into_iter()
+        .map(|l| {
+            let leaf = l?;
+            match verdicts.next() {
+                Some(v) => v.map(|signers| (leaf, signers)),
+                // verify_plans returns one verdict per plan, one plan per parsed leaf.
+                None => verify_entry(&leaf, keys).map(|signers| (leaf, signers)),
+            }
+        })
+        .collect()
 }
 
 /// The log-only checks at submission time: no log-appended kind (a `map` leaf), the attestation

@@ -14,7 +14,8 @@
 //! Parsing is stricter than Go's in three ways, all so that each key has exactly one text form
 //! (SPEC §2: no second encoding of the same content): the hex key ID must be lowercase, the base64
 //! must be canonical, and the key name must not contain ASCII control characters. Weak (small-order)
-//! Ed25519 public keys are refused because no signature made with them could ever verify strictly.
+//! Ed25519 public keys and non-canonical point encodings are refused because the signature rule
+//! ([`crate::signature`]) refuses every signature by them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -85,9 +86,13 @@ pub enum KeyError {
     /// The 32 bytes are not a valid Ed25519 public key encoding.
     #[error("not a valid Ed25519 public key")]
     InvalidPublicKey,
-    /// The public key has small order; no signature by it can verify.
+    /// The public key has small order; the signature rule refuses every signature by it.
     #[error("weak (small-order) Ed25519 public key")]
     WeakPublicKey,
+    /// The 32 bytes encode a point, but not in its one canonical form (`y ≥ p`, or a sign bit on
+    /// `x = 0`): another 32 bytes name the same point, so the key would have two texts.
+    #[error("non-canonical Ed25519 public key encoding")]
+    NonCanonicalPublicKey,
     /// The key ID in the text does not match the one computed from name, algorithm and public key.
     #[error("key ID {found} does not match the computed key ID {computed}")]
     KeyIdMismatch {
@@ -190,6 +195,9 @@ impl VerifierKey {
         if !is_valid_key_name(name) {
             return Err(KeyError::InvalidName);
         }
+        if !crate::signature::is_canonical_point(public_key.as_bytes()) {
+            return Err(KeyError::NonCanonicalPublicKey);
+        }
         if public_key.is_weak() {
             return Err(KeyError::WeakPublicKey);
         }
@@ -236,24 +244,14 @@ impl VerifierKey {
         &self.public_key
     }
 
-    /// Whether `sig` is a valid Ed25519 signature of `msg` by this key (RFC 8032, with the strict
-    /// checks against small-order points and non-canonical scalars). This is the raw primitive: it
-    /// does not look at the algorithm byte; callers use [`crate::note::Note::verify`] or
-    /// [`crate::cosignature::verify_cosignature`], which build the right message for the type.
+    /// Whether `sig` is a valid Ed25519 signature of `msg` by this key under the one signature
+    /// rule of every verifier ([`crate::signature::verify`]: ZIP-215 with canonical `R` and `A`).
+    /// This is the raw primitive: it does not look at the algorithm byte; callers use
+    /// [`crate::note::Note::verify`] or [`crate::cosignature::verify_cosignature`], which build the
+    /// right message for the type.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        verify_strict(&self.public_key, msg, sig)
+        crate::signature::verify(self.public_key.as_bytes(), msg, sig)
     }
-}
-
-/// [`VerifierKey::verify`] on the bare public key: the one strict Ed25519 equation of the crate, so
-/// that the signature checks an [`crate::admission::Plan`] carries (which hold the public key, not
-/// the named key) run exactly the check that the named key would.
-pub(crate) fn verify_strict(public_key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(bytes) = <[u8; 64]>::try_from(sig) else {
-        return false;
-    };
-    let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-    public_key.verify_strict(msg, &sig).is_ok()
 }
 
 impl fmt::Display for VerifierKey {

@@ -25,6 +25,7 @@ pub mod note;
 pub mod problem;
 pub mod proof_file;
 pub mod receipt;
+pub mod signature;
 pub mod sii;
 pub mod state;
 #[cfg(feature = "testkit")]

@@ -23,6 +23,8 @@ use crate::sii::{Name, Sii, Ssi, Tag};
 use crate::tree::{prove_inclusion, MemoryHashStore};
 use std::collections::BTreeMap;
 
+pub mod taming;
+
 /// A deterministic key for tests: the seed is derived from the name.
 pub fn test_key(name: &str) -> SignerKey {
     let seed = TreeHash::Sha256.leaf_hash(name.as_bytes());
@@ -136,6 +138,18 @@ impl MemLog {
             role,
             name: Name::parse(key.name()).expect("test key names are DNS names"),
             key: key.verifier(),
+            time: self.now,
+        });
+        let leaf = Leaf::sign(entry, &self.key).expect("enroll signs");
+        self.submit(leaf.bytes()).expect("enroll is admitted")
+    }
+
+    /// Enrolls a verifier key made by other means (e.g. [`taming::CraftedKey`]), signed by the log.
+    pub fn enroll_key(&mut self, role: Role, key: &crate::key::VerifierKey) -> u64 {
+        let entry = Entry::Enroll(Enroll {
+            role,
+            name: Name::parse(key.name()).expect("test key names are DNS names"),
+            key: key.clone(),
             time: self.now,
         });
         let leaf = Leaf::sign(entry, &self.key).expect("enroll signs");

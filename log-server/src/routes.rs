@@ -24,11 +24,11 @@ use ledger_core::tree::prove_consistency;
 use ledger_core::Hash;
 use serde::Deserialize;
 
+use crate::admission::AdmissionPool;
 use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
 use crate::error::LogError;
 use crate::keys::bearer_matches;
 use crate::ledger::Ledger;
-use crate::pool::WorkerPool;
 use crate::problem::ApiError;
 use crate::sequencer::SequencerHandle;
 use crate::submit::submit;
@@ -56,8 +56,8 @@ pub struct AppState {
     pub signer: Arc<SignerKey>,
     /// The admin bearer token.
     pub admin_token: Arc<str>,
-    /// Threads for the signature checks of admission.
-    pub pool: WorkerPool,
+    /// Threads for the stateless checks of admission, signatures batch-verified.
+    pub pool: AdmissionPool,
     /// Per-client limit on the write routes, when configured (see [`crate::ratelimit`]).
     pub rate_limiter: Option<crate::ratelimit::RateLimiter>,
 }

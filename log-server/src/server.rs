@@ -10,11 +10,11 @@ use anyhow::{bail, Context as _};
 use ledger_core::key::SignerKey;
 use tokio::sync::watch;
 
+use crate::admission::AdmissionPool;
 use crate::config::{Config, DEFAULT_ORIGIN};
 use crate::keys::{load_or_create_signer, load_or_create_token};
 use crate::ledger::{Ledger, Safeguards};
 use crate::metrics::Metrics;
-use crate::pool::WorkerPool;
 use crate::routes::{router, AppState};
 use crate::sequencer;
 use crate::storage::sled::SledStorage;
@@ -210,7 +210,7 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
             sequencer: handle,
             signer,
             admin_token: token.into(),
-            pool: WorkerPool::per_cpu("admission").context("starting the admission threads")?,
+            pool: AdmissionPool::per_cpu("admission").context("starting the admission threads")?,
             rate_limiter: config.rate_limit.map(crate::ratelimit::RateLimiter::new),
         },
         stop,

@@ -3,23 +3,21 @@
 //! 1. exact bytes of a leaf already covered by the head → receipt for the stored index at once
 //!    (idempotence; no re-check, the leaf was admitted when it was stored);
 //! 2. reserve a queue slot (`503 overloaded` when full);
-//! 3. stateless admission (`ledger_core::admission::admit`: syntax, canonical form, policy, clock,
-//!    signatures against a registry snapshot) on the worker pool, in parallel, off the async
-//!    runtime;
+//! 3. stateless admission (`ledger_core::admission::admit_batch`: syntax, canonical form, policy,
+//!    clock, signatures against a registry snapshot) on the admission pool, off the async runtime,
+//!    with the signatures of all pending submissions batch-verified (see [`crate::admission`]);
 //! 4. the sequencer re-checks the stateful parts at the final index and commits durably;
 //! 5. receipt: index, leaf hash, the signed checkpoint and the inclusion proof against it.
 
 use std::sync::Arc;
 
-use ledger_core::admission::admit;
 use ledger_core::api::Receipt;
 use tokio::sync::oneshot;
 
+use crate::admission::AdmissionPool;
 use crate::error::LogError;
 use crate::ledger::{Ledger, WriteState};
-use crate::pool::WorkerPool;
 use crate::sequencer::{SequencerHandle, Submission};
-use ledger_core::time::now_unix;
 
 /// The outcome of a submission that was not refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +32,7 @@ pub struct Submitted {
 pub async fn submit(
     ledger: &Arc<Ledger>,
     sequencer: &SequencerHandle,
-    pool: &WorkerPool,
+    pool: &AdmissionPool,
     bytes: Vec<u8>,
 ) -> Result<Submitted, LogError> {
     let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
@@ -70,7 +68,7 @@ pub async fn submit(
     let registry = ledger.registry();
     let policy = ledger.policy();
     let (leaf, signers) = pool
-        .run(move || admit(&bytes, &registry.at(u64::MAX), &policy, now_unix()))
+        .admit(bytes, registry, policy)
         .await
         .ok_or(LogError::NotRunning)??;
 

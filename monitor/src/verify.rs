@@ -1,21 +1,20 @@
 //! SPEC §3 verification of downloaded entries, fast: parsing in parallel (rayon), and the Ed25519
-//! signatures of many entries checked at once with `ed25519_dalek::verify_batch`.
+//! signatures of many entries checked at once with the core's batch verifier
+//! (`ledger_core::admission::verify_plans`, the one signature rule of `ledger_core::signature`).
 //!
 //! The rules are the core's: `ledger_core::admission::plan` says, for each entry, which signature
 //! equations it needs and what the verdict is once they hold (who signs what, the prover-revoke
 //! rule, attestation fields and time windows are all decided there). This module only collects the
-//! equations of many plans into one batch; when a batch fails, every plan of the group is run one
-//! by one with `Plan::verify` (which is `verify_entry`), which names the exact refusal. So a bad
-//! entry is always reported with the core's reason, and a good one costs about half a signature
-//! check.
+//! equations of many plans into one batch; when the batch fails, the core's batch verifier checks
+//! each of its equations alone to name the bad ones, so a bad entry is always reported with the
+//! core's reason, and a good one costs about half a signature check.
 //!
-//! One known difference: batch verification uses the randomized cofactorless equation, while the
-//! core uses `verify_strict`. A signature that only the key's holder could make (a valid one plus a
-//! small-torsion component) may pass a batch while `verify_strict` refuses it. No one else can
-//! produce such a signature, so this never turns a forgery into an accepted entry.
+//! The batch and the single check are the same rule (ZIP-215 with canonical encodings), so the
+//! monitor accepts exactly the signatures the log admits and every client accepts.
 
-use ed25519_dalek::{Signature, VerifyingKey};
-use ledger_core::admission::{plan, verify_entry, KeyRegistry, Plan, Refusal, Signers};
+use ledger_core::admission::{
+    plan, verify_entry, verify_plans, KeyRegistry, Plan, Refusal, Signers,
+};
 use ledger_core::entry::{Entry, Leaf, Role};
 use rayon::prelude::*;
 
@@ -131,9 +130,6 @@ pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> 
 /// signature equations are checked in one batch.
 fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Checked> {
     let mut out: Vec<Option<Checked>> = vec![None; group.len()];
-    let mut msgs: Vec<&[u8]> = Vec::new();
-    let mut sigs: Vec<Signature> = Vec::new();
-    let mut keys: Vec<VerifyingKey> = Vec::new();
     let mut batched: Vec<(usize, &Leaf, Plan<'_>)> = Vec::new();
     for (slot, (i, parsed, enroll)) in group.iter().enumerate() {
         let index = start + *i as u64;
@@ -148,20 +144,12 @@ fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Check
             }),
             (Ok(leaf), None) => {
                 let p = plan(leaf, &registry.at(index));
-                let batchable = p.outcome().is_ok() && p.checks().all(|c| c.signature().is_some());
-                if batchable {
-                    for c in p.checks() {
-                        if let Some(sig) = c.signature() {
-                            msgs.push(c.msg);
-                            sigs.push(sig);
-                            keys.push(c.public_key);
-                        }
-                    }
+                if p.outcome().is_ok() {
                     batched.push((slot, leaf, p));
                     None
                 } else {
-                    // Refused whatever its signatures are, or with a signature no batch takes:
-                    // the core's single pass names the exact refusal.
+                    // Refused whatever its signatures are: the core's single pass names the
+                    // exact refusal, and a refused entry's equations do not spoil the batch.
                     Some(Checked {
                         leaf: Some(leaf.clone()),
                         result: p.verify(),
@@ -173,20 +161,16 @@ fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Check
             *s = checked;
         }
     }
-    if !batched.is_empty() {
-        let all_good = ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
-        for (slot, leaf, p) in batched {
-            let result = if all_good {
-                p.into_outcome()
-            } else {
-                p.verify()
-            };
-            if let Some(s) = out.get_mut(slot) {
-                *s = Some(Checked {
-                    leaf: Some(leaf.clone()),
-                    result,
-                });
-            }
+    let (slots, plans): (Vec<(usize, &Leaf)>, Vec<Plan<'_>>) = batched
+        .into_iter()
+        .map(|(slot, leaf, p)| ((slot, leaf), p))
+        .unzip();
+    for ((slot, leaf), result) in slots.into_iter().zip(verify_plans(plans)) {
+        if let Some(s) = out.get_mut(slot) {
+            *s = Some(Checked {
+                leaf: Some(leaf.clone()),
+                result,
+            });
         }
     }
     out.into_iter()
@@ -271,6 +255,43 @@ mod tests {
                 .map_err(Refusal::from)
                 .and_then(|leaf| verify_entry(&leaf, &registry.at(table.index + i as u64)));
             assert_eq!(got.result, want, "{} (in a mixed batch)", c.what);
+        }
+    }
+
+    /// The edge cases of "Taming the many EdDSAs" as real leaves (a mixed-order MSP key with a
+    /// cofactored-only signature, a small-order R, a non-canonical R, S + ℓ): the monitor's batch
+    /// path gives each the one rule's verdict (`Shape::valid`) and the core's, alone and all in
+    /// one batch (where the refused ones must be named without spoiling the accepted ones).
+    #[test]
+    fn taming_shapes_get_the_rules_verdict_alone_and_in_one_batch() {
+        use ledger_core::testkit::taming::shaped_claims;
+        let mut log = MemLog::new("example.com/log", TreeHash::Blake3);
+        let claims = shaped_claims(log.now);
+        for c in &claims {
+            log.enroll_key(Role::Msp, &c.key.verifier);
+        }
+        let start = log.size();
+        let mut registry = KeyRegistry::new(log.key.verifier());
+        for i in 0..start {
+            registry.add_entry(i, log.leaf(i).entry());
+        }
+        let raw: Vec<Vec<u8>> = claims.iter().map(|c| c.leaf.clone()).collect();
+        let together = check_leaves(start, &raw, &mut registry.clone());
+        for (i, (c, got)) in claims.iter().zip(&together).enumerate() {
+            assert_eq!(
+                got.result.is_ok(),
+                c.valid,
+                "{:?} torsion={}: {:?}",
+                c.shape,
+                c.torsion,
+                got.result
+            );
+            let leaf = Leaf::parse(&c.leaf).expect("parses");
+            let core = verify_entry(&leaf, &registry.at(start + i as u64));
+            assert_eq!(got.result, core, "{:?}", c.shape);
+            let alone = check_leaves(start, std::slice::from_ref(&c.leaf), &mut registry.clone());
+            assert_eq!(alone.len(), 1);
+            assert_eq!(alone[0].result.is_ok(), c.valid, "{:?} alone", c.shape);
         }
     }
 
