@@ -8,6 +8,8 @@ $H/log-server --data $D/data --listen 127.0.0.1:0 > $D/server.out 2>&1 &
 PID=$!
 for i in $(seq 1 100); do ADDR=$(grep -o 'listening on [0-9.:]*' $D/server.out | awk '{print $3}' || true); [ -n "$ADDR" ] && break; sleep 0.1; done
 $H/examples/loadgen --url http://$ADDR --claims $N --concurrency 128 --lookups 0 --verify 0 --admin-token-file $D/data/admin.token 2>&1 | grep "claims:"
+SIZE=$(curl -s http://$ADDR/checkpoint | sed -n 2p)
+echo "log size $SIZE entries (claims, enrollments and map leaves)"
 INFO=$(curl -s http://$ADDR/v1/info)
 ORIGIN=$(echo "$INFO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["origin"])')
 VKEY=$(echo "$INFO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vkey"])')
@@ -35,7 +37,8 @@ for r in 1 2; do
     S=$(date +%s.%N)
     /usr/bin/time -f "%e s wall, %U+%S s CPU, %M KiB peak" $BIN/monitor --config $D/monitor.toml --state $D/state-$v-$r --once --no-progress > $D/mon-$v-$r.out 2> $D/mon-$v-$r.err || { tail -5 $D/mon-$v-$r.err; }
     E=$(date +%s.%N)
-    echo "== monitor $v run $r: $(tail -1 $D/mon-$v-$r.err); $(python3 -c "print(round(($N+8)/($E-$S)))") entries/s; load $L0"
+    echo "== monitor $v run $r: $(tail -1 $D/mon-$v-$r.err); $(python3 -c "print(round($SIZE/($E-$S)))") entries/s; load $L0"
+    grep -o "catch-up time.*" $D/mon-$v-$r.err | tail -1 || true
   done
 done
 kill -TERM $PID; wait $PID 2>/dev/null || true
