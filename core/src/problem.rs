@@ -43,11 +43,14 @@ pub enum ProblemType {
     /// The log's store failed (an I/O error): it stopped writing, and only an operator's restart
     /// brings writes back (reads go on).
     StorageFailed,
+    /// A submission bundle (`POST /v1/add-bundle`) is not well framed, empty or has too many
+    /// leaves: the whole request is refused and nothing is stored.
+    BadBundle,
 }
 
 impl ProblemType {
     /// Every problem type, for exhaustive tests and documentation.
-    pub const ALL: [ProblemType; 16] = [
+    pub const ALL: [ProblemType; 17] = [
         ProblemType::Malformed,
         ProblemType::NonCanonical,
         ProblemType::InvalidSii,
@@ -64,6 +67,7 @@ impl ProblemType {
         ProblemType::Overloaded,
         ProblemType::StorageFull,
         ProblemType::StorageFailed,
+        ProblemType::BadBundle,
     ];
 
     /// The SPEC §5 slug.
@@ -85,6 +89,7 @@ impl ProblemType {
             ProblemType::Overloaded => "overloaded",
             ProblemType::StorageFull => "storage-full",
             ProblemType::StorageFailed => "storage-failed",
+            ProblemType::BadBundle => "bad-bundle",
         }
     }
 
@@ -107,7 +112,7 @@ impl ProblemType {
             | ProblemType::ClockSkew
             | ProblemType::InvalidSii
             | ProblemType::NonCanonical => 422,
-            ProblemType::Malformed | ProblemType::BadRequest => 400,
+            ProblemType::Malformed | ProblemType::BadRequest | ProblemType::BadBundle => 400,
         }
     }
 
@@ -130,6 +135,7 @@ impl ProblemType {
             ProblemType::Overloaded => "Overloaded",
             ProblemType::StorageFull => "The log's disk is full",
             ProblemType::StorageFailed => "The log's store failed",
+            ProblemType::BadBundle => "Malformed submission bundle",
         }
     }
 

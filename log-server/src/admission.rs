@@ -90,6 +90,35 @@ impl AdmissionPool {
             .ok()?;
         answer.await.ok()
     }
+    /// Admits every leaf of `leaves` (a bundle) as [`AdmissionPool::admit`] admits one: all are
+    /// queued before the first answer is awaited, so the workers take them in batches of up to
+    /// [`MAX_BATCH`] and batch-verify their signatures. The verdicts come back in `leaves`'
+    /// order. `None` when the pool stopped.
+    pub async fn admit_many(
+        &self,
+        leaves: Vec<Vec<u8>>,
+        registry: Arc<KeyRegistry>,
+        policy: Policy,
+    ) -> Option<Vec<Admitted>> {
+        let mut answers = Vec::with_capacity(leaves.len());
+        for bytes in leaves {
+            let (reply, answer) = oneshot::channel();
+            self.tx
+                .send(Pending {
+                    bytes,
+                    registry: Arc::clone(&registry),
+                    policy,
+                    reply,
+                })
+                .ok()?;
+            answers.push(answer);
+        }
+        let mut verdicts = Vec::with_capacity(answers.len());
+        for answer in answers {
+            verdicts.push(answer.await.ok()?);
+        }
+        Some(verdicts)
+    }
 }
 
 /// Blocks for one submission, then takes every other one already waiting, up to [`MAX_BATCH`].

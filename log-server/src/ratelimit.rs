@@ -1,5 +1,12 @@
 //! Per-client token-bucket rate limiting of the write endpoints (`POST /v1/add`,
-//! `POST /v1/admin/enroll`), answered with SPEC §5 `rate-limited` (429) and `Retry-After`.
+//! `POST /v1/add-bundle`, `POST /v1/admin/enroll`), answered with SPEC §5 `rate-limited` (429)
+//! and `Retry-After`.
+//!
+//! A bundle costs one token per leaf, so bundling never raises a client's sustained rate of
+//! leaves: the request needs one token like any other (taken before the body is read), and its
+//! other leaves are charged once it is parsed, driving the bucket into debt if need be
+//! ([`RateLimiter::charge`]); the client's next write waits until the debt is paid off. A bundle
+//! larger than the burst is thus allowed (it could never pass otherwise), but paid for.
 //!
 //! The client is the TCP peer address (the server is served with axum's `ConnectInfo`); headers
 //! such as `X-Forwarded-For` are not trusted, so behind a reverse proxy every client shares the
@@ -23,7 +30,7 @@ use ledger_core::problem::ProblemType;
 use crate::problem::ApiError;
 
 /// The routes (all `POST`) whose requests take a token.
-pub const LIMITED_ROUTES: [&str; 2] = ["/v1/add", "/v1/admin/enroll"];
+pub const LIMITED_ROUTES: [&str; 3] = ["/v1/add", "/v1/add-bundle", "/v1/admin/enroll"];
 
 /// Above this many tracked clients, buckets that have refilled completely are forgotten (a full
 /// bucket is the same as no bucket), which keeps memory bounded by the clients that are active.
@@ -111,6 +118,28 @@ impl RateLimiter {
             let wait = ((1.0 - tokens) / rate).ceil().max(1.0);
             Err(wait as u64)
         }
+    }
+}
+
+impl RateLimiter {
+    /// Charges `tokens` more to `client`'s bucket at `now` (the rest of a bundle whose request
+    /// already took one token), going below zero if need be: later requests are refused until
+    /// the bucket refills above one token again. `None` is the shared bucket of requests without
+    /// a known peer address, as in [`middleware`].
+    pub fn charge(&self, client: Option<IpAddr>, tokens: u32, now: Instant) {
+        if tokens == 0 {
+            return;
+        }
+        let key = client_key(client.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)));
+        let rate = f64::from(self.limit.per_s);
+        let burst = f64::from(self.limit.burst);
+        let mut guard = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = guard.map.entry(key).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        bucket.tokens = refill(bucket, now, rate, burst) - f64::from(tokens);
+        bucket.updated = now;
     }
 }
 
@@ -205,6 +234,19 @@ mod tests {
             assert_eq!(l.check(ip("10.0.0.1"), t2), Ok(()));
         }
         assert!(l.check(ip("10.0.0.1"), t2).is_err());
+    }
+
+    #[test]
+    fn a_bundle_is_charged_per_leaf_into_debt() {
+        let l = RateLimiter::new(RateLimit { per_s: 10, burst: 5 });
+        let t0 = Instant::now();
+        let a = ip("10.0.0.9");
+        assert_eq!(l.check(a, t0), Ok(()));
+        l.charge(Some(a), 19, t0); // a bundle of 20 leaves: 5 - 20 = -15 tokens
+        assert_eq!(l.check(a, t0), Err(2));
+        // 1.5 s at 10/s pays the debt off to 0: still no token.
+        assert!(l.check(a, t0 + Duration::from_millis(1500)).is_err());
+        assert_eq!(l.check(a, t0 + Duration::from_millis(1700)), Ok(()));
     }
 
     #[test]

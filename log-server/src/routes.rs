@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+use ledger_core::bundle::{decode_bundle, BundleItem, MAX_BUNDLE_BYTES};
 use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
 use ledger_core::entry::MAX_LEAF_BYTES;
 use ledger_core::key::SignerKey;
@@ -31,7 +32,7 @@ use crate::keys::bearer_matches;
 use crate::ledger::Ledger;
 use crate::problem::ApiError;
 use crate::sequencer::SequencerHandle;
-use crate::submit::submit;
+use crate::submit::{submit, submit_bundle};
 use ledger_core::time::now_unix;
 
 /// The largest `POST /v1/add` body read: one leaf (8 KiB) plus slack, so an oversized leaf gets
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/checkpoint", get(checkpoint))
         .route("/tile/{*path}", get(tile))
         .route("/v1/add", post(add))
+        .route("/v1/add-bundle", post(add_bundle))
         .route("/v1/info", get(info))
         .route("/v1/entries", get(entries))
         .route("/v1/proof/inclusion", get(inclusion))
@@ -89,10 +91,11 @@ pub fn router(state: AppState) -> Router {
 
 /// The metric label for a matched route (a fixed set, so labels stay bounded).
 fn route_label(path: Option<&MatchedPath>) -> &'static str {
-    const ROUTES: [&str; 11] = [
+    const ROUTES: [&str; 12] = [
         "/checkpoint",
         "/tile/{*path}",
         "/v1/add",
+        "/v1/add-bundle",
         "/v1/info",
         "/v1/entries",
         "/v1/proof/inclusion",
@@ -168,11 +171,16 @@ async fn tile(State(s): State<AppState>, Path(path): Path<String>) -> Result<Res
 
 /// Whether the request's Content-Type is `text/plain` (any parameters).
 fn is_text_plain(headers: &HeaderMap) -> bool {
+    is_content_type(headers, "text/plain")
+}
+
+/// Whether the request's Content-Type is `mime` (any parameters).
+fn is_content_type(headers: &HeaderMap, mime: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/plain"))
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime))
 }
 
 /// `POST /v1/add` — one leaf note as `text/plain`; answers the receipt once durable.
@@ -191,9 +199,55 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
     if declared.is_some_and(|n| n > ADD_BODY_LIMIT as u64) {
         return Err(too_large());
     }
-    let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT).await?;
+    let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT, too_large).await?;
     let submitted = submit(&s.ledger, &s.sequencer, &s.pool, bytes.to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())
+}
+
+/// `POST /v1/add-bundle` — up to 1,000 leaves in the entry-bundle framing
+/// (`application/octet-stream`); answers `200` with one element per leaf, in order: its receipt
+/// or its problem document, as `POST /v1/add` would answer that leaf alone. A body that is not
+/// a well-framed bundle (`bad-bundle`, 400), is too large (`too-large`, 413), or meets a log
+/// that is not writing or has too few free queue slots (503) is refused as a whole, storing
+/// nothing. The rate limiter charges one token per leaf (see [`crate::ratelimit`]).
+async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    if !is_content_type(req.headers(), "application/octet-stream") {
+        return Err(ApiError::bad_request(
+            "the body must be a bundle of leaves with Content-Type: application/octet-stream",
+        )
+        .with_status(415));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BUNDLE_BYTES as u64) {
+        return Err(bundle_too_large());
+    }
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let body = read_limited(req.into_body(), MAX_BUNDLE_BYTES, bundle_too_large).await?;
+    let leaves = decode_bundle(&body)
+        .map_err(|e| ApiError::new(ProblemType::BadBundle, e.to_string()))?;
+    if let Some(limiter) = &s.rate_limiter {
+        // The middleware took one token for the request; the other leaves pay here.
+        let extra = u32::try_from(leaves.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        limiter.charge(client, extra, std::time::Instant::now());
+    }
+    let leaves: Vec<Vec<u8>> = leaves.into_iter().map(<[u8]>::to_vec).collect();
+    drop(body);
+    let answers = submit_bundle(&s.ledger, &s.sequencer, &s.pool, leaves).await?;
+    let items: Vec<BundleItem> = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(submitted) => BundleItem::Receipt(submitted.receipt),
+            Err(e) => BundleItem::Problem(ApiError::from(e).problem()),
+        })
+        .collect();
+    Ok(Json(items).into_response())
 }
 
 fn too_large() -> ApiError {
@@ -203,8 +257,22 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Reads at most `limit` bytes of `body`; stops reading and refuses (`too-large`) past it.
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+fn bundle_too_large() -> ApiError {
+    ApiError::new(
+        ProblemType::TooLarge,
+        format!(
+            "the bundle exceeds {MAX_BUNDLE_BYTES} bytes (at most {} leaves of at most {MAX_LEAF_BYTES})",
+            ledger_core::bundle::MAX_BUNDLE_LEAVES
+        ),
+    )
+}
+
+/// Reads at most `limit` bytes of `body`; stops reading and refuses (`too_large()`) past it.
+async fn read_limited(
+    body: Body,
+    limit: usize,
+    too_large: fn() -> ApiError,
+) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let inner = e.into_inner();
         if inner

@@ -101,3 +101,115 @@ pub fn write_refusal(state: &WriteState) -> Option<LogError> {
         WriteState::Failed(reason) => Some(LogError::StorageFailed(reason.clone())),
     }
 }
+
+/// Submits the leaves of one bundle (`POST /v1/add-bundle`), each as [`submit`] submits one, and
+/// answers per leaf in order. The outer error refuses the whole bundle and stores nothing:
+///
+/// - the log is not writing (`storage-full`, `storage-failed`), checked once before anything: a
+///   bulk load against a full disk is refused as a whole, even for leaves it already holds;
+/// - not enough free queue slots for every new leaf (`overloaded`): the slots are reserved all
+///   or nothing, so a busy log never takes half a bundle and the client simply resends it.
+///
+/// Otherwise every leaf is judged on its own, by the same steps as [`submit`]: leaves the head
+/// already covers get their receipt (idempotence), the others go through the admission pool
+/// together (their signatures batch-verified) and, if admitted, to the sequencer **in bundle
+/// order** (one task sends them, so a claim and a later revoke of it in one bundle keep their
+/// order in the log), and each receipt comes only once its leaf is durable under a signed
+/// checkpoint. A leaf refused by admission or by the sequencer's re-check is stored nowhere;
+/// the same new leaf twice in one bundle is stored once and both get its receipt.
+pub async fn submit_bundle(
+    ledger: &Arc<Ledger>,
+    sequencer: &SequencerHandle,
+    pool: &AdmissionPool,
+    leaves: Vec<Vec<u8>>,
+) -> Result<Vec<Result<Submitted, LogError>>, LogError> {
+    // 0. The log must be writing at all.
+    if let Some(refusal) = write_refusal(&ledger.write_state()) {
+        return Err(refusal);
+    }
+
+    // 1. Idempotence, per leaf, against one head.
+    let head = ledger.head();
+    let mut answers: Vec<Option<Result<Submitted, LogError>>> = Vec::with_capacity(leaves.len());
+    let mut new = Vec::new(); // (position in the bundle, leaf hash, bytes)
+    for (at, bytes) in leaves.into_iter().enumerate() {
+        let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
+        match ledger.existing(&bytes, &leaf_hash, &head)? {
+            Some(index) => {
+                ledger
+                    .metrics
+                    .duplicates
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                answers.push(Some(Ok(Submitted {
+                    receipt: ledger.receipt(index, leaf_hash, &head)?,
+                    duplicate: true,
+                })));
+            }
+            None => {
+                answers.push(None);
+                new.push((at, leaf_hash, bytes));
+            }
+        }
+    }
+
+    // 2. A queue slot for every new leaf, or none (dropping the permits frees them).
+    let permits = new
+        .iter()
+        .map(|_| sequencer.reserve())
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // 3. Stateless admission of all new leaves on the pool, batch-verified.
+    let mut positions = Vec::with_capacity(new.len());
+    let mut bytes = Vec::with_capacity(new.len());
+    for (at, leaf_hash, b) in new {
+        positions.push((at, leaf_hash));
+        bytes.push(b);
+    }
+    let verdicts = pool
+        .admit_many(bytes, ledger.registry(), ledger.policy())
+        .await
+        .ok_or(LogError::NotRunning)?;
+
+    // 4. Sequence the admitted ones, in bundle order.
+    let mut waiting = Vec::new();
+    for (((at, leaf_hash), verdict), permit) in positions.into_iter().zip(verdicts).zip(permits) {
+        match verdict {
+            Ok((leaf, signers)) => {
+                let (reply, answer) = oneshot::channel();
+                permit.send(Submission {
+                    leaf,
+                    leaf_hash,
+                    signers,
+                    reply,
+                });
+                waiting.push((at, leaf_hash, answer));
+            }
+            Err(refusal) => {
+                if let Some(slot) = answers.get_mut(at) {
+                    *slot = Some(Err(LogError::Refused(refusal)));
+                }
+            }
+        }
+    }
+
+    // 5. Receipts, once durable.
+    for (at, leaf_hash, answer) in waiting {
+        let outcome = match answer.await {
+            Ok(Ok(sequenced)) => ledger
+                .receipt(sequenced.index, leaf_hash, &sequenced.head)
+                .map(|receipt| Submitted {
+                    receipt,
+                    duplicate: sequenced.duplicate,
+                }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(write_refusal(&ledger.write_state()).unwrap_or(LogError::NotRunning)),
+        };
+        if let Some(slot) = answers.get_mut(at) {
+            *slot = Some(outcome);
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.unwrap_or(Err(LogError::NotRunning)))
+        .collect())
+}
