@@ -12,7 +12,7 @@ use crate::watch::{self, WatchArgs};
 ///
 /// Exit status: 0 done and verified; 2 verification failed (the failed step is printed);
 /// 1 anything else (bad arguments, unreachable server, refused request); `watch` exits 3 when it
-/// reported changes.
+/// reported changes; `claim --bulk` exits 4 when some rows were refused.
 ///
 /// Example:
 ///   ledger trust init --log https://log.example
@@ -93,22 +93,48 @@ enum Command {
     /// With --prover, the recipient proves control of the SII to an identity prover first (a
     /// one-time code, asked for on the terminal or read from --code-from-outbox).
     ///
+    /// With --bulk FILE.csv, claims every row of the CSV (columns `sii,ssi,tags[,attestation]`,
+    /// tags separated by `;`, an attestation as a note file path relative to the CSV; a header
+    /// row `sii,...` is skipped), signed as one claim is, sent in bundles of up to 1,000
+    /// (`POST /v1/add-bundle`), every receipt verified. Refused rows (row, SII, slug, detail) are
+    /// written to FILE.csv.refused (or --report); progress is kept in FILE.csv.state (or
+    /// --state), so running the same command again after a crash or Ctrl-C resumes where it
+    /// stopped, and no row is stored twice. Exit status: 0 all rows admitted, 4 some refused
+    /// (see the report), 2 a receipt failed verification, 1 any other error.
+    ///
     /// Example:
     ///   ledger claim --key msp-a.key --sii "+1 (415) 555-0100" --ssi mimi://msp-a.example/u/alice \
     ///       --tag Personal --expires 365d --prover http://127.0.0.1:8090 --receipt claim.proof
+    ///   ledger claim --key msp-a.key --bulk users.csv --region US --expires 365d
     #[command(verbatim_doc_comment)]
     Claim {
         #[command(flatten)]
         submit: SubmitOpts,
         /// The SII as a person types it (a phone number or an e-mail address).
-        #[arg(long)]
-        sii: String,
+        #[arg(long, required_unless_present = "bulk")]
+        sii: Option<String>,
         /// The region for phone numbers without a country code (e.g. US, CH).
         #[arg(long, value_name = "CC")]
         region: Option<String>,
         /// The user's SSI at the MSP (an absolute URI).
-        #[arg(long)]
-        ssi: String,
+        #[arg(long, required_unless_present = "bulk")]
+        ssi: Option<String>,
+        /// Claim every row of this CSV file (see above) instead of one SII.
+        #[arg(
+            long,
+            value_name = "FILE.csv",
+            conflicts_with_all = ["sii", "ssi", "tags", "receipt", "leaf_out", "attestation", "prover"]
+        )]
+        bulk: Option<PathBuf>,
+        /// With --bulk: the state file (default FILE.csv.state).
+        #[arg(long, value_name = "FILE", requires = "bulk")]
+        state: Option<PathBuf>,
+        /// With --bulk: the refused-rows report (default FILE.csv.refused).
+        #[arg(long, value_name = "FILE", requires = "bulk")]
+        report: Option<PathBuf>,
+        /// With --bulk: claims per bundle (1..=1000).
+        #[arg(long, value_name = "N", default_value_t = 1000, requires = "bulk")]
+        bundle_size: usize,
         /// A preference tag (repeatable, at most 16).
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
@@ -376,18 +402,39 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Claim {
             submit,
+            bulk: Some(csv),
+            state,
+            report,
+            bundle_size,
+            region,
+            expires,
+            ..
+        } => {
+            let args = crate::bulk::BulkArgs {
+                csv,
+                state,
+                report,
+                bundle_size,
+                region,
+                expires,
+            };
+            return commands::claim_bulk(&trust, &submit.into_args(), &args);
+        }
+        Command::Claim {
+            submit,
             sii,
             region,
             ssi,
             tags,
             expires,
             attestation,
+            ..
         } => commands::claim(
             &trust,
             &submit.into_args(),
-            &sii,
+            sii.as_deref().unwrap_or_default(),
             region.as_deref(),
-            &ssi,
+            ssi.as_deref().unwrap_or_default(),
             &tags,
             expires.as_deref(),
             &attestation.into_args(),

@@ -281,7 +281,7 @@ fn get_attestation(
 
 /// The time for an entry carrying `att`: now, but never before the attestation's own time (a
 /// prover's clock may run slightly ahead; SPEC §3 wants `att.time ≤ entry.time`).
-fn entry_time(att: Option<&SignedAttestation>) -> u64 {
+pub(crate) fn entry_time(att: Option<&SignedAttestation>) -> u64 {
     let t = now();
     att.map_or(t, |a| t.max(a.attestation.time))
 }
@@ -335,10 +335,20 @@ pub fn claim(
     cx.submit(entry, submit)
 }
 
+/// `ledger claim --bulk`: see [`crate::bulk`].
+pub fn claim_bulk(
+    trust_path: &Path,
+    submit: &SubmitArgs,
+    args: &crate::bulk::BulkArgs,
+) -> anyhow::Result<std::process::ExitCode> {
+    let cx = SubmissionContext::open(trust_path, submit)?;
+    crate::bulk::run(&cx.http, &cx.log, &cx.trust, &cx.key, args)
+}
+
 /// The `--tag` values as the set SPEC §3 requires (byte order, each once), so that the log never
 /// refuses the claim as non-canonical. The order given does not matter (a set has none), but a tag
 /// given twice is refused: it is most likely a typo for another tag.
-fn claim_tags(tags: &[String]) -> anyhow::Result<Vec<Tag>> {
+pub(crate) fn claim_tags(tags: &[String]) -> anyhow::Result<Vec<Tag>> {
     let mut parsed = Vec::with_capacity(tags.len());
     for t in tags {
         let tag = Tag::parse(t).map_err(|e| anyhow!("--tag {t:?}: {e}"))?;
@@ -520,7 +530,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn verify_receipt_of(
+pub(crate) fn verify_receipt_of(
     receipt: &Receipt,
     leaf: &[u8],
     trust: &ledger_core::lookup::Trust,

@@ -103,6 +103,21 @@ impl Http {
         decode(url, resp)
     }
 
+    /// `POST url` with an `application/octet-stream` body (a bundle of leaves), decoding JSON.
+    pub fn post_octets<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<T, HttpError> {
+        let req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let resp = self.send(url, req)?;
+        decode(url, resp)
+    }
+
     /// `POST url` with a JSON body (and an optional bearer token), decoding JSON.
     pub fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,

@@ -2,12 +2,13 @@
 //!
 //! Exit status: 0 done (and verified), 2 verification failed (the failed step is printed), 1 anything
 //! else — so that scripts can tell a lying server from an unreachable one; `ledger watch` exits 3
-//! when it reported changes.
+//! when it reported changes; `claim --bulk` exits 4 when some rows were refused.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+mod bulk;
 mod cli;
 mod commands;
 mod http;
