@@ -4,11 +4,14 @@
 //! cargo run --release -p log-server --example loadgen -- --url http://127.0.0.1:8080 \
 //!     --claims 100000 --concurrency 256 --admin-token-file ./ledger-data/admin.token \
 //!     [--msps 8] [--lookups N] [--server-pid PID] [--data-dir ./ledger-data] [--verify 200]
+//!     [--bulk 1000]
 //! ```
 //!
 //! 1. enrolls `--msps` fresh MSP keys through the admin API;
 //! 2. pre-signs `--claims` claims (on all cores), so the run measures the server, not the signer;
-//! 3. posts them with `--concurrency` connections and reports claims/s and latency percentiles;
+//! 3. posts them with `--concurrency` connections and reports claims/s and latency percentiles
+//!    (with `--bulk N`, in bundles of N through `POST /v1/add-bundle`, one request per bundle:
+//!    claims/s counts claims, the latencies are per bundle);
 //! 4. runs `--lookups` lookups of random claimed SIIs, reports lookups/s and latency percentiles;
 //! 5. verifies `--verify` receipts and lookup answers with `ledger_core` (outside the timed parts);
 //! 6. prints the server's RSS (`/proc/<pid>/status`) and the data folder's bytes per entry.
@@ -58,6 +61,10 @@ struct Args {
     /// How many receipts and lookup answers to verify after the timed runs.
     #[arg(long, default_value_t = 100)]
     verify: usize,
+    /// Submit in bundles of N claims (1..=1000) through /v1/add-bundle instead of one request
+    /// per claim.
+    #[arg(long, value_name = "N")]
+    bulk: Option<usize>,
 }
 
 use ledger_core::time::now_unix as now;
@@ -120,13 +127,25 @@ where
     Ok((all, wall))
 }
 
-fn report(what: &str, lat: &[Duration], wall: Duration, cpu: (Option<f64>, Option<f64>)) {
+/// Prints `count` operations in `wall` and the latencies of the `lat.len()` requests (one per
+/// operation, or one per bundle with `--bulk`).
+fn report(
+    what: &str,
+    count: usize,
+    lat: &[Duration],
+    wall: Duration,
+    cpu: (Option<f64>, Option<f64>),
+) {
     let cpu_text = |c: Option<f64>| c.map_or("?".to_string(), |c| format!("{c:.2}"));
+    let per = if count == lat.len() {
+        String::new()
+    } else {
+        format!(" ({} requests)", lat.len())
+    };
     println!(
-        "{what}: {} in {:.2} s = {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU s: server {}, loadgen {}",
-        lat.len(),
+        "{what}: {count} in {:.2} s = {:.0}/s{per}; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; CPU s: server {}, loadgen {}",
         wall.as_secs_f64(),
-        lat.len() as f64 / wall.as_secs_f64(),
+        count as f64 / wall.as_secs_f64(),
         ms(percentile(lat, 0.50)),
         ms(percentile(lat, 0.99)),
         ms(percentile(lat, 1.0)),
@@ -272,7 +291,75 @@ async fn main() -> anyhow::Result<()> {
         args.server_pid.and_then(|p| cpu_secs(Some(p))),
         cpu_secs(None),
     );
-    let (lat, wall) = {
+    let bundle = args.bulk.unwrap_or(0);
+    if args.bulk.is_some() && !(1..=ledger_core::bundle::MAX_BUNDLE_LEAVES).contains(&bundle) {
+        bail!(
+            "--bulk must be 1..={}",
+            ledger_core::bundle::MAX_BUNDLE_LEAVES
+        );
+    }
+    let (lat, wall) = if bundle > 0 {
+        let (http, url, leaves, receipts) = (
+            http.clone(),
+            url.clone(),
+            Arc::clone(&leaves),
+            Arc::clone(&receipts),
+        );
+        let jobs = args.claims.div_ceil(bundle);
+        run_pool(jobs, args.concurrency, move |b| {
+            let (http, url, leaves, receipts) = (
+                http.clone(),
+                url.clone(),
+                Arc::clone(&leaves),
+                Arc::clone(&receipts),
+            );
+            async move {
+                let range = b * bundle..((b + 1) * bundle).min(leaves.len());
+                let body = ledger_core::bundle::encode_bundle(&leaves[range.clone()])?;
+                let mut attempt = 0;
+                loop {
+                    let resp = http
+                        .post(format!("{url}/v1/add-bundle"))
+                        .header("content-type", "application/octet-stream")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    let status = resp.status();
+                    if status.as_u16() == 503 && attempt < 100 {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    if !status.is_success() {
+                        bail!("add-bundle {b}: {status} {}", resp.text().await?);
+                    }
+                    let items: Vec<ledger_core::bundle::BundleItem> = resp.json().await?;
+                    if items.len() != range.len() {
+                        bail!("add-bundle {b}: {} answers for {} leaves", items.len(), range.len());
+                    }
+                    let mut sampled = Vec::new();
+                    for (i, item) in range.clone().zip(items) {
+                        match item {
+                            ledger_core::bundle::BundleItem::Receipt(r) => {
+                                if i % sample_every == 0 {
+                                    sampled.push((i, r));
+                                }
+                            }
+                            ledger_core::bundle::BundleItem::Problem(p) => {
+                                bail!("add-bundle {b}: claim {i} refused: {} {}", p.type_, p.detail)
+                            }
+                        }
+                    }
+                    receipts
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .extend(sampled);
+                    return Ok(());
+                }
+            }
+        })
+        .await?
+    } else {
         let (http, url, leaves, receipts) = (
             http.clone(),
             url.clone(),
@@ -319,7 +406,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
-    report("claims", &lat, wall, cpu_delta(args.server_pid, before));
+    report("claims", args.claims, &lat, wall, cpu_delta(args.server_pid, before));
 
     // 4. Lookups of random claimed SIIs.
     let lookups = args.lookups.unwrap_or(args.claims);
@@ -356,7 +443,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
-    report("lookups", &lat, wall, cpu_delta(args.server_pid, before));
+    report("lookups", lat.len(), &lat, wall, cpu_delta(args.server_pid, before));
 
     // 5. Verify samples (not timed).
     let receipts = receipts
