@@ -160,9 +160,8 @@ pub fn run(
         .unwrap_or_else(|| with_suffix(&args.csv, ".refused"));
     let mut state = match std::fs::read(&state_path) {
         Ok(b) => {
-            let s: State = serde_json::from_slice(&b).with_context(|| {
-                format!("the state file {} is not valid", state_path.display())
-            })?;
+            let s: State = serde_json::from_slice(&b)
+                .with_context(|| format!("the state file {} is not valid", state_path.display()))?;
             if s.csv_sha256 != fingerprint {
                 bail!(
                     "{} changed since the state file {} was written; delete the state file to \
@@ -368,7 +367,9 @@ fn send_bundle(http: &Http, url: &str, leaves: &[InFlightLeaf]) -> anyhow::Resul
                 std::thread::sleep(wait);
             }
             Err(e) => {
-                return Err(anyhow!(e).context("the log did not take the bundle (run again to resume)"))
+                return Err(
+                    anyhow!(e).context("the log did not take the bundle (run again to resume)")
+                )
             }
         }
     }
@@ -463,14 +464,11 @@ impl RowSigner<'_> {
     fn sign(&self, row: &Row) -> anyhow::Result<String> {
         let f = &row.fields;
         if f.len() < 3 || f.len() > 4 {
-            bail!(
-                "{} fields; expected sii,ssi,tags[,attestation]",
-                f.len()
-            );
+            bail!("{} fields; expected sii,ssi,tags[,attestation]", f.len());
         }
         let (sii_text, ssi_text, tags_text) = (&f[0], &f[1], &f[2]);
-        let sii = Sii::from_human(sii_text, self.region)
-            .map_err(|e| anyhow!("SII {sii_text:?}: {e}"))?;
+        let sii =
+            Sii::from_human(sii_text, self.region).map_err(|e| anyhow!("SII {sii_text:?}: {e}"))?;
         let ssi = Ssi::parse(ssi_text).map_err(|e| anyhow!("SSI {ssi_text:?}: {e}"))?;
         let tags: Vec<String> = tags_text
             .split(TAG_SEPARATOR)
@@ -513,7 +511,8 @@ impl RowSigner<'_> {
             tags,
             attestation,
         });
-        let leaf = Leaf::sign(entry, self.key).map_err(|e| anyhow!("cannot sign the claim: {e}"))?;
+        let leaf =
+            Leaf::sign(entry, self.key).map_err(|e| anyhow!("cannot sign the claim: {e}"))?;
         String::from_utf8(leaf.bytes().to_vec()).map_err(|_| anyhow!("the leaf is not UTF-8"))
     }
 }

@@ -174,7 +174,10 @@ mod tests {
             inclusion: vec![[4; 32]],
         });
         let json = serde_json::to_string(&vec![r.clone(), p.clone()]).expect("json");
-        assert!(json.contains("urn:mimi-ledger:problem:bad-signature"), "{json}");
+        assert!(
+            json.contains("urn:mimi-ledger:problem:bad-signature"),
+            "{json}"
+        );
         let back: Vec<BundleItem> = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, vec![r, p]);
     }

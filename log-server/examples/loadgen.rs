@@ -335,7 +335,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                     let items: Vec<ledger_core::bundle::BundleItem> = resp.json().await?;
                     if items.len() != range.len() {
-                        bail!("add-bundle {b}: {} answers for {} leaves", items.len(), range.len());
+                        bail!(
+                            "add-bundle {b}: {} answers for {} leaves",
+                            items.len(),
+                            range.len()
+                        );
                     }
                     let mut sampled = Vec::new();
                     for (i, item) in range.clone().zip(items) {
@@ -346,7 +350,11 @@ async fn main() -> anyhow::Result<()> {
                                 }
                             }
                             ledger_core::bundle::BundleItem::Problem(p) => {
-                                bail!("add-bundle {b}: claim {i} refused: {} {}", p.type_, p.detail)
+                                bail!(
+                                    "add-bundle {b}: claim {i} refused: {} {}",
+                                    p.type_,
+                                    p.detail
+                                )
                             }
                         }
                     }
@@ -406,7 +414,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
-    report("claims", args.claims, &lat, wall, cpu_delta(args.server_pid, before));
+    report(
+        "claims",
+        args.claims,
+        &lat,
+        wall,
+        cpu_delta(args.server_pid, before),
+    );
 
     // 4. Lookups of random claimed SIIs.
     let lookups = args.lookups.unwrap_or(args.claims);
@@ -443,7 +457,13 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
-    report("lookups", lat.len(), &lat, wall, cpu_delta(args.server_pid, before));
+    report(
+        "lookups",
+        lat.len(),
+        &lat,
+        wall,
+        cpu_delta(args.server_pid, before),
+    );
 
     // 5. Verify samples (not timed).
     let receipts = receipts

@@ -238,7 +238,10 @@ mod tests {
 
     #[test]
     fn a_bundle_is_charged_per_leaf_into_debt() {
-        let l = RateLimiter::new(RateLimit { per_s: 10, burst: 5 });
+        let l = RateLimiter::new(RateLimit {
+            per_s: 10,
+            burst: 5,
+        });
         let t0 = Instant::now();
         let a = ip("10.0.0.9");
         assert_eq!(l.check(a, t0), Ok(()));

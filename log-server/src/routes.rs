@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ledger_core::bundle::{decode_bundle, BundleItem, MAX_BUNDLE_BYTES};
 use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
+use ledger_core::bundle::{decode_bundle, BundleItem, MAX_BUNDLE_BYTES};
 use ledger_core::entry::MAX_LEAF_BYTES;
 use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
@@ -230,8 +230,8 @@ async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response,
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let body = read_limited(req.into_body(), MAX_BUNDLE_BYTES, bundle_too_large).await?;
-    let leaves = decode_bundle(&body)
-        .map_err(|e| ApiError::new(ProblemType::BadBundle, e.to_string()))?;
+    let leaves =
+        decode_bundle(&body).map_err(|e| ApiError::new(ProblemType::BadBundle, e.to_string()))?;
     if let Some(limiter) = &s.rate_limiter {
         // The middleware took one token for the request; the other leaves pay here.
         let extra = u32::try_from(leaves.len().saturating_sub(1)).unwrap_or(u32::MAX);

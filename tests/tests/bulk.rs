@@ -39,6 +39,10 @@ fn claims(log: &TestLog) -> BTreeMap<u64, String> {
         .collect()
 }
 
+/// A leaf of the mixed bundle: what it is, its bytes, and `None` (admitted) or the refusal's
+/// status and slug.
+type Case = (&'static str, Vec<u8>, Option<(u16, &'static str)>);
+
 fn flip_sig_byte(leaf: &[u8]) -> Vec<u8> {
     let text = String::from_utf8(leaf.to_vec()).expect("utf-8");
     let (body, sig) = text.rsplit_once(' ').expect("signature line");
@@ -77,17 +81,40 @@ fn a_bundle_judges_each_leaf_as_the_single_route_does() {
     let before = claims(&log);
     let impostor = SignerKey::from_seed("msp-a.example", KeyAlg::Ed25519, [7u8; 32]).unwrap();
     let msp_z = test_key("msp-z.example");
-    let skewed = claim(&msp_a, &mail_sii("bulk", 7), "mimi://a/u/7", t - 100_000, &[], None);
+    let skewed = claim(
+        &msp_a,
+        &mail_sii("bulk", 7),
+        "mimi://a/u/7",
+        t - 100_000,
+        &[],
+        None,
+    );
 
     // (leaf, expected: None = admitted, Some((status, slug)) = refused)
-    let cases: Vec<(&str, Vec<u8>, Option<(u16, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("good 0", good(0, &msp_a), None),
-        ("flipped signature", flip_sig_byte(&good(1, &msp_a)), Some((403, "bad-signature"))),
-        ("unenrolled MSP", good(2, &msp_z), Some((403, "unknown-signer"))),
-        ("right name, wrong key", good(3, &impostor), Some((403, "unknown-signer"))),
+        (
+            "flipped signature",
+            flip_sig_byte(&good(1, &msp_a)),
+            Some((403, "bad-signature")),
+        ),
+        (
+            "unenrolled MSP",
+            good(2, &msp_z),
+            Some((403, "unknown-signer")),
+        ),
+        (
+            "right name, wrong key",
+            good(3, &impostor),
+            Some((403, "unknown-signer")),
+        ),
         ("not a note", b"hello\n".to_vec(), Some((400, "malformed"))),
         ("good 1", good(4, &msp_b), None),
-        ("clock skew", skewed.bytes().to_vec(), Some((422, "clock-skew"))),
+        (
+            "clock skew",
+            skewed.bytes().to_vec(),
+            Some((422, "clock-skew")),
+        ),
         ("too large", vec![b'a'; 8193], Some((413, "too-large"))),
         ("good 0 again in the bundle", good(0, &msp_a), None),
         ("already in the log", existing.clone(), None),
@@ -160,7 +187,11 @@ fn a_bundle_judges_each_leaf_as_the_single_route_does() {
             }
         }
     }
-    assert_eq!(claims(&log).len(), after.len(), "resubmission stored nothing");
+    assert_eq!(
+        claims(&log).len(),
+        after.len(),
+        "resubmission stored nothing"
+    );
 }
 
 #[test]
@@ -171,9 +202,16 @@ fn a_malformed_or_oversized_bundle_is_refused_whole() {
     let t = now();
     let leaves: Vec<Vec<u8>> = (0..(MAX_BUNDLE_LEAVES as u64 + 1))
         .map(|i| {
-            claim(&msp, &mail_sii("whole", i), "mimi://msp-a.example/u/x", t, &[], None)
-                .bytes()
-                .to_vec()
+            claim(
+                &msp,
+                &mail_sii("whole", i),
+                "mimi://msp-a.example/u/x",
+                t,
+                &[],
+                None,
+            )
+            .bytes()
+            .to_vec()
         })
         .collect();
     let size = log.checkpoint().checkpoint.size;
@@ -193,7 +231,11 @@ fn a_malformed_or_oversized_bundle_is_refused_whole() {
     for (what, body, status, slug) in bad {
         let r = log.post("/v1/add-bundle", BUNDLE, body);
         r.assert_problem(status, slug, what);
-        assert_eq!(log.checkpoint().checkpoint.size, size, "{what} stored something");
+        assert_eq!(
+            log.checkpoint().checkpoint.size,
+            size,
+            "{what} stored something"
+        );
     }
     // Too large: declared, or sent chunked without a length (cut off at the limit, unread).
     let r = log.raw_request(
@@ -238,7 +280,11 @@ fn a_malformed_or_oversized_bundle_is_refused_whole() {
         last = Some(rc.index);
     }
     let stored = claims(&log);
-    assert_eq!(stored.len(), 1 + MAX_BUNDLE_LEAVES, "one enroll and the bundle");
+    assert_eq!(
+        stored.len(),
+        1 + MAX_BUNDLE_LEAVES,
+        "one enroll and the bundle"
+    );
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -247,7 +293,9 @@ fn a_malformed_or_oversized_bundle_is_refused_whole() {
 
 fn ledger(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(workspace_binary("ledger-cli", "client", "ledger"));
-    c.current_dir(dir).arg("--trust").arg(dir.join("trust.toml"));
+    c.current_dir(dir)
+        .arg("--trust")
+        .arg(dir.join("trust.toml"));
     c.args(args);
     for (k, v) in env {
         c.env(k, v);
@@ -311,7 +359,10 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
                 bad_lines.insert(line, "bad-row");
             }
             8 => {
-                csv.push_str(&format!("{},mimi://msp-a.example/u/{i},no/slash\n", mail_sii("csv", i)));
+                csv.push_str(&format!(
+                    "{},mimi://msp-a.example/u/{i},no/slash\n",
+                    mail_sii("csv", i)
+                ));
                 bad_lines.insert(line, "bad-row");
             }
             12 => {
@@ -324,9 +375,7 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
             }
             _ => {
                 let sii = mail_sii("csv", i);
-                csv.push_str(&format!(
-                    "{sii},mimi://msp-a.example/u/{i},Work;Personal\n"
-                ));
+                csv.push_str(&format!("{sii},mimi://msp-a.example/u/{i},Work;Personal\n"));
                 good.push(sii);
             }
         }
@@ -346,7 +395,10 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
     let o = ledger(dir, &args, &[("LEDGER_BULK_CRASH_AFTER_BUNDLES", "2")]);
     assert_eq!(o.status.code(), Some(101), "{}", text(&o));
     let partial = claimed_siis(&log);
-    assert!(!partial.is_empty() && partial.len() < good.len(), "{partial:?}");
+    assert!(
+        !partial.is_empty() && partial.len() < good.len(),
+        "{partial:?}"
+    );
     assert!(dir.join("users.csv.state").exists());
 
     // 2. Run again, in a later second (so a client that signed the rows again would make new
@@ -357,12 +409,20 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
     });
     let o = ledger(dir, &args, &[]);
     assert_eq!(o.status.code(), Some(4), "some rows refused: {}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("resuming"),
+        "{}",
+        text(&o)
+    );
     let siis = claimed_siis(&log);
     for sii in &good {
         assert_eq!(siis.get(sii), Some(&1), "{sii} exactly once: {siis:#?}");
     }
-    assert_eq!(siis.len(), good.len(), "nothing refused was stored: {siis:#?}");
+    assert_eq!(
+        siis.len(),
+        good.len(),
+        "nothing refused was stored: {siis:#?}"
+    );
 
     // The report names every refused row, with the slug.
     let report = std::fs::read_to_string(dir.join("users.csv.refused")).expect("report");
@@ -376,10 +436,8 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
             (row, f.next().expect("slug").to_string())
         })
         .collect();
-    let expected: BTreeMap<usize, String> = bad_lines
-        .iter()
-        .map(|(l, s)| (*l, s.to_string()))
-        .collect();
+    let expected: BTreeMap<usize, String> =
+        bad_lines.iter().map(|(l, s)| (*l, s.to_string())).collect();
     assert_eq!(rows, expected, "{report}");
 
     // 3. A third run has nothing left to do and stores nothing.
@@ -391,10 +449,17 @@ fn ledger_claim_bulk_reports_refused_rows_and_resumes_without_duplicates() {
     // 4. A CSV of good rows only exits 0, with an empty report.
     let mut ok_csv = String::new();
     for i in 0..5u64 {
-        ok_csv.push_str(&format!("{},mimi://msp-a.example/u/ok{i},\n", mail_sii("ok", i)));
+        ok_csv.push_str(&format!(
+            "{},mimi://msp-a.example/u/ok{i},\n",
+            mail_sii("ok", i)
+        ));
     }
     std::fs::write(dir.join("ok.csv"), ok_csv).expect("csv");
-    let o = ledger(dir, &["claim", "--key", "msp-a.key", "--bulk", "ok.csv"], &[]);
+    let o = ledger(
+        dir,
+        &["claim", "--key", "msp-a.key", "--bulk", "ok.csv"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
         std::fs::read_to_string(dir.join("ok.csv.refused")).expect("report"),
