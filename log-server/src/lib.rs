@@ -21,7 +21,6 @@ pub mod lock;
 pub mod lookup;
 pub mod map;
 pub mod metrics;
-pub mod pool;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;

@@ -427,7 +427,12 @@ impl Storage for SledStorage {
                     <[u8; 8]>::try_from(count),
                     Hash::try_from(chain),
                 ) else {
-                    continue; // unreachable: the lengths are exact
+                    // The chunks are exactly JOURNAL_ITEM bytes, so this cannot happen; if it did,
+                    // the record would be unreadable, not skippable.
+                    return Err(StorageError::Corrupt {
+                        key: format!("map journal at size {size}"),
+                        reason: "an item of the wrong length".into(),
+                    });
                 };
                 values.insert(
                     key,
