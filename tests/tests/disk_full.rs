@@ -228,6 +228,15 @@ fn below_the_floor_writes_are_refused_and_resume_by_themselves() {
         refused.header("retry-after").is_some(),
         "Retry-After is set"
     );
+    // A bundle is refused as a whole, the same way (issue #13): nothing of it is stored.
+    let bundle: Vec<Vec<u8>> = (0..3)
+        .map(|i| claim_n(&msp, "low-bundle", i).bytes().to_vec())
+        .collect();
+    let framed = ledger_core::bundle::encode_bundle(&bundle).expect("frames");
+    let r = log.post("/v1/add-bundle", "application/octet-stream", framed.clone());
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.problem_slug().as_deref(), Some("storage-full"));
+    assert!(r.header("retry-after").is_some(), "Retry-After is set");
     let health = log.get("/healthz");
     assert_eq!(health.status, 503);
     assert_eq!(health.problem_slug().as_deref(), Some("storage-full"));
@@ -245,6 +254,21 @@ fn below_the_floor_writes_are_refused_and_resume_by_themselves() {
     let r = log.submit_ok(&claim_n(&msp, "low", 0));
     assert_eq!(r.index, 42, "writing resumed without a restart");
     assert_eq!(log.get("/healthz").status, 200);
+    // … and the same bundle is now taken whole: three receipts, in order.
+    let r = log.post("/v1/add-bundle", "application/octet-stream", framed);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answers: Vec<serde_json::Value> = r.json();
+    assert_eq!(answers.len(), 3);
+    let indices: Vec<u64> = answers
+        .iter()
+        .map(|a| {
+            a["index"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("a receipt: {a}"))
+        })
+        .collect();
+    assert!(indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+    assert!(indices[0] > 42, "{indices:?}");
     log.sigterm();
 }
 
