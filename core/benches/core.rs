@@ -1,5 +1,7 @@
-//! Criterion benchmarks of the client path: `verify_lookup` for a 3-mapping answer, and entry parsing
-//! and admission (what the log does per submission before sequencing).
+//! Criterion benchmarks of the client path: `verify_lookup` for a 3-mapping answer, entry parsing
+//! and admission (what the log does per submission before sequencing), and the one signature
+//! rule's single and batch checks (the machine's verify rates, the reference of the log's and the
+//! monitor's throughput targets), next to ed25519-dalek's `verify_strict`.
 //! Run: `cargo bench -p ledger-core --bench core`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -107,9 +109,64 @@ fn bench_admission(c: &mut Criterion) {
     });
 }
 
+/// 64 distinct (key, message, signature) triples of claim-sized messages.
+fn signed_messages() -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+    use ed25519_dalek::Signer as _;
+    (0..64u8)
+        .map(|i| {
+            let sk = ed25519_dalek::SigningKey::from_bytes(&[i.wrapping_add(1); 32]);
+            let msg = format!("claim {i} tel:+1415555{i:04} mimi://msp-a.example/u/{i}").repeat(4);
+            let sig = sk.sign(msg.as_bytes()).to_bytes();
+            (sk.verifying_key().to_bytes(), msg.into_bytes(), sig)
+        })
+        .collect()
+}
+
+fn bench_signatures(c: &mut Criterion) {
+    use ledger_core::signature::{verify, BatchVerifier};
+    let items = signed_messages();
+    let mut k = 0usize;
+    c.bench_function("signature/rule_single", |b| {
+        b.iter(|| {
+            k = (k + 1) % items.len();
+            let (key, msg, sig) = &items[k];
+            assert!(verify(key, black_box(msg), sig));
+        })
+    });
+    let mut g = c.benchmark_group("signature");
+    g.throughput(criterion::Throughput::Elements(items.len() as u64));
+    g.bench_function("rule_batch_64", |b| {
+        b.iter(|| {
+            let mut batch = BatchVerifier::new();
+            for (key, msg, sig) in &items {
+                batch.queue(key, black_box(msg), sig);
+            }
+            batch.verify().unwrap()
+        })
+    });
+    g.finish();
+    let dalek: Vec<_> = items
+        .iter()
+        .map(|(key, msg, sig)| {
+            (
+                ed25519_dalek::VerifyingKey::from_bytes(key).unwrap(),
+                msg.clone(),
+                ed25519_dalek::Signature::from_bytes(sig),
+            )
+        })
+        .collect();
+    c.bench_function("signature/dalek_verify_strict", |b| {
+        b.iter(|| {
+            k = (k + 1) % dalek.len();
+            let (key, msg, sig) = &dalek[k];
+            key.verify_strict(black_box(msg), sig).unwrap()
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
-    targets = bench_verify_lookup, bench_admission
+    targets = bench_verify_lookup, bench_admission, bench_signatures
 }
 criterion_main!(benches);
