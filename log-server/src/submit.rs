@@ -11,13 +11,15 @@
 
 use std::sync::Arc;
 
+use ledger_core::admission::Signers;
 use ledger_core::api::Receipt;
-use tokio::sync::oneshot;
+use ledger_core::entry::Leaf;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::admission::AdmissionPool;
 use crate::error::LogError;
-use crate::ledger::{Ledger, WriteState};
-use crate::sequencer::{SequencerHandle, Submission};
+use crate::ledger::{Head, Ledger, WriteState};
+use crate::sequencer::{Sequenced, SequencerHandle, Submission};
 
 /// The outcome of a submission that was not refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,14 +50,7 @@ pub async fn submit(
     // 1. Idempotence.
     let head = ledger.head();
     if let Some(index) = ledger.existing(&bytes, &leaf_hash, &head)? {
-        ledger
-            .metrics
-            .duplicates
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Ok(Submitted {
-            receipt: ledger.receipt(index, leaf_hash, &head)?,
-            duplicate: true,
-        });
+        return already_stored(ledger, index, leaf_hash, &head);
     }
 
     // 2. The log must be writing, and a queue slot, before spending CPU on signatures.
@@ -72,23 +67,9 @@ pub async fn submit(
         .await
         .ok_or(LogError::NotRunning)??;
 
-    // 4. Sequence.
-    let (reply, answer) = oneshot::channel();
-    permit.send(Submission {
-        leaf,
-        leaf_hash,
-        signers,
-        reply,
-    });
-    let sequenced = answer
-        .await
-        .map_err(|_| write_refusal(&ledger.write_state()).unwrap_or(LogError::NotRunning))??;
-
-    // 5. Receipt.
-    Ok(Submitted {
-        receipt: ledger.receipt(sequenced.index, leaf_hash, &sequenced.head)?,
-        duplicate: sequenced.duplicate,
-    })
+    // 4. Sequence; 5. the receipt, once durable.
+    let answer = sequence(permit, leaf, leaf_hash, signers);
+    receipt_when_durable(ledger, leaf_hash, answer).await
 }
 
 /// The refusal for a write while the log is not writing (`None` while it is): `storage-full`
@@ -135,16 +116,7 @@ pub async fn submit_bundle(
     for (at, bytes) in leaves.into_iter().enumerate() {
         let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
         match ledger.existing(&bytes, &leaf_hash, &head)? {
-            Some(index) => {
-                ledger
-                    .metrics
-                    .duplicates
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                answers.push(Some(Ok(Submitted {
-                    receipt: ledger.receipt(index, leaf_hash, &head)?,
-                    duplicate: true,
-                })));
-            }
+            Some(index) => answers.push(Some(Ok(already_stored(ledger, index, leaf_hash, &head)?))),
             None => {
                 answers.push(None);
                 new.push((at, leaf_hash, bytes));
@@ -175,14 +147,7 @@ pub async fn submit_bundle(
     for (((at, leaf_hash), verdict), permit) in positions.into_iter().zip(verdicts).zip(permits) {
         match verdict {
             Ok((leaf, signers)) => {
-                let (reply, answer) = oneshot::channel();
-                permit.send(Submission {
-                    leaf,
-                    leaf_hash,
-                    signers,
-                    reply,
-                });
-                waiting.push((at, leaf_hash, answer));
+                waiting.push((at, leaf_hash, sequence(permit, leaf, leaf_hash, signers)));
             }
             Err(refusal) => {
                 if let Some(slot) = answers.get_mut(at) {
@@ -194,16 +159,7 @@ pub async fn submit_bundle(
 
     // 5. Receipts, once durable.
     for (at, leaf_hash, answer) in waiting {
-        let outcome = match answer.await {
-            Ok(Ok(sequenced)) => ledger
-                .receipt(sequenced.index, leaf_hash, &sequenced.head)
-                .map(|receipt| Submitted {
-                    receipt,
-                    duplicate: sequenced.duplicate,
-                }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(write_refusal(&ledger.write_state()).unwrap_or(LogError::NotRunning)),
-        };
+        let outcome = receipt_when_durable(ledger, leaf_hash, answer).await;
         if let Some(slot) = answers.get_mut(at) {
             *slot = Some(outcome);
         }
@@ -212,4 +168,55 @@ pub async fn submit_bundle(
         .into_iter()
         .map(|a| a.unwrap_or(Err(LogError::NotRunning)))
         .collect())
+}
+
+/// The receipt of a leaf the head already covers (idempotence), counted as a duplicate.
+fn already_stored(
+    ledger: &Ledger,
+    index: u64,
+    leaf_hash: ledger_core::Hash,
+    head: &Head,
+) -> Result<Submitted, LogError> {
+    ledger
+        .metrics
+        .duplicates
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Submitted {
+        receipt: ledger.receipt(index, leaf_hash, head)?,
+        duplicate: true,
+    })
+}
+
+/// Hands an admitted leaf to the sequencer through its reserved slot; the receiver gets the
+/// outcome once the leaf is durable (or refused by the sequencer's re-check).
+fn sequence(
+    permit: mpsc::OwnedPermit<Submission>,
+    leaf: Leaf,
+    leaf_hash: ledger_core::Hash,
+    signers: Signers,
+) -> oneshot::Receiver<Result<Sequenced, LogError>> {
+    let (reply, answer) = oneshot::channel();
+    permit.send(Submission {
+        leaf,
+        leaf_hash,
+        signers,
+        reply,
+    });
+    answer
+}
+
+/// The receipt once the sequencer answered; a sequencer that went away answers with why the
+/// log stopped writing.
+async fn receipt_when_durable(
+    ledger: &Ledger,
+    leaf_hash: ledger_core::Hash,
+    answer: oneshot::Receiver<Result<Sequenced, LogError>>,
+) -> Result<Submitted, LogError> {
+    let sequenced = answer
+        .await
+        .map_err(|_| write_refusal(&ledger.write_state()).unwrap_or(LogError::NotRunning))??;
+    Ok(Submitted {
+        receipt: ledger.receipt(sequenced.index, leaf_hash, &sequenced.head)?,
+        duplicate: sequenced.duplicate,
+    })
 }
