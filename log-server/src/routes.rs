@@ -174,6 +174,16 @@ fn is_text_plain(headers: &HeaderMap) -> bool {
     is_content_type(headers, "text/plain")
 }
 
+/// Whether the request declares a `Content-Length` above `limit` (refused before any byte is
+/// read; a body without one is cut off at the limit while it is read).
+fn declares_more_than(headers: &HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
 /// Whether the request's Content-Type is `mime` (any parameters).
 fn is_content_type(headers: &HeaderMap, mime: &str) -> bool {
     headers
@@ -191,12 +201,7 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
         )
         .with_status(415));
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > ADD_BODY_LIMIT as u64) {
+    if declares_more_than(req.headers(), ADD_BODY_LIMIT) {
         return Err(too_large());
     }
     let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT, too_large).await?;
@@ -217,12 +222,7 @@ async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response,
         )
         .with_status(415));
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BUNDLE_BYTES as u64) {
+    if declares_more_than(req.headers(), MAX_BUNDLE_BYTES) {
         return Err(bundle_too_large());
     }
     let client = req
