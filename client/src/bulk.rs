@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use ledger_core::bundle::{encode_bundle, BundleItem, MAX_BUNDLE_LEAVES};
-use ledger_core::entry::{Action, Claim, Entry, Leaf};
+use ledger_core::entry::{Action, Leaf};
 use ledger_core::key::SignerKey;
 use ledger_core::problem::ProblemType;
 use ledger_core::sii::{Name, Sii, Ssi};
@@ -494,23 +494,14 @@ impl RowSigner<'_> {
                 Some(a)
             }
         };
-        let time = crate::commands::entry_time(attestation.as_ref());
-        let expires = match self.lifetime {
-            Some(l) => Some(
-                time.checked_add(l)
-                    .ok_or_else(|| anyhow!("--expires is too far in the future"))?,
-            ),
-            None => None,
-        };
-        let entry = Entry::Claim(Claim {
+        let entry = crate::commands::claim_entry(
             sii,
-            msp: self.msp.clone(),
+            self.msp.clone(),
             ssi,
-            time,
-            expires,
             tags,
             attestation,
-        });
+            self.lifetime,
+        )?;
         let leaf =
             Leaf::sign(entry, self.key).map_err(|e| anyhow!("cannot sign the claim: {e}"))?;
         String::from_utf8(leaf.bytes().to_vec()).map_err(|_| anyhow!("the leaf is not UTF-8"))

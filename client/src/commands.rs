@@ -286,6 +286,36 @@ pub(crate) fn entry_time(att: Option<&SignedAttestation>) -> u64 {
     att.map_or(t, |a| t.max(a.attestation.time))
 }
 
+/// The claim entry `ledger claim` and `ledger claim --bulk` sign: dated now (or at its
+/// attestation's time, if later), expiring `lifetime` seconds after that.
+pub(crate) fn claim_entry(
+    sii: Sii,
+    msp: Name,
+    ssi: Ssi,
+    tags: Vec<Tag>,
+    attestation: Option<SignedAttestation>,
+    lifetime: Option<u64>,
+) -> anyhow::Result<Entry> {
+    let time = entry_time(attestation.as_ref());
+    let expires = match lifetime {
+        Some(0) => bail!("--expires must be more than 0"),
+        Some(l) => Some(
+            time.checked_add(l)
+                .ok_or_else(|| anyhow!("--expires is too far in the future"))?,
+        ),
+        None => None,
+    };
+    Ok(Entry::Claim(Claim {
+        sii,
+        msp,
+        ssi,
+        time,
+        expires,
+        tags,
+        attestation,
+    }))
+}
+
 /// `ledger claim`.
 #[allow(clippy::too_many_arguments)]
 pub fn claim(
@@ -314,24 +344,7 @@ pub fn claim(
         tags: tags.clone(),
     };
     let attestation = cx.attestation(att_args, &wanted)?;
-    let time = entry_time(attestation.as_ref());
-    let expires = match lifetime {
-        Some(0) => bail!("--expires must be more than 0"),
-        Some(l) => Some(
-            time.checked_add(l)
-                .ok_or_else(|| anyhow!("--expires is too far in the future"))?,
-        ),
-        None => None,
-    };
-    let entry = Entry::Claim(Claim {
-        sii,
-        msp,
-        ssi,
-        time,
-        expires,
-        tags,
-        attestation,
-    });
+    let entry = claim_entry(sii, msp, ssi, tags, attestation, lifetime)?;
     cx.submit(entry, submit)
 }
 
