@@ -88,6 +88,36 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Runs `jobs` requests with `concurrency` workers; returns per-request latencies and wall time.
+/// POSTs `body` until the log takes it: a 503 (overloaded, disk low) is retried every 20 ms, up
+/// to 100 times; any other failure is an error naming `what`.
+async fn post_retrying(
+    http: &reqwest::Client,
+    url: String,
+    content_type: &str,
+    body: Vec<u8>,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let mut attempt = 0;
+    loop {
+        let resp = http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = resp.status();
+        if status.as_u16() == 503 && attempt < 100 {
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        if !status.is_success() {
+            bail!("{what}: {status} {}", resp.text().await?);
+        }
+        return Ok(resp);
+    }
+}
+
 async fn run_pool<F, Fut>(
     jobs: usize,
     concurrency: usize,
@@ -316,54 +346,44 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 let range = b * bundle..((b + 1) * bundle).min(leaves.len());
                 let body = ledger_core::bundle::encode_bundle(&leaves[range.clone()])?;
-                let mut attempt = 0;
-                loop {
-                    let resp = http
-                        .post(format!("{url}/v1/add-bundle"))
-                        .header("content-type", "application/octet-stream")
-                        .body(body.clone())
-                        .send()
-                        .await?;
-                    let status = resp.status();
-                    if status.as_u16() == 503 && attempt < 100 {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    if !status.is_success() {
-                        bail!("add-bundle {b}: {status} {}", resp.text().await?);
-                    }
-                    let items: Vec<ledger_core::bundle::BundleItem> = resp.json().await?;
-                    if items.len() != range.len() {
-                        bail!(
-                            "add-bundle {b}: {} answers for {} leaves",
-                            items.len(),
-                            range.len()
-                        );
-                    }
-                    let mut sampled = Vec::new();
-                    for (i, item) in range.clone().zip(items) {
-                        match item {
-                            ledger_core::bundle::BundleItem::Receipt(r) => {
-                                if i % sample_every == 0 {
-                                    sampled.push((i, r));
-                                }
-                            }
-                            ledger_core::bundle::BundleItem::Problem(p) => {
-                                bail!(
-                                    "add-bundle {b}: claim {i} refused: {} {}",
-                                    p.type_,
-                                    p.detail
-                                )
+                let resp = post_retrying(
+                    &http,
+                    format!("{url}/v1/add-bundle"),
+                    "application/octet-stream",
+                    body,
+                    &format!("add-bundle {b}"),
+                )
+                .await?;
+                let items: Vec<ledger_core::bundle::BundleItem> = resp.json().await?;
+                if items.len() != range.len() {
+                    bail!(
+                        "add-bundle {b}: {} answers for {} leaves",
+                        items.len(),
+                        range.len()
+                    );
+                }
+                let mut sampled = Vec::new();
+                for (i, item) in range.clone().zip(items) {
+                    match item {
+                        ledger_core::bundle::BundleItem::Receipt(r) => {
+                            if i % sample_every == 0 {
+                                sampled.push((i, r));
                             }
                         }
+                        ledger_core::bundle::BundleItem::Problem(p) => {
+                            bail!(
+                                "add-bundle {b}: claim {i} refused: {} {}",
+                                p.type_,
+                                p.detail
+                            )
+                        }
                     }
-                    receipts
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("poisoned"))?
-                        .extend(sampled);
-                    return Ok(());
                 }
+                receipts
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .extend(sampled);
+                Ok(())
             }
         })
         .await?
@@ -382,34 +402,24 @@ async fn main() -> anyhow::Result<()> {
                 Arc::clone(&receipts),
             );
             async move {
-                let mut attempt = 0;
-                loop {
-                    let resp = http
-                        .post(format!("{url}/v1/add"))
-                        .header("content-type", "text/plain")
-                        .body(leaves[i].clone())
-                        .send()
-                        .await?;
-                    let status = resp.status();
-                    if status.as_u16() == 503 && attempt < 100 {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                    if !status.is_success() {
-                        bail!("add {i}: {status} {}", resp.text().await?);
-                    }
-                    if i % sample_every == 0 {
-                        let r: Receipt = resp.json().await?;
-                        receipts
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("poisoned"))?
-                            .push((i, r));
-                    } else {
-                        let _ = resp.bytes().await?;
-                    }
-                    return Ok(());
+                let resp = post_retrying(
+                    &http,
+                    format!("{url}/v1/add"),
+                    "text/plain",
+                    leaves[i].clone(),
+                    &format!("add {i}"),
+                )
+                .await?;
+                if i % sample_every == 0 {
+                    let r: Receipt = resp.json().await?;
+                    receipts
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .push((i, r));
+                } else {
+                    let _ = resp.bytes().await?;
                 }
+                Ok(())
             }
         })
         .await?
