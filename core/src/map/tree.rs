@@ -108,41 +108,41 @@ struct Undo {
     version: u64,
     root: Ref,
     root_hash: Hash,
-    /// The overwritten slots and their old contents, in the order the update wrote them.
-    inner: Vec<(u32, Inner)>,
-    leaves: Vec<(u32, Leaf)>,
-    /// Positions in `inner` and `leaves` in slot order, for a binary search; made by the first
-    /// read of an older version, not by the commit (building a hash table or sorting in every
-    /// commit cost a fifth of the update, for reads that are rare).
-    order: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
+    /// The overwritten internal slots and leaves, with their old contents.
+    inner: Overwritten<Inner>,
+    leaves: Overwritten<Leaf>,
 }
 
-impl Undo {
-    fn order(&self) -> &(Vec<u32>, Vec<u32>) {
-        self.order.get_or_init(|| {
+/// Slots one commit overwrote and their old contents, in the order the update wrote them.
+#[derive(Clone, Debug)]
+struct Overwritten<T> {
+    slots: Vec<(u32, T)>,
+    /// Positions in `slots` in slot order, for a binary search; made by the first read of an
+    /// older version, not by the commit (building a hash table or sorting in every commit cost a
+    /// fifth of the update, for reads that are rare).
+    order: std::sync::OnceLock<Vec<u32>>,
+}
+
+impl<T: Copy> Overwritten<T> {
+    fn new(slots: Vec<(u32, T)>) -> Self {
+        Overwritten {
+            slots,
+            order: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The old content of `slot`, if this commit overwrote it.
+    fn get(&self, slot: u32) -> Option<T> {
+        let order = self.order.get_or_init(|| {
             // Positions fit in u32: a commit writes fewer than 2³¹ slots of each kind.
-            let mut inner: Vec<u32> = (0..self.inner.len() as u32).collect();
-            inner.sort_unstable_by_key(|&p| self.inner[p as usize].0);
-            let mut leaves: Vec<u32> = (0..self.leaves.len() as u32).collect();
-            leaves.sort_unstable_by_key(|&p| self.leaves[p as usize].0);
-            (inner, leaves)
-        })
-    }
-
-    fn inner(&self, slot: u32) -> Option<Inner> {
-        let order = &self.order().0;
+            let mut order: Vec<u32> = (0..self.slots.len() as u32).collect();
+            order.sort_unstable_by_key(|&p| self.slots[p as usize].0);
+            order
+        });
         order
-            .binary_search_by_key(&slot, |&p| self.inner[p as usize].0)
+            .binary_search_by_key(&slot, |&p| self.slots[p as usize].0)
             .ok()
-            .map(|at| self.inner[order[at] as usize].1)
-    }
-
-    fn leaf(&self, slot: u32) -> Option<Leaf> {
-        let order = &self.order().1;
-        order
-            .binary_search_by_key(&slot, |&p| self.leaves[p as usize].0)
-            .ok()
-            .map(|at| self.leaves[order[at] as usize].1)
+            .map(|at| self.slots[order[at] as usize].1)
     }
 }
 
@@ -230,22 +230,16 @@ impl View for Past<'_> {
         self.root
     }
     fn inner(&self, i: usize) -> Inner {
-        let k = i as u32;
-        for u in &self.undos {
-            if let Some(n) = u.inner(k) {
-                return n;
-            }
-        }
-        self.tree.inner[i]
+        self.undos
+            .iter()
+            .find_map(|u| u.inner.get(i as u32))
+            .unwrap_or(self.tree.inner[i])
     }
     fn leaf(&self, i: usize) -> Leaf {
-        let k = i as u32;
-        for u in &self.undos {
-            if let Some(l) = u.leaf(k) {
-                return l;
-            }
-        }
-        self.tree.leaves[i]
+        self.undos
+            .iter()
+            .find_map(|u| u.leaves.get(i as u32))
+            .unwrap_or(self.tree.leaves[i])
     }
 }
 
@@ -416,9 +410,8 @@ impl MapTree {
                 version: self.version,
                 root: self.root,
                 root_hash: self.root_hash,
-                inner,
-                leaves,
-                order: std::sync::OnceLock::new(),
+                inner: Overwritten::new(inner),
+                leaves: Overwritten::new(leaves),
             });
             while self.history.len() > self.keep {
                 self.history.pop_front();
