@@ -331,47 +331,61 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Whether a problem says the log was busy or could not write for now, so that sending the same
+/// leaf again is the answer (SPEC §4 idempotence makes it safe).
+fn is_transient(kind: Option<ProblemType>) -> bool {
+    matches!(
+        kind,
+        Some(
+            ProblemType::Overloaded
+                | ProblemType::RateLimited
+                | ProblemType::StorageFull
+                | ProblemType::StorageUnavailable
+        )
+    )
+}
+
 /// Sends one bundle, retrying while the log answers that it is busy (`overloaded`,
-/// `rate-limited`, `storage-full`: the whole bundle was refused and nothing stored, so sending
-/// the same bytes again is safe); any other failure ends the run (the state keeps the bundle in
-/// flight for the next run).
+/// `rate-limited`, `storage-full`, `storage-unavailable`) for the whole bundle or for some of its
+/// leaves: nothing of those was stored, and the leaves already admitted are answered again with
+/// their receipts, so sending the same bytes again is safe. Any other failure ends the run (the
+/// state keeps the bundle in flight for the next run).
 fn send_bundle(http: &Http, url: &str, leaves: &[InFlightLeaf]) -> anyhow::Result<Vec<BundleItem>> {
     let texts: Vec<&[u8]> = leaves.iter().map(|l| l.leaf.as_bytes()).collect();
     let body = encode_bundle(&texts).map_err(|e| anyhow!("cannot frame the bundle: {e}"))?;
     let mut attempt = 0u32;
     loop {
-        match http.post_octets::<Vec<BundleItem>>(url, body.clone()) {
-            Ok(items) if items.len() == leaves.len() => return Ok(items),
+        let busy = match http.post_octets::<Vec<BundleItem>>(url, body.clone()) {
+            Ok(items) if items.len() == leaves.len() => {
+                let transient = items.iter().find_map(|i| match i {
+                    BundleItem::Problem(p) if is_transient(p.kind()) => p.kind(),
+                    _ => None,
+                });
+                match transient {
+                    Some(kind) if attempt < 30 => kind,
+                    _ => return Ok(items),
+                }
+            }
             Ok(items) => bail!(
                 "{url} answered {} items for a bundle of {} leaves",
                 items.len(),
                 leaves.len()
             ),
             Err(HttpError::Problem { problem, .. })
-                if attempt < 30
-                    && matches!(
-                        problem.kind(),
-                        Some(
-                            ProblemType::Overloaded
-                                | ProblemType::RateLimited
-                                | ProblemType::StorageFull
-                        )
-                    ) =>
+                if attempt < 30 && is_transient(problem.kind()) =>
             {
-                attempt += 1;
-                let wait = Duration::from_millis(250 * u64::from(attempt.min(20)));
-                eprintln!(
-                    "the log is busy ({}): retrying in {wait:?}",
-                    problem.kind().map_or("?", ProblemType::slug)
-                );
-                std::thread::sleep(wait);
+                problem.kind().unwrap_or(ProblemType::Overloaded)
             }
             Err(e) => {
                 return Err(
                     anyhow!(e).context("the log did not take the bundle (run again to resume)")
                 )
             }
-        }
+        };
+        attempt += 1;
+        let wait = Duration::from_millis(250 * u64::from(attempt.min(20)));
+        eprintln!("the log is busy ({}): retrying in {wait:?}", busy.slug());
+        std::thread::sleep(wait);
     }
 }
 

@@ -43,6 +43,9 @@ pub enum ProblemType {
     /// The log's store failed (an I/O error): it stopped writing, and only an operator's restart
     /// brings writes back (reads go on).
     StorageFailed,
+    /// Writing the log's files failed on an I/O error: nothing of the write was stored, the log
+    /// goes on; retry later (reads go on).
+    StorageUnavailable,
     /// A submission bundle (`POST /v1/add-bundle`) is not well framed, empty or has too many
     /// leaves: the whole request is refused and nothing is stored.
     BadBundle,
@@ -50,7 +53,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for exhaustive tests and documentation.
-    pub const ALL: [ProblemType; 17] = [
+    pub const ALL: [ProblemType; 18] = [
         ProblemType::Malformed,
         ProblemType::NonCanonical,
         ProblemType::InvalidSii,
@@ -67,6 +70,7 @@ impl ProblemType {
         ProblemType::Overloaded,
         ProblemType::StorageFull,
         ProblemType::StorageFailed,
+        ProblemType::StorageUnavailable,
         ProblemType::BadBundle,
     ];
 
@@ -89,6 +93,7 @@ impl ProblemType {
             ProblemType::Overloaded => "overloaded",
             ProblemType::StorageFull => "storage-full",
             ProblemType::StorageFailed => "storage-failed",
+            ProblemType::StorageUnavailable => "storage-unavailable",
             ProblemType::BadBundle => "bad-bundle",
         }
     }
@@ -105,7 +110,10 @@ impl ProblemType {
             ProblemType::NotFound => 404,
             ProblemType::Unauthorized => 401,
             ProblemType::RateLimited => 429,
-            ProblemType::Overloaded | ProblemType::StorageFull | ProblemType::StorageFailed => 503,
+            ProblemType::Overloaded
+            | ProblemType::StorageFull
+            | ProblemType::StorageFailed
+            | ProblemType::StorageUnavailable => 503,
             ProblemType::UnknownSigner | ProblemType::BadSignature => 403,
             ProblemType::AttestationRequired
             | ProblemType::BadAttestation
@@ -135,6 +143,7 @@ impl ProblemType {
             ProblemType::Overloaded => "Overloaded",
             ProblemType::StorageFull => "The log's disk is full",
             ProblemType::StorageFailed => "The log's store failed",
+            ProblemType::StorageUnavailable => "Writing to the log's files failed",
             ProblemType::BadBundle => "Malformed submission bundle",
         }
     }

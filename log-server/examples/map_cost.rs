@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ledger_core::map::{MapAddition, MapTree};
 use ledger_core::TreeHash;
-use log_server::storage::sled::SledStorage;
-use log_server::storage::{Commit, Meta, Storage};
+use log_server::storage::sled::SledIndex;
+use log_server::storage::{Commit, Meta};
 
 fn main() {
     let args: Vec<u64> = std::env::args()
@@ -20,7 +20,7 @@ fn main() {
     let th = TreeHash::Blake3;
     for with_map in [false, true] {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = SledStorage::open(dir.path(), 256 << 20, false).expect("open");
+        let s = SledIndex::open(dir.path(), 256 << 20, false).expect("open");
         s.create(
             &Meta {
                 origin: "o".into(),

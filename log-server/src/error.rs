@@ -27,6 +27,15 @@ pub enum LogError {
     /// The sequencer stopped on a storage error (the reason); only a restart brings writes back.
     #[error("the log stopped writing on a storage error ({0}); an operator must restart the log-server (after fixing the cause) to write again")]
     StorageFailed(String),
+    /// Writing a batch failed (an I/O error; `full`: the disk is full) and nothing of it was
+    /// stored; the log goes on, so the client may retry.
+    #[error("writing the batch failed and nothing of it was stored ({reason}); retry later")]
+    WriteFailed {
+        /// Whether the disk is full.
+        full: bool,
+        /// The error.
+        reason: String,
+    },
     /// Reading the store failed, or it holds something it should not.
     #[error("storage: {0}")]
     Storage(String),

@@ -17,7 +17,7 @@ use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::map;
 use ledger_core::time::now_unix;
 use ledger_core::tree::{
-    prove_inclusion, split_stored_hash_index, stored_hash_index, tree_root, HashReader, TreeError,
+    prove_inclusion, split_stored_hash_index, stored_hash_count, tree_root, HashReader, TreeError,
 };
 use ledger_core::{Hash, TreeHash};
 
@@ -188,25 +188,16 @@ pub struct HashCache {
 impl HashCache {
     /// Loads the cached levels for a stored tree of `size` leaves.
     pub fn load(storage: &dyn Storage, size: u64) -> Result<HashCache, StorageError> {
-        let mut levels = Vec::new();
-        for level in CACHED_MIN_LEVEL..63 {
-            let count = size >> level;
-            if count == 0 {
-                break;
-            }
-            let mut hashes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-            let mut n = 0;
-            while n < count {
-                let end = (n + 4096).min(count);
-                let idx: Vec<u64> = (n..end).map(|i| stored_hash_index(level, i)).collect();
-                hashes.extend(storage.hashes(&idx)?);
-                n = end;
-            }
-            levels.push(hashes);
+        let cache = HashCache::default();
+        // One pass over the stored hashes in their order, in large reads.
+        let count = stored_hash_count(size);
+        let mut start = 0;
+        while start < count {
+            let end = (start + (1 << 16)).min(count);
+            cache.extend(start, &storage.hash_range(start, end)?);
+            start = end;
         }
-        Ok(HashCache {
-            levels: RwLock::new(levels),
-        })
+        Ok(cache)
     }
 
     /// Appends newly stored hashes (stored indices `start..`), keeping those of cached levels.
@@ -392,10 +383,14 @@ impl Ledger {
                     &lock,
                     &guards,
                 )?;
+                storage.recover(head.size)?;
                 lock.store(head.checkpoint.as_bytes())?;
                 Some(lock)
             }
         };
+        if guards.lock.is_none() {
+            storage.recover(head.size)?;
+        }
         let mut registry = KeyRegistry::new(vkey.clone());
         for index in storage.enrollments()? {
             if index >= head.size {
@@ -413,8 +408,11 @@ impl Ledger {
         }
         metrics.tree_size.store(head.size, Ordering::Relaxed);
         let cache = HashCache::load(storage.as_ref(), head.size)?;
-        let (map, map_root) = MapStore::load(meta.hash, storage.as_ref(), head.size)?;
+        let (map, map_root) = MapStore::load(meta.hash, &storage.map_values()?, head.size)?;
         check_map(storage.as_ref(), &vkey, head.size, &map_root)?;
+        // The store passed every check: its head is what the static layout shows (a crash
+        // before the last commit's step 8 left the one before).
+        storage.publish(head.checkpoint.as_bytes(), head.size, head.size)?;
         Ok(Ledger {
             storage,
             meta,
@@ -523,6 +521,14 @@ impl Ledger {
             return None;
         }
         *g = Arc::clone(&head);
+        drop(g);
+        // The static copy shows the cosignatures too (best effort: the next batch writes it again).
+        if let Err(e) = self
+            .storage
+            .publish(head.checkpoint.as_bytes(), head.size, head.size)
+        {
+            tracing::warn!(error = %e, "writing the cosigned checkpoint file");
+        }
         Some(head)
     }
 
@@ -729,9 +735,9 @@ fn check_against_lock(
 }
 
 /// Reads the stored head and checks it against the stored tree: the checkpoint verifies with the
-/// log key, names the stored size, its root is the root of the stored hashes, and there is no leaf
-/// or hash beyond it (a batch is written together with its checkpoint, so any mismatch means the
-/// store was damaged outside the server). The map is checked by [`check_map`].
+/// log key, names the stored size, and its root is the root of the stored hashes (a batch's hashes
+/// are synced before its checkpoint is, so any mismatch means the store was damaged outside the
+/// server). The head's files are checked by [`Storage::recover`], the map by [`check_map`].
 fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Result<Head, OpenError> {
     let bad = |s: String| OpenError::Inconsistent(s);
     let (size, cp_bytes) = storage
@@ -753,14 +759,6 @@ fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Resul
     if root != cp.checkpoint.root {
         return Err(bad(format!(
             "the stored tree of size {size} does not hash to the stored checkpoint's root"
-        )));
-    }
-    if size > 0 && storage.leaf(size - 1)?.is_none() {
-        return Err(bad(format!("leaf {} is missing", size - 1)));
-    }
-    if storage.leaf(size)?.is_some() {
-        return Err(bad(format!(
-            "a leaf exists at index {size}, beyond the signed checkpoint"
         )));
     }
     let checkpoint =

@@ -15,6 +15,7 @@ pub mod config;
 pub mod disk;
 pub mod enroll;
 pub mod error;
+pub mod fault;
 pub mod keys;
 pub mod ledger;
 pub mod lock;

@@ -26,10 +26,10 @@
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ledger_core::map::{KeyProof, MapAddition, MapError, MapTree, Staged};
+use ledger_core::map::{KeyProof, MapAddition, MapError, MapTree, MapValue, Staged};
 use ledger_core::{Hash, TreeHash};
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 
 /// How many batches' older versions are kept: a lookup may start on a head this many batches old
 /// and still be answered from it.
@@ -60,11 +60,10 @@ impl MapStore {
     /// the map's root.
     pub fn load(
         th: TreeHash,
-        storage: &dyn Storage,
+        values: &[(Hash, MapValue)],
         size: u64,
     ) -> Result<(MapStore, Hash), StorageError> {
-        let values = storage.map_values()?;
-        let tree = MapTree::from_values(th, &values, size)
+        let tree = MapTree::from_values(th, values, size)
             .map_err(|e| StorageError::Corrupt {
                 key: "map values".into(),
                 reason: e.to_string(),
@@ -115,7 +114,7 @@ impl MapStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::sled::SledStorage;
+    use crate::storage::sled::SledIndex;
     use crate::storage::{Commit, Meta};
 
     fn add(key: u8, index: u64) -> MapAddition {
@@ -136,7 +135,7 @@ mod tests {
     #[test]
     fn readers_see_the_map_of_their_checkpoint_and_the_values_rebuild_it() {
         let th = TreeHash::Blake3;
-        let storage = SledStorage::temporary().expect("store");
+        let storage = SledIndex::temporary().expect("store");
         storage
             .create(
                 &Meta {
@@ -148,7 +147,8 @@ mod tests {
                 b"cp0",
             )
             .expect("create");
-        let (store, root) = MapStore::load(th, &storage, 0).expect("load");
+        let (store, root) =
+            MapStore::load(th, &storage.map_values().expect("values"), 0).expect("load");
         assert_eq!(root, ledger_core::map::EMPTY);
         let mut reference = MapTree::new(th);
         let mut snapshots: Vec<(u64, MapTree)> = vec![(0, reference.clone())];
@@ -201,7 +201,8 @@ mod tests {
             }
         }
         // The stored values rebuild exactly the map the batches left in memory.
-        let (again, root) = MapStore::load(th, &storage, size).expect("load");
+        let (again, root) =
+            MapStore::load(th, &storage.map_values().expect("values"), size).expect("load");
         assert_eq!(root, reference.root());
         assert_eq!(again.values(), store.values());
         assert_eq!(again.keys(), reference.keys());

@@ -87,6 +87,8 @@ pub struct Metrics {
     pub appended: AtomicU64,
     /// Submissions answered with an existing index (idempotent resubmissions).
     pub duplicates: AtomicU64,
+    /// Batches refused because writing their files failed (I/O error, full disk); the log went on.
+    pub write_failures: AtomicU64,
     /// Time from a batch's first entry being taken to all its waiters being answerable.
     pub sequencing: Histogram,
     /// Entries (appended, refused or duplicate) per batch.
@@ -104,6 +106,7 @@ impl Default for Metrics {
             tree_size: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
             sequencing: Histogram::new(&DURATION_BUCKETS),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             disk_low: AtomicBool::new(false),
@@ -183,6 +186,13 @@ impl Metrics {
             "Submissions of an existing leaf, answered with its index.",
             "counter",
             self.duplicates.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "ledger_batch_write_failures_total",
+            "Batches refused because writing their files failed (nothing of them was stored; the log went on).",
+            "counter",
+            self.write_failures.load(Ordering::Relaxed),
         );
         gauge(
             &mut out,

@@ -67,6 +67,15 @@ impl ApiError {
         }
     }
 
+    /// `storage-unavailable` (503, `Retry-After: 5`): writing a batch failed on an I/O error and
+    /// nothing of it was stored; the log goes on.
+    pub fn storage_unavailable(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(5),
+            ..ApiError::new(ProblemType::StorageUnavailable, detail)
+        }
+    }
+
     /// `storage-failed` (503, no `Retry-After`: retrying does not help): the store failed and the
     /// sequencer stopped; an operator must restart the log.
     pub fn storage_failed(detail: impl Into<String>) -> ApiError {
@@ -106,7 +115,12 @@ impl From<crate::error::LogError> for ApiError {
         match e {
             LogError::Refused(r) => ApiError::from(r),
             LogError::QueueFull | LogError::NotRunning => ApiError::overloaded(e.to_string()),
-            LogError::StorageFull(_) => ApiError::storage_full(e.to_string()),
+            LogError::StorageFull(_) | LogError::WriteFailed { full: true, .. } => {
+                ApiError::storage_full(e.to_string())
+            }
+            LogError::WriteFailed { full: false, .. } => {
+                ApiError::storage_unavailable(e.to_string())
+            }
             LogError::StorageFailed(_) => ApiError::storage_failed(e.to_string()),
             LogError::BadEnrollment(d) => ApiError::bad_request(d),
             LogError::InvalidEntry(e) => ApiError::new(e.problem(), e.to_string()),

@@ -116,6 +116,11 @@ enum BatchError {
     /// refuses writes until space returns.
     #[error(transparent)]
     DiskLow(DiskLow),
+    /// Writing the tree's files failed (an I/O error, a full disk) before the index was touched:
+    /// nothing of the batch counts and the in-memory state is unchanged, so the sequencer refuses
+    /// this batch and goes on; the next batch writes the same places again.
+    #[error("{0}")]
+    WriteFailed(StorageError),
     /// The store failed: the sequencer stops (fail-stop).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -353,6 +358,34 @@ impl Sequencer {
                 }
                 Some(me)
             }
+            Err(BatchError::WriteFailed(e)) => {
+                // Nothing was stored and nothing changed in memory: refuse the batch's new
+                // leaves (503, retry) and go on.
+                ledger
+                    .metrics
+                    .write_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "writing a batch failed; it was refused and nothing of it was stored");
+                let full = matches!(e, StorageError::Io { full: true, .. });
+                let head = ledger.head();
+                let failed = || LogError::WriteFailed {
+                    full,
+                    reason: e.to_string(),
+                };
+                for (reply, outcome) in replies {
+                    let _ = reply.send(match outcome {
+                        Outcome::Refused(r) => Err(r),
+                        // Already durable under the unchanged head: that receipt still holds.
+                        Outcome::Duplicate(index) if index < head.size => Ok(Sequenced {
+                            index,
+                            head: Arc::clone(&head),
+                            duplicate: true,
+                        }),
+                        Outcome::Duplicate(_) | Outcome::Appended(_) => Err(failed()),
+                    });
+                }
+                Some(me)
+            }
             Err(BatchError::Stopped) => {
                 // Already failed (the reason is recorded); the batch was refused in step 0.
                 for (reply, _) in replies {
@@ -413,26 +446,47 @@ impl Sequencer {
     ///    it in; the new root, in memory. *Crash: as in step 1.*
     /// 3. Sign the checkpoint for the new size and root, in memory. *Crash: the signed checkpoint
     ///    was never stored nor shown to anyone, so no one can hold a checkpoint the store lacks.*
-    /// 4. Write leaves, hashes, leaf-hash and SII indices, enrollments, the touched map keys' new
-    ///    values and the checkpoint in ONE atomic sled batch. *Crash: sled recovers either the
-    ///    whole batch or none of it, so the stored tree always hashes to the stored checkpoint and
-    ///    the stored map values are always those its last map leaf commits (the nodes are rebuilt
-    ///    from them and checked against that leaf at start); no waiter was answered yet.*
-    /// 5. Sync the store to disk (`flush`). *Crash before it returns: as in step 4 — the batch is
-    ///    atomic; if it survived, the log simply has leaves nobody got a receipt for, which a
-    ///    resubmission of the same bytes finds (idempotence).*
-    /// 6. Record the new checkpoint in the checkpoint lock ([`crate::lock`]: compare, temp file,
+    /// 4. Write the batch's tree to files ([`crate::storage::files`]): its stored hashes at their
+    ///    offsets in `hashes`, and every hash tile and entry bundle the new size completes or
+    ///    extends to a temporary file beside its final name under `public/tile/`. *Crash: the
+    ///    index's head is the old one, so nothing refers to these bytes; at start recovery cuts
+    ///    `hashes` back to the head and removes every tile and temporary file beyond it. An I/O
+    ///    error (a full disk too): the same is done at once, the batch's new leaves are refused
+    ///    with 503 `storage-full` or `storage-unavailable` (`Retry-After`), the in-memory state
+    ///    was never changed, and the next batch writes the same places again.* Crash point
+    ///    `files-written`; fault points `write-hashes`, `write-tile`.
+    /// 5. Sync `hashes` and every temporary file, rename them into place, sync their folders.
+    ///    *Crash or I/O error: as in step 4 (a full tile renamed into place is beyond the head
+    ///    until step 6, and the next batch that completes it writes it again).* Crash points
+    ///    `files-renamed`, `files-synced`; fault point `sync-files`.
+    /// 6. Write the leaf-hash and SII indices, enrollments, the touched map keys' new values and
+    ///    the new head (size and signed checkpoint) in ONE atomic sled batch, and sync it. This is
+    ///    the commit point. *Crash: sled recovers either the whole batch or none of it. None: as in
+    ///    step 4. All: every file the head covers was synced in step 5, so the stored tree hashes
+    ///    to the stored checkpoint, and the stored map values are those its last map leaf commits
+    ///    (the nodes are rebuilt from them and checked against that leaf at start); the log has
+    ///    leaves nobody got a receipt for, which a resubmission of the same bytes finds
+    ///    (idempotence).* Crash point `index-committed`; fault point `index-commit` (an error
+    ///    before sled is called: as in step 4). An error from sled itself stops the sequencer
+    ///    (below): sled keeps its first I/O error and refuses everything after it.
+    /// 7. Record the new checkpoint in the checkpoint lock ([`crate::lock`]: compare, temp file,
     ///    sync, rename, sync the folder). *Crash before the rename: the store is ahead of the lock
     ///    by this batch, whose checkpoint nobody was shown; at start the store's tree is checked
     ///    to hash to the lock's checkpoint at the lock's size and the lock is moved up to the
     ///    store's. Crash after: lock and store agree.* From here on, a store that ever holds
-    ///    less than this checkpoint, or other leaves under it, is refused at start.
-    /// 7. Commit the map's staged nodes in memory (keeping the version they overwrite, for
-    ///    lookups still on the old head: [`crate::map`]), publish the new head and registry, then (in the caller)
-    ///    answer the waiters.
+    ///    less than this checkpoint, or other leaves under it, is refused at start. Crash point
+    ///    `locked`.
+    /// 8. Write `public/checkpoint` (temp file, sync, rename, sync the folder) and delete the
+    ///    partial files of tiles that are now full. *Crash: the static layout shows the previous
+    ///    checkpoint (consistent with this one) and keeps redundant partials; start writes the
+    ///    head's checkpoint and removes them. An error is logged and the batch stands (the next
+    ///    batch writes the file again).* Crash point `checkpoint-published`.
+    /// 9. Commit the map's staged nodes in memory (keeping the version they overwrite, for
+    ///    lookups still on the old head: [`crate::map`]), publish the new head and registry, then
+    ///    (in the caller) answer the waiters.
     ///    *Crash: every answered receipt is durable; restart recovers the same head from disk.*
     ///
-    /// On a storage error in step 4 or 5, or a lock error in step 6, the sequencer stops for good
+    /// On an index error in step 6, or a lock error in step 7, the sequencer stops for good
     /// (fail-stop): the in-memory state may no longer match the store, and the only safe
     /// continuation is a restart, which re-reads and re-checks the store against the lock.
     fn sequence(&mut self, batch: Vec<Submission>) -> (Vec<Reply>, Result<Arc<Head>, BatchError>) {
@@ -573,7 +627,7 @@ impl Sequencer {
             Err(e) => return (replies, Err(BatchError::Signing(e.to_string()))),
         };
 
-        // Steps 4 and 5: one atomic batch, then sync.
+        // Steps 4 to 6: the files, written and synced, then the index with the new head.
         let commit = Commit {
             leaves,
             hashes_start,
@@ -583,8 +637,10 @@ impl Sequencer {
             map: map_values,
         };
         let prepared = Instant::now();
-        if let Err(e) = storage.commit(&commit) {
-            return (replies, Err(e.into()));
+        match storage.commit(&commit) {
+            Ok(()) => {}
+            Err(e @ StorageError::Io { .. }) => return (replies, Err(BatchError::WriteFailed(e))),
+            Err(e) => return (replies, Err(e.into())),
         }
         tracing::debug!(
             entries = commit.leaves.len(),
@@ -593,12 +649,19 @@ impl Sequencer {
             "batch committed"
         );
 
-        // Step 6: the checkpoint lock.
+        // Step 7: the checkpoint lock.
         if let Err(e) = self.ledger.lock_checkpoint(&commit.checkpoint) {
             return (replies, Err(e.into()));
         }
+        crate::fault::crash_point("locked");
 
-        // Step 7: commit the map's staged nodes (lookups on the old head keep reading its map,
+        // Step 8: the static layout's checkpoint file, and partial tiles that are full now.
+        if let Err(e) = storage.publish(&commit.checkpoint, old_size, new_size) {
+            tracing::warn!(error = %e, "publishing the checkpoint file (the next batch writes it again)");
+        }
+        crate::fault::crash_point("checkpoint-published");
+
+        // Step 9: commit the map's staged nodes (lookups on the old head keep reading its map,
         // a kept version), then publish.
         if let Err(e) = self.ledger.map().advance(staged, new_size) {
             return (replies, Err(BatchError::Map(e.to_string())));
@@ -668,7 +731,7 @@ fn recheck(leaf: &Leaf, signers: &Signers, keys: &BatchKeys<'_>) -> Result<(), R
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
-    use crate::storage::sled::SledStorage;
+    use crate::storage::tiled::TiledStorage;
     use crate::storage::Storage;
     use ledger_core::admission::{admit, Policy};
     use ledger_core::entry::Enroll;
@@ -680,8 +743,10 @@ mod tests {
 
     const ORIGIN: &str = "example.org/log";
 
-    fn setup(hash: TreeHash) -> (Arc<Ledger>, Sequencer, Arc<SignerKey>) {
-        let storage: Arc<dyn Storage> = Arc::new(SledStorage::temporary().expect("store"));
+    /// A ledger over a store in `dir`, and a sequencer for it.
+    fn setup(hash: TreeHash, dir: &tempfile::TempDir) -> (Arc<Ledger>, Sequencer, Arc<SignerKey>) {
+        let storage: Arc<dyn Storage> =
+            Arc::new(TiledStorage::open(dir.path(), 1 << 20, false).expect("store"));
         let signer = Arc::new(test_key(ORIGIN));
         let ledger = Arc::new(
             Ledger::open(
@@ -774,7 +839,8 @@ mod tests {
 
     #[test]
     fn enrollment_earlier_in_the_same_batch_counts_and_replaced_keys_do_not() {
-        let (ledger, mut seq, log) = setup(TreeHash::Blake3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ledger, mut seq, log) = setup(TreeHash::Blake3, &dir);
         let t = ledger_core::time::now_unix();
         let k1 = test_key("msp-a.example");
         let k2 = test_key("msp-b.example");
@@ -880,7 +946,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_is_overloaded_and_a_lone_submission_is_committed_at_once() {
-        let (ledger, seq, log) = setup(TreeHash::Blake3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ledger, seq, log) = setup(TreeHash::Blake3, &dir);
         let (tx, rx) = mpsc::channel(2);
         let handle = SequencerHandle { tx };
         let (_stop, stop_rx) = watch::channel(false);
@@ -921,7 +988,8 @@ mod tests {
     #[test]
     fn batches_extend_the_stored_tree_and_the_head_is_durable() {
         for hash in [TreeHash::Blake3, TreeHash::Sha256] {
-            let (ledger, mut seq, log) = setup(hash);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (ledger, mut seq, log) = setup(hash, &dir);
             let t = ledger_core::time::now_unix();
             let msp = test_key("msp-a.example");
             let e = enroll_leaf(&log, Role::Msp, &msp, t);
@@ -972,8 +1040,12 @@ mod tests {
                 assert_eq!(ledger.map().root_at(head.size).expect("root"), m.root);
                 assert_eq!(ledger.map().values(), rebuilt.values());
                 // … and the stored values rebuild it.
-                let (_, root) =
-                    crate::map::MapStore::load(hash, ledger.storage(), head.size).expect("load");
+                let (_, root) = crate::map::MapStore::load(
+                    hash,
+                    &ledger.storage().map_values().expect("values"),
+                    head.size,
+                )
+                .expect("load");
                 assert_eq!(root, m.root);
                 // The root from the stored hashes equals a fresh in-memory tree's.
                 let mut mem = ledger_core::tree::MemoryHashStore::new(hash);

@@ -17,7 +17,7 @@ use crate::ledger::{Ledger, Safeguards};
 use crate::metrics::Metrics;
 use crate::routes::{router, AppState};
 use crate::sequencer;
-use crate::storage::sled::SledStorage;
+use crate::storage::tiled::{TiledStorage, INDEX_DIR};
 use crate::storage::Storage;
 
 /// An opened log with its running sequencer, ready to serve.
@@ -37,7 +37,7 @@ const COMPRESSED_MARKER: &str = "store.zstd";
 /// Whether the store is (to be) compressed: fixed when the store is created, like origin and hash.
 fn store_compression(config: &Config) -> anyhow::Result<bool> {
     let marker = config.data.join(COMPRESSED_MARKER);
-    if !config.data.join("db").exists() {
+    if !config.data.join(INDEX_DIR).exists() {
         let compress = config.compress.unwrap_or(false);
         if compress {
             std::fs::write(&marker, "zstd\n")
@@ -73,7 +73,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
              (or lower --min-free-mb) and start again"
         );
     }
-    let db = config.data.join("db");
+    let db = config.data.join(INDEX_DIR);
     for path in crate::disk::remove_incomplete_snapshots(&db)
         .with_context(|| format!("removing incomplete snapshots in {}", db.display()))?
     {
@@ -82,7 +82,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     let lock = crate::lock::read(&config.checkpoint_lock)?;
     let compress = store_compression(config)?;
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        open_ledger(config, &db, compress, lock)
+        open_ledger(config, compress, lock)
     }));
     let (ledger, signer) = match opened {
         Ok(r) => r?,
@@ -107,11 +107,10 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
 /// Opens the store and the ledger over it (see [`open`]); may panic inside sled on a damaged store.
 fn open_ledger(
     config: &Config,
-    db: &Path,
     compress: bool,
     lock: Option<Vec<u8>>,
 ) -> anyhow::Result<(Arc<Ledger>, Arc<SignerKey>)> {
-    let storage = SledStorage::open(db, config.cache_bytes, compress)
+    let storage = TiledStorage::open(&config.data, config.cache_bytes, compress)
         .with_context(|| format!("opening the store in {}", config.data.display()))?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
 

@@ -1,12 +1,12 @@
 //! C2SP tlog-tiles reads: hash tiles (`tile/<L>/<N>[.p/<W>]`) and entry bundles
-//! (`tile/entries/<N>[.p/<W>]`), computed from the stored hashes and leaves.
+//! (`tile/entries/<N>[.p/<W>]`), read from the files of the data folder's `public/` tree.
 //!
 //! A tile is served only when every hash (or entry) it holds is covered by the current head; full
 //! tiles never change, so they carry immutable cache headers. A partial tile of width W is served
 //! whenever the tree holds at least W of its hashes (its content is a prefix of the full tile's, so
 //! it too is consistent forever; it is just not the newest).
 
-use ledger_core::tile::{encode_entry_bundle, read_tile_data, Tile, TILE_WIDTH};
+use ledger_core::tile::Tile;
 
 use crate::error::LogError;
 use crate::ledger::Ledger;
@@ -30,21 +30,7 @@ pub fn read_tile(ledger: &Ledger, path: &str) -> Result<(Vec<u8>, bool), LogErro
         )));
     }
     let full = !tile.is_partial();
-    if tile.is_data() {
-        let start = tile.index * u64::from(TILE_WIDTH);
-        let end = start + u64::from(tile.width);
-        let leaves = ledger.storage().leaves(start, end)?;
-        if leaves.len() != usize::from(tile.width) {
-            return Err(LogError::Storage(format!(
-                "leaves {start}..{end}: only {} stored",
-                leaves.len()
-            )));
-        }
-        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
-        return Ok((encode_entry_bundle(&refs), full));
-    }
-    let data = read_tile_data(&tile, &ledger.reader())?;
-    Ok((data, full))
+    Ok((ledger.storage().tile(&tile)?, full))
 }
 
 #[cfg(test)]

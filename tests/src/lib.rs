@@ -39,7 +39,7 @@ pub use doubles::{
     idprover_binary, publish, publish_leaves, read_request_head, wait_for, Files, IdProver,
     KillOnDrop, LyingDp, RequestHead, TileServer,
 };
-pub use log_api::{assert_map_rebuilds, is_map_leaf};
+pub use log_api::{assert_map_rebuilds, is_map_leaf, verify_tiles};
 pub use response::Response;
 pub(crate) use response::*;
 pub use service::Service;

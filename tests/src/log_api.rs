@@ -309,62 +309,86 @@ impl TestLog {
     /// Returns the leaves in index order. The log must not have grown past a partial tile since
     /// `cp` (call it on a quiet log, or with `cp` = the current checkpoint).
     pub fn verify_tree(&self, cp: &SignedCheckpoint) -> Vec<Vec<u8>> {
-        let th = self.hash();
-        let size = cp.checkpoint.size;
-        let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(size as usize);
-        for bundle in entry_bundles_for_size(size) {
-            let data = self.tile(&bundle);
-            let entries = decode_entry_bundle(&data)
-                .unwrap_or_else(|e| panic!("/{}: bad entry bundle: {e}", bundle.path()));
-            assert_eq!(
-                entries.len(),
-                usize::from(bundle.width),
-                "/{} entry count",
-                bundle.path()
-            );
-            leaves.extend(entries);
-        }
-        assert_eq!(leaves.len() as u64, size, "leaves in the entry bundles");
-
-        let mut store = MemoryHashStore::new(th);
-        for leaf in &leaves {
-            store.append_leaf(leaf);
-        }
-        assert_eq!(
-            store.root(),
-            cp.checkpoint.root,
-            "root of the entry bundles' leaves differs from the checkpoint's (size {size})"
-        );
-
-        let mut reader = TileHashReader::new(th);
-        for tile in tiles_for_size(size) {
-            let data = self.tile(&tile);
-            assert_eq!(data.len(), tile.hash_data_len(), "/{} length", tile.path());
-            if tile.level == 0 {
-                let first = tile.index * 256;
-                for (i, chunk) in data.chunks(32).enumerate() {
-                    let leaf = &leaves[(first as usize) + i];
-                    assert_eq!(
-                        chunk,
-                        th.leaf_hash(leaf).as_slice(),
-                        "/{} hash {i} is not the leaf hash of entry {}",
-                        tile.path(),
-                        first as usize + i
-                    );
-                }
-            }
-            reader
-                .insert(tile, data)
-                .unwrap_or_else(|e| panic!("/{}: {e}", tile.path()));
-        }
-        let from_tiles =
-            tree_root(th, size, &reader).unwrap_or_else(|e| panic!("root from tiles: {e}"));
-        assert_eq!(
-            from_tiles, cp.checkpoint.root,
-            "root from the hash tiles differs (size {size})"
-        );
-        leaves
+        verify_tiles(self.hash(), cp, |tile| self.tile(tile))
     }
+
+    /// [`TestLog::verify_tree`] over the files of the data folder's `public/` tree (what a static
+    /// web server would serve), not over HTTP: also checks `public/checkpoint` is `cp`'s note.
+    pub fn verify_public_files(&self, cp: &SignedCheckpoint) -> Vec<Vec<u8>> {
+        let public = self.data_dir().join("public");
+        let note = std::fs::read(public.join("checkpoint")).expect("public/checkpoint");
+        assert_eq!(
+            self.verify_checkpoint(&note).checkpoint,
+            cp.checkpoint,
+            "public/checkpoint is not the checkpoint being checked"
+        );
+        verify_tiles(self.hash(), cp, |tile| {
+            std::fs::read(public.join(tile.path()))
+                .unwrap_or_else(|e| panic!("public/{}: {e}", tile.path()))
+        })
+    }
+}
+
+/// The checks of [`TestLog::verify_tree`], over tiles from `fetch`.
+pub fn verify_tiles(
+    th: TreeHash,
+    cp: &SignedCheckpoint,
+    fetch: impl Fn(&Tile) -> Vec<u8>,
+) -> Vec<Vec<u8>> {
+    let size = cp.checkpoint.size;
+    let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(size as usize);
+    for bundle in entry_bundles_for_size(size) {
+        let data = fetch(&bundle);
+        let entries = decode_entry_bundle(&data)
+            .unwrap_or_else(|e| panic!("/{}: bad entry bundle: {e}", bundle.path()));
+        assert_eq!(
+            entries.len(),
+            usize::from(bundle.width),
+            "/{} entry count",
+            bundle.path()
+        );
+        leaves.extend(entries);
+    }
+    assert_eq!(leaves.len() as u64, size, "leaves in the entry bundles");
+
+    let mut store = MemoryHashStore::new(th);
+    for leaf in &leaves {
+        store.append_leaf(leaf);
+    }
+    assert_eq!(
+        store.root(),
+        cp.checkpoint.root,
+        "root of the entry bundles' leaves differs from the checkpoint's (size {size})"
+    );
+
+    let mut reader = TileHashReader::new(th);
+    for tile in tiles_for_size(size) {
+        let data = fetch(&tile);
+        assert_eq!(data.len(), tile.hash_data_len(), "/{} length", tile.path());
+        if tile.level == 0 {
+            let first = tile.index * 256;
+            for (i, chunk) in data.chunks(32).enumerate() {
+                let leaf = &leaves[(first as usize) + i];
+                assert_eq!(
+                    chunk,
+                    th.leaf_hash(leaf).as_slice(),
+                    "/{} hash {i} is not the leaf hash of entry {}",
+                    tile.path(),
+                    first as usize + i
+                );
+            }
+        }
+        reader
+            .insert(tile, data)
+            .unwrap_or_else(|e| panic!("/{}: {e}", tile.path()));
+    }
+    let from_tiles =
+        tree_root(th, size, &reader).unwrap_or_else(|e| panic!("root from tiles: {e}"));
+    assert_eq!(
+        from_tiles, cp.checkpoint.root,
+        "root from the hash tiles differs (size {size})"
+    );
+    leaves
 }
 
 /// Whether `leaf` is a map leaf (SPEC §3 `map`).

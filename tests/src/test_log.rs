@@ -30,6 +30,9 @@ pub struct Options {
     pub max_skew_s: Option<u64>,
     /// Further flags, verbatim.
     pub extra_args: Vec<String>,
+    /// Environment variables for the server (after the test's `LEDGER_*` ones are removed), e.g.
+    /// `LEDGER_FAULT` for the fault-injection points of a test build.
+    pub env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -41,6 +44,7 @@ impl Options {
             require_attestation: false,
             max_skew_s: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -65,6 +69,12 @@ impl Options {
     /// Adds a flag (and value) verbatim.
     pub fn arg(mut self, a: &str) -> Options {
         self.extra_args.push(a.to_string());
+        self
+    }
+
+    /// Sets an environment variable of the server.
+    pub fn env(mut self, key: &str, value: &str) -> Options {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -176,6 +186,9 @@ impl TestLog {
         // The server's log filter is `LEDGER_LOG`; `LEDGER_E2E_LOG` sets it for debugging.
         if let Some(filter) = std::env::var_os("LEDGER_E2E_LOG") {
             cmd.env("LEDGER_LOG", filter);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
         }
         cmd.env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -365,6 +378,16 @@ impl TestLog {
     /// `<start>|err`.
     pub fn output(&self) -> String {
         self.output.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
+
+    /// Waits up to `deadline` for the server to exit by itself (e.g. at an injected crash) and
+    /// returns its status; `None` when it still runs.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = wait_deadline(child, deadline)?;
+        self.child = None;
+        push_line(&self.output, format!("=== exited by itself: {status}"));
+        Some(status)
     }
 
     /// Whether a server process is running.

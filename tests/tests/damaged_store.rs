@@ -14,6 +14,7 @@ use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Role;
 use ledger_core::key::SignerKey;
 use ledger_core::testkit::{claim, test_key};
+use ledger_core::tile::Tile;
 use ledger_e2e::{copy_dir, mail_sii, now, Options, TestLog};
 
 /// Entries in the log before it is damaged (enough for sled to write several segments).
@@ -46,6 +47,14 @@ fn fill(log: &TestLog, msp: &SignerKey, tag: &str) {
 
 /// One way of damaging `db/db`.
 type Damage = Box<dyn Fn(&Path)>;
+
+/// The data folder of sled's file `db/db`.
+fn data_of(db: &Path) -> std::path::PathBuf {
+    db.parent()
+        .and_then(Path::parent)
+        .expect("data/db/db")
+        .to_path_buf()
+}
 
 /// Where sled's written data ends in `db/db` (the file may be longer, padded with zeros).
 fn data_end(db: &Path) -> u64 {
@@ -159,6 +168,12 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     assert!(end > 64 * 1024, "sled wrote {end} bytes");
 
     const LOST: &[&str] = &["the store lost entries", "is damaged", "do not hash"];
+    // The head's rightmost level-0 tile and bundle (partial, unless the size is a multiple of 256).
+    let (head_index, head_width) = (
+        served.checkpoint.size / 256,
+        (served.checkpoint.size % 256) as u16,
+    );
+    assert!(head_width > 0, "the head ends in a partial tile");
     let mut refused = Vec::new();
     // Flips near the start and near the end of what sled wrote, and cut tails.
     let damages: Vec<(String, Damage)> = vec![
@@ -222,7 +237,45 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
         (
             "delete db/",
             Box::new(|p: &Path| std::fs::remove_dir_all(p.parent().expect("db/")).expect("rm db/")),
-            &["the store is empty, but this log's key already signed"],
+            &[
+                "the store is empty, but this log's key already signed",
+                "the index was lost",
+            ],
+        ),
+        // The tree's files (`hashes`, `public/`) beside the index.
+        (
+            "delete hashes",
+            Box::new(|p: &Path| std::fs::remove_file(data_of(p).join("hashes")).expect("rm")),
+            LOST,
+        ),
+        (
+            "cut the last KiB of hashes",
+            Box::new(|p: &Path| {
+                let h = data_of(p).join("hashes");
+                truncate(&h, std::fs::metadata(&h).expect("hashes").len() - 1024)
+            }),
+            LOST,
+        ),
+        (
+            "delete public/",
+            Box::new(|p: &Path| std::fs::remove_dir_all(data_of(p).join("public")).expect("rm")),
+            LOST,
+        ),
+        (
+            "delete the head's partial entry bundle",
+            Box::new(move |p: &Path| {
+                let bundle = Tile::entry_bundle(head_index, head_width).expect("bundle");
+                std::fs::remove_file(data_of(p).join("public").join(bundle.path())).expect("rm")
+            }),
+            LOST,
+        ),
+        (
+            "flip a hash in the head's partial level-0 tile",
+            Box::new(move |p: &Path| {
+                let tile = Tile::new(0, head_index, head_width).expect("tile");
+                flip16(&data_of(p).join("public").join(tile.path()), 0);
+            }),
+            LOST,
         ),
     ];
     for (case, damage, reasons) in &must_refuse {

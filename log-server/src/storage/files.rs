@@ -1,0 +1,671 @@
+//! The log's tree as files: the C2SP tlog-tiles static layout under `<data>/public/` (hash tiles
+//! `tile/<L>/<N>[.p/<W>]`, entry bundles `tile/entries/<N>[.p/<W>]`, the signed `checkpoint`), and
+//! every stored hash of every tree level in one flat file `<data>/hashes`.
+//!
+//! Why files and not the embedded store: leaves and tree hashes are written once, in order, and
+//! never change, so a key-value store that rewrites pages for them (sled did, ~1.6 KB per entry
+//! for leaves of ~265 bytes) spends disk and CPU on nothing. As files they are written once and
+//! `public/` is, byte for byte, what a static web server or an object store serves to monitors and
+//! mirrors (c2sp.org/tlog-tiles), with nothing else in it (no key, no token, no index).
+//!
+//! Why the extra `hashes` file: a tile holds the hashes of every 8th tree level only; the levels in
+//! between would have to be recomputed (up to 255 hashes per tile) for every proof. The flat file
+//! (offset = 32 × stored-hash index, the tlog stored-hash order) answers each proof hash with one
+//! positioned read; it costs 64 bytes per leaf.
+//!
+//! How a batch is written (the sequencer's steps 4 and 5, [`crate::sequencer`]): [`TileFiles::write`]
+//! puts the batch's stored hashes at their offsets in `hashes` and every tile and bundle the new
+//! size completes or extends into a temporary file beside its final name; [`TileFiles::sync`]
+//! syncs them, renames them into place and syncs the folders. Nothing refers to these files until
+//! the index's head moves to the new size (step 6), so a crash or an I/O error before that leaves
+//! only files *beyond* the head, which [`TileFiles::recover`] (at start) and
+//! [`TileFiles::remove_beyond`] (after a failed write) remove; the same batch written again
+//! replaces them. A tile file covered by the head is never written again, except the partial ones,
+//! which are new files of a new width; once a tile is full its partial files are deleted
+//! ([`TileFiles::collect_partials`]): a reader that asks for a deleted partial tile gets it cut
+//! from the full one by this log, and from a static server it falls back to the full tile as
+//! tlog-tiles says.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write as _};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ledger_core::tile::{
+    cut_from_full, decode_entry_bundle, new_tiles, read_tile_data, tile_width_at,
+    try_encode_entry_bundle, Tile, DATA_LEVEL, MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH,
+};
+use ledger_core::tree::{stored_hash_count, HashReader, TreeError};
+use ledger_core::Hash;
+
+use super::{Commit, StorageError};
+
+/// The most leaves one commit may append (the sequencer's batch, its map leaf included): bounds
+/// the files beyond the head that an interrupted commit can leave, which recovery looks for.
+pub const MAX_BATCH_LEAVES: u64 = 65_536;
+
+/// The folder under the data folder that holds the C2SP static layout.
+pub const PUBLIC_DIR: &str = "public";
+/// The flat file of stored hashes.
+pub const HASHES_FILE: &str = "hashes";
+/// The prefix of temporary files (never a tile name: those start with a digit, `x` or `entries`).
+const TMP_PREFIX: &str = ".tmp-";
+
+/// The tree's files of one data folder.
+#[derive(Debug)]
+pub struct TileFiles {
+    public: PathBuf,
+    hashes: File,
+    /// The head size reads are answered for (the committed one).
+    size: AtomicU64,
+}
+
+/// What [`TileFiles::write`] wrote and [`TileFiles::sync`] must make durable.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Temporary file, final name, open handle.
+    files: Vec<(PathBuf, PathBuf, File)>,
+    /// Folders whose entries change (the files' parents and created folders' parents).
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Written {
+    /// How many tile and bundle files the batch writes.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether it writes none.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// A [`StorageError::Io`] for `e` while doing `what`.
+pub(super) fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> StorageError {
+    StorageError::Io {
+        what: what.to_string(),
+        full: e.kind() == ErrorKind::StorageFull || e.raw_os_error() == Some(28),
+        error: e.to_string(),
+    }
+}
+
+fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Syncs a folder (its entries: new names, renames, removals).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl TileFiles {
+    /// Opens (creating when missing) the files of data folder `data`. Reads see size 0 until
+    /// [`TileFiles::recover`] sets the head.
+    pub fn open(data: &Path) -> Result<TileFiles, StorageError> {
+        let public = data.join(PUBLIC_DIR);
+        std::fs::create_dir_all(public.join("tile"))
+            .map_err(|e| io_err(format!("creating {}", public.display()), e))?;
+        let path = data.join(HASHES_FILE);
+        let hashes = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_err(format!("opening {}", path.display()), e))?;
+        sync_dir(data).map_err(|e| io_err(format!("syncing {}", data.display()), e))?;
+        Ok(TileFiles {
+            public,
+            hashes,
+            size: AtomicU64::new(0),
+        })
+    }
+
+    /// The folder served as the log's static C2SP API.
+    pub fn public_dir(&self) -> &Path {
+        &self.public
+    }
+
+    /// The size reads are answered for.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Moves reads to the committed head `size` (after the index commit of step 6).
+    pub fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::Release);
+    }
+
+    fn path(&self, tile: &Tile) -> PathBuf {
+        self.public.join(tile.path())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads.
+    // -----------------------------------------------------------------------------------------
+
+    /// The stored hashes at `indexes`, in order.
+    pub fn hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StorageError> {
+        let mut out = Vec::with_capacity(indexes.len());
+        let mut buf = [0u8; 32];
+        for &i in indexes {
+            let offset = i.checked_mul(32).ok_or(StorageError::MissingHash(i))?;
+            match self.hashes.read_exact_at(&mut buf, offset) {
+                Ok(()) => out.push(buf),
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return Err(StorageError::MissingHash(i))
+                }
+                Err(e) => return Err(io_err(format!("reading stored hash {i}"), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored hashes `start..end`, with one read.
+    pub fn hash_range(&self, start: u64, end: u64) -> Result<Vec<Hash>, StorageError> {
+        let n = usize::try_from(end.saturating_sub(start))
+            .map_err(|_| corrupt("hashes", "range too long"))?;
+        let mut buf = vec![0u8; n * 32];
+        match self
+            .hashes
+            .read_exact_at(&mut buf, start.saturating_mul(32))
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                return Err(StorageError::MissingHash(end - 1))
+            }
+            Err(e) => return Err(io_err(format!("reading stored hashes {start}..{end}"), e)),
+        }
+        Ok(buf
+            .chunks_exact(32)
+            .filter_map(|c| Hash::try_from(c).ok())
+            .collect())
+    }
+
+    /// The bytes of the tile or bundle file `tile` when it exists.
+    fn read_file(&self, tile: &Tile) -> Result<Option<Vec<u8>>, StorageError> {
+        let path = self.path(tile);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// The data of `tile` (any width the head covers: the caller checks), read from its file, or
+    /// cut from the full tile or the head's wider partial one when its own file is gone or was
+    /// never written (a batch can grow a tile by more than one width).
+    pub fn tile(&self, tile: &Tile) -> Result<Vec<u8>, StorageError> {
+        if let Some(data) = self.read_file(tile)? {
+            return Ok(data);
+        }
+        let head_width = tile_width_at(tile.level, tile.index, self.size());
+        let mut sources = vec![tile.full()];
+        if head_width > tile.width && head_width < TILE_WIDTH {
+            sources.push(Tile {
+                width: head_width,
+                ..*tile
+            });
+        }
+        for source in sources {
+            if let Some(data) = self.read_file(&source)? {
+                return cut_from_full(tile, pad_for_cut(tile, &source, data))
+                    .map_err(|e| corrupt(source.path(), e.to_string()));
+            }
+        }
+        Err(corrupt(
+            tile.path(),
+            "neither it, its full tile nor the head's partial tile is on disk",
+        ))
+    }
+
+    /// The leaves `start..end` (fewer when the head ends earlier), read from the entry bundles.
+    pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let end = end.min(self.size());
+        let mut out = Vec::new();
+        let width = u64::from(TILE_WIDTH);
+        let mut next = start;
+        while next < end {
+            let n = next / width;
+            let bundle = Tile::at_size(DATA_LEVEL, n, self.size())
+                .ok_or_else(|| corrupt(format!("bundle {n}"), "beyond the head"))?;
+            let entries = decode_entry_bundle(&self.tile(&bundle)?)
+                .map_err(|e| corrupt(bundle.path(), e.to_string()))?;
+            if entries.len() != usize::from(bundle.width) {
+                return Err(corrupt(
+                    bundle.path(),
+                    format!("holds {} entries, not {}", entries.len(), bundle.width),
+                ));
+            }
+            let skip = (next % width) as usize;
+            let take = usize::try_from(end - next).unwrap_or(usize::MAX);
+            for leaf in entries.into_iter().skip(skip).take(take) {
+                out.push(leaf);
+                next += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // A batch: write (step 4), sync (step 5), and after the head moved, collect partials.
+    // -----------------------------------------------------------------------------------------
+
+    /// Step 4: writes `commit` (which grows the tree from `old_size`) to temporary files and its
+    /// stored hashes into `hashes`. Nothing it writes is read before [`TileFiles::set_size`].
+    pub fn write(&self, old_size: u64, commit: &Commit) -> Result<Written, StorageError> {
+        let start = commit.hashes_start;
+        if start != stored_hash_count(old_size) {
+            return Err(corrupt(
+                "hashes",
+                format!("a batch from size {old_size} starts at stored hash {start}"),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(commit.hashes.len() * 32);
+        for h in &commit.hashes {
+            bytes.extend_from_slice(h);
+        }
+        crate::fault::point("write-hashes").map_err(|e| io_err("the stored hashes", e))?;
+        self.hashes
+            .write_all_at(&bytes, start * 32)
+            .map_err(|e| io_err("writing the stored hashes", e))?;
+
+        let mut written = Written::default();
+        let reader = FileHashes(self);
+        for tile in new_tiles(old_size, commit.size) {
+            let data =
+                read_tile_data(&tile, &reader).map_err(|e| corrupt(tile.path(), e.to_string()))?;
+            self.stage_file(&tile, &data, &mut written)?;
+            let Some(bundle) = (tile.level == 0).then_some(Tile {
+                level: DATA_LEVEL,
+                ..tile
+            }) else {
+                continue;
+            };
+            let data = self.bundle_data(&bundle, old_size, commit)?;
+            self.stage_file(&bundle, &data, &mut written)?;
+        }
+        Ok(written)
+    }
+
+    /// The entry bundle `bundle` after `commit`: the leaves before `old_size` from the head's
+    /// partial bundle, then the commit's.
+    fn bundle_data(
+        &self,
+        bundle: &Tile,
+        old_size: u64,
+        commit: &Commit,
+    ) -> Result<Vec<u8>, StorageError> {
+        let first = bundle.index * u64::from(TILE_WIDTH);
+        let end = first + u64::from(bundle.width);
+        let mut leaves: Vec<Vec<u8>> = if old_size > first {
+            self.leaves(first, old_size)?
+        } else {
+            Vec::new()
+        };
+        let from_commit = commit
+            .leaves
+            .iter()
+            .filter(|l| l.index >= first.max(old_size) && l.index < end);
+        for leaf in from_commit {
+            if leaf.index != first + leaves.len() as u64 {
+                return Err(corrupt(
+                    bundle.path(),
+                    format!("leaf {} is out of order", leaf.index),
+                ));
+            }
+            leaves.push(leaf.bytes.clone());
+        }
+        if leaves.len() != usize::from(bundle.width) {
+            return Err(corrupt(
+                bundle.path(),
+                format!("{} leaves for width {}", leaves.len(), bundle.width),
+            ));
+        }
+        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+        try_encode_entry_bundle(&refs).map_err(|e| corrupt(bundle.path(), e.to_string()))
+    }
+
+    /// Writes `data` to a temporary file beside `tile`'s path, creating folders as needed.
+    fn stage_file(
+        &self,
+        tile: &Tile,
+        data: &[u8],
+        written: &mut Written,
+    ) -> Result<(), StorageError> {
+        let path = self.path(tile);
+        let parent = path
+            .parent()
+            .ok_or_else(|| corrupt(tile.path(), "no parent folder"))?
+            .to_path_buf();
+        self.create_dirs(&parent, &mut written.dirs)
+            .map_err(|e| io_err(format!("creating {}", parent.display()), e))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| corrupt(tile.path(), "no file name"))?;
+        let tmp = parent.join(format!("{TMP_PREFIX}{name}"));
+        crate::fault::point("write-tile").map_err(|e| io_err(tile.path(), e))?;
+        let mut f =
+            File::create(&tmp).map_err(|e| io_err(format!("creating {}", tmp.display()), e))?;
+        f.write_all(data)
+            .map_err(|e| io_err(format!("writing {}", tmp.display()), e))?;
+        written.dirs.insert(parent);
+        written.files.push((tmp, path, f));
+        Ok(())
+    }
+
+    /// Creates `dir` and its missing parents under `public/`, recording each created folder's
+    /// parent as a folder to sync.
+    fn create_dirs(&self, dir: &Path, dirs: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            if parent.starts_with(&self.public) && parent != self.public.as_path() {
+                self.create_dirs(parent, dirs)?;
+            }
+            dirs.insert(parent.to_path_buf());
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Step 5: syncs the stored hashes and every written file, renames the files into place and
+    /// syncs their folders. All files are synced before the first rename, so a name never points
+    /// at data that is not on disk.
+    pub fn sync(&self, written: Written) -> Result<(), StorageError> {
+        crate::fault::point("sync-files").map_err(|e| io_err("syncing the tile files", e))?;
+        self.hashes
+            .sync_data()
+            .map_err(|e| io_err("syncing the stored hashes", e))?;
+        for (tmp, _, f) in &written.files {
+            f.sync_data()
+                .map_err(|e| io_err(format!("syncing {}", tmp.display()), e))?;
+        }
+        for (tmp, path, _) in &written.files {
+            std::fs::rename(tmp, path)
+                .map_err(|e| io_err(format!("renaming {}", tmp.display()), e))?;
+        }
+        crate::fault::crash_point("files-renamed");
+        for dir in &written.dirs {
+            sync_dir(dir).map_err(|e| io_err(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+
+    /// After the head moved from `old_size` to `new_size`: deletes the partial files of the
+    /// tiles and bundles that became full (they are prefixes of the full ones).
+    pub fn collect_partials(&self, old_size: u64, new_size: u64) -> std::io::Result<()> {
+        for tile in new_tiles(old_size, new_size) {
+            if tile.width != TILE_WIDTH {
+                continue;
+            }
+            for t in [
+                tile,
+                Tile {
+                    level: DATA_LEVEL,
+                    ..tile
+                },
+            ] {
+                if t.level == DATA_LEVEL && tile.level != 0 {
+                    continue;
+                }
+                remove_dir_if_any(&partial_dir(&self.path(&t)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the signed checkpoint the static layout serves (temporary file, sync, rename, sync
+    /// the folder).
+    pub fn publish_checkpoint(&self, checkpoint: &[u8]) -> std::io::Result<()> {
+        let path = self.public.join("checkpoint");
+        if std::fs::read(&path).is_ok_and(|b| b == checkpoint) {
+            return Ok(());
+        }
+        let tmp = self.public.join(format!("{TMP_PREFIX}checkpoint"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(checkpoint)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(&self.public)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Recovery.
+    // -----------------------------------------------------------------------------------------
+
+    /// At start, for the index's head `size`: cuts `hashes` back to the head, removes every tile,
+    /// bundle and temporary file an interrupted commit left beyond it, and the partial files of
+    /// tiles the head has full; checks the head's rightmost tiles are on disk and agree with the
+    /// stored hashes; then reads are answered for `size`. Returns what it removed (for the log).
+    pub fn recover(&self, size: u64) -> Result<Vec<PathBuf>, StorageError> {
+        let want = stored_hash_count(size) * 32;
+        let len = self
+            .hashes
+            .metadata()
+            .map_err(|e| io_err("reading the stored hashes' length", e))?
+            .len();
+        if len < want {
+            return Err(corrupt(
+                "hashes",
+                format!(
+                    "holds {} stored hashes, the head of size {size} needs {}",
+                    len / 32,
+                    want / 32
+                ),
+            ));
+        }
+        if len > want {
+            self.hashes
+                .set_len(want)
+                .and_then(|()| self.hashes.sync_all())
+                .map_err(|e| io_err("cutting the stored hashes back to the head", e))?;
+        }
+        let removed = self
+            .remove_beyond(size)
+            .map_err(|e| io_err("removing tiles beyond the head", e))?;
+        self.set_size(size);
+        for tile in new_tiles(size.saturating_sub(1), size) {
+            self.check_head_tile(&tile)?;
+        }
+        Ok(removed)
+    }
+
+    /// The head's tile `tile` (and its bundle, at level 0) is on disk and, for a hash tile, holds
+    /// the stored hashes.
+    fn check_head_tile(&self, tile: &Tile) -> Result<(), StorageError> {
+        let on_disk = self.read_file(tile)?.ok_or_else(|| {
+            corrupt(
+                tile.path(),
+                "missing: the data folder is damaged (the head's tile is not on disk)",
+            )
+        })?;
+        let from_hashes = read_tile_data(tile, &FileHashes(self))
+            .map_err(|e| corrupt(tile.path(), e.to_string()))?;
+        if on_disk != from_hashes {
+            return Err(corrupt(
+                tile.path(),
+                "the data folder is damaged: it differs from the stored hashes",
+            ));
+        }
+        if tile.level == 0 {
+            let bundle = Tile {
+                level: DATA_LEVEL,
+                ..*tile
+            };
+            let data = self.read_file(&bundle)?.ok_or_else(|| {
+                corrupt(
+                    bundle.path(),
+                    "missing: the data folder is damaged (the head's entry bundle is not on disk)",
+                )
+            })?;
+            let n = decode_entry_bundle(&data)
+                .map_err(|e| corrupt(bundle.path(), e.to_string()))?
+                .len();
+            if n != usize::from(bundle.width) {
+                return Err(corrupt(
+                    bundle.path(),
+                    format!("the data folder is damaged: it holds {n} entries"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every tile and bundle file a tree of `size` leaves does not have (those an
+    /// interrupted or failed commit of at most [`MAX_BATCH_LEAVES`] leaves wrote), temporary
+    /// files, and the partial files of the last tiles the tree has full.
+    pub fn remove_beyond(&self, size: u64) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        let reach = size.saturating_add(MAX_BATCH_LEAVES);
+        let mut dirs = BTreeSet::new();
+        // The hash levels a tree of `reach` leaves has, and the bundles (counted as level 0).
+        let levels = (0..=MAX_TILE_LEVEL)
+            .take_while(|l| reach.checked_shr(u32::from(*l) * u32::from(TILE_HEIGHT)) > Some(0))
+            .chain([DATA_LEVEL]);
+        for level in levels {
+            let shift =
+                u32::from(if level == DATA_LEVEL { 0 } else { level }) * u32::from(TILE_HEIGHT);
+            let count = size >> shift;
+            let reach_count = reach >> shift;
+            let head_n = count >> TILE_HEIGHT;
+            let head_w = (count % u64::from(TILE_WIDTH)) as u16;
+            let last_n = reach_count >> TILE_HEIGHT;
+            // The partial files of the last tiles the head has full (a crash before step 8).
+            let full_from = head_n.saturating_sub(MAX_BATCH_LEAVES.div_ceil(256) + 1);
+            for n in full_from..=last_n {
+                let Ok(full) = Tile::new(level, n, TILE_WIDTH) else {
+                    continue;
+                };
+                let path = self.path(&full);
+                if let Some(parent) = path.parent() {
+                    dirs.insert(parent.to_path_buf());
+                }
+                let pdir = partial_dir(&path);
+                if n < head_n {
+                    if pdir.is_dir() {
+                        remove_dir_if_any(&pdir)?;
+                        removed.push(pdir);
+                    }
+                    continue;
+                }
+                if remove_file_if_any(&path)? {
+                    removed.push(path.clone());
+                }
+                if n > head_n {
+                    if pdir.is_dir() {
+                        remove_dir_if_any(&pdir)?;
+                        removed.push(pdir);
+                    }
+                    continue;
+                }
+                // The head's own tile: keep the partial widths up to the head's.
+                let Ok(entries) = std::fs::read_dir(&pdir) else {
+                    continue;
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    let keep = name.parse::<u16>().is_ok_and(|w| w <= head_w);
+                    if !keep && remove_file_if_any(&entry.path())? {
+                        removed.push(entry.path());
+                    }
+                }
+            }
+        }
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                    && remove_file_if_any(&entry.path())?
+                {
+                    removed.push(entry.path());
+                }
+            }
+        }
+        let tmp = self.public.join(format!("{TMP_PREFIX}checkpoint"));
+        if remove_file_if_any(&tmp)? {
+            removed.push(tmp);
+        }
+        Ok(removed)
+    }
+
+    /// Bytes the files use: `hashes` and everything under `public/`.
+    pub fn size_on_disk(&self) -> std::io::Result<u64> {
+        Ok(self.hashes.metadata()?.len() + dir_bytes(&self.public)?)
+    }
+}
+
+/// A partial tile whose source is a wider *partial* tile: [`cut_from_full`] cuts a hash tile only
+/// from data of a full tile's length, so pad the wider partial's hashes to that length (the padding
+/// is cut off again).
+fn pad_for_cut(tile: &Tile, source: &Tile, mut data: Vec<u8>) -> Vec<u8> {
+    if !tile.is_data() && source.is_partial() {
+        data.resize(tile.full().hash_data_len(), 0);
+    }
+    data
+}
+
+/// `<path>.p`, the folder of a tile's partial files.
+fn partial_dir(full: &Path) -> PathBuf {
+    let mut s = full.as_os_str().to_owned();
+    s.push(".p");
+    PathBuf::from(s)
+}
+
+fn remove_file_if_any(path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_dir_if_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// The stored hashes in the `hashes` file, as a [`HashReader`].
+pub struct FileHashes<'a>(pub &'a TileFiles);
+
+impl HashReader for FileHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, TreeError> {
+        self.0.hashes(indexes).map_err(|e| match e {
+            StorageError::MissingHash(index) => TreeError::MissingHash { index },
+            other => TreeError::Storage(other.to_string()),
+        })
+    }
+}
