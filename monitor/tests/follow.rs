@@ -21,9 +21,13 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One `GET /metrics`, read to the end of the stream: `Connection: close` makes the server close
+/// it after the answer (without it the read waits for the keep-alive timeout), and the read
+/// timeout bounds the wait should it not (`None`: try again).
 fn get_metrics(port: u16) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
