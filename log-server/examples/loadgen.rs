@@ -65,6 +65,10 @@ struct Args {
     /// per claim.
     #[arg(long, value_name = "N")]
     bulk: Option<usize>,
+    /// Look up SIIs of an earlier run instead of this run's: `RUN:N` picks at random among the
+    /// first N claims of run RUN (the run id each run prints), e.g. every claim of a 10M log.
+    #[arg(long, value_name = "RUN:N")]
+    lookup_run: Option<String>,
 }
 
 use ledger_core::time::now_unix as now;
@@ -223,18 +227,27 @@ fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+/// The bytes the files below `dir` hold and the bytes the filesystem allocated for them.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let (mut len, mut allocated) = (0, 0);
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             match e.metadata() {
-                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
-                Ok(m) => total += m.len(),
+                Ok(m) if m.is_dir() => {
+                    let (l, a) = dir_bytes(&e.path());
+                    len += l;
+                    allocated += a + m.blocks() * 512;
+                }
+                Ok(m) => {
+                    len += m.len();
+                    allocated += m.blocks() * 512;
+                }
                 Err(_) => {}
             }
         }
     }
-    total
+    (len, allocated)
 }
 
 #[tokio::main]
@@ -266,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
     let mut run_id = [0u8; 4];
     OsRng.fill_bytes(&mut run_id);
     let run_id: String = run_id.iter().map(|b| format!("{b:02x}")).collect();
+    println!("run id {run_id}");
     let mut msps = Vec::new();
     for m in 0..args.msps.max(1) {
         let name = format!("msp{m}-{run_id}.example");
@@ -307,10 +321,12 @@ async fn main() -> anyhow::Result<()> {
                 .to_vec()
         })
         .collect();
+    let leaf_bytes: usize = leaves.iter().map(Vec::len).sum();
     println!(
-        "pre-signed {} claims in {:.2} s",
+        "pre-signed {} claims in {:.2} s, {:.0} leaf bytes per claim",
         leaves.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        leaf_bytes as f64 / leaves.len().max(1) as f64
     );
 
     // 3. Post them.
@@ -434,9 +450,21 @@ async fn main() -> anyhow::Result<()> {
 
     // 4. Lookups of random claimed SIIs.
     let lookups = args.lookups.unwrap_or(args.claims);
+    let (lookup_run, lookup_range) = match &args.lookup_run {
+        Some(spec) => {
+            let (run, n) = spec
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--lookup-run wants RUN:N"))?;
+            (
+                run.to_string(),
+                n.parse::<usize>().context("--lookup-run N")?,
+            )
+        }
+        None => (run_id.clone(), args.claims),
+    };
     let mut picks = vec![0usize; lookups];
     for p in picks.iter_mut() {
-        *p = (OsRng.next_u64() % args.claims.max(1) as u64) as usize;
+        *p = (OsRng.next_u64() % lookup_range.max(1) as u64) as usize;
     }
     let picks = Arc::new(picks);
     let before = (
@@ -448,7 +476,7 @@ async fn main() -> anyhow::Result<()> {
             http.clone(),
             url.clone(),
             Arc::clone(&picks),
-            run_id.clone(),
+            lookup_run.clone(),
         );
         run_pool(lookups, args.concurrency, move |i| {
             let (http, url, picks) = (http.clone(), url.clone(), Arc::clone(&picks));
@@ -530,13 +558,31 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if let Some(dir) = &args.data_dir {
-        let bytes = dir_bytes(dir);
+        let (bytes, allocated) = dir_bytes(dir);
+        let per = |b: u64| b as f64 / info.size.max(1) as f64;
         println!(
-            "data folder {:.1} MiB = {:.0} bytes per entry ({} entries)",
+            "data folder {:.1} MiB = {:.0} bytes per entry ({:.0} allocated) ({} entries)",
             bytes as f64 / (1024.0 * 1024.0),
-            bytes as f64 / info.size.max(1) as f64,
+            per(bytes),
+            per(allocated),
             info.size
         );
+        for part in ["public", "hashes", "db"] {
+            let path = dir.join(part);
+            let (len, alloc) = if path.is_dir() {
+                dir_bytes(&path)
+            } else {
+                std::fs::metadata(&path).map_or((0, 0), |m| {
+                    use std::os::unix::fs::MetadataExt as _;
+                    (m.len(), m.blocks() * 512)
+                })
+            };
+            println!(
+                "  {part}: {:.0} bytes per entry ({:.0} allocated)",
+                per(len),
+                per(alloc)
+            );
+        }
     }
     Ok(())
 }
