@@ -642,12 +642,7 @@ impl Sequencer {
             Err(e @ StorageError::Io { .. }) => return (replies, Err(BatchError::WriteFailed(e))),
             Err(e) => return (replies, Err(e.into())),
         }
-        tracing::debug!(
-            entries = commit.leaves.len(),
-            prepare_us = prepared.duration_since(began).as_micros() as u64,
-            commit_us = prepared.elapsed().as_micros() as u64,
-            "batch committed"
-        );
+        let committed = Instant::now();
 
         // Step 7: the checkpoint lock.
         if let Err(e) = self.ledger.lock_checkpoint(&commit.checkpoint) {
@@ -660,6 +655,13 @@ impl Sequencer {
             tracing::warn!(error = %e, "publishing the checkpoint file (the next batch writes it again)");
         }
         crate::fault::crash_point("checkpoint-published");
+        tracing::debug!(
+            entries = commit.leaves.len(),
+            prepare_us = prepared.duration_since(began).as_micros() as u64,
+            commit_us = committed.duration_since(prepared).as_micros() as u64,
+            publish_us = committed.elapsed().as_micros() as u64,
+            "batch committed"
+        );
 
         // Step 9: commit the map's staged nodes (lookups on the old head keep reading its map,
         // a kept version), then publish.

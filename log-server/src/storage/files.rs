@@ -60,14 +60,18 @@ pub struct TileFiles {
     hashes: File,
     /// The head size reads are answered for (the committed one).
     size: AtomicU64,
+    /// The size of the checkpoint in `public/checkpoint`, once written by this process.
+    published: std::sync::Mutex<Option<u64>>,
 }
 
 /// What [`TileFiles::write`] wrote and [`TileFiles::sync`] must make durable.
 #[derive(Debug, Default)]
 pub struct Written {
-    /// Temporary file, final name, open handle.
-    files: Vec<(PathBuf, PathBuf, File)>,
-    /// Folders whose entries change (the files' parents and created folders' parents).
+    /// Temporary file, final name, open handle, and whether it must be synced before the
+    /// commit point (everything but partial hash tiles, see [`TileFiles::sync`]).
+    files: Vec<(PathBuf, PathBuf, File, bool)>,
+    /// Folders whose entries must be durable (the synced files' parents and created folders'
+    /// parents).
     dirs: BTreeSet<PathBuf>,
 }
 
@@ -124,6 +128,7 @@ impl TileFiles {
             public,
             hashes,
             size: AtomicU64::new(0),
+            published: std::sync::Mutex::new(None),
         })
     }
 
@@ -356,8 +361,11 @@ impl TileFiles {
             File::create(&tmp).map_err(|e| io_err(format!("creating {}", tmp.display()), e))?;
         f.write_all(data)
             .map_err(|e| io_err(format!("writing {}", tmp.display()), e))?;
-        written.dirs.insert(parent);
-        written.files.push((tmp, path, f));
+        let durable = tile.is_data() || !tile.is_partial();
+        if durable {
+            written.dirs.insert(parent);
+        }
+        written.files.push((tmp, path, f, durable));
         Ok(())
     }
 
@@ -380,27 +388,41 @@ impl TileFiles {
         }
     }
 
-    /// Step 5: syncs the stored hashes and every written file, renames the files into place and
-    /// syncs their folders. All files are synced before the first rename, so a name never points
-    /// at data that is not on disk.
+    /// Step 5: syncs the stored hashes and the written files, renames them into place and syncs
+    /// their folders; the syncs of each stage run side by side (one journal commit serves them
+    /// all). All files are synced before the first rename, so a name never points at data that is
+    /// not on disk.
+    ///
+    /// Partial *hash* tiles are renamed but not synced: they are the only files derived from
+    /// others (the synced `hashes`), so a power loss that takes one back is repaired at start
+    /// ([`TileFiles::recover`] rewrites the head's partial tiles from `hashes`), while the older
+    /// partials are deleted once their tile is full. That saves a sync per tree level per batch.
+    /// Full tiles, entry bundles (full or partial: they hold the only copy of the leaves) and
+    /// `hashes` are synced.
     pub fn sync(&self, written: Written) -> Result<(), StorageError> {
         crate::fault::point("sync-files").map_err(|e| io_err("syncing the tile files", e))?;
-        self.hashes
-            .sync_data()
-            .map_err(|e| io_err("syncing the stored hashes", e))?;
-        for (tmp, _, f) in &written.files {
+        let to_sync: Vec<(&Path, &File)> = std::iter::once((Path::new(HASHES_FILE), &self.hashes))
+            .chain(
+                written
+                    .files
+                    .iter()
+                    .filter(|f| f.3)
+                    .map(|(tmp, _, f, _)| (tmp.as_path(), f)),
+            )
+            .collect();
+        in_parallel(&to_sync, |(path, f)| {
             f.sync_data()
-                .map_err(|e| io_err(format!("syncing {}", tmp.display()), e))?;
-        }
-        for (tmp, path, _) in &written.files {
+                .map_err(|e| io_err(format!("syncing {}", path.display()), e))
+        })?;
+        for (tmp, path, _, _) in &written.files {
             std::fs::rename(tmp, path)
                 .map_err(|e| io_err(format!("renaming {}", tmp.display()), e))?;
         }
         crate::fault::crash_point("files-renamed");
-        for dir in &written.dirs {
-            sync_dir(dir).map_err(|e| io_err(format!("syncing {}", dir.display()), e))?;
-        }
-        Ok(())
+        let dirs: Vec<&PathBuf> = written.dirs.iter().collect();
+        in_parallel(&dirs, |dir| {
+            sync_dir(dir).map_err(|e| io_err(format!("syncing {}", dir.display()), e))
+        })
     }
 
     /// After the head moved from `old_size` to `new_size`: deletes the partial files of the
@@ -426,19 +448,29 @@ impl TileFiles {
         Ok(())
     }
 
-    /// Writes the signed checkpoint the static layout serves (temporary file, sync, rename, sync
-    /// the folder).
-    pub fn publish_checkpoint(&self, checkpoint: &[u8]) -> std::io::Result<()> {
+    /// Writes the signed checkpoint the static layout serves, for a tree of `size` leaves
+    /// (temporary file, rename), unless a larger one is there already (the witness collector may
+    /// publish a cosigned checkpoint while the sequencer publishes the next). Not synced: the
+    /// checkpoint lock and the index hold the durable copies, and start writes the head's again.
+    pub fn publish_checkpoint(&self, checkpoint: &[u8], size: u64) -> std::io::Result<()> {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if published.is_some_and(|p| p > size) {
+            return Ok(());
+        }
         let path = self.public.join("checkpoint");
-        if std::fs::read(&path).is_ok_and(|b| b == checkpoint) {
+        if published.is_none() && std::fs::read(&path).is_ok_and(|b| b == checkpoint) {
+            *published = Some(size);
             return Ok(());
         }
         let tmp = self.public.join(format!("{TMP_PREFIX}checkpoint"));
         let mut f = File::create(&tmp)?;
         f.write_all(checkpoint)?;
-        f.sync_data()?;
         std::fs::rename(&tmp, &path)?;
-        sync_dir(&self.public)
+        *published = Some(size);
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -476,28 +508,42 @@ impl TileFiles {
             .remove_beyond(size)
             .map_err(|e| io_err("removing tiles beyond the head", e))?;
         self.set_size(size);
+        let mut changed = removed;
         for tile in new_tiles(size.saturating_sub(1), size) {
-            self.check_head_tile(&tile)?;
+            if let Some(path) = self.check_head_tile(&tile)? {
+                changed.push(path);
+            }
         }
-        Ok(removed)
+        Ok(changed)
     }
 
     /// The head's tile `tile` (and its bundle, at level 0) is on disk and, for a hash tile, holds
-    /// the stored hashes.
-    fn check_head_tile(&self, tile: &Tile) -> Result<(), StorageError> {
-        let on_disk = self.read_file(tile)?.ok_or_else(|| {
-            corrupt(
-                tile.path(),
-                "missing: the data folder is damaged (the head's tile is not on disk)",
-            )
-        })?;
+    /// the stored hashes. A partial hash tile that is missing or differs (it is not synced before
+    /// the commit point, see [`TileFiles::sync`]) is rewritten from `hashes`, and its path
+    /// returned; anything else wrong is damage.
+    fn check_head_tile(&self, tile: &Tile) -> Result<Option<PathBuf>, StorageError> {
         let from_hashes = read_tile_data(tile, &FileHashes(self))
             .map_err(|e| corrupt(tile.path(), e.to_string()))?;
-        if on_disk != from_hashes {
-            return Err(corrupt(
-                tile.path(),
-                "the data folder is damaged: it differs from the stored hashes",
-            ));
+        let on_disk = self.read_file(tile)?;
+        let mut repaired = None;
+        if on_disk.as_deref() != Some(from_hashes.as_slice()) {
+            if !tile.is_partial() {
+                return Err(corrupt(
+                    tile.path(),
+                    match on_disk {
+                        None => "missing: the data folder is damaged (the head's full tile is not on disk)",
+                        Some(_) => "the data folder is damaged: it differs from the stored hashes",
+                    },
+                ));
+            }
+            let mut written = Written::default();
+            self.stage_file(tile, &from_hashes, &mut written)?;
+            for (tmp, path, f, _) in &written.files {
+                f.sync_data()
+                    .and_then(|()| std::fs::rename(tmp, path))
+                    .map_err(|e| io_err(format!("rewriting {}", path.display()), e))?;
+            }
+            repaired = Some(self.path(tile));
         }
         if tile.level == 0 {
             let bundle = Tile {
@@ -520,7 +566,7 @@ impl TileFiles {
                 ));
             }
         }
-        Ok(())
+        Ok(repaired)
     }
 
     /// Removes every tile and bundle file a tree of `size` leaves does not have (those an
@@ -609,6 +655,36 @@ impl TileFiles {
     pub fn size_on_disk(&self) -> std::io::Result<u64> {
         Ok(self.hashes.metadata()?.len() + dir_bytes(&self.public)?)
     }
+}
+
+/// Runs `f` on every item, side by side (scoped threads), and returns the first error.
+fn in_parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), StorageError> + Sync,
+) -> Result<(), StorageError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&f);
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || f(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StorageError::Io {
+                        what: "a sync thread".into(),
+                        full: false,
+                        error: "panicked".into(),
+                    })
+                })
+            })
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    })
 }
 
 /// A partial tile whose source is a wider *partial* tile: [`cut_from_full`] cuts a hash tile only
