@@ -114,8 +114,7 @@ impl MapStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::sled::SledIndex;
-    use crate::storage::{Commit, Meta};
+    use crate::storage::journal;
 
     fn add(key: u8, index: u64) -> MapAddition {
         let mut k = [0u8; 32];
@@ -135,20 +134,10 @@ mod tests {
     #[test]
     fn readers_see_the_map_of_their_checkpoint_and_the_values_rebuild_it() {
         let th = TreeHash::Blake3;
-        let storage = SledIndex::temporary().expect("store");
-        storage
-            .create(
-                &Meta {
-                    origin: "o".into(),
-                    hash: th,
-                    vkey: "v".into(),
-                    created: 0,
-                },
-                b"cp0",
-            )
-            .expect("create");
+        // The stored map values: the journal as the store writes it.
+        let mut stored: Vec<u8> = Vec::new();
         let (store, root) =
-            MapStore::load(th, &storage.map_values().expect("values"), 0).expect("load");
+            MapStore::load(th, &journal::replay(&stored).expect("values"), 0).expect("load");
         assert_eq!(root, ledger_core::map::EMPTY);
         let mut reference = MapTree::new(th);
         let mut snapshots: Vec<(u64, MapTree)> = vec![(0, reference.clone())];
@@ -162,16 +151,7 @@ mod tests {
             all_keys.extend(additions.iter().map(|a| a.key));
             let staged = store.stage(&additions).expect("stage");
             let to = size + 6;
-            storage
-                .commit(&Commit {
-                    leaves: Vec::new(),
-                    hashes_start: 0,
-                    hashes: Vec::new(),
-                    size: to,
-                    checkpoint: b"cp".to_vec(),
-                    map: staged.values().to_vec(),
-                })
-                .expect("commit");
+            stored.extend(journal::encode(to, staged.values()).expect("record"));
             // Before `advance`, the old size still reads its map.
             assert_eq!(store.root_at(size).expect("root"), reference.root());
             let staged_root = staged.root();
@@ -202,7 +182,7 @@ mod tests {
         }
         // The stored values rebuild exactly the map the batches left in memory.
         let (again, root) =
-            MapStore::load(th, &storage.map_values().expect("values"), size).expect("load");
+            MapStore::load(th, &journal::replay(&stored).expect("values"), size).expect("load");
         assert_eq!(root, reference.root());
         assert_eq!(again.values(), store.values());
         assert_eq!(again.keys(), reference.keys());

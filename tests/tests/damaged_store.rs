@@ -266,6 +266,14 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
             LOST,
         ),
         (
+            "cut the last byte of map-journal",
+            Box::new(|p: &Path| {
+                let j = data_of(p).join("map-journal");
+                truncate(&j, std::fs::metadata(&j).expect("map-journal").len() - 1)
+            }),
+            LOST,
+        ),
+        (
             "delete public/",
             Box::new(|p: &Path| std::fs::remove_dir_all(data_of(p).join("public")).expect("rm")),
             LOST,

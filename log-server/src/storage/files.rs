@@ -1,6 +1,7 @@
 //! The log's tree as files: the C2SP tlog-tiles static layout under `<data>/public/` (hash tiles
-//! `tile/<L>/<N>[.p/<W>]`, entry bundles `tile/entries/<N>[.p/<W>]`, the signed `checkpoint`), and
-//! every stored hash of every tree level in one flat file `<data>/hashes`.
+//! `tile/<L>/<N>[.p/<W>]`, entry bundles `tile/entries/<N>[.p/<W>]`, the signed `checkpoint`),
+//! every stored hash of every tree level in one flat file `<data>/hashes`, and the map's journal
+//! (`<data>/map-journal`, [`super::journal`]), written and synced like `hashes`.
 //!
 //! Why files and not the embedded store: leaves and tree hashes are written once, in order, and
 //! never change, so a key-value store that rewrites pages for them (sled did, ~1.6 KB per entry
@@ -50,6 +51,8 @@ pub const MAX_BATCH_LEAVES: u64 = 65_536;
 pub const PUBLIC_DIR: &str = "public";
 /// The flat file of stored hashes.
 pub const HASHES_FILE: &str = "hashes";
+/// The map's journal ([`super::journal`]).
+pub const JOURNAL_FILE: &str = "map-journal";
 /// The prefix of temporary files (never a tile name: those start with a digit, `x` or `entries`).
 const TMP_PREFIX: &str = ".tmp-";
 
@@ -58,6 +61,9 @@ const TMP_PREFIX: &str = ".tmp-";
 pub struct TileFiles {
     public: PathBuf,
     hashes: File,
+    /// The map's journal, and the length of it the committed head covers.
+    journal: File,
+    journal_len: AtomicU64,
     /// The head size reads are answered for (the committed one).
     size: AtomicU64,
     /// The size of the checkpoint in `public/checkpoint`, once written by this process.
@@ -73,6 +79,8 @@ pub struct Written {
     /// Folders whose entries must be durable (the synced files' parents and created folders'
     /// parents).
     dirs: BTreeSet<PathBuf>,
+    /// The map journal's length with the batch's record.
+    pub journal_len: u64,
 }
 
 impl Written {
@@ -115,18 +123,24 @@ impl TileFiles {
         let public = data.join(PUBLIC_DIR);
         std::fs::create_dir_all(public.join("tile"))
             .map_err(|e| io_err(format!("creating {}", public.display()), e))?;
-        let path = data.join(HASHES_FILE);
-        let hashes = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_err(format!("opening {}", path.display()), e))?;
+        let open = |name: &str| {
+            let path = data.join(name);
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| io_err(format!("opening {}", path.display()), e))
+        };
+        let hashes = open(HASHES_FILE)?;
+        let journal = open(JOURNAL_FILE)?;
         sync_dir(data).map_err(|e| io_err(format!("syncing {}", data.display()), e))?;
         Ok(TileFiles {
             public,
             hashes,
+            journal,
+            journal_len: AtomicU64::new(0),
             size: AtomicU64::new(0),
             published: std::sync::Mutex::new(None),
         })
@@ -142,8 +156,10 @@ impl TileFiles {
         self.size.load(Ordering::Acquire)
     }
 
-    /// Moves reads to the committed head `size` (after the index commit of step 6).
-    pub fn set_size(&self, size: u64) {
+    /// Moves reads to the committed head `size`, whose map journal is `journal_len` bytes long
+    /// (after the index commit of step 6).
+    pub fn set_size(&self, size: u64, journal_len: u64) {
+        self.journal_len.store(journal_len, Ordering::Release);
         self.size.store(size, Ordering::Release);
     }
 
@@ -191,6 +207,17 @@ impl TileFiles {
             .chunks_exact(32)
             .filter_map(|c| Hash::try_from(c).ok())
             .collect())
+    }
+
+    /// Every map key with its value as of the committed head (the journal replayed).
+    pub fn map_values(&self) -> Result<Vec<(Hash, ledger_core::map::MapValue)>, StorageError> {
+        let len = usize::try_from(self.journal_len.load(Ordering::Acquire))
+            .map_err(|_| corrupt("map-journal", "too long"))?;
+        let mut data = vec![0u8; len];
+        self.journal
+            .read_exact_at(&mut data, 0)
+            .map_err(|e| io_err("reading the map journal", e))?;
+        super::journal::replay(&data)
     }
 
     /// The bytes of the tile or bundle file `tile` when it exists.
@@ -281,7 +308,16 @@ impl TileFiles {
             .write_all_at(&bytes, start * 32)
             .map_err(|e| io_err("writing the stored hashes", e))?;
 
-        let mut written = Written::default();
+        let record = super::journal::encode(commit.size, &commit.map)?;
+        let journal_at = self.journal_len.load(Ordering::Acquire);
+        self.journal
+            .write_all_at(&record, journal_at)
+            .map_err(|e| io_err("writing the map journal", e))?;
+
+        let mut written = Written {
+            journal_len: journal_at + record.len() as u64,
+            ..Written::default()
+        };
         let reader = FileHashes(self);
         for tile in new_tiles(old_size, commit.size) {
             let data =
@@ -401,15 +437,19 @@ impl TileFiles {
     /// `hashes` are synced.
     pub fn sync(&self, written: Written) -> Result<(), StorageError> {
         crate::fault::point("sync-files").map_err(|e| io_err("syncing the tile files", e))?;
-        let to_sync: Vec<(&Path, &File)> = std::iter::once((Path::new(HASHES_FILE), &self.hashes))
-            .chain(
-                written
-                    .files
-                    .iter()
-                    .filter(|f| f.3)
-                    .map(|(tmp, _, f, _)| (tmp.as_path(), f)),
-            )
-            .collect();
+        let to_sync: Vec<(&Path, &File)> = [
+            (Path::new(HASHES_FILE), &self.hashes),
+            (Path::new(JOURNAL_FILE), &self.journal),
+        ]
+        .into_iter()
+        .chain(
+            written
+                .files
+                .iter()
+                .filter(|f| f.3)
+                .map(|(tmp, _, f, _)| (tmp.as_path(), f)),
+        )
+        .collect();
         in_parallel(&to_sync, |(path, f)| {
             f.sync_data()
                 .map_err(|e| io_err(format!("syncing {}", path.display()), e))
@@ -481,7 +521,24 @@ impl TileFiles {
     /// bundle and temporary file an interrupted commit left beyond it, and the partial files of
     /// tiles the head has full; checks the head's rightmost tiles are on disk and agree with the
     /// stored hashes; then reads are answered for `size`. Returns what it removed (for the log).
-    pub fn recover(&self, size: u64) -> Result<Vec<PathBuf>, StorageError> {
+    pub fn recover(&self, size: u64, journal_len: u64) -> Result<Vec<PathBuf>, StorageError> {
+        let len = self
+            .journal
+            .metadata()
+            .map_err(|e| io_err("reading the map journal's length", e))?
+            .len();
+        if len < journal_len {
+            return Err(corrupt(
+                "map-journal",
+                format!("the data folder is damaged: {len} bytes, the head needs {journal_len}"),
+            ));
+        }
+        if len > journal_len {
+            self.journal
+                .set_len(journal_len)
+                .and_then(|()| self.journal.sync_all())
+                .map_err(|e| io_err("cutting the map journal back to the head", e))?;
+        }
         let want = stored_hash_count(size) * 32;
         let len = self
             .hashes
@@ -507,7 +564,7 @@ impl TileFiles {
         let removed = self
             .remove_beyond(size)
             .map_err(|e| io_err("removing tiles beyond the head", e))?;
-        self.set_size(size);
+        self.set_size(size, journal_len);
         let mut changed = removed;
         for tile in new_tiles(size.saturating_sub(1), size) {
             if let Some(path) = self.check_head_tile(&tile)? {
@@ -651,9 +708,11 @@ impl TileFiles {
         Ok(removed)
     }
 
-    /// Bytes the files use: `hashes` and everything under `public/`.
+    /// Bytes the files use: `hashes`, `map-journal` and everything under `public/`.
     pub fn size_on_disk(&self) -> std::io::Result<u64> {
-        Ok(self.hashes.metadata()?.len() + dir_bytes(&self.public)?)
+        Ok(self.hashes.metadata()?.len()
+            + self.journal.metadata()?.len()
+            + dir_bytes(&self.public)?)
     }
 }
 

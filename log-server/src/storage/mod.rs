@@ -21,6 +21,7 @@
 //! the whole batch with its checkpoint or none of it (files beyond the head are removed at start).
 
 pub mod files;
+pub mod journal;
 pub mod sled;
 pub mod tiled;
 

@@ -1,6 +1,6 @@
 //! The log's index on sled 0.34: what is looked up by key (leaf hash → index, SII → indices,
-//! enroll indices), the verifiable map's values, meta and the head. The leaves and tree hashes
-//! are files ([`super::files`]). One tree, key prefixes per kind of record, so that one
+//! enroll indices), meta and the head. The leaves, tree hashes and the map's values are files
+//! ([`super::files`], [`super::journal`]). One tree, key prefixes per kind of record, so that one
 //! [`sled::Batch`] (atomic across a crash: sled seals a batch as one unit in its log) holds a whole
 //! sequencer batch's index records with the new head, and `flush` makes it durable.
 //!
@@ -9,19 +9,14 @@
 //! | key                              | value                                                   |
 //! |----------------------------------|---------------------------------------------------------|
 //! | `X` ‖ leaf hash                  | index                                                   |
-//! | `S` ‖ SII ‖ `0x00` ‖ index       | empty (SIIs never contain `0x00`)                       |
+//! | `S` ‖ SHA-256(SII)[..16] ‖ index | empty                                                   |
 //! | `E` ‖ index                      | empty (an enroll leaf)                                  |
-//! | `V` ‖ tree size                  | the map keys the batch ending there touched, with their new values: `(key ‖ u64be(count) ‖ chain)*`, SPEC §9 |
 //! | `M:meta`                         | JSON [`Meta`]                                           |
-//! | `M:head`                         | size ‖ signed checkpoint note                           |
+//! | `M:head`                         | size ‖ map journal length ‖ signed checkpoint note      |
 //! | `M:layout`                       | the layout version, `4`                                 |
 //!
-//! The map is stored as a journal of its keys' values: one record per batch with the new values
-//! of the keys it touched (72 bytes per key), so a batch costs one insert for the map, where one
-//! record per key would cost one per touched key and storing the map's nodes one per node on each
-//! touched key's path (~20 at 1M keys: measured at 6× the batch's commit time, see
-//! docs/benchmarks.md). At start the journal is replayed (later values win) and the nodes are
-//! rebuilt from the values and kept in memory ([`crate::map`]).
+//! The map's values are a journal file beside the tree's files ([`super::journal`]); the head
+//! records its length.
 //!
 //! Older layouts are not read: a data folder written by layout 1 (one key per leaf and per hash),
 //! layout 2 (before the verifiable map: its checkpoints do not end in map leaves, so its lookups
@@ -29,7 +24,6 @@
 
 use std::path::Path;
 
-use ledger_core::map::MapValue;
 use ledger_core::Hash;
 
 use super::{Commit, Meta, StorageError};
@@ -39,9 +33,6 @@ const LAYOUT: u8 = 4;
 const LEAF_INDEX: u8 = b'X';
 const SII: u8 = b'S';
 const ENROLL: u8 = b'E';
-const MAP_JOURNAL: u8 = b'V';
-/// One journal item: key, count, chain.
-const JOURNAL_ITEM: usize = 72;
 const META_KEY: &[u8] = b"M:meta";
 const HEAD_KEY: &[u8] = b"M:head";
 
@@ -69,27 +60,22 @@ fn key_hash(prefix: u8, h: &Hash) -> [u8; 33] {
     k
 }
 
-fn journal_record(values: &[(Hash, MapValue)]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(values.len() * JOURNAL_ITEM);
-    for (key, v) in values {
-        b.extend_from_slice(key);
-        b.extend_from_slice(&v.count.to_be_bytes());
-        b.extend_from_slice(&v.chain);
-    }
-    b
-}
-
-fn sii_prefix(sii: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(sii.len() + 10);
-    k.push(SII);
-    k.extend_from_slice(sii.as_bytes());
-    k.push(0);
+/// The bytes of an SII in its index keys: the first 16 bytes of SHA-256 (RFC 6962 leaf
+/// form) of the SII, fixed-length and short (SIIs are up to 256 bytes). Two SIIs sharing them
+/// would share an index list, which lookups filter by each entry's SII; at 128 bits that does not
+/// happen by chance.
+fn sii_prefix(sii: &str) -> [u8; 17] {
+    let h = ledger_core::TreeHash::Sha256.leaf_hash(sii.as_bytes());
+    let mut k = [0u8; 17];
+    k[0] = SII;
+    k[1..].copy_from_slice(&h[..16]);
     k
 }
 
-fn sii_key(sii: &str, index: u64) -> Vec<u8> {
-    let mut k = sii_prefix(sii);
-    k.extend_from_slice(&index.to_be_bytes());
+fn sii_key(sii: &str, index: u64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[..17].copy_from_slice(&sii_prefix(sii));
+    k[17..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
@@ -178,21 +164,32 @@ impl SledIndex {
         let mut batch = sled::Batch::default();
         batch.insert(META_KEY, json);
         batch.insert(LAYOUT_KEY, &[LAYOUT][..]);
-        batch.insert(HEAD_KEY, head_value(0, checkpoint));
+        batch.insert(HEAD_KEY, head_value(0, 0, checkpoint));
         self.db.apply_batch(batch).map_err(db_err)?;
         self.flush()
     }
 
-    /// The stored tree size and the signed checkpoint note for it (written together).
-    pub fn head(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+    /// The stored head: tree size, the map journal's length and the signed checkpoint note for
+    /// the size (written together).
+    pub fn head(&self) -> Result<Option<IndexHead>, StorageError> {
         let Some(v) = self.db.get(HEAD_KEY).map_err(db_err)? else {
             return Ok(None);
         };
-        let (size, cp) = v.split_at_checked(8).ok_or_else(|| StorageError::Corrupt {
+        let (size, rest) = v.split_at_checked(8).ok_or_else(|| StorageError::Corrupt {
             key: "head".into(),
-            reason: "shorter than 8 bytes".into(),
+            reason: "shorter than 16 bytes".into(),
         })?;
-        Ok(Some((trailing_u64(size, "head")?, cp.to_vec())))
+        let (journal_len, cp) = rest
+            .split_at_checked(8)
+            .ok_or_else(|| StorageError::Corrupt {
+                key: "head".into(),
+                reason: "shorter than 16 bytes".into(),
+            })?;
+        Ok(Some(IndexHead {
+            size: trailing_u64(size, "head")?,
+            journal_len: trailing_u64(journal_len, "head")?,
+            checkpoint: cp.to_vec(),
+        }))
     }
 
     /// The index of the leaf with this leaf hash.
@@ -222,70 +219,26 @@ impl SledIndex {
             .collect()
     }
 
-    /// Every map key with its value as of the stored head, in key order (the journal replayed).
-    pub fn map_values(&self) -> Result<Vec<(Hash, MapValue)>, StorageError> {
-        let mut values: std::collections::HashMap<Hash, MapValue> =
-            std::collections::HashMap::new();
-        for kv in self.db.scan_prefix([MAP_JOURNAL]) {
-            let (k, v) = kv.map_err(db_err)?;
-            let size = trailing_u64(&k, "map journal key")?;
-            if v.len() % JOURNAL_ITEM != 0 {
-                return Err(StorageError::Corrupt {
-                    key: format!("map journal at size {size}"),
-                    reason: format!("{} bytes is not a whole number of items", v.len()),
-                });
-            }
-            for item in v.chunks_exact(JOURNAL_ITEM) {
-                let (key, rest) = item.split_at(32);
-                let (count, chain) = rest.split_at(8);
-                let (Ok(key), Ok(count), Ok(chain)) = (
-                    Hash::try_from(key),
-                    <[u8; 8]>::try_from(count),
-                    Hash::try_from(chain),
-                ) else {
-                    // The chunks are exactly JOURNAL_ITEM bytes, so this cannot happen; if it did,
-                    // the record would be unreadable, not skippable.
-                    return Err(StorageError::Corrupt {
-                        key: format!("map journal at size {size}"),
-                        reason: "an item of the wrong length".into(),
-                    });
-                };
-                values.insert(
-                    key,
-                    MapValue {
-                        count: u64::from_be_bytes(count),
-                        chain,
-                    },
-                );
-            }
-        }
-        let mut out: Vec<(Hash, MapValue)> = values.into_iter().collect();
-        out.sort_unstable_by_key(|(k, _)| *k);
-        Ok(out)
-    }
-
-    /// Writes a batch's index records and its head atomically, and syncs them.
-    pub fn commit(&self, commit: &Commit) -> Result<(), StorageError> {
+    /// Writes a batch's index records and its head (with the map journal's new length)
+    /// atomically, and syncs them.
+    pub fn commit(&self, commit: &Commit, journal_len: u64) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        if !commit.map.is_empty() {
-            batch.insert(
-                &key_u64(MAP_JOURNAL, commit.size)[..],
-                journal_record(&commit.map),
-            );
-        }
         for leaf in &commit.leaves {
             batch.insert(
                 &key_hash(LEAF_INDEX, &leaf.leaf_hash)[..],
                 &leaf.index.to_be_bytes(),
             );
             if let Some(sii) = &leaf.sii {
-                batch.insert(sii_key(sii, leaf.index), &[][..]);
+                batch.insert(&sii_key(sii, leaf.index)[..], &[][..]);
             }
             if leaf.enroll {
                 batch.insert(&key_u64(ENROLL, leaf.index), &[][..]);
             }
         }
-        batch.insert(HEAD_KEY, head_value(commit.size, &commit.checkpoint));
+        batch.insert(
+            HEAD_KEY,
+            head_value(commit.size, journal_len, &commit.checkpoint),
+        );
         self.db.apply_batch(batch).map_err(db_err)?;
         self.flush()
     }
@@ -302,9 +255,21 @@ impl SledIndex {
     }
 }
 
-fn head_value(size: u64, checkpoint: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + checkpoint.len());
+/// The index's head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexHead {
+    /// The tree size.
+    pub size: u64,
+    /// The map journal's length at that size.
+    pub journal_len: u64,
+    /// The signed checkpoint note for the size.
+    pub checkpoint: Vec<u8>,
+}
+
+fn head_value(size: u64, journal_len: u64, checkpoint: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + checkpoint.len());
     v.extend_from_slice(&size.to_be_bytes());
+    v.extend_from_slice(&journal_len.to_be_bytes());
     v.extend_from_slice(checkpoint);
     v
 }

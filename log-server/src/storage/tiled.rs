@@ -74,11 +74,21 @@ impl Storage for TiledStorage {
     }
 
     fn head(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        self.index.head()
+        Ok(self.index.head()?.map(|h| (h.size, h.checkpoint)))
     }
 
     fn recover(&self, size: u64) -> Result<(), StorageError> {
-        for path in self.files.recover(size)? {
+        let head = self.index.head()?.ok_or_else(|| StorageError::Corrupt {
+            key: "head".into(),
+            reason: "no head to recover to".into(),
+        })?;
+        if head.size != size {
+            return Err(StorageError::Corrupt {
+                key: "head".into(),
+                reason: format!("the index's head is {}, not {size}", head.size),
+            });
+        }
+        for path in self.files.recover(size, head.journal_len)? {
             tracing::info!(path = %path.display(), "removed a file an interrupted commit left beyond the head, or rewrote a partial tile of the head from the stored hashes");
         }
         Ok(())
@@ -117,7 +127,7 @@ impl Storage for TiledStorage {
     }
 
     fn map_values(&self) -> Result<Vec<(Hash, MapValue)>, StorageError> {
-        self.index.map_values()
+        self.files.map_values()
     }
 
     fn commit(&self, commit: &Commit) -> Result<(), StorageError> {
@@ -142,19 +152,23 @@ impl Storage for TiledStorage {
         let files = self.files.write(old, commit).and_then(|written| {
             fault::crash_point("files-written");
             wrote = std::time::Instant::now();
-            self.files.sync(written)
+            let journal_len = written.journal_len;
+            self.files.sync(written).map(|()| journal_len)
         });
         let synced = std::time::Instant::now();
-        if let Err(e) = files {
-            if let Err(cleanup) = self.files.remove_beyond(old) {
-                tracing::warn!(error = %cleanup, "removing the files of a failed commit");
+        let journal_len = match files {
+            Ok(len) => len,
+            Err(e) => {
+                if let Err(cleanup) = self.files.remove_beyond(old) {
+                    tracing::warn!(error = %cleanup, "removing the files of a failed commit");
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         fault::crash_point("files-synced");
         fault::point("index-commit").map_err(|e| io_err("committing the index", e))?;
         // Step 6: the index and the head, one atomic sled batch, synced.
-        self.index.commit(commit)?;
+        self.index.commit(commit, journal_len)?;
         tracing::debug!(
             write_us = wrote.duration_since(began).as_micros() as u64,
             sync_us = synced.duration_since(wrote).as_micros() as u64,
@@ -162,7 +176,7 @@ impl Storage for TiledStorage {
             "commit steps"
         );
         fault::crash_point("index-committed");
-        self.files.set_size(commit.size);
+        self.files.set_size(commit.size, journal_len);
         Ok(())
     }
 
@@ -215,6 +229,8 @@ mod tests {
         store: TiledStorage,
         leaves: Vec<Vec<u8>>,
         tree: MemoryHashStore,
+        /// The map values the committed batches left.
+        map: std::collections::BTreeMap<Hash, MapValue>,
     }
 
     impl Fixture {
@@ -228,6 +244,7 @@ mod tests {
                 store,
                 leaves: Vec::new(),
                 tree: MemoryHashStore::new(TH),
+                map: std::collections::BTreeMap::new(),
             }
         }
 
@@ -253,17 +270,34 @@ mod tests {
                     }
                 })
                 .collect();
+            // Map values for a few keys, some of them touched again by later batches.
+            let map = (0..n.min(5))
+                .map(|k| {
+                    let mut key = [0u8; 32];
+                    key[0] = ((start + k) % 7) as u8;
+                    (
+                        key,
+                        MapValue {
+                            count: start + k,
+                            chain: [(start % 251) as u8; 32],
+                        },
+                    )
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
             Commit {
                 leaves,
                 hashes_start: stored_hash_count(start),
                 hashes,
                 size: start + n,
                 checkpoint: format!("cp{}", start + n).into_bytes(),
-                map: Vec::new(),
+                map,
             }
         }
 
         fn apply(&mut self, c: &Commit) {
+            self.map.extend(c.map.iter().copied());
             for l in &c.leaves {
                 self.tree.append_leaf(&l.bytes);
                 self.leaves.push(l.bytes.clone());
@@ -278,6 +312,11 @@ mod tests {
         /// reference's bytes, and nothing else is.
         fn check_files(&self) {
             let size = self.size();
+            assert_eq!(
+                self.store.map_values().expect("map values"),
+                self.map.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                "the journal replays to the committed batches' values"
+            );
             let mut want = std::collections::BTreeSet::new();
             for tile in tiles_for_size(size) {
                 let data = std::fs::read(self.store.public_dir().join(tile.path()))
@@ -435,6 +474,7 @@ mod tests {
             store,
             leaves,
             tree,
+            map,
         } = f;
         drop(store);
         let store = TiledStorage::open(dir.path(), 1 << 20, false).expect("reopen");
@@ -444,6 +484,7 @@ mod tests {
             store,
             leaves,
             tree,
+            map,
         };
         f.check_files();
         assert!(!f.store.public_dir().join("tile/0/.tmp-009").exists());
