@@ -68,7 +68,16 @@ pub struct TileFiles {
     size: AtomicU64,
     /// The size of the checkpoint in `public/checkpoint`, once written by this process.
     published: std::sync::Mutex<Option<u64>>,
+    /// Entry bundles read lately (their content never changes): every lookup reads the bundle
+    /// of its signers' enrollments and the one ending in the head's map leaf.
+    bundles: std::sync::Mutex<BundleCache>,
 }
+
+/// The entry bundles read lately, at most [`BUNDLE_CACHE`] of them.
+type BundleCache = std::collections::HashMap<Tile, std::sync::Arc<Vec<u8>>>;
+
+/// How many entry bundles [`TileFiles`] keeps in memory (about 70 KB each for claims).
+const BUNDLE_CACHE: usize = 64;
 
 /// What [`TileFiles::write`] wrote and [`TileFiles::sync`] must make durable.
 #[derive(Debug, Default)]
@@ -143,6 +152,7 @@ impl TileFiles {
             journal_len: AtomicU64::new(0),
             size: AtomicU64::new(0),
             published: std::sync::Mutex::new(None),
+            bundles: std::sync::Mutex::new(BundleCache::new()),
         })
     }
 
@@ -257,6 +267,28 @@ impl TileFiles {
         ))
     }
 
+    /// The data of entry bundle `bundle`, from the cache or its file.
+    fn cached_bundle(&self, bundle: &Tile) -> Result<std::sync::Arc<Vec<u8>>, StorageError> {
+        let lock = || {
+            self.bundles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(data) = lock().get(bundle) {
+            return Ok(std::sync::Arc::clone(data));
+        }
+        let data = std::sync::Arc::new(self.tile(bundle)?);
+        let mut cache = lock();
+        if cache.len() >= BUNDLE_CACHE {
+            // Evict one (arbitrary) entry: the hot bundles are read again at once.
+            if let Some(k) = cache.keys().next().copied() {
+                cache.remove(&k);
+            }
+        }
+        cache.insert(*bundle, std::sync::Arc::clone(&data));
+        Ok(data)
+    }
+
     /// The leaves `start..end` (fewer when the head ends earlier), read from the entry bundles.
     pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StorageError> {
         let end = end.min(self.size());
@@ -267,20 +299,18 @@ impl TileFiles {
             let n = next / width;
             let bundle = Tile::at_size(DATA_LEVEL, n, self.size())
                 .ok_or_else(|| corrupt(format!("bundle {n}"), "beyond the head"))?;
-            let entries = decode_entry_bundle(&self.tile(&bundle)?)
-                .map_err(|e| corrupt(bundle.path(), e.to_string()))?;
-            if entries.len() != usize::from(bundle.width) {
-                return Err(corrupt(
-                    bundle.path(),
-                    format!("holds {} entries, not {}", entries.len(), bundle.width),
-                ));
-            }
+            let data = self.cached_bundle(&bundle)?;
             let skip = (next % width) as usize;
             let take = usize::try_from(end - next).unwrap_or(usize::MAX);
-            for leaf in entries.into_iter().skip(skip).take(take) {
-                out.push(leaf);
-                next += 1;
+            let found = entries_of(&data, skip, take, &mut out)
+                .ok_or_else(|| corrupt(bundle.path(), "not a well-formed entry bundle"))?;
+            if found != usize::from(bundle.width) {
+                return Err(corrupt(
+                    bundle.path(),
+                    format!("holds {found} entries, not {}", bundle.width),
+                ));
             }
+            next += (usize::from(bundle.width).saturating_sub(skip)).min(take) as u64;
         }
         Ok(out)
     }
@@ -714,6 +744,25 @@ impl TileFiles {
             + self.journal.metadata()?.len()
             + dir_bytes(&self.public)?)
     }
+}
+
+/// Walks the entry bundle `data` (big-endian `u16` length, entry), copying the `take` entries
+/// after the first `skip` to `out` and only those (a lookup wants one leaf of a bundle, and
+/// decoding all 256 was most of its cost). Returns the number of entries in the bundle, or `None`
+/// when it is not well framed.
+fn entries_of(data: &[u8], skip: usize, take: usize, out: &mut Vec<Vec<u8>>) -> Option<usize> {
+    let mut rest = data;
+    let mut n = 0usize;
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<2>()?;
+        let (entry, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+        if n >= skip && n - skip < take {
+            out.push(entry.to_vec());
+        }
+        n += 1;
+        rest = tail;
+    }
+    Some(n)
 }
 
 /// Runs `f` on every item, side by side (scoped threads), and returns the first error.
