@@ -447,23 +447,27 @@ impl Sequencer {
     /// 3. Sign the checkpoint for the new size and root, in memory. *Crash: the signed checkpoint
     ///    was never stored nor shown to anyone, so no one can hold a checkpoint the store lacks.*
     /// 4. Write the batch's tree to files ([`crate::storage::files`]): its stored hashes at their
-    ///    offsets in `hashes`, and every hash tile and entry bundle the new size completes or
+    ///    offsets in `hashes`, the touched map keys' new values as one record at the end of
+    ///    `map-journal`, and every hash tile and entry bundle the new size completes or
     ///    extends to a temporary file beside its final name under `public/tile/`. *Crash: the
     ///    index's head is the old one, so nothing refers to these bytes; at start recovery cuts
-    ///    `hashes` back to the head and removes every tile and temporary file beyond it. An I/O
+    ///    `hashes` and `map-journal` back to the head and removes every tile and temporary file
+    ///    beyond it. An I/O
     ///    error (a full disk too): the same is done at once, the batch's new leaves are refused
     ///    with 503 `storage-full` or `storage-unavailable` (`Retry-After`), the in-memory state
     ///    was never changed, and the next batch writes the same places again.* Crash point
     ///    `files-written`; fault points `write-hashes`, `write-tile`.
-    /// 5. Sync `hashes` and every temporary file, rename them into place, sync their folders.
+    /// 5. Sync `hashes`, `map-journal` and the temporary files (all but partial hash tiles, which
+    ///    start rewrites from `hashes` when lost), rename them into place, sync their folders.
     ///    *Crash or I/O error: as in step 4 (a full tile renamed into place is beyond the head
     ///    until step 6, and the next batch that completes it writes it again).* Crash points
     ///    `files-renamed`, `files-synced`; fault point `sync-files`.
-    /// 6. Write the leaf-hash and SII indices, enrollments, the touched map keys' new values and
-    ///    the new head (size and signed checkpoint) in ONE atomic sled batch, and sync it. This is
+    /// 6. Write the leaf-hash and SII indices, enrollments and the new head (size, the map
+    ///    journal's length and the signed checkpoint) in ONE atomic sled batch, and sync it. This is
     ///    the commit point. *Crash: sled recovers either the whole batch or none of it. None: as in
     ///    step 4. All: every file the head covers was synced in step 5, so the stored tree hashes
-    ///    to the stored checkpoint, and the stored map values are those its last map leaf commits
+    ///    to the stored checkpoint, and the journal up to the head's length holds the map values
+    ///    its last map leaf commits
     ///    (the nodes are rebuilt from them and checked against that leaf at start); the log has
     ///    leaves nobody got a receipt for, which a resubmission of the same bytes finds
     ///    (idempotence).* Crash point `index-committed`; fault point `index-commit` (an error
