@@ -552,45 +552,8 @@ impl TileFiles {
     /// tiles the head has full; checks the head's rightmost tiles are on disk and agree with the
     /// stored hashes; then reads are answered for `size`. Returns what it removed (for the log).
     pub fn recover(&self, size: u64, journal_len: u64) -> Result<Vec<PathBuf>, StorageError> {
-        let len = self
-            .journal
-            .metadata()
-            .map_err(|e| io_err("reading the map journal's length", e))?
-            .len();
-        if len < journal_len {
-            return Err(corrupt(
-                "map-journal",
-                format!("the data folder is damaged: {len} bytes, the head needs {journal_len}"),
-            ));
-        }
-        if len > journal_len {
-            self.journal
-                .set_len(journal_len)
-                .and_then(|()| self.journal.sync_all())
-                .map_err(|e| io_err("cutting the map journal back to the head", e))?;
-        }
-        let want = stored_hash_count(size) * 32;
-        let len = self
-            .hashes
-            .metadata()
-            .map_err(|e| io_err("reading the stored hashes' length", e))?
-            .len();
-        if len < want {
-            return Err(corrupt(
-                "hashes",
-                format!(
-                    "holds {} stored hashes, the head of size {size} needs {}",
-                    len / 32,
-                    want / 32
-                ),
-            ));
-        }
-        if len > want {
-            self.hashes
-                .set_len(want)
-                .and_then(|()| self.hashes.sync_all())
-                .map_err(|e| io_err("cutting the stored hashes back to the head", e))?;
-        }
+        cut_back(&self.journal, JOURNAL_FILE, journal_len)?;
+        cut_back(&self.hashes, HASHES_FILE, stored_hash_count(size) * 32)?;
         let removed = self
             .remove_beyond(size)
             .map_err(|e| io_err("removing tiles beyond the head", e))?;
@@ -744,6 +707,27 @@ impl TileFiles {
             + self.journal.metadata()?.len()
             + dir_bytes(&self.public)?)
     }
+}
+
+/// Cuts the flat file `file` (named `name`) back to the `want` bytes the head covers: what a
+/// commit interrupted before its index commit appended. A file shorter than that is damage.
+fn cut_back(file: &File, name: &str, want: u64) -> Result<(), StorageError> {
+    let len = file
+        .metadata()
+        .map_err(|e| io_err(format!("reading the length of {name}"), e))?
+        .len();
+    if len < want {
+        return Err(corrupt(
+            name,
+            format!("the data folder is damaged: {len} bytes, the head needs {want}"),
+        ));
+    }
+    if len > want {
+        file.set_len(want)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(format!("cutting {name} back to the head"), e))?;
+    }
+    Ok(())
 }
 
 /// Walks the entry bundle `data` (big-endian `u16` length, entry), copying the `take` entries

@@ -362,6 +362,23 @@ mod tests {
         }
     }
 
+    /// Opens the store in `dir` again: sled releases its folder lock only once the dropped
+    /// store's threads are done, so an open right after a drop may find it still held.
+    fn reopen(dir: &Path) -> TiledStorage {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match TiledStorage::open(dir, 1 << 20, false) {
+                Ok(s) => return s,
+                Err(e)
+                    if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
     /// Whether `tile` is a narrower partial of a tile the tree of `size` has as partial.
     fn tile_is_head_partial(tile: &Tile, size: u64) -> bool {
         ledger_core::tile::tile_width_at(tile.level, tile.index, size) < TILE_WIDTH
@@ -477,7 +494,7 @@ mod tests {
             map,
         } = f;
         drop(store);
-        let store = TiledStorage::open(dir.path(), 1 << 20, false).expect("reopen");
+        let store = reopen(dir.path());
         store.recover(300).expect("recover");
         let mut f = Fixture {
             dir,
@@ -542,21 +559,22 @@ mod tests {
         let bundle = dir.path().join("public/tile/entries/000.p/40");
         let saved = std::fs::read(&bundle).expect("read");
         std::fs::remove_file(&bundle).expect("rm");
-        let open = || TiledStorage::open(dir.path(), 1 << 20, false).expect("open");
-        let err = open().recover(40).expect_err("refused");
+        let store = reopen(dir.path());
+        let err = store.recover(40).expect_err("refused");
         assert!(err.to_string().contains("tile/entries/000.p/40"), "{err}");
         std::fs::write(&bundle, saved).expect("restore");
-        open().recover(40).expect("opens again");
+        store.recover(40).expect("opens again");
         // The head's partial hash tile (not synced before the commit point) lost or torn: it is
         // rewritten from the stored hashes.
         let tile = dir.path().join("public/tile/0/000.p/40");
         let good = std::fs::read(&tile).expect("read");
         std::fs::write(&tile, &good[..100]).expect("tear");
-        open().recover(40).expect("repaired");
+        store.recover(40).expect("repaired");
         assert_eq!(std::fs::read(&tile).expect("read"), good);
         std::fs::remove_file(&tile).expect("rm");
-        open().recover(40).expect("repaired");
+        store.recover(40).expect("repaired");
         assert_eq!(std::fs::read(&tile).expect("read"), good);
+        drop(store);
         // The index lost.
         std::fs::remove_dir_all(dir.path().join(INDEX_DIR)).expect("rm db");
         let err = TiledStorage::open(dir.path(), 1 << 20, false).expect_err("refused");
