@@ -45,7 +45,9 @@ pub(crate) use response::*;
 pub use service::Service;
 pub(crate) use test_log::*;
 pub use test_log::{parse_listening, Exited, Options, TestLog};
-pub use util::{b64, b64url, b64url_nopad, copy_dir, mail_sii, now, sign_text, url_encode, Rng};
+pub use util::{
+    b64, b64url, b64url_nopad, copy_dir, mail_claim, mail_sii, now, sign_text, url_encode, Rng,
+};
 
 /// How long a server may take to print its address and answer `/healthz`.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);

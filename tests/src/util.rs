@@ -50,6 +50,24 @@ pub fn mail_sii(tag: &str, i: u64) -> String {
     format!("mailto:{tag}{i}@example.com")
 }
 
+/// A claim by `msp` of [`mail_sii`]`(tag, i)` for one fixed SSI at `time`, no tags, no
+/// attestation: the filler entry of the bulk, crash and damage tests.
+pub fn mail_claim(
+    msp: &ledger_core::key::SignerKey,
+    tag: &str,
+    i: u64,
+    time: u64,
+) -> ledger_core::entry::Leaf {
+    ledger_core::testkit::claim(
+        msp,
+        &mail_sii(tag, i),
+        "mimi://msp-a.example/u/x",
+        time,
+        &[],
+        None,
+    )
+}
+
 /// A small deterministic PRNG (xorshift64*), so that random schedules are reproducible from the
 /// printed seed (`LEDGER_E2E_SEED` overrides it).
 #[derive(Clone, Debug)]

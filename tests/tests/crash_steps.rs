@@ -17,7 +17,7 @@ use ledger_core::entry::{Leaf, Role};
 use ledger_core::key::SignerKey;
 use ledger_core::testkit::{claim, test_key};
 use ledger_core::TreeHash;
-use ledger_e2e::{assert_map_rebuilds, mail_sii, now, Options, TestLog};
+use ledger_e2e::{assert_map_rebuilds, mail_claim, mail_sii, now, Options, TestLog};
 
 /// Leaves before the faulty batch: a full tile and bundle and partial ones.
 const BEFORE: u64 = 300;
@@ -43,14 +43,7 @@ fn fill(log: &TestLog, msp: &SignerKey, tag: &str, n: u64) -> Vec<Acked> {
     let t = now();
     (0..n)
         .map(|i| {
-            let leaf = claim(
-                msp,
-                &mail_sii(tag, i),
-                "mimi://msp-a.example/u/x",
-                t,
-                &[],
-                None,
-            );
+            let leaf = mail_claim(msp, tag, i, t);
             let r = log.submit_ok(&leaf);
             Acked {
                 index: r.index,

@@ -15,7 +15,7 @@ use ledger_core::entry::Role;
 use ledger_core::key::SignerKey;
 use ledger_core::testkit::{claim, test_key};
 use ledger_core::tile::Tile;
-use ledger_e2e::{copy_dir, mail_sii, now, Options, TestLog};
+use ledger_e2e::{copy_dir, mail_claim, mail_sii, now, Options, TestLog};
 
 /// Entries in the log before it is damaged (enough for sled to write several segments).
 const ENTRIES: u64 = 1500;
@@ -30,14 +30,7 @@ fn fill(log: &TestLog, msp: &SignerKey, tag: &str) {
         for th in 0..THREADS {
             s.spawn(move || {
                 for i in (th..ENTRIES).step_by(THREADS as usize) {
-                    let leaf = claim(
-                        msp,
-                        &mail_sii(tag, i),
-                        "mimi://msp-a.example/u/x",
-                        t,
-                        &[],
-                        None,
-                    );
+                    let leaf = mail_claim(msp, tag, i, t);
                     log.submit_ok(&leaf);
                 }
             });

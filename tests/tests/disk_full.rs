@@ -21,8 +21,8 @@ use std::process::Command;
 
 use ledger_core::entry::{Leaf, Role};
 use ledger_core::key::SignerKey;
-use ledger_core::testkit::{claim, test_key};
-use ledger_e2e::{mail_sii, now, Options, TestLog};
+use ledger_core::testkit::test_key;
+use ledger_e2e::{mail_claim, now, Options, TestLog};
 
 /// A tmpfs mounted over a log's data folder, unmounted on drop.
 struct Tmpfs {
@@ -131,14 +131,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn claim_n(msp: &SignerKey, tag: &str, i: u64) -> Leaf {
-    claim(
-        msp,
-        &mail_sii(tag, i),
-        "mimi://msp-a.example/u/x",
-        now(),
-        &[],
-        None,
-    )
+    mail_claim(msp, tag, i, now())
 }
 
 /// A stopped log whose data folder is a tmpfs of `mib` MiB, started once and holding an MSP and
