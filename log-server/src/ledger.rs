@@ -383,13 +383,13 @@ impl Ledger {
                     &lock,
                     &guards,
                 )?;
-                storage.recover(head.size)?;
-                lock.store(head.checkpoint.as_bytes())?;
                 Some(lock)
             }
         };
-        if guards.lock.is_none() {
-            storage.recover(head.size)?;
+        // Only a head that passed the lock's check may have files beyond it removed.
+        storage.recover(head.size)?;
+        if let Some(lock) = &lock {
+            lock.store(head.checkpoint.as_bytes())?;
         }
         let mut registry = KeyRegistry::new(vkey.clone());
         for index in storage.enrollments()? {

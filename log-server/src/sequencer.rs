@@ -480,8 +480,8 @@ impl Sequencer {
     ///    store's. Crash after: lock and store agree.* From here on, a store that ever holds
     ///    less than this checkpoint, or other leaves under it, is refused at start. Crash point
     ///    `locked`.
-    /// 8. Write `public/checkpoint` (temp file, sync, rename, sync the folder) and delete the
-    ///    partial files of tiles that are now full. *Crash: the static layout shows the previous
+    /// 8. Write `public/checkpoint` (temp file, rename; not synced: the lock and the index hold
+    ///    it durably) and delete the partial files of tiles that are now full. *Crash: the static layout shows the previous
     ///    checkpoint (consistent with this one) and keeps redundant partials; start writes the
     ///    head's checkpoint and removes them. An error is logged and the batch stands (the next
     ///    batch writes the file again).* Crash point `checkpoint-published`.

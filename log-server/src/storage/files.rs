@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ledger_core::tile::{
-    cut_from_full, decode_entry_bundle, new_tiles, read_tile_data, tile_width_at,
-    try_encode_entry_bundle, Tile, DATA_LEVEL, MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH,
+    cut_from_full, new_tiles, read_tile_data, tile_width_at, try_encode_entry_bundle, Tile,
+    DATA_LEVEL, MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH,
 };
 use ledger_core::tree::{stored_hash_count, HashReader, TreeError};
 use ledger_core::Hash;
@@ -365,8 +365,10 @@ impl TileFiles {
         Ok(written)
     }
 
-    /// The entry bundle `bundle` after `commit`: the leaves before `old_size` from the head's
-    /// partial bundle, then the commit's.
+    /// The entry bundle `bundle` after `commit`: the head's partial bundle as it is on disk (an
+    /// entry bundle's encoding is the concatenation of its entries', so the old partial is the
+    /// new bundle's prefix), then the commit's leaves framed after it. Read past the bundle cache:
+    /// a partial bundle is read once, by the next batch.
     fn bundle_data(
         &self,
         bundle: &Tile,
@@ -375,32 +377,53 @@ impl TileFiles {
     ) -> Result<Vec<u8>, StorageError> {
         let first = bundle.index * u64::from(TILE_WIDTH);
         let end = first + u64::from(bundle.width);
-        let mut leaves: Vec<Vec<u8>> = if old_size > first {
-            self.leaves(first, old_size)?
-        } else {
-            Vec::new()
+        let kept = old_size.saturating_sub(first);
+        let mut data = match u16::try_from(kept) {
+            Ok(0) => Vec::new(),
+            Ok(width) => {
+                let old = Tile::entry_bundle(bundle.index, width)
+                    .map_err(|e| corrupt(bundle.path(), e.to_string()))?;
+                let data = self.tile(&old)?;
+                if entries_of(&data, 0, 0, &mut Vec::new()) != Some(usize::from(width)) {
+                    return Err(corrupt(
+                        old.path(),
+                        format!("does not hold {width} entries"),
+                    ));
+                }
+                data
+            }
+            Err(_) => return Err(corrupt(bundle.path(), "the head is beyond this bundle")),
         };
-        let from_commit = commit
+        let new: Vec<&[u8]> = commit
             .leaves
             .iter()
-            .filter(|l| l.index >= first.max(old_size) && l.index < end);
-        for leaf in from_commit {
-            if leaf.index != first + leaves.len() as u64 {
-                return Err(corrupt(
-                    bundle.path(),
-                    format!("leaf {} is out of order", leaf.index),
-                ));
-            }
-            leaves.push(leaf.bytes.clone());
-        }
-        if leaves.len() != usize::from(bundle.width) {
+            .filter(|l| l.index >= first.max(old_size) && l.index < end)
+            .enumerate()
+            .map(|(n, l)| {
+                if l.index == first + kept + n as u64 {
+                    Ok(l.bytes.as_slice())
+                } else {
+                    Err(corrupt(
+                        bundle.path(),
+                        format!("leaf {} is out of order", l.index),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        if kept + new.len() as u64 != u64::from(bundle.width) {
             return Err(corrupt(
                 bundle.path(),
-                format!("{} leaves for width {}", leaves.len(), bundle.width),
+                format!(
+                    "{} leaves for width {}",
+                    kept + new.len() as u64,
+                    bundle.width
+                ),
             ));
         }
-        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
-        try_encode_entry_bundle(&refs).map_err(|e| corrupt(bundle.path(), e.to_string()))
+        data.extend(
+            try_encode_entry_bundle(&new).map_err(|e| corrupt(bundle.path(), e.to_string()))?,
+        );
+        Ok(data)
     }
 
     /// Writes `data` to a temporary file beside `tile`'s path, creating folders as needed.
@@ -606,9 +629,12 @@ impl TileFiles {
                     "missing: the data folder is damaged (the head's entry bundle is not on disk)",
                 )
             })?;
-            let n = decode_entry_bundle(&data)
-                .map_err(|e| corrupt(bundle.path(), e.to_string()))?
-                .len();
+            let n = entries_of(&data, 0, 0, &mut Vec::new()).ok_or_else(|| {
+                corrupt(
+                    bundle.path(),
+                    "the data folder is damaged: not a well-formed entry bundle",
+                )
+            })?;
             if n != usize::from(bundle.width) {
                 return Err(corrupt(
                     bundle.path(),
