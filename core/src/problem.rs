@@ -49,11 +49,17 @@ pub enum ProblemType {
     /// A submission bundle (`POST /v1/add-bundle`) is not well framed, empty or has too many
     /// leaves: the whole request is refused and nothing is stored.
     BadBundle,
+    /// The server is a read-only mirror (DP) of a log: writes go to the log itself, which the
+    /// problem's detail names (its origin and URL).
+    ReadOnlyMirror,
+    /// A sharded mirror holds only the SIIs under its prefixes and this SII is under none of
+    /// them: ask another DP (`GET /v1/info` lists the mirror's shards).
+    OutsideShard,
 }
 
 impl ProblemType {
     /// Every problem type, for exhaustive tests and documentation.
-    pub const ALL: [ProblemType; 18] = [
+    pub const ALL: [ProblemType; 20] = [
         ProblemType::Malformed,
         ProblemType::NonCanonical,
         ProblemType::InvalidSii,
@@ -72,6 +78,8 @@ impl ProblemType {
         ProblemType::StorageFailed,
         ProblemType::StorageUnavailable,
         ProblemType::BadBundle,
+        ProblemType::ReadOnlyMirror,
+        ProblemType::OutsideShard,
     ];
 
     /// The SPEC §5 slug.
@@ -95,6 +103,8 @@ impl ProblemType {
             ProblemType::StorageFailed => "storage-failed",
             ProblemType::StorageUnavailable => "storage-unavailable",
             ProblemType::BadBundle => "bad-bundle",
+            ProblemType::ReadOnlyMirror => "read-only-mirror",
+            ProblemType::OutsideShard => "outside-shard",
         }
     }
 
@@ -121,6 +131,9 @@ impl ProblemType {
             | ProblemType::InvalidSii
             | ProblemType::NonCanonical => 422,
             ProblemType::Malformed | ProblemType::BadRequest | ProblemType::BadBundle => 400,
+            // 405 would say the method is wrong; the method is right, this server is not the log.
+            ProblemType::ReadOnlyMirror => 403,
+            ProblemType::OutsideShard => 404,
         }
     }
 
@@ -145,6 +158,8 @@ impl ProblemType {
             ProblemType::StorageFailed => "The log's store failed",
             ProblemType::StorageUnavailable => "Writing to the log's files failed",
             ProblemType::BadBundle => "Malformed submission bundle",
+            ProblemType::ReadOnlyMirror => "This server is a read-only mirror of the log",
+            ProblemType::OutsideShard => "This mirror does not hold that SII's shard",
         }
     }
 
