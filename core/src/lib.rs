@@ -14,6 +14,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod batch;
 pub mod bundle;
 pub mod checkpoint;
 pub mod cosignature;

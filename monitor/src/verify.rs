@@ -1,25 +1,15 @@
-//! SPEC §3 verification of downloaded entries, fast: parsing in parallel (rayon), and the Ed25519
-//! signatures of many entries checked at once with the core's batch verifier
-//! (`ledger_core::admission::verify_plans`, the one signature rule of `ledger_core::signature`).
-//!
-//! The rules are the core's: `ledger_core::admission::plan` says, for each entry, which signature
-//! equations it needs and what the verdict is once they hold (who signs what, the prover-revoke
-//! rule, attestation fields and time windows are all decided there). This module only collects the
-//! equations of many plans into one batch; when the batch fails, the core's batch verifier checks
-//! each of its equations alone to name the bad ones, so a bad entry is always reported with the
-//! core's reason, and a good one costs about half a signature check.
+//! SPEC §3 verification of downloaded entries as the monitor reports it: the core's batch path
+//! ([`ledger_core::batch::check_leaves`], shared with DP mirrors — parsing in parallel, the
+//! signatures of many entries checked at once under the one signature rule, single checks only to
+//! name a bad one) turned into the monitor's [`Verdict`]s.
 //!
 //! The batch and the single check are the same rule (ZIP-215 with canonical encodings), so the
 //! monitor accepts exactly the signatures the log admits and every client accepts.
 
-use ledger_core::admission::{
-    plan, verify_entry, verify_plans, KeyRegistry, Plan, Refusal, Signers,
-};
-use ledger_core::entry::{Entry, Leaf, Role};
-use rayon::prelude::*;
+use ledger_core::admission::KeyRegistry;
+use ledger_core::entry::{Leaf, Role};
 
-/// How many entries share one batch (and are re-checked one by one when it fails).
-pub const BATCH: usize = 128;
+pub use ledger_core::batch::{Checked, BATCH};
 
 /// The outcome of verifying one entry.
 #[derive(Clone, Debug)]
@@ -42,16 +32,6 @@ pub enum Verdict {
     },
 }
 
-/// The core's verdict on one entry, as the batch path reached it: the leaf when it parses, and
-/// the signers or the refusal (`Refusal::Entry` when it does not parse).
-#[derive(Clone, Debug)]
-pub struct Checked {
-    /// The parsed leaf.
-    pub leaf: Option<Leaf>,
-    /// The signers, or why the entry must have been refused.
-    pub result: Result<Signers, Refusal>,
-}
-
 impl From<Checked> for Verdict {
     fn from(c: Checked) -> Verdict {
         match (c.leaf, c.result) {
@@ -72,13 +52,6 @@ impl From<Checked> for Verdict {
     }
 }
 
-/// An entry as parsed, with the verdict on it when it is an enrollment (decided in order).
-type Item = (
-    usize,
-    Result<Leaf, Refusal>,
-    Option<Result<Signers, Refusal>>,
-);
-
 /// Verifies `raw` (the leaves at indices `start..`), in order, and adds every valid enrollment
 /// to `registry` (which must hold the enrollments of all earlier indices).
 pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> Vec<Verdict> {
@@ -88,106 +61,17 @@ pub fn verify_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) ->
         .collect()
 }
 
-/// [`verify_leaves`] with the core's typed verdicts: what the tests compare with the core.
+/// [`verify_leaves`] with the core's typed verdicts ([`ledger_core::batch::check_leaves`]): what
+/// the tests compare with the core.
 pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> Vec<Checked> {
-    // 1. Parse in parallel.
-    let parsed: Vec<Result<Leaf, Refusal>> = raw
-        .par_iter()
-        .map(|b| Leaf::parse(b).map_err(Refusal::from))
-        .collect();
-    // 2. Enrollments, in order: they change which keys later entries are checked against. Few,
-    //    and signed by the log, so checked one by one with the core.
-    let mut enroll_ok: Vec<Option<Result<Signers, Refusal>>> = vec![None; parsed.len()];
-    for (i, p) in parsed.iter().enumerate() {
-        if let Ok(leaf) = p {
-            if let Entry::Enroll(_) = leaf.entry() {
-                let index = start + i as u64;
-                let r = verify_entry(leaf, &registry.at(index));
-                if r.is_ok() {
-                    registry.add_entry(index, leaf.entry());
-                }
-                if let Some(slot) = enroll_ok.get_mut(i) {
-                    *slot = Some(r);
-                }
-            }
-        }
-    }
-    // 3. Everything else, by groups of BATCH, in parallel.
-    let registry: &KeyRegistry = registry;
-    let items: Vec<Item> = parsed
-        .into_iter()
-        .zip(enroll_ok)
-        .enumerate()
-        .map(|(i, (p, e))| (i, p, e))
-        .collect();
-    items
-        .par_chunks(BATCH)
-        .flat_map_iter(|group| verify_group(start, group, registry))
-        .collect()
-}
-
-/// Verifies one group: enrollments as already decided, the others by the core's plans, whose
-/// signature equations are checked in one batch.
-fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Checked> {
-    let mut out: Vec<Option<Checked>> = vec![None; group.len()];
-    let mut batched: Vec<(usize, &Leaf, Plan<'_>)> = Vec::new();
-    for (slot, (i, parsed, enroll)) in group.iter().enumerate() {
-        let index = start + *i as u64;
-        let checked = match (parsed, enroll) {
-            (Err(e), _) => Some(Checked {
-                leaf: None,
-                result: Err(e.clone()),
-            }),
-            (Ok(leaf), Some(r)) => Some(Checked {
-                leaf: Some(leaf.clone()),
-                result: r.clone(),
-            }),
-            (Ok(leaf), None) => {
-                let p = plan(leaf, &registry.at(index));
-                if p.outcome().is_ok() {
-                    batched.push((slot, leaf, p));
-                    None
-                } else {
-                    // Refused whatever its signatures are: the core's single pass names the
-                    // exact refusal, and a refused entry's equations do not spoil the batch.
-                    Some(Checked {
-                        leaf: Some(leaf.clone()),
-                        result: p.verify(),
-                    })
-                }
-            }
-        };
-        if let Some(s) = out.get_mut(slot) {
-            *s = checked;
-        }
-    }
-    let (slots, plans): (Vec<(usize, &Leaf)>, Vec<Plan<'_>>) = batched
-        .into_iter()
-        .map(|(slot, leaf, p)| ((slot, leaf), p))
-        .unzip();
-    for ((slot, leaf), result) in slots.into_iter().zip(verify_plans(plans)) {
-        if let Some(s) = out.get_mut(slot) {
-            *s = Some(Checked {
-                leaf: Some(leaf.clone()),
-                result,
-            });
-        }
-    }
-    out.into_iter()
-        .map(|v| {
-            v.unwrap_or_else(|| Checked {
-                leaf: None,
-                result: Err(Refusal::BadSignature {
-                    name: "internal: entry not verified".into(),
-                }),
-            })
-        })
-        .collect()
+    ledger_core::batch::check_leaves(start, raw, registry)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_core::admission::{verify_entry, Refusal};
+    use ledger_core::entry::Entry;
     use ledger_core::entry::Action;
     use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
     use ledger_core::TreeHash;
