@@ -121,6 +121,8 @@ struct Overwritten<T> {
     /// older version, not by the commit (building a hash table or sorting in every commit cost a
     /// fifth of the update, for reads that are rare).
     order: std::sync::OnceLock<Vec<u32>>,
+    /// The slots held, made by the first [`Overwritten::merge`] (pinned followers only).
+    held: Option<std::collections::HashSet<u32>>,
 }
 
 impl<T: Copy> Overwritten<T> {
@@ -128,7 +130,28 @@ impl<T: Copy> Overwritten<T> {
         Overwritten {
             slots,
             order: std::sync::OnceLock::new(),
+            held: None,
         }
+    }
+
+    /// Adds the old contents (`old(slot)`, read before the write) of the slots of `writes` this
+    /// undo does not hold yet ([`MapTree::commit_pinned`]): the first overwrite of a slot since
+    /// the undo's version is the one that version had.
+    fn merge<W>(&mut self, writes: &[(u32, W)], old: impl Fn(u32) -> T) {
+        if writes.is_empty() {
+            return;
+        }
+        let slots = &self.slots;
+        let held = self
+            .held
+            .get_or_insert_with(|| slots.iter().map(|(slot, _)| *slot).collect());
+        for (slot, _) in writes {
+            if held.insert(*slot) {
+                self.slots.push((*slot, old(*slot)));
+            }
+        }
+        // The binary-search order is rebuilt by the next read of the old version.
+        self.order = std::sync::OnceLock::new();
     }
 
     /// The old content of `slot`, if this commit overwrote it.
@@ -416,6 +439,54 @@ impl MapTree {
             while self.history.len() > self.keep {
                 self.history.pop_front();
             }
+        }
+        for (i, n) in staged.inner_writes {
+            self.inner[i as usize] = n;
+        }
+        for (i, l) in staged.leaf_writes {
+            self.leaves[i as usize] = l;
+        }
+        self.inner.extend(staged.new_inner);
+        self.leaves.extend(staged.new_leaves);
+        self.root = staged.root;
+        self.root_hash = staged.root_hash;
+        self.keys += staged.new_keys;
+        self.version = to;
+        Ok(())
+    }
+
+    /// [`MapTree::commit`] for a follower that advances the map by many batches before the
+    /// checkpoint it serves moves (a DP mirror verifying every map leaf of a long span): the map of
+    /// version `pinned` — the current one at the first such commit — stays readable however many
+    /// batches follow, because every commit after it adds what it overwrites to the one undo of
+    /// `pinned` (the oldest content of each slot wins) instead of an undo of its own. The
+    /// versions in between are not kept. That undo holds each slot of the pinned tree at most
+    /// once, so it is bounded by the pinned map's size, whatever the span. Unpinning is the next
+    /// [`MapTree::commit`] (or a `commit_pinned` with another `pinned`): the undo then ages out
+    /// of the history like any other.
+    pub fn commit_pinned(&mut self, staged: Staged, to: u64, pinned: u64) -> Result<(), MapError> {
+        let merging = self.version != pinned
+            && self.history.back().is_some_and(|u| u.version == pinned);
+        if !merging {
+            if self.version != pinned {
+                return Err(MapError::NotKept {
+                    version: pinned,
+                    latest: self.version,
+                });
+            }
+            return self.commit(staged, to);
+        }
+        if staged.version != self.version
+            || staged.inner_len != self.inner.len()
+            || staged.leaves_len != self.leaves.len()
+        {
+            return Err(MapError::Stale);
+        }
+        if let Some(undo) = self.history.back_mut() {
+            undo.inner
+                .merge(&staged.inner_writes, |i| self.inner[i as usize]);
+            undo.leaves
+                .merge(&staged.leaf_writes, |i| self.leaves[i as usize]);
         }
         for (i, n) in staged.inner_writes {
             self.inner[i as usize] = n;
@@ -900,5 +971,64 @@ mod tests {
             }
         }
         assert!(m.prove_at(&keys[0], 3).is_err());
+    }
+
+    /// A pinned version stays readable, exactly as it was, across many more commits than the
+    /// history keeps; the current version reads as a map built for it; and the pinned undo holds
+    /// each slot once however many commits overwrite it.
+    #[test]
+    fn a_pinned_version_reads_as_it_was_across_a_long_span() {
+        let th = TreeHash::Sha256;
+        let mut m = MapTree::new(th).with_history(2);
+        let mut index = 0u64;
+        let mut keys = Vec::new();
+        let mut batch = |m: &mut MapTree, n: u64, keys: &mut Vec<Hash>| {
+            let adds: Vec<MapAddition> = (0..n)
+                .map(|i| {
+                    let key = th.leaf_hash(&((index * 7 + i * 13) % 41).to_be_bytes());
+                    keys.push(key);
+                    index += 1;
+                    add(key, index)
+                })
+                .collect();
+            (m.stage(&adds).unwrap(), index + 1)
+        };
+        for _ in 0..3 {
+            let (staged, to) = batch(&mut m, 5, &mut keys);
+            m.commit(staged, to).unwrap();
+        }
+        let pinned = m.version();
+        let mut snapshot = m.clone();
+        snapshot.keep = 0;
+        snapshot.history.clear();
+        for _ in 0..20 {
+            let (staged, to) = batch(&mut m, 6, &mut keys);
+            m.commit_pinned(staged, to, pinned).unwrap();
+        }
+        let undo = m.history.back().unwrap();
+        assert_eq!(undo.version, pinned);
+        let mut slots: Vec<u32> = undo.inner.slots.iter().map(|(s, _)| *s).collect();
+        let all = slots.len();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), all, "a slot recorded twice");
+        assert_eq!(m.root_at(pinned).unwrap(), snapshot.root());
+        let mut rebuilt = MapTree::from_values(th, &m.values(), m.version()).unwrap();
+        rebuilt.keep = 0;
+        assert_eq!(m.root(), rebuilt.root());
+        for k in keys.iter().chain([&[0x55u8; 32]]) {
+            assert_eq!(&m.prove_at(k, pinned).unwrap(), &snapshot.prove(k));
+            assert_eq!(&m.prove(k), &rebuilt.prove(k));
+        }
+        // Pinning a version that is neither current nor the newest kept one is refused.
+        let (staged, to) = batch(&mut m, 1, &mut keys);
+        assert!(matches!(
+            m.commit_pinned(staged, to, 1),
+            Err(MapError::NotKept { .. })
+        ));
+        // A plain commit ends the pin; the pinned version is still readable until it ages out.
+        let (staged, to) = batch(&mut m, 1, &mut keys);
+        m.commit(staged, to).unwrap();
+        assert_eq!(m.root_at(pinned).unwrap(), snapshot.root());
     }
 }
