@@ -30,7 +30,6 @@ type Item = (
     Option<Result<Signers, Refusal>>,
 );
 
-
 /// Verifies `raw` (the leaves at indices `start..`), in order, and adds every valid enrollment to
 /// `registry` (which must hold the enrollments of all earlier indices).
 pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> Vec<Checked> {

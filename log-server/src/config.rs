@@ -157,6 +157,26 @@ pub struct Cli {
     /// How long one witness may take to cosign a checkpoint, in ms [default: 2000].
     #[arg(long, env = "LEDGER_WITNESS_TIMEOUT_MS", value_name = "MS")]
     pub witness_timeout_ms: Option<u64>,
+    /// Run as a read-only DP mirror of the log at URL (its C2SP tile API, `http(s)://…`) or in
+    /// an object store (`s3://BUCKET/PREFIX`, credentials from the AWS environment): follow and
+    /// verify it, serve its checkpoints, refuse writes (see docs/operations.md). Needs --trust.
+    #[arg(long, env = "LEDGER_MIRROR_OF", value_name = "URL")]
+    pub mirror_of: Option<String>,
+    /// The trust file of the mirrored log (`ledger trust init`'s JSON: origin, log_vkey, hash,
+    /// witnesses, quorum): what every checkpoint the mirror serves is verified against.
+    #[arg(long, env = "LEDGER_TRUST", value_name = "FILE")]
+    pub trust: Option<PathBuf>,
+    /// A mirror holds only the SIIs under this prefix (repeatable; e.g. `tel:+1`, `mailto:`);
+    /// lookups of others are refused with `outside-shard` [default: every SII].
+    #[arg(long = "shard", value_name = "PREFIX")]
+    pub shard: Vec<String>,
+    /// How often a mirror asks for the log's checkpoint, in ms [default: 1000].
+    #[arg(long, env = "LEDGER_MIRROR_POLL_MS", value_name = "MS")]
+    pub mirror_poll_ms: Option<u64>,
+    /// A mirror appends its alerts (SPEC §8 lines, the monitor's kinds) to this file [default:
+    /// `<data>/mirror-alerts.jsonl`].
+    #[arg(long, env = "LEDGER_MIRROR_ALERTS", value_name = "FILE")]
+    pub mirror_alerts: Option<PathBuf>,
     /// Connection cap and client timeouts (see docs/operations.md).
     #[command(flatten)]
     pub limits: ledger_serve::LimitSettings,
@@ -334,6 +354,23 @@ pub struct Config {
     pub witness: crate::witness::WitnessConfig,
     /// Connection cap and client timeouts.
     pub limits: ledger_serve::Limits,
+    /// Run as a read-only DP mirror (see [`crate::mirror`]); `None`: the log itself.
+    pub mirror: Option<MirrorConfig>,
+}
+
+/// A DP mirror's settings (`--mirror-of`, `--trust`, `--shard`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorConfig {
+    /// Where the log's tiles are: `http(s)://…` or `s3://BUCKET/PREFIX`.
+    pub source: String,
+    /// The trust file.
+    pub trust: PathBuf,
+    /// The SII prefixes held (empty: all).
+    pub shards: Vec<String>,
+    /// Checkpoint polling interval.
+    pub poll: Duration,
+    /// The alert file.
+    pub alerts: PathBuf,
 }
 
 impl Config {
@@ -361,6 +398,7 @@ impl Config {
             rate_limit: None,
             witness: crate::witness::WitnessConfig::default(),
             limits: ledger_serve::Limits::default(),
+            mirror: None,
         }
     }
 
@@ -453,6 +491,14 @@ impl Config {
             }
         }
         let key = key_opt.clone().unwrap_or_else(|| data.join("log.key"));
+        let mirror = resolve_mirror(&cli.mirror_of, &cli.trust, &cli.shard, cli.mirror_poll_ms)?
+            .map(|m| MirrorConfig {
+                alerts: cli
+                    .mirror_alerts
+                    .clone()
+                    .unwrap_or_else(|| data.join("mirror-alerts.jsonl")),
+                ..m
+            });
         Ok(Config {
             checkpoint_lock: cli
                 .checkpoint_lock
@@ -484,8 +530,59 @@ impl Config {
             rate_limit,
             witness,
             limits,
+            mirror,
         })
     }
+}
+
+/// The mirror settings: both `--mirror-of` and `--trust`, or neither (then `--shard` is refused);
+/// shard prefixes non-empty and distinct.
+fn resolve_mirror(
+    source: &Option<String>,
+    trust: &Option<PathBuf>,
+    shards: &[String],
+    poll_ms: Option<u64>,
+) -> Result<Option<MirrorConfig>, ConfigError> {
+    let (source, trust) = match (source, trust) {
+        (Some(s), Some(t)) => (s.clone(), t.clone()),
+        (None, None) if shards.is_empty() => return Ok(None),
+        (None, None) => {
+            return Err(ConfigError::Invalid(
+                "--shard is for mirrors: give --mirror-of and --trust too".into(),
+            ))
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::Invalid(
+                "--mirror-of needs --trust FILE (the mirrored log's trust file)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid(
+                "--trust is for mirrors: give --mirror-of URL too".into(),
+            ))
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in shards {
+        if s.is_empty() || !seen.insert(s.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "--shard {s:?}: each shard prefix must be non-empty and given once"
+            )));
+        }
+    }
+    let poll_ms = poll_ms.unwrap_or(1000);
+    if poll_ms == 0 {
+        return Err(ConfigError::Invalid(
+            "mirror_poll_ms must be at least 1".into(),
+        ));
+    }
+    Ok(Some(MirrorConfig {
+        source,
+        trust,
+        shards: shards.to_vec(),
+        poll: Duration::from_millis(poll_ms),
+        alerts: PathBuf::new(),
+    }))
 }
 
 /// The witnesses: the `--witness` flags if any, else the file's `[[witness]]` tables. Keys must be

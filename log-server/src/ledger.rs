@@ -282,6 +282,8 @@ pub struct Ledger {
     head: RwLock<Arc<Head>>,
     registry: RwLock<Arc<KeyRegistry>>,
     failed: AtomicBool,
+    /// False while a DP mirror has no verified checkpoint to serve (see [`Ledger::open_mirror`]).
+    serving: AtomicBool,
     failure: RwLock<Option<String>>,
     lock: Option<CheckpointLock>,
     disk: Option<(PathBuf, u64)>,
@@ -391,6 +393,124 @@ impl Ledger {
         if let Some(lock) = &lock {
             lock.store(head.checkpoint.as_bytes())?;
         }
+        Ledger::assemble(
+            storage,
+            meta,
+            vkey,
+            policy,
+            metrics,
+            head,
+            lock,
+            guards.disk,
+            true,
+        )
+    }
+
+    /// Opens a DP mirror's store ([`crate::mirror`]): the log's identity is the trust file's
+    /// (`log_key`, `hash`), there is no signer key and no checkpoint lock (a mirror signs
+    /// nothing, so it can fork nothing). A new store is created empty and holds no checkpoint
+    /// until the mirror has verified one. Returns the ledger and, when the store is not at a
+    /// checkpoint it verified — a new store, or a crash in the middle of committing a span — the
+    /// checkpoint being caught up to (`None` for a new store): until the mirror reaches a
+    /// checkpoint again it serves no view at all ([`Ledger::serving`] is false).
+    pub fn open_mirror(
+        storage: Arc<dyn Storage>,
+        log_key: &VerifierKey,
+        hash: TreeHash,
+        metrics: Arc<Metrics>,
+        disk: Option<(PathBuf, u64)>,
+    ) -> Result<(Ledger, Option<SignedCheckpoint>), OpenError> {
+        let meta = match storage.meta()? {
+            Some(meta) => {
+                if meta.origin != log_key.name() {
+                    return Err(OpenError::OriginMismatch {
+                        stored: meta.origin,
+                        given: log_key.name().to_string(),
+                    });
+                }
+                if meta.hash != hash {
+                    return Err(OpenError::HashMismatch {
+                        stored: meta.hash,
+                        given: hash,
+                    });
+                }
+                if meta.vkey != log_key.to_string() {
+                    return Err(OpenError::KeyMismatch {
+                        stored: meta.vkey,
+                        given: log_key.to_string(),
+                    });
+                }
+                meta
+            }
+            None => {
+                let meta = Meta {
+                    origin: log_key.name().to_string(),
+                    hash,
+                    vkey: log_key.to_string(),
+                    created: now_unix(),
+                };
+                storage.create(&meta, b"")?;
+                meta
+            }
+        };
+        let bad = |s: String| OpenError::Inconsistent(s);
+        let (size, bytes) = storage
+            .head()?
+            .ok_or_else(|| bad("no stored head".into()))?;
+        let (head, serving, target) = if bytes.is_empty() {
+            if size != 0 {
+                return Err(bad(format!("stored size {size} without a checkpoint")));
+            }
+            (
+                unserved_head(&meta, size, meta.hash.empty_root())?,
+                false,
+                None,
+            )
+        } else {
+            let cp = SignedCheckpoint::verify(&bytes, log_key)
+                .map_err(|e| bad(format!("stored checkpoint: {e}")))?;
+            if cp.checkpoint.size == size {
+                (recover_head(storage.as_ref(), &meta, log_key)?, true, None)
+            } else if cp.checkpoint.size > size {
+                let root = tree_root(meta.hash, size, &StoreReader(storage.as_ref(), None))
+                    .map_err(|e| bad(format!("recomputing the root of size {size}: {e}")))?;
+                (unserved_head(&meta, size, root)?, false, Some(cp))
+            } else {
+                return Err(bad(format!(
+                    "stored size {size} is beyond its checkpoint's size {}",
+                    cp.checkpoint.size
+                )));
+            }
+        };
+        storage.recover(head.size)?;
+        let ledger = Ledger::assemble(
+            storage,
+            meta,
+            log_key.clone(),
+            Policy::default(),
+            metrics,
+            head,
+            None,
+            disk,
+            serving,
+        )?;
+        Ok((ledger, target))
+    }
+
+    /// The rest of opening, once the head is known and the store recovered to it: the key
+    /// registry, the hash cache and the map, checked against the head's map leaf.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        storage: Arc<dyn Storage>,
+        meta: Meta,
+        vkey: VerifierKey,
+        policy: Policy,
+        metrics: Arc<Metrics>,
+        head: Head,
+        lock: Option<CheckpointLock>,
+        disk: Option<(PathBuf, u64)>,
+        serving: bool,
+    ) -> Result<Ledger, OpenError> {
         let mut registry = KeyRegistry::new(vkey.clone());
         for index in storage.enrollments()? {
             if index >= head.size {
@@ -412,7 +532,9 @@ impl Ledger {
         check_map(storage.as_ref(), &vkey, head.size, &map_root)?;
         // The store passed every check: its head is what the static layout shows (a crash
         // before the last commit's step 8 left the one before).
-        storage.publish(head.checkpoint.as_bytes(), head.size, head.size)?;
+        if serving {
+            storage.publish(head.checkpoint.as_bytes(), head.size, head.size)?;
+        }
         Ok(Ledger {
             storage,
             meta,
@@ -421,14 +543,27 @@ impl Ledger {
             head: RwLock::new(Arc::new(head)),
             registry: RwLock::new(Arc::new(registry)),
             failed: AtomicBool::new(false),
+            serving: AtomicBool::new(serving),
             failure: RwLock::new(None),
             lock,
-            disk: guards.disk,
+            disk,
             cache,
             map,
             witnesses: std::sync::OnceLock::new(),
             metrics,
         })
+    }
+
+    /// Whether the log serves a view: always for the log itself; for a DP mirror, once it has
+    /// verified a checkpoint (see [`Ledger::open_mirror`]).
+    pub fn serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    /// A mirror publishes a verified checkpoint's head (and with it starts serving).
+    pub(crate) fn publish_mirrored(&self, head: Head, registry: KeyRegistry) {
+        self.publish(head, Some(registry));
+        self.serving.store(true, Ordering::Release);
     }
 
     /// The store.
@@ -738,6 +873,24 @@ fn check_against_lock(
 /// log key, names the stored size, and its root is the root of the stored hashes (a batch's hashes
 /// are synced before its checkpoint is, so any mismatch means the store was damaged outside the
 /// server). The head's files are checked by [`Storage::recover`], the map by [`check_map`].
+/// The head of a mirror that serves nothing yet: the stored tree of `size` leaves under an
+/// unsigned checkpoint, which no route shows (they answer 503 until the mirror serves).
+fn unserved_head(meta: &Meta, size: u64, root: Hash) -> Result<Head, OpenError> {
+    let checkpoint = Checkpoint {
+        origin: meta.origin.clone(),
+        size,
+        root,
+    };
+    let note = ledger_core::note::Note::new(&checkpoint.to_text())
+        .map_err(|e| OpenError::Inconsistent(format!("the stored origin: {e}")))?;
+    Ok(Head {
+        size,
+        root,
+        checkpoint: String::new().into(),
+        signed: SignedCheckpoint { checkpoint, note },
+    })
+}
+
 fn recover_head(storage: &dyn Storage, meta: &Meta, vkey: &VerifierKey) -> Result<Head, OpenError> {
     let bad = |s: String| OpenError::Inconsistent(s);
     let (size, cp_bytes) = storage

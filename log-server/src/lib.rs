@@ -22,6 +22,7 @@ pub mod lock;
 pub mod lookup;
 pub mod map;
 pub mod metrics;
+pub mod mirror;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;

@@ -95,6 +95,17 @@ impl MapStore {
         write(&self.tree).commit(staged, to)
     }
 
+    /// Commits a staged batch of a DP mirror's span ([`MapTree::commit_pinned`]): the map of the
+    /// served checkpoint, size `pinned`, stays readable until the span is verified and served.
+    pub(crate) fn advance_pinned(
+        &self,
+        staged: Staged,
+        to: u64,
+        pinned: u64,
+    ) -> Result<(), MapError> {
+        write(&self.tree).commit_pinned(staged, to, pinned)
+    }
+
     /// The proof for `key` in the map of checkpoint size `size` (a published head's).
     pub fn prove_at(&self, key: &Hash, size: u64) -> Result<KeyProof, MapError> {
         read(&self.tree).prove_at(key, size)

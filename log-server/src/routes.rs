@@ -23,7 +23,7 @@ use ledger_core::problem::ProblemType;
 use ledger_core::sii::Sii;
 use ledger_core::tree::prove_consistency;
 use ledger_core::Hash;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::admission::AdmissionPool;
 use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
@@ -49,8 +49,19 @@ const NO_CACHE: &str = "no-cache";
 /// Everything the handlers share.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The open log.
+    /// The open log (or a mirror's copy of it).
     pub ledger: Arc<Ledger>,
+    /// What writes need; `None` on a read-only DP mirror ([`crate::mirror`]).
+    pub writer: Option<Writer>,
+    /// A mirror's follower (status, shards); `None` on the log itself.
+    pub mirror: Option<crate::mirror::Running>,
+    /// Per-client limit on the write routes, when configured (see [`crate::ratelimit`]).
+    pub rate_limiter: Option<crate::ratelimit::RateLimiter>,
+}
+
+/// The log's writing side, which a mirror does not have.
+#[derive(Clone, Debug)]
+pub struct Writer {
     /// The sequencer's queue.
     pub sequencer: SequencerHandle,
     /// The log key (signs enroll leaves for the admin API).
@@ -59,8 +70,26 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// Threads for the stateless checks of admission, signatures batch-verified.
     pub pool: AdmissionPool,
-    /// Per-client limit on the write routes, when configured (see [`crate::ratelimit`]).
-    pub rate_limiter: Option<crate::ratelimit::RateLimiter>,
+}
+
+impl AppState {
+    /// The writing side, or the `read-only-mirror` refusal naming the log to write to.
+    fn writer(&self) -> Result<&Writer, ApiError> {
+        self.writer.as_ref().ok_or_else(|| {
+            let of = self
+                .mirror
+                .as_ref()
+                .map(|m| m.status.info(false).of)
+                .unwrap_or_default();
+            ApiError::new(
+                ProblemType::ReadOnlyMirror,
+                format!(
+                    "this server is a read-only mirror of the log {} (followed at {of}); send writes to the log itself",
+                    self.ledger.origin()
+                ),
+            )
+        })
+    }
 }
 
 /// The routes of SPEC §5, with problem+json fallbacks and the metrics layer.
@@ -85,6 +114,7 @@ pub fn router(state: AppState) -> Router {
             state.rate_limiter.clone(),
             crate::ratelimit::middleware,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), serving_guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -123,6 +153,20 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .metrics
         .request(route, resp.status().as_u16(), result);
     resp
+}
+
+/// A mirror that has not verified a checkpoint yet serves no view: its data routes answer 503
+/// `overloaded` with `Retry-After` (`/v1/info`, `/metrics` and `/healthz` still answer).
+async fn serving_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let open = matches!(req.uri().path(), "/v1/info" | "/metrics" | "/healthz");
+    if open || state.ledger.serving() {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        ProblemType::Overloaded,
+        "this mirror has not verified a checkpoint of the log yet (it is catching up); see GET /v1/info",
+    )
+    .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -195,6 +239,7 @@ fn is_content_type(headers: &HeaderMap, mime: &str) -> bool {
 
 /// `POST /v1/add` — one leaf note as `text/plain`; answers the receipt once durable.
 async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let w = s.writer()?;
     if !is_text_plain(req.headers()) {
         return Err(ApiError::bad_request(
             "the body must be one leaf note with Content-Type: text/plain",
@@ -205,7 +250,7 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
         return Err(too_large());
     }
     let bytes = read_limited(req.into_body(), ADD_BODY_LIMIT, too_large).await?;
-    let submitted = submit(&s.ledger, &s.sequencer, &s.pool, bytes.to_vec()).await?;
+    let submitted = submit(&s.ledger, &w.sequencer, &w.pool, bytes.to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())
 }
 
@@ -216,6 +261,7 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
 /// that is not writing or has too few free queue slots (503) is refused as a whole, storing
 /// nothing. The rate limiter charges one token per leaf (see [`crate::ratelimit`]).
 async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let w = s.writer()?;
     if !is_content_type(req.headers(), "application/octet-stream") {
         return Err(ApiError::bad_request(
             "the body must be a bundle of leaves with Content-Type: application/octet-stream",
@@ -239,7 +285,7 @@ async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response,
     }
     let leaves: Vec<Vec<u8>> = leaves.into_iter().map(<[u8]>::to_vec).collect();
     drop(body);
-    let answers = submit_bundle(&s.ledger, &s.sequencer, &s.pool, leaves).await?;
+    let answers = submit_bundle(&s.ledger, &w.sequencer, &w.pool, leaves).await?;
     let items: Vec<BundleItem> = answers
         .into_iter()
         .map(|a| match a {
@@ -286,18 +332,30 @@ async fn read_limited(
     })
 }
 
+/// `GET /v1/info`, and on a mirror its `mirror` member ([`crate::mirror::MirrorInfo`]).
+#[derive(Debug, Serialize)]
+struct InfoAnswer {
+    #[serde(flatten)]
+    info: Info,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<crate::mirror::MirrorInfo>,
+}
+
 /// `GET /v1/info`.
-async fn info(State(s): State<AppState>) -> Json<Info> {
+async fn info(State(s): State<AppState>) -> Json<InfoAnswer> {
     let l = &s.ledger;
     let w = l.witnesses();
-    Json(Info {
-        origin: l.origin().to_string(),
-        vkey: l.vkey().to_string(),
-        hash: l.tree_hash(),
-        size: l.head().size,
-        witnesses: w.keys,
-        quorum: w.quorum,
-        policy: l.policy(),
+    Json(InfoAnswer {
+        info: Info {
+            origin: l.origin().to_string(),
+            vkey: l.vkey().to_string(),
+            hash: l.tree_hash(),
+            size: if l.serving() { l.head().size } else { 0 },
+            witnesses: w.keys,
+            quorum: w.quorum,
+            policy: l.policy(),
+        },
+        mirror: s.mirror.as_ref().map(|m| m.status.info(l.serving())),
     })
 }
 
@@ -463,6 +521,15 @@ async fn lookup(
         };
         ApiError::new(kind, format!("sii {raw:?}: {e}"))
     })?;
+    if let Some(m) = s.mirror.as_ref().filter(|m| !m.shards.holds(sii.as_str())) {
+        return Err(ApiError::new(
+            ProblemType::OutsideShard,
+            format!(
+                "this mirror holds only the SIIs under {}; ask another Discovery Provider (GET /v1/info lists this mirror's shards)",
+                m.shards.prefixes().join(", ")
+            ),
+        ));
+    }
     let answer = crate::lookup::lookup(&s.ledger, &sii, now_unix())?;
     let mut resp = Json(answer).into_response();
     resp.headers_mut()
@@ -477,32 +544,34 @@ async fn enroll(
     headers: HeaderMap,
     body: Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let w = s.writer()?;
     let auth = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    if !bearer_matches(auth, &s.admin_token) {
+    if !bearer_matches(auth, &w.admin_token) {
         return Err(ApiError::new(
             ProblemType::Unauthorized,
             "a valid `Authorization: Bearer <admin token>` header is required",
         ));
     }
     let Json(req) = body?;
-    let leaf = enroll_leaf(&req, &s.signer, now_unix())?;
+    let leaf = enroll_leaf(&req, &w.signer, now_unix())?;
     if let Some(receipt) = current_enrollment(&s.ledger, &leaf)? {
         // Enrolling the key that is already in force appends nothing (idempotent admin calls).
         return Ok(Json(receipt).into_response());
     }
     tracing::info!(role = %req.role, name = %req.name, "admin enroll");
-    let submitted = submit(&s.ledger, &s.sequencer, &s.pool, leaf.bytes().to_vec()).await?;
+    let submitted = submit(&s.ledger, &w.sequencer, &w.pool, leaf.bytes().to_vec()).await?;
     Ok(Json(submitted.receipt).into_response())
 }
 
 /// `GET /metrics` — Prometheus text.
 async fn metrics(State(s): State<AppState>) -> Response {
     let disk = s.ledger.storage().size_on_disk().ok();
-    text_response(
-        s.ledger.metrics.render(s.sequencer.depth() as u64, disk),
-        "text/plain; version=0.0.4; charset=utf-8",
-        "no-store",
-    )
+    let depth = s.writer.as_ref().map_or(0, |w| w.sequencer.depth() as u64);
+    let mut text = s.ledger.metrics.render(depth, disk);
+    if let Some(m) = &s.mirror {
+        m.status.render(&mut text, s.ledger.serving());
+    }
+    text_response(text, "text/plain; version=0.0.4; charset=utf-8", "no-store")
 }
 
 /// `GET /healthz` — `ok` while the log writes; 503 `storage-full` while the disk is below its

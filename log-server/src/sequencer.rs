@@ -157,11 +157,14 @@ enum Outcome {
 }
 
 /// Hashes of this batch not yet in the store, over the store: what [`stored_hashes`] reads while
-/// the batch is being built.
-struct Overlay<'a> {
-    store: StoreReader<'a>,
-    start: u64,
-    new: &'a [Hash],
+/// the batch is being built (and a DP mirror while it verifies a span).
+pub(crate) struct Overlay<'a> {
+    /// The store (with its hash cache).
+    pub(crate) store: StoreReader<'a>,
+    /// The stored-hash index of `new[0]`.
+    pub(crate) start: u64,
+    /// The new hashes, from stored index `start` on.
+    pub(crate) new: &'a [Hash],
 }
 
 impl HashReader for Overlay<'_> {

@@ -11,11 +11,11 @@ use ledger_core::key::SignerKey;
 use tokio::sync::watch;
 
 use crate::admission::AdmissionPool;
-use crate::config::{Config, DEFAULT_ORIGIN};
+use crate::config::{Config, MirrorConfig, DEFAULT_ORIGIN};
 use crate::keys::{load_or_create_signer, load_or_create_token};
 use crate::ledger::{Ledger, Safeguards};
 use crate::metrics::Metrics;
-use crate::routes::{router, AppState};
+use crate::routes::{router, AppState, Writer};
 use crate::sequencer;
 use crate::storage::tiled::{TiledStorage, INDEX_DIR};
 use crate::storage::Storage;
@@ -206,10 +206,14 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
     Ok(Opened {
         state: AppState {
             ledger,
-            sequencer: handle,
-            signer,
-            admin_token: token.into(),
-            pool: AdmissionPool::per_cpu("admission").context("starting the admission threads")?,
+            writer: Some(Writer {
+                sequencer: handle,
+                signer,
+                admin_token: token.into(),
+                pool: AdmissionPool::per_cpu("admission")
+                    .context("starting the admission threads")?,
+            }),
+            mirror: None,
             rate_limiter: config.rate_limit.map(crate::ratelimit::RateLimiter::new),
         },
         stop,
@@ -237,9 +241,126 @@ pub fn announce(vkey: &str, addr: SocketAddr) {
     let _ = out.flush();
 }
 
+/// A running DP mirror ([`crate::mirror`]): its handler state and its follower thread.
+pub struct OpenedMirror {
+    /// The handler state (no writer; the follower's status and shards).
+    pub state: AppState,
+    /// The follower thread.
+    pub follower: std::thread::JoinHandle<()>,
+}
+
+/// Opens a DP mirror's data folder and starts its follower: the trust file and the source are
+/// checked first, so a wrong one stops the start with a message.
+pub fn open_mirror(config: &Config, m: &MirrorConfig) -> anyhow::Result<OpenedMirror> {
+    use crate::mirror::{follow::Follower, source::TileSource, Running, Shards, Status};
+    let trust = crate::mirror::load_trust(&m.trust)?;
+    let source = TileSource::open(&m.source)?;
+    create_data_dir(&config.data)?;
+    if let Err(low) = crate::disk::check_free(&config.data, config.min_free_bytes) {
+        bail!("{low}: the mirror's store was not opened; free space on that disk (or lower --min-free-mb) and start again");
+    }
+    let storage = TiledStorage::open(&config.data, config.cache_bytes, false)
+        .with_context(|| format!("opening the store in {}", config.data.display()))?;
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let metrics = Arc::new(Metrics::default());
+    let (ledger, target) = Ledger::open_mirror(
+        storage,
+        &trust.log_key,
+        trust.hash,
+        metrics,
+        Some((config.data.clone(), config.min_free_bytes)),
+    )
+    .with_context(|| format!("opening the mirror's store in {}", config.data.display()))?;
+    if let Some(cp) = &target {
+        tracing::warn!(
+            stored = ledger.storage().head().ok().flatten().map_or(0, |(s, _)| s),
+            target = cp.checkpoint.size,
+            "the last span was not finished (a crash while storing it): serving nothing until it is verified again"
+        );
+    }
+    ledger.set_witnesses(crate::ledger::WitnessInfo {
+        keys: trust.witnesses.iter().map(|w| w.to_string()).collect(),
+        quorum: trust.quorum,
+    });
+    let ledger = Arc::new(ledger);
+    let shards = Shards::new(&m.shards);
+    let status = Arc::new(Status::new(&m.source, &m.shards, m.alerts.clone()));
+    let follower = Follower::new(
+        Arc::clone(&ledger),
+        source,
+        trust,
+        shards.clone(),
+        Arc::clone(&status),
+    )?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = m.poll;
+    let flag = Arc::clone(&stop);
+    let follower = std::thread::Builder::new()
+        .name("mirror-follower".into())
+        .spawn(move || follower.run(poll, &flag))
+        .context("starting the mirror's follower")?;
+    tracing::info!(
+        origin = ledger.origin(),
+        of = %m.source,
+        size = ledger.head().size,
+        serving = ledger.serving(),
+        shards = ?m.shards,
+        "mirror opened"
+    );
+    Ok(OpenedMirror {
+        state: AppState {
+            ledger,
+            writer: None,
+            mirror: Some(Running {
+                status,
+                shards,
+                stop,
+            }),
+            rate_limiter: None,
+        },
+        follower,
+    })
+}
+
+/// Runs a mirror until SIGTERM/SIGINT (see [`open_mirror`]).
+async fn run_mirror(config: &Config, m: &MirrorConfig) -> anyhow::Result<()> {
+    let opened = open_mirror(config, m)?;
+    let ledger = Arc::clone(&opened.state.ledger);
+    let stop = opened.state.mirror.as_ref().map(|r| Arc::clone(&r.stop));
+    let app = router(opened.state.clone());
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    announce(&ledger.vkey().to_string(), addr);
+    tracing::info!(%addr, "serving (mirror)");
+    ledger_serve::serve(
+        listener,
+        app,
+        config.limits,
+        None,
+        ledger_serve::shutdown_signal(),
+    )
+    .await
+    .context("serving")?;
+    if let Some(stop) = stop {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let follower = opened.follower;
+    let _ = tokio::task::spawn_blocking(move || follower.join()).await;
+    ledger
+        .storage()
+        .flush()
+        .context("syncing the store at shutdown")?;
+    tracing::info!(size = ledger.head().size, "mirror stopped cleanly");
+    Ok(())
+}
+
 /// Runs the server until SIGTERM/SIGINT: opens the log, listens (HTTP or HTTPS), drains in-flight
 /// requests on shutdown, commits what the sequencer still holds and syncs the store.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    if let Some(m) = &config.mirror {
+        return run_mirror(&config, m).await;
+    }
     let opened = open(&config)?;
     let ledger = Arc::clone(&opened.state.ledger);
     // Before anyone can submit: no witness may have cosigned more than the store holds.

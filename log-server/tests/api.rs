@@ -67,7 +67,12 @@ impl Log {
     }
 
     fn token(&self) -> String {
-        self.opened.state.admin_token.to_string()
+        self.opened
+            .state
+            .writer
+            .as_ref()
+            .map(|w| w.admin_token.to_string())
+            .unwrap_or_default()
     }
 
     fn trust(&self) -> Trust {

@@ -71,8 +71,8 @@ pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> 
 mod tests {
     use super::*;
     use ledger_core::admission::{verify_entry, Refusal};
-    use ledger_core::entry::Entry;
     use ledger_core::entry::Action;
+    use ledger_core::entry::Entry;
     use ledger_core::testkit::{attestation, claim, optout, revoke, test_key, MemLog};
     use ledger_core::TreeHash;
 

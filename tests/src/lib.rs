@@ -18,7 +18,8 @@
 //! lying Discovery Provider, the identity prover, polling with a deadline) are in [`doubles`].
 //!
 //! One module per thing it holds: `test_log` (the log-server process: options, start, restart,
-//! signals, output), `log_api` (its HTTP helpers and tree verification), `response` (answers,
+//! signals, output), `log_api` (its HTTP helpers and tree verification), `mirror` (the log-server
+//! as a DP mirror, and trust files), `response` (answers,
 //! problems, a raw HTTP/1.1 response parser), `service` (the other workspace binaries run as
 //! services), `binaries` (locating and building binaries), `util` (clock, encodings, PRNG).
 
@@ -29,6 +30,7 @@ pub use ledger_core;
 mod binaries;
 pub mod doubles;
 mod log_api;
+mod mirror;
 mod response;
 mod service;
 mod test_log;
@@ -40,6 +42,7 @@ pub use doubles::{
     KillOnDrop, LyingDp, RequestHead, TileServer,
 };
 pub use log_api::{assert_map_rebuilds, is_map_leaf, verify_tiles};
+pub use mirror::{write_trust_file, Mirror};
 pub use response::Response;
 pub(crate) use response::*;
 pub use service::Service;

@@ -465,8 +465,8 @@ impl MapTree {
     /// [`MapTree::commit`] (or a `commit_pinned` with another `pinned`): the undo then ages out
     /// of the history like any other.
     pub fn commit_pinned(&mut self, staged: Staged, to: u64, pinned: u64) -> Result<(), MapError> {
-        let merging = self.version != pinned
-            && self.history.back().is_some_and(|u| u.version == pinned);
+        let merging =
+            self.version != pinned && self.history.back().is_some_and(|u| u.version == pinned);
         if !merging {
             if self.version != pinned {
                 return Err(MapError::NotKept {

@@ -1,0 +1,274 @@
+//! DP mirrors (issue 14) over the real binaries: a `log-server --mirror-of` follows a log through
+//! its tiles alone, verifies everything a monitor verifies, and serves lookups with the log's own
+//! checkpoints — answers that verify with the log's trust — while refusing writes; fed tampered
+//! tiles (a flipped entry byte, a wrong map root, a checkpoint signed by another key, a fork) it
+//! stops advancing with the matching alert, every time, and keeps serving its last good view.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ledger_core::api::{AlertKind, LookupAnswer};
+use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use ledger_core::entry::{Entry, Leaf, Role};
+use ledger_core::key::SignerKey;
+use ledger_core::lookup::{verify_lookup_for, Trust};
+use ledger_core::sii::Sii;
+use ledger_core::testkit::{test_key, MemLog};
+use ledger_core::tile::{decode_entry_bundle, entry_bundles_for_size};
+use ledger_core::TreeHash;
+use ledger_e2e::{mail_claim, mail_sii, now, publish, Files, Mirror, Options, TestLog, TileServer};
+
+const TH: TreeHash = TreeHash::Sha256;
+
+/// Verifies a lookup answer per SPEC §6 with the log's trust; returns its checkpoint size.
+fn verified(answer: &LookupAnswer, sii: &str, trust: &Trust) -> u64 {
+    verify_lookup_for(&Sii::parse(sii).expect("sii"), answer, trust, now())
+        .unwrap_or_else(|e| panic!("the mirror's answer for {sii} does not verify: {e}"));
+    SignedCheckpoint::parse(answer.checkpoint.as_bytes())
+        .expect("checkpoint")
+        .checkpoint
+        .size
+}
+
+/// A log with an enrolled MSP and `n` claims (`mail_sii("m", 0..n)`).
+fn log_with_claims(n: u64) -> (TestLog, SignerKey) {
+    let log = TestLog::start(Options::new(TH));
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    claim_more(&log, &msp, 0..n);
+    (log, msp)
+}
+
+fn claim_more(log: &TestLog, msp: &SignerKey, range: std::ops::Range<u64>) {
+    for i in range {
+        log.submit_ok(&mail_claim(msp, "m", i, now()));
+    }
+}
+
+#[test]
+fn a_mirror_follows_the_log_over_http_serves_verifying_lookups_and_refuses_writes() {
+    let (mut log, msp) = log_with_claims(120);
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let size = log.checkpoint().checkpoint.size;
+    let mut mirror = Mirror::start(&log.url(), log.vkey(), TH, &[], &[]);
+    let info = mirror.wait_verified(size);
+    assert_eq!(info["origin"], log.info().origin);
+    assert_eq!(info["vkey"], log.info().vkey);
+    assert_eq!(info["size"].as_u64(), Some(size));
+    // The mirror's checkpoint is the log's, byte for byte.
+    assert_eq!(mirror.get("/checkpoint").body, log.get("/checkpoint").body);
+    for i in [0, 77, 119] {
+        let sii = mail_sii("m", i);
+        let a = mirror.lookup(&sii);
+        assert_eq!(verified(&a, &sii, &trust), size);
+        assert_eq!(a.mappings, log.lookup(&sii).mappings, "{sii}");
+        assert_eq!(a.entries.len(), 1);
+    }
+    let none = mail_sii("nobody", 1);
+    let a = mirror.lookup(&none);
+    verified(&a, &none, &trust);
+    assert!(a.entries.is_empty());
+
+    // Writes are refused, naming the log; nothing changes.
+    let leaf = mail_claim(&msp, "m", 9_999, now());
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/add", mirror.url()))
+        .header("content-type", "text/plain")
+        .body(leaf.bytes().to_vec())
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 403);
+    let body = r.text().expect("body");
+    assert!(body.contains("read-only-mirror"), "{body}");
+    assert!(body.contains(&log.info().origin), "{body}");
+    let r = mirror.get("/v1/admin/enroll");
+    assert!(r.status == 405 || r.status == 403, "{}", r.status);
+
+    // It keeps following, span after span, and each answer verifies against the newest
+    // checkpoint (the map of the served view is pinned while a span is verified).
+    for round in 0..3u64 {
+        let from = 120 + round * 40;
+        claim_more(&log, &msp, from..from + 40);
+        let size = log.checkpoint().checkpoint.size;
+        mirror.wait_verified(size);
+        let sii = mail_sii("m", from + 39);
+        assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
+    }
+    // The mirror's tiles are the log's.
+    let size = log.checkpoint().checkpoint.size;
+    for b in entry_bundles_for_size(size) {
+        let path = format!("/{}", b.path());
+        assert_eq!(mirror.get(&path).body, log.get(&path).body, "{path}");
+    }
+
+    // The log goes away: the mirror keeps answering with its last verified view.
+    log.kill9();
+    let sii = mail_sii("m", 5);
+    assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
+    let info = mirror.info();
+    assert_eq!(info["mirror"]["state"], "following");
+    // A restarted mirror serves its store at once, before the log is back.
+    mirror.service.restart(true);
+    assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
+    let metrics = mirror.get("/metrics").text();
+    assert!(
+        metrics.contains(&format!("ledger_mirror_verified_size {size}")),
+        "{metrics}"
+    );
+}
+
+/// Every file of the log's `public/` folder (its static copy), by path.
+fn public_files(log: &TestLog) -> Files {
+    fn walk(root: &Path, dir: &Path, out: &mut Files) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    let root = log.data_dir().join("public");
+    let mut out = HashMap::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// The log's leaves at its checkpoint, from its static copy.
+fn leaves_of(files: &Files) -> Vec<Leaf> {
+    let cp = SignedCheckpoint::parse(&files["checkpoint"]).expect("checkpoint");
+    entry_bundles_for_size(cp.checkpoint.size)
+        .iter()
+        .flat_map(|b| decode_entry_bundle(&files[&b.path()]).expect("bundle"))
+        .map(|bytes| Leaf::parse(&bytes).expect("leaf"))
+        .collect()
+}
+
+/// The static files of `leaves` with a checkpoint signed by `key` (the log's own key: a
+/// dishonest log, not a forger).
+fn files_signed_by(key: &SignerKey, leaves: Vec<Leaf>) -> Files {
+    let mut mem = MemLog::new(key.name(), TH);
+    mem.key = key.clone();
+    for l in leaves {
+        mem.push(l);
+    }
+    publish(&mem)
+}
+
+fn log_key(log: &TestLog) -> SignerKey {
+    let text = std::fs::read_to_string(log.data_dir().join("log.key")).expect("log key");
+    SignerKey::parse(text.trim()).expect("signer key")
+}
+
+#[test]
+fn a_mirror_fed_tampered_tiles_stops_advancing_with_the_matching_alert_and_keeps_its_view() {
+    let (log, msp) = log_with_claims(60);
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let good = public_files(&log);
+    let n1 = log.checkpoint().checkpoint.size;
+    claim_more(&log, &msp, 60..100);
+    let newer = public_files(&log);
+    let n2 = log.checkpoint().checkpoint.size;
+    let key = log_key(&log);
+    let newer_leaves = leaves_of(&newer);
+
+    // One flipped byte in an entry the mirror has not seen: the entries no longer hash to the
+    // checkpoint.
+    let mut flipped = newer.clone();
+    let bundle = entry_bundles_for_size(n2)
+        .into_iter()
+        .find(|b| b.index * 256 + u64::from(b.width) > n1 + 3)
+        .expect("bundle");
+    let data = flipped.get_mut(&bundle.path()).expect("bundle file");
+    let at = data.len() - 40;
+    data[at] ^= 0x01;
+
+    // A map leaf whose root is not the map of the entries before it, in a tree the log signed.
+    let mut leaves = newer_leaves.clone();
+    let last = leaves.len() - 1;
+    leaves[last] = Leaf::sign(
+        Entry::Map(ledger_core::entry::MapLeaf {
+            size: last as u64,
+            root: [7u8; 32],
+        }),
+        &key,
+    )
+    .expect("map leaf");
+    let bad_map = files_signed_by(&key, leaves);
+
+    // The right tree under a checkpoint signed by another key named like the log.
+    let mut other_key = newer.clone();
+    let cp = SignedCheckpoint::parse(&newer["checkpoint"]).expect("checkpoint");
+    let forged = SignedCheckpoint::sign(
+        Checkpoint {
+            origin: cp.checkpoint.origin.clone(),
+            size: cp.checkpoint.size,
+            root: cp.checkpoint.root,
+        },
+        &test_key(&cp.checkpoint.origin),
+    )
+    .expect("sign");
+    other_key.insert("checkpoint".into(), forged.to_bytes());
+
+    // A fork: the log signs a tree whose first entries differ from the ones the mirror verified.
+    let mut leaves = newer_leaves.clone();
+    leaves[3] = mail_claim(&msp, "fork", 3, now());
+    let fork = files_signed_by(&key, leaves);
+
+    let cases = [
+        ("a flipped entry byte", flipped, AlertKind::RootMismatch),
+        ("a wrong map root", bad_map, AlertKind::BadMapRoot),
+        (
+            "a checkpoint signed by another key",
+            other_key,
+            AlertKind::BadCheckpointSignature,
+        ),
+        ("a fork", fork, AlertKind::InconsistentCheckpoint),
+    ];
+    for (what, files, kind) in cases {
+        let server = TileServer::start(good.clone());
+        let mirror = Mirror::start(&server.url(), log.vkey(), TH, &[], &[]);
+        mirror.wait_verified(n1);
+        server.set_files(files);
+        let alert = mirror.wait_halted();
+        assert_eq!(alert.kind, kind, "{what}: {alert:?}");
+        assert_eq!(alert.log, log.info().origin);
+        let alerts = mirror.alerts();
+        assert_eq!(alerts.len(), 1, "{what}: {alerts:?}");
+        assert_eq!(alerts[0].kind, kind, "{what}");
+        // It keeps serving its last good view, and says how old it is.
+        let info = mirror.info();
+        assert_eq!(info["size"].as_u64(), Some(n1), "{what}");
+        assert_eq!(info["mirror"]["verified_size"].as_u64(), Some(n1), "{what}");
+        assert!(info["mirror"]["age_s"].is_u64(), "{what}");
+        let sii = mail_sii("m", 10);
+        assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), n1, "{what}");
+        assert_eq!(mirror.get("/checkpoint").body, good["checkpoint"], "{what}");
+        let metrics = mirror.get("/metrics").text();
+        assert!(metrics.contains("ledger_mirror_halted 1"), "{what}");
+        assert!(
+            metrics.contains(&format!(
+                "ledger_mirror_alerts_total{{kind=\"{}\"}} 1",
+                kind.as_str()
+            )),
+            "{what}"
+        );
+        // The good tiles again: a halted mirror stays halted (an operator restarts it).
+        server.set_files(newer.clone());
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert_eq!(
+            mirror.info()["mirror"]["verified_size"].as_u64(),
+            Some(n1),
+            "{what}"
+        );
+    }
+}
