@@ -526,9 +526,9 @@ pub fn watch(trust_path: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut rejected: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut newest = 0;
+    let several = dps.len() > 1;
     for sii in &siis {
         let prev = state.siis.get(sii.as_str());
-        let several = dps.len() > 1;
         let report = |skip: &Skip| {
             if several {
                 eprintln!("{sii}: {}", skip.line());
