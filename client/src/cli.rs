@@ -193,8 +193,14 @@ enum Command {
     /// answer is complete as of (step 5: the log's map proves no entry was left out). Exit 2 when
     /// the answer fails verification, naming the failed step.
     ///
+    /// With several --dp (the log and its mirrors), they are tried in order and the first answer
+    /// that verifies is shown (exit 0, even when a DP before it lied: that lie is reported on
+    /// stderr, and in `skipped` with --json). When none verifies: exit 2 if any answer was
+    /// rejected, else 1; the error names every DP tried.
+    ///
     /// Example:
     ///   ledger lookup "+1 (415) 555-0100" --dp http://127.0.0.1:8080
+    ///   ledger lookup tel:+14155550100 --dp https://mirror-1.example --dp https://log.example
     ///   ledger lookup alice@example.org --json
     #[command(verbatim_doc_comment)]
     Lookup {
@@ -203,9 +209,11 @@ enum Command {
         /// The region for phone numbers without a country code.
         #[arg(long, value_name = "CC")]
         region: Option<String>,
-        /// The Discovery Provider's base URL (default: the trust file's log_url).
-        #[arg(long, value_name = "URL")]
-        dp: Option<String>,
+        /// A Discovery Provider's base URL (default: the trust file's log_url). Repeatable: the
+        /// DPs are tried in order and the first answer that verifies is shown; each DP skipped
+        /// (unreachable, refused, or rejected: it lied) is reported on stderr.
+        #[arg(long = "dp", value_name = "URL")]
+        dps: Vec<String>,
         /// Print the verified result (or the failure) as JSON.
         #[arg(long)]
         json: bool,
@@ -298,9 +306,10 @@ struct WatchOpts {
     /// The region for phone numbers without a country code.
     #[arg(long, value_name = "CC")]
     region: Option<String>,
-    /// The Discovery Provider's base URL (default: the trust file's log_url).
-    #[arg(long, value_name = "URL")]
-    dp: Option<String>,
+    /// A Discovery Provider's base URL (default: the trust file's log_url). Repeatable: for each
+    /// SII the DPs are tried in order, as `ledger lookup` does.
+    #[arg(long = "dp", value_name = "URL")]
+    dps: Vec<String>,
     /// The state file: what was seen of each SII (written crash-safely after each run).
     #[arg(long, value_name = "FILE", default_value = "watch-state.json")]
     state: PathBuf,
@@ -347,7 +356,7 @@ impl WatchOpts {
             siis: self.siis,
             file: self.file,
             region: self.region,
-            dp: self.dp,
+            dps: self.dps,
             state: self.state,
             allowed: self.allowed,
             alerts: self.alerts,
@@ -470,14 +479,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lookup {
             sii,
             region,
-            dp,
+            dps,
             json,
             audit,
         } => crate::lookup::lookup(
             &trust,
             &sii,
             region.as_deref(),
-            dp.as_deref(),
+            &dps,
             json,
             audit.as_deref(),
         ),

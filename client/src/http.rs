@@ -57,6 +57,36 @@ pub enum HttpError {
     },
 }
 
+impl HttpError {
+    /// The problem slug (`outside-shard`, `overloaded`, …) of a problem answer.
+    pub fn slug(&self) -> Option<String> {
+        match self {
+            HttpError::Problem { problem, .. } => Some(problem_slug(problem)),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an answer that was not a success.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Problem { status, .. } | HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the server said, without the URL: the problem's detail, or the start of the body of
+    /// another failed answer, or the transport error.
+    pub fn reason(&self) -> String {
+        match self {
+            HttpError::Unreachable { reason, .. } | HttpError::Body { reason, .. } => {
+                reason.clone()
+            }
+            HttpError::Problem { problem, .. } => problem.detail.clone(),
+            HttpError::Status { body, .. } => body.clone(),
+        }
+    }
+}
+
 fn problem_slug(p: &Problem) -> String {
     p.type_
         .strip_prefix("urn:mimi-ledger:problem:")

@@ -14,7 +14,8 @@ use ledger_core::state::Status;
 use serde::Serialize;
 
 use crate::commands::canonical_sii;
-use crate::http::{ctx, join, query_escape, Http};
+use crate::failover::{first_verified, none_verified, Found, JsonSkip, Skip};
+use crate::http::{ctx, join, query_escape, Http, HttpError};
 use crate::trust::TrustFile;
 use crate::util::{now, utc, VerificationFailed};
 
@@ -38,7 +39,7 @@ pub enum LookupError {
         detail: String,
     },
     /// No answer to verify: the DP could not be reached or refused the request (exit 1).
-    Failed(anyhow::Error),
+    NoAnswer(HttpError),
 }
 
 impl LookupError {
@@ -50,7 +51,7 @@ impl LookupError {
                 detail: format!("the answer from {dp} was rejected: {detail}"),
             }
             .into(),
-            LookupError::Failed(e) => e,
+            LookupError::NoAnswer(e) => ctx("the Discovery Provider did not answer")(e),
         }
     }
 }
@@ -66,10 +67,7 @@ pub fn fetch_verified(
         dp,
         &format!("/v1/lookup?sii={}", query_escape(sii.as_str())),
     );
-    let body = http
-        .get_bytes(&url)
-        .map_err(ctx("the Discovery Provider did not answer"))
-        .map_err(LookupError::Failed)?;
+    let body = http.get_bytes(&url).map_err(LookupError::NoAnswer)?;
     let answer =
         serde_json::from_slice::<LookupAnswer>(&body).map_err(|e| LookupError::Rejected {
             step: Step::Malformed,
@@ -109,6 +107,9 @@ struct JsonMapping<'a> {
 struct JsonResult<'a> {
     verified: bool,
     sii: &'a str,
+    /// The DP whose answer verified (none when no answer did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dp: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +122,8 @@ struct JsonResult<'a> {
     step: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'a str>,
+    /// The DPs tried before the one that answered (or all of them), and why each was skipped.
+    skipped: Vec<JsonSkip<'a>>,
 }
 
 #[derive(Serialize)]
@@ -139,48 +142,96 @@ struct JsonCompleteness {
     map_index: Option<u64>,
 }
 
-/// `ledger lookup`: fetch the DP's answer and verify it per SPEC §6 before printing anything.
+/// `ledger lookup`: ask the DPs in order (`dps`; none: the trust file's log URL) and print the
+/// first answer that verifies per SPEC §6 ([`first_verified`]); nothing unverified is printed.
+///
+/// Each DP skipped on the way is reported on stderr (when there are several), and with `--json`
+/// in `skipped`. A rejected answer (a lie) skipped before a verified one does not change the exit
+/// status: the answer shown is verified all the same, and the lie is reported. When no DP gives a
+/// verified answer the error names every DP tried: exit 2 when one lied, else 1.
 pub fn lookup(
     trust_path: &Path,
     sii: &str,
     region: Option<&str>,
-    dp: Option<&str>,
+    dps: &[String],
     json: bool,
     audit: Option<&str>,
 ) -> anyhow::Result<()> {
     let tf = TrustFile::load(trust_path)?;
     let trust = tf.trust()?;
-    let dp = tf.url(dp, "--dp")?;
+    let dps = if dps.is_empty() {
+        vec![tf.url(None, "--dp")?]
+    } else {
+        dps.iter()
+            .map(|d| tf.url(Some(d), "--dp"))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
     let sii = canonical_sii(sii, region)?;
     let http = Http::new()?;
-    let v = match fetch_verified(&http, &dp, &sii, &trust) {
-        Ok(looked) => looked.verified,
-        Err(e) => {
-            if let (true, LookupError::Rejected { step, detail }) = (json, &e) {
+    let several = dps.len() > 1;
+    let report = |skip: &Skip| {
+        if several {
+            eprintln!("{}", skip.line());
+        }
+    };
+    let found = match first_verified(&http, &dps, &sii, &trust, report) {
+        Ok(found) => found,
+        Err(skipped) => {
+            if json {
+                let rejected = skipped.iter().find_map(|s| match &s.error {
+                    LookupError::Rejected { step, detail } => Some((*step, detail.as_str())),
+                    LookupError::NoAnswer(_) => None,
+                });
                 let out = JsonResult {
                     verified: false,
                     sii: sii.as_str(),
+                    dp: None,
                     status: None,
                     checkpoint: None,
                     completeness: None,
                     mappings: None,
-                    step: Some(step.as_str()),
-                    detail: Some(detail),
+                    step: rejected.map(|(step, _)| step.as_str()),
+                    detail: rejected.map(|(_, detail)| detail),
+                    skipped: skipped.iter().map(Skip::json).collect(),
                 };
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
-            return Err(e.into_error(&dp));
+            return Err(none_verified(skipped));
         }
     };
+    let v = &found.looked.verified;
     remember_size(&tf, trust_path, v.checkpoint.checkpoint.size)?;
+    if several {
+        let lies = found
+            .skipped
+            .iter()
+            .filter(|s| s.rejected_at().is_some())
+            .count();
+        eprintln!(
+            "verified answer from {}{}",
+            found.dp,
+            match lies {
+                0 => String::new(),
+                n => format!(" (after {n} DP{} that lied: see above)", plural(n)),
+            }
+        );
+    }
     if json {
-        print_json(&v)?;
+        print_json(v, &found)?;
     } else {
-        print_table(&v);
+        print_table(v);
     }
     match audit {
         Some(auditor) => audit_checkpoint(&http, auditor, &v.checkpoint, json),
         None => Ok(()),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -222,11 +273,12 @@ fn audit_checkpoint(
     Ok(())
 }
 
-fn print_json(v: &Verified) -> anyhow::Result<()> {
+fn print_json(v: &Verified, found: &Found) -> anyhow::Result<()> {
     let cp = &v.checkpoint.checkpoint;
     let out = JsonResult {
         verified: true,
         sii: v.sii.as_str(),
+        dp: Some(&found.dp),
         status: Some(v.status.as_str()),
         checkpoint: Some(JsonCheckpoint {
             origin: &cp.origin,
@@ -254,6 +306,7 @@ fn print_json(v: &Verified) -> anyhow::Result<()> {
         ),
         step: None,
         detail: None,
+        skipped: found.skipped.iter().map(Skip::json).collect(),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

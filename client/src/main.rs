@@ -11,6 +11,7 @@ use clap::Parser;
 mod bulk;
 mod cli;
 mod commands;
+mod failover;
 mod http;
 mod keygen;
 mod lookup;

@@ -1,11 +1,13 @@
 //! `ledger watch`: owner monitoring (KEYTRANS's term) of a few SIIs, without reading the whole log.
 //!
-//! Each SII gets the verified lookup of `ledger lookup` ([`fetch_verified`]: SPEC §6 steps 1–5, so
-//! the answer holds *every* entry of the SII as of its checkpoint). What it shows is compared with
-//! what the state file recorded on the last run, and every entry that is new — a claim, a revoke,
-//! an opt-out — becomes one SPEC §8 alert line naming who signed it and who attested it. So an
-//! owner learns of every change to its SIIs from lookups alone, and a DP cannot hide one: hiding it
-//! fails verification (exit 2), it is never "no change".
+//! Each SII gets the verified lookup of `ledger lookup` ([`first_verified`]: the first answer of
+//! the DPs, tried in order, that passes SPEC §6 steps 1–5, so the answer holds *every* entry of
+//! the SII as of its checkpoint). What it shows is compared with what the state file recorded on
+//! the last run, and every entry that is new — a claim, a revoke, an opt-out — becomes one SPEC §8
+//! alert line naming who signed it and who attested it. So an owner learns of every change to its
+//! SIIs from lookups alone, and a DP cannot hide one: hiding it fails verification, so that DP is
+//! skipped (reported as a lie) and a later DP's verified answer is used, or, when no DP verifies,
+//! the run fails (exit 2); it is never "no change".
 //!
 //! The state (per SII: the checkpoint last seen and the entries seen, by index and leaf hash) is
 //! replaced crash-safely after the alerts are written. Alerts written to a file (`--alerts`) are
@@ -32,8 +34,9 @@ use ledger_core::sii::{Name, Sii};
 use ledger_core::{Hash, TreeHash};
 use serde::{Deserialize, Serialize};
 
+use crate::failover::{first_verified, none_verified, Skip};
 use crate::http::Http;
-use crate::lookup::{completeness_line, fetch_verified, remember_size, Looked, LookupError};
+use crate::lookup::{completeness_line, remember_size, Looked};
 use crate::trust::TrustFile;
 use crate::util::{now, replace_file, VerificationFailed};
 
@@ -50,8 +53,8 @@ pub struct WatchArgs {
     pub file: Option<PathBuf>,
     /// The region for phone numbers without a country code.
     pub region: Option<String>,
-    /// The Discovery Provider (else the trust file's log URL).
-    pub dp: Option<String>,
+    /// The Discovery Providers, tried in order for each SII (none: the trust file's log URL).
+    pub dps: Vec<String>,
     /// The state file.
     pub state: PathBuf,
     /// The MSPs allowed to claim these SIIs; a claim by any other is `unexpected-claimant`. Empty:
@@ -494,7 +497,14 @@ fn collect_siis(args: &WatchArgs) -> anyhow::Result<Vec<Sii>> {
 pub fn watch(trust_path: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let tf = TrustFile::load(trust_path)?;
     let trust = tf.trust()?;
-    let dp = tf.url(args.dp.as_deref(), "--dp")?;
+    let dps = if args.dps.is_empty() {
+        vec![tf.url(None, "--dp")?]
+    } else {
+        args.dps
+            .iter()
+            .map(|d| tf.url(Some(d), "--dp"))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
     let siis = collect_siis(args)?;
     let allowed = args
         .allowed
@@ -516,22 +526,28 @@ pub fn watch(trust_path: &Path, args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut rejected: Vec<String> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut newest = 0;
+    let several = dps.len() > 1;
     for sii in &siis {
         let prev = state.siis.get(sii.as_str());
-        let looked = match fetch_verified(&http, &dp, sii, &trust) {
-            Ok(l) => l,
-            Err(LookupError::Rejected { step, detail }) => {
-                eprintln!(
-                    "{sii}: VERIFICATION FAILED at step {} ({}): the answer from {dp} was rejected: {detail}",
-                    step.number(),
-                    step.as_str()
-                );
-                rejected.push(sii.to_string());
-                continue;
+        let report = |skip: &Skip| {
+            if several {
+                eprintln!("{sii}: {}", skip.line());
             }
-            Err(LookupError::Failed(e)) => {
-                eprintln!("{sii}: error: {e:#}");
-                failed.push(sii.to_string());
+        };
+        let (looked, dp) = match first_verified(&http, &dps, sii, &trust, report) {
+            Ok(found) => (found.looked, found.dp),
+            Err(skipped) => {
+                let lied = skipped.iter().any(|s| s.rejected_at().is_some());
+                let e = none_verified(skipped);
+                match e.downcast_ref::<VerificationFailed>() {
+                    Some(v) => eprintln!("{sii}: {v}"),
+                    None => eprintln!("{sii}: error: {e:#}"),
+                }
+                if lied {
+                    rejected.push(sii.to_string());
+                } else {
+                    failed.push(sii.to_string());
+                }
                 continue;
             }
         };

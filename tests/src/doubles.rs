@@ -5,6 +5,8 @@
 //!   tiles of a (possibly dishonest) in-memory log built by [`publish`] / [`publish_leaves`], or the
 //!   checkpoint a gossip peer serves;
 //! - [`LyingDp`]: a Discovery Provider that answers every request with the JSON it was given;
+//! - [`RefusingDp`]: one that refuses every request with a problem document (`outside-shard`),
+//!   and [`closed_port_url`], one that is down;
 //! - [`read_request_head`]: the request-reading part of these servers (and of other one-off ones);
 //! - [`IdProver`]: the real `idprover` binary on 127.0.0.1, with its one-time-code outbox;
 //! - [`wait_for`]: polls a condition with a deadline (never a bare sleep);
@@ -294,6 +296,66 @@ impl LyingDp {
         a.status = state.status;
         a.mappings = state.mapping_indices();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Discovery Provider that refuses, and one that is not there.
+// ---------------------------------------------------------------------------------------------
+
+/// A Discovery Provider on 127.0.0.1 that refuses every request with one RFC 9457 problem
+/// document (`application/problem+json`), as a sharded DP mirror refuses an SII outside its
+/// shards (`outside-shard`, 404) or a busy one sheds load (`overloaded`, 503). It counts the
+/// requests it got, and serves until the test process exits.
+pub struct RefusingDp {
+    /// `http://ADDR`, for `ledger lookup --dp`.
+    pub url: String,
+    requests: Arc<Mutex<u64>>,
+}
+
+impl RefusingDp {
+    /// Refuses with `urn:mimi-ledger:problem:<slug>`, HTTP `status` and `detail`.
+    pub fn serve(status: u16, slug: &str, detail: &str) -> RefusingDp {
+        let body = serde_json::json!({
+            "type": format!("{}{slug}", crate::PROBLEM_PREFIX),
+            "title": slug,
+            "status": status,
+            "detail": detail,
+        })
+        .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = read_request_head(&mut BufReader::new(&s));
+                *counter.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                let head = format!(
+                    "HTTP/1.1 {status} Refused\r\nContent-Type: application/problem+json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body.as_bytes());
+            }
+        });
+        RefusingDp { url, requests }
+    }
+
+    /// How many requests it refused so far.
+    pub fn requests(&self) -> u64 {
+        *self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `http://127.0.0.1:PORT` for a port nothing listens on (bound, then closed): a DP that is down.
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
 }
 
 // ---------------------------------------------------------------------------------------------
