@@ -162,7 +162,7 @@ pub struct Cli {
     /// verify it, serve its checkpoints, refuse writes (see docs/operations.md). Needs --trust.
     #[arg(long, env = "LEDGER_MIRROR_OF", value_name = "URL")]
     pub mirror_of: Option<String>,
-    /// The trust file of the mirrored log (`ledger trust init`'s JSON: origin, log_vkey, hash,
+    /// The trust file of the mirrored log (`ledger trust init`'s TOML: origin, log_vkey, hash,
     /// witnesses, quorum): what every checkpoint the mirror serves is verified against.
     #[arg(long, env = "LEDGER_TRUST", value_name = "FILE")]
     pub trust: Option<PathBuf>,

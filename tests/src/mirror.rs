@@ -10,16 +10,17 @@ use ledger_core::TreeHash;
 
 use crate::{server_binary, url_encode, wait_for, Response, Service};
 
-/// Writes a trust file (the JSON `ledger trust init` writes) for the log `vkey` / `hash` into
+/// Writes a trust file (the TOML `ledger trust init` writes) for the log `vkey` / `hash` into
 /// `dir`, and returns its path.
 pub fn write_trust_file(dir: &Path, vkey: &VerifierKey, hash: TreeHash) -> PathBuf {
-    let path = dir.join("trust.json");
-    let json = serde_json::json!({
-        "origin": vkey.name(),
-        "log_vkey": vkey.to_string(),
-        "hash": hash,
-    });
-    std::fs::write(&path, json.to_string()).expect("write trust file");
+    let path = dir.join("trust.toml");
+    let text = format!(
+        "origin = {:?}\nlog_vkey = {:?}\nhash = {:?}\n",
+        vkey.name(),
+        vkey.to_string(),
+        hash.to_string()
+    );
+    std::fs::write(&path, text).expect("write trust file");
     path
 }
 

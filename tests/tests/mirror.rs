@@ -13,7 +13,7 @@ use ledger_core::entry::{Entry, Leaf, Role};
 use ledger_core::key::SignerKey;
 use ledger_core::lookup::{verify_lookup_for, Trust};
 use ledger_core::sii::Sii;
-use ledger_core::testkit::{test_key, MemLog};
+use ledger_core::testkit::{claim, test_key, MemLog};
 use ledger_core::tile::{decode_entry_bundle, entry_bundles_for_size};
 use ledger_core::TreeHash;
 use ledger_e2e::{mail_claim, mail_sii, now, publish, Files, Mirror, Options, TestLog, TileServer};
@@ -271,4 +271,109 @@ fn a_mirror_fed_tampered_tiles_stops_advancing_with_the_matching_alert_and_keeps
             "{what}"
         );
     }
+}
+
+#[test]
+fn a_sharded_mirror_answers_its_prefixes_refuses_others_and_the_client_takes_it_after_a_liar() {
+    let log = TestLog::start(Options::new(TH));
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let (a, b) = (test_key("msp-a.example"), test_key("msp-b.example"));
+    log.enroll(Role::Msp, &a);
+    log.enroll(Role::Msp, &b);
+    let us = ["tel:+14155550101", "tel:+14155550102"];
+    let uk = "tel:+442071838750";
+    let mail = "mailto:someone@example.com";
+    for sii in us.iter().chain([&uk, &mail]) {
+        log.submit_ok(&claim(
+            &a,
+            sii,
+            "mimi://msp-a.example/u/1",
+            now(),
+            &[],
+            None,
+        ));
+    }
+    // MSP B claims the first number too, last: the answer has two mappings.
+    log.submit_ok(&claim(
+        &b,
+        us[0],
+        "mimi://msp-b.example/u/1",
+        now(),
+        &[],
+        None,
+    ));
+    let size = log.checkpoint().checkpoint.size;
+    let mirror = Mirror::start(&log.url(), log.vkey(), TH, &["--shard", "tel:+1"], &[]);
+    let info = mirror.wait_verified(size);
+    assert_eq!(info["mirror"]["shards"], serde_json::json!(["tel:+1"]));
+    for sii in us {
+        let answer = mirror.lookup(sii);
+        assert_eq!(verified(&answer, sii, &trust), size);
+        assert_eq!(answer.entries.len(), log.lookup(sii).entries.len(), "{sii}");
+    }
+    for sii in [uk, mail] {
+        let r = mirror.get(&format!("/v1/lookup?sii={}", ledger_e2e::url_encode(sii)));
+        let p = r.assert_problem(404, "outside-shard", sii);
+        assert!(p.detail.contains("tel:+1"), "{}", p.detail);
+    }
+
+    // `ledger lookup --dp LIAR --dp SHARD`: the liar's answer (the newest claim hidden) is
+    // rejected and reported, the shard's answer is the one taken.
+    let mut lie = mirror.lookup(us[0]);
+    lie.entries.pop();
+    ledger_e2e::LyingDp::refold(&mut lie, now());
+    let liar = ledger_e2e::LyingDp::answer(&lie);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trust_file = dir.path().join("trust.toml");
+    let ledger = |args: &[&str]| {
+        std::process::Command::new(ledger_e2e::workspace_binary(
+            "ledger-cli",
+            "client",
+            "ledger",
+        ))
+        .arg("--trust")
+        .arg(&trust_file)
+        .args(args)
+        .env_remove("LEDGER_TRUST")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ledger")
+    };
+    let out = ledger(&["trust", "init", "--log", &log.url()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = ledger(&[
+        "lookup",
+        us[0],
+        "--json",
+        "--dp",
+        &liar.url,
+        "--dp",
+        &mirror.url(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout[stdout.find('{').expect("json")..]).expect("json");
+    assert_eq!(json["dp"], mirror.url(), "{json}");
+    assert_eq!(json["skipped"][0]["dp"], liar.url.as_str(), "{json}");
+    assert_eq!(json["skipped"][0]["kind"], "rejected", "{json}");
+    assert!(stderr.contains("REJECTED"), "{stderr}");
+    // Asked for a number outside its shard, the mirror is skipped as `refused` and the log answers.
+    let out = ledger(&[
+        "lookup",
+        uk,
+        "--json",
+        "--dp",
+        &mirror.url(),
+        "--dp",
+        &log.url(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout[stdout.find('{').expect("json")..]).expect("json");
+    assert_eq!(json["dp"], log.url(), "{json}");
+    assert_eq!(json["skipped"][0]["kind"], "refused", "{json}");
+    assert_eq!(json["skipped"][0]["slug"], "outside-shard", "{json}");
 }

@@ -55,7 +55,7 @@ impl Shards {
     }
 }
 
-/// What a mirror reads of a trust file (`ledger trust init` writes it; other members ignored).
+/// What a mirror reads of a trust file (the TOML `ledger trust init` writes; other keys ignored).
 #[derive(Debug, Deserialize)]
 struct TrustFile {
     origin: String,
@@ -71,7 +71,7 @@ struct TrustFile {
 pub fn load_trust(path: &Path) -> anyhow::Result<TrustedLog> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the trust file {}", path.display()))?;
-    let t: TrustFile = serde_json::from_str(&text)
+    let t: TrustFile = toml::from_str(&text)
         .with_context(|| format!("the trust file {} is not a trust file", path.display()))?;
     TrustedLog::parse(&t.origin, &t.log_vkey, t.hash, &t.witnesses, t.quorum, None)
         .with_context(|| format!("the trust file {}", path.display()))
