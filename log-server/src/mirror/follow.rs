@@ -6,26 +6,28 @@
 //! (log signature, witness quorum) or the mirror raises `bad-checkpoint-signature`.
 //!
 //! 1. Fetch the entry bundles of `old..n` (a partial one the log deleted once full: the full one,
-//!    cut), a step of bundles at a time.
-//! 2. Verify the entries with the core's batch path ([`ledger_core::batch::check_leaves`], the one
+//!    cut), a step of bundles at a time; a bundle that does not decode to its width is
+//!    `root-mismatch`.
+//! 2. Hash them into the mirror's own tree (its stored hashes of `0..old`, then the new ones): the
+//!    tree of `n` leaves must hash to the checkpoint's root. A mismatch is
+//!    `inconsistent-checkpoint` when the log's own hash tiles, authenticated against the new
+//!    checkpoint, give another root for the `old` leaves the mirror verified before (a fork or a
+//!    split view); otherwise `root-mismatch` (entries that are not the checkpoint's).
+//! 3. Verify the entries with the core's batch path ([`ledger_core::batch::check_leaves`], the one
 //!    signature rule, the monitor's exact rules): one that fails is `bad-entry`.
-//! 3. Hash them into the mirror's own tree (the stored hashes of `0..old` and the new ones).
 //! 4. File them in the map; at each map leaf the map's root must be the leaf's root and its size
-//!    the leaf's index (`bad-map-root`). The map is advanced in memory batch by batch, with the
-//!    served checkpoint's version pinned ([`crate::map::MapStore::advance_pinned`]), so lookups
-//!    on the served view go on reading exactly its map.
-//! 5. The tree of `n` leaves must hash to the checkpoint's root, and its last leaf be a map leaf.
-//!    A mismatch is `inconsistent-checkpoint` when the log's own hash tiles, authenticated against
-//!    the new checkpoint, give another root for the `old` leaves the mirror verified before (a
-//!    fork or a split view); otherwise `root-mismatch` (entries that are not the checkpoint's).
-//! 6. Only now is anything stored: the span in commits of whole log batches (at most
-//!    [`CHUNK`] leaves each unless one batch is larger), each one atomic as the log's own
-//!    commits are, recording the new checkpoint as the one being caught up to. Then
-//!    `public/checkpoint` is written and the new head, registry and map version are served.
+//!    the leaf's index, and the span must end in a map leaf (`bad-map-root`). The map is advanced
+//!    in memory batch by batch, with the served checkpoint's version pinned
+//!    ([`crate::map::MapStore::advance_pinned`]), so lookups on the served view go on reading
+//!    exactly its map.
+//! 5. Only now is anything stored: the span in commits of whole log batches (at most [`CHUNK`]
+//!    leaves each unless one batch is larger), each one atomic as the log's own commits are,
+//!    recording the new checkpoint as the one being caught up to. Then `public/checkpoint` is
+//!    written and the new head, registry and map version are served.
 //!
-//! An alert at steps 1–5 stops the mirror advancing for good (until an operator restarts it):
+//! An alert at steps 1–4 stops the mirror advancing for good (until an operator restarts it):
 //! nothing of the span was stored, and it keeps serving its last good view, saying how old it is.
-//! A crash at step 6 leaves a store ahead of its served checkpoint: at restart the mirror serves
+//! A crash at step 5 leaves a store ahead of its served checkpoint: at restart the mirror serves
 //! nothing until it has verified the rest of the span again ([`crate::ledger::Ledger::open_mirror`]).
 //! A failed fetch is no alert: the next poll tries again.
 //!
@@ -237,7 +239,7 @@ impl Follower {
         self.span(&cp)
     }
 
-    /// Steps 1 to 6 of the module doc for the span up to `cp`. Everything that can fail for a
+    /// Steps 1 to 5 of the module doc for the span up to `cp`. Everything that can fail for a
     /// transient reason (fetching) comes before anything changes (the map is advanced only once
     /// the whole span is fetched and its tree verified), so a retry starts the span afresh.
     fn span(&mut self, cp: &SignedCheckpoint) -> Result<(), SpanError> {
@@ -296,7 +298,7 @@ impl Follower {
                 };
                 leaves.extend(entries.into_iter().skip(skip));
             }
-            // Step 3 (the tree first: entries that are not the checkpoint's are `root-mismatch`,
+            // Step 2 (the tree first: entries that are not the checkpoint's are `root-mismatch`,
             // whatever else is wrong with them).
             let leaf_hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
             for (k, leaf_hash) in leaf_hashes.into_iter().enumerate() {
@@ -315,7 +317,7 @@ impl Follower {
             raw.extend(leaves);
             from = frontier.size();
         }
-        // Step 5's tree check, then step 2: nothing has changed yet.
+        // Step 2's check, then step 3: nothing has changed yet.
         if frontier.root() != cp.checkpoint.root {
             return Err(self.mismatch(cp, old));
         }
@@ -354,7 +356,7 @@ impl Follower {
         }
         // Step 4.
         let (chunks, chunk_values) = self.file_in_map(old, span)?;
-        // Step 6.
+        // Step 5.
         let verified = began.elapsed();
         let checkpoint = cp.to_bytes();
         let mut hash_offset = 0usize;
@@ -493,7 +495,7 @@ impl Follower {
         Ok(())
     }
 
-    /// Step 5's alert: `inconsistent-checkpoint` when the log's hash tiles, authenticated against
+    /// Step 2's alert: `inconsistent-checkpoint` when the log's hash tiles, authenticated against
     /// `cp`, give the first `old` leaves another root than the mirror's; else `root-mismatch`.
     fn mismatch(&self, cp: &SignedCheckpoint, old: u64) -> SpanError {
         let th = self.ledger.tree_hash();
