@@ -160,6 +160,14 @@ pub struct Cli {
     /// Connection cap and client timeouts (see docs/operations.md).
     #[command(flatten)]
     pub limits: ledger_serve::LimitSettings,
+    /// Publish the tiles and checkpoint to object storage, `s3://BUCKET/PREFIX` (endpoint, region
+    /// and credentials from the AWS_* environment variables; see docs/operations.md).
+    #[arg(long, env = "LEDGER_PUBLISH", value_name = "URL")]
+    pub publish: Option<String>,
+    /// Entries the bucket may be behind before sequencing waits for the publisher
+    /// [default: 65536].
+    #[arg(long, env = "LEDGER_PUBLISH_MAX_LAG", value_name = "N")]
+    pub publish_max_lag: Option<u64>,
 }
 
 /// The TOML configuration file: the same settings as the flags, all optional.
@@ -229,6 +237,10 @@ pub struct FileConfig {
     pub max_header_bytes: Option<usize>,
     /// See [`ledger_serve::LimitSettings::drain_timeout_ms`].
     pub drain_timeout_ms: Option<u64>,
+    /// See [`Cli::publish`].
+    pub publish: Option<String>,
+    /// See [`Cli::publish_max_lag`].
+    pub publish_max_lag: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -334,6 +346,8 @@ pub struct Config {
     pub witness: crate::witness::WitnessConfig,
     /// Connection cap and client timeouts.
     pub limits: ledger_serve::Limits,
+    /// Where to publish the static layout, if anywhere (see [`crate::publish`]).
+    pub publish: Option<crate::publish::PublishConfig>,
 }
 
 impl Config {
@@ -361,6 +375,7 @@ impl Config {
             rate_limit: None,
             witness: crate::witness::WitnessConfig::default(),
             limits: ledger_serve::Limits::default(),
+            publish: None,
         }
     }
 
@@ -453,6 +468,18 @@ impl Config {
             }
         }
         let key = key_opt.clone().unwrap_or_else(|| data.join("log.key"));
+        let publish = match cli.publish.or(file.publish) {
+            Some(url) => Some(
+                crate::publish::PublishConfig::parse(
+                    &url,
+                    cli.publish_max_lag
+                        .or(file.publish_max_lag)
+                        .unwrap_or(crate::publish::DEFAULT_MAX_LAG),
+                )
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Config {
             checkpoint_lock: cli
                 .checkpoint_lock
@@ -484,6 +511,7 @@ impl Config {
             rate_limit,
             witness,
             limits,
+            publish,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod lookup;
 pub mod map;
 pub mod metrics;
 pub mod problem;
+pub mod publish;
 pub mod ratelimit;
 pub mod routes;
 pub mod sequencer;

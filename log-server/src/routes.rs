@@ -23,7 +23,7 @@ use ledger_core::problem::ProblemType;
 use ledger_core::sii::Sii;
 use ledger_core::tree::prove_consistency;
 use ledger_core::Hash;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::admission::AdmissionPool;
 use crate::enroll::{current_enrollment, enroll_leaf, EnrollRequest};
@@ -286,18 +286,30 @@ async fn read_limited(
     })
 }
 
+/// `GET /v1/info`: [`Info`], plus a `publish` object when publishing to object storage.
+#[derive(Serialize)]
+struct InfoWithPublish {
+    #[serde(flatten)]
+    info: Info,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish: Option<crate::publish::PublishInfo>,
+}
+
 /// `GET /v1/info`.
-async fn info(State(s): State<AppState>) -> Json<Info> {
+async fn info(State(s): State<AppState>) -> Json<InfoWithPublish> {
     let l = &s.ledger;
     let w = l.witnesses();
-    Json(Info {
-        origin: l.origin().to_string(),
-        vkey: l.vkey().to_string(),
-        hash: l.tree_hash(),
-        size: l.head().size,
-        witnesses: w.keys,
-        quorum: w.quorum,
-        policy: l.policy(),
+    Json(InfoWithPublish {
+        info: Info {
+            origin: l.origin().to_string(),
+            vkey: l.vkey().to_string(),
+            hash: l.tree_hash(),
+            size: l.head().size,
+            witnesses: w.keys,
+            quorum: w.quorum,
+            policy: l.policy(),
+        },
+        publish: l.metrics.publish.get().map(|p| p.info()),
     })
 }
 

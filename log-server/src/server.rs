@@ -28,6 +28,8 @@ pub struct Opened {
     pub stop: watch::Sender<bool>,
     /// The sequencer task.
     pub task: tokio::task::JoinHandle<()>,
+    /// The object-storage publisher's state, with `--publish` (started by [`run`]).
+    pub publish: Option<Arc<crate::publish::PublishStatus>>,
 }
 
 /// The file whose presence says the store was created compressed: sled must be told before it
@@ -188,12 +190,18 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         let (handle, _task) = crate::witness::spawn(Arc::clone(&ledger), config.witness.clone());
         Some(handle)
     };
-    let (handle, task) = sequencer::spawn_with_cosigner(
+    let publish = config.publish.as_ref().map(|p| {
+        let status = crate::publish::PublishStatus::new(p.clone(), ledger.head().size);
+        let _ = ledger.metrics.publish.set(Arc::clone(&status));
+        status
+    });
+    let (handle, task) = sequencer::spawn_with_publisher(
         Arc::clone(&ledger),
         Arc::clone(&signer),
         config.batch,
         stop_rx,
         cosigner,
+        publish.clone(),
     )
     .map_err(|e| anyhow::anyhow!("starting the sequencer: {e}"))?;
     tracing::info!(
@@ -214,6 +222,7 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         },
         stop,
         task,
+        publish,
     })
 }
 
@@ -245,6 +254,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before anyone can submit: no witness may have cosigned more than the store holds.
     if !config.witness.witnesses.is_empty() {
         crate::witness::check_not_behind(&ledger, &config.witness).await?;
+    }
+    // Before anyone can submit: the bucket is this log's to publish to (or free, and claimed).
+    if let Some(status) = &opened.publish {
+        crate::publish::start(
+            Arc::clone(status),
+            &config.data,
+            Arc::clone(&ledger),
+            Arc::clone(&opened.state.signer),
+        )
+        .await?;
     }
     let app = router(opened.state.clone());
     let listener = std::net::TcpListener::bind(config.listen)
