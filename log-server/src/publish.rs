@@ -211,6 +211,7 @@ pub struct PublishStatus {
     upload_errors: AtomicU64,
     checkpoints: AtomicU64,
     backpressure_waits: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
 }
 
 impl PublishStatus {
@@ -228,6 +229,7 @@ impl PublishStatus {
             upload_errors: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             backpressure_waits: AtomicU64::new(0),
+            last_warning: Mutex::new(None),
         })
     }
 
@@ -286,15 +288,40 @@ impl PublishStatus {
             return;
         }
         self.backpressure_waits.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            size,
-            published = self.published(),
-            max_lag = max,
-            "the bucket is too far behind; sequencing waits for the publisher"
-        );
+        // Warn once per minute at most (a stalled bucket makes every batch wait).
+        let warn = {
+            let mut last = self
+                .last_warning
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if warn {
+            tracing::warn!(
+                size,
+                published = self.published(),
+                max_lag = max,
+                "the bucket is too far behind; sequencing waits for the publisher"
+            );
+        }
         let mut rx = self.progress.subscribe();
         let _ = rx
             .wait_for(|(published, stopped)| *stopped || size.saturating_sub(*published) <= max)
+            .await;
+    }
+
+    /// Waits until the bucket holds `size` entries (or the publisher stopped, or never started).
+    pub async fn wait_published(&self, size: u64) {
+        if matches!(self.state(), State::Starting) {
+            return;
+        }
+        let mut rx = self.progress.subscribe();
+        let _ = rx
+            .wait_for(|(published, stopped)| *stopped || *published >= size)
             .await;
     }
 

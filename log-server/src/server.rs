@@ -20,6 +20,9 @@ use crate::sequencer;
 use crate::storage::tiled::{TiledStorage, INDEX_DIR};
 use crate::storage::Storage;
 
+/// How long a clean shutdown waits for the object-storage publisher to catch up.
+const PUBLISH_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An opened log with its running sequencer, ready to serve.
 pub struct Opened {
     /// The handler state (ledger, sequencer handle, key, admin token).
@@ -309,6 +312,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .storage()
         .flush()
         .context("syncing the store at shutdown")?;
+    if let Some(status) = &opened.publish {
+        // Give the bucket a moment to catch up with the last batches (a restart resumes anyway).
+        let size = ledger.head().size;
+        if tokio::time::timeout(PUBLISH_DRAIN, status.wait_published(size))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                published = status.published(),
+                size,
+                "the bucket had not caught up at shutdown; the next start resumes from it"
+            );
+        }
+    }
     tracing::info!(size = ledger.head().size, "stopped cleanly");
     Ok(())
 }

@@ -4,6 +4,8 @@
 //!   exercised), the bucket ends up holding every file of the log's `<data>/public/` byte for byte,
 //!   its tiles verify against its checkpoint, and the lag metric returns to 0; after `kill -9` and a
 //!   restart, more claims, and the bucket catches up (resume);
+//! - with `--publish-max-lag 1` the sequencer waits for the publisher after every batch
+//!   (backpressure) and the log still takes every claim;
 //! - two logs (own data folders and keys) against one prefix: exactly one publishes, whether the
 //!   second starts after the first or both start at once; the loser exits at start, non-zero,
 //!   saying whose checkpoint is there;
@@ -28,11 +30,15 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 const THREADS: u64 = 4;
 
 fn publish_options(s3: &S3Server, prefix: &str) -> Options {
+    publish_options_lag(s3, prefix, 300)
+}
+
+fn publish_options_lag(s3: &S3Server, prefix: &str, max_lag: u64) -> Options {
     let mut opts = Options::default()
         .arg("--publish")
         .arg(&s3.bucket_url(prefix))
         .arg("--publish-max-lag")
-        .arg("300");
+        .arg(&max_lag.to_string());
     for (k, v) in s3.env() {
         opts = opts.env(&k, &v);
     }
@@ -159,6 +165,22 @@ fn publishes_under_load_and_resumes_after_kill9() {
     log.assert_consistent(&cp, &cp2);
     verify_bucket(&log, &s3, "logs/a", &cp2);
     assert_public_in_bucket(&log.data_dir().join("public"), &s3, "logs/a");
+}
+
+#[test]
+fn backpressure_holds_sequencing_to_the_bound() {
+    // A bound of 1 entry: every batch (its claims and its map leaf) must be in the bucket before
+    // the sequencer takes the next one.
+    let s3 = S3Server::start();
+    let log = TestLog::start(publish_options_lag(&s3, "bp", 1));
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    load(&log, &msp, "bp", 30);
+    let waits = metric(&log, "ledger_publish_backpressure_waits_total").unwrap_or(0.0);
+    assert!(waits > 0.0, "the sequencer never waited for the publisher");
+    let cp = wait_caught_up(&log, &s3, "bp");
+    verify_bucket(&log, &s3, "bp", &cp);
+    assert_public_in_bucket(&log.data_dir().join("public"), &s3, "bp");
 }
 
 #[test]
