@@ -61,7 +61,7 @@ pub const STATE_FILE: &str = "publish-state.json";
 /// How long start may retry reading the bucket before it gives up (the log does not start).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait between two retries of a failed upload.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often the publisher looks at the head without being woken (cosigned checkpoints).
 const TICK: Duration = Duration::from_secs(1);
 

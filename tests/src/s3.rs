@@ -75,12 +75,30 @@ impl S3Server {
         s
     }
 
+    /// `kill -9` (to play an unreachable S3), and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again (after [`S3Server::kill9`]) on the same port and folder.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
     fn spawn(&mut self) {
         // A free port: bind, read it, release it (s3s-fs has no `listening on` line to learn it).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = if self.port != 0 {
+            self.port
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        };
         let mut child = Command::new(s3s_fs_binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -208,10 +226,7 @@ fn collect_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill9();
         if std::thread::panicking() {
             eprintln!("---- s3s-fs output:\n{}", self.output());
         }

@@ -4,6 +4,8 @@
 //!   exercised), the bucket ends up holding every file of the log's `<data>/public/` byte for byte,
 //!   its tiles verify against its checkpoint, and the lag metric returns to 0; after `kill -9` and a
 //!   restart, more claims, and the bucket catches up (resume);
+//! - while S3 is down the publisher retries (`retrying` in `/v1/info`, upload errors counted) and
+//!   the log keeps sequencing; once it is back the bucket catches up;
 //! - with `--publish-max-lag 1` the sequencer waits for the publisher after every batch
 //!   (backpressure) and the log still takes every claim;
 //! - two logs (own data folders and keys) against one prefix: exactly one publishes, whether the
@@ -165,6 +167,34 @@ fn publishes_under_load_and_resumes_after_kill9() {
     log.assert_consistent(&cp, &cp2);
     verify_bucket(&log, &s3, "logs/a", &cp2);
     assert_public_in_bucket(&log.data_dir().join("public"), &s3, "logs/a");
+}
+
+#[test]
+fn an_unreachable_bucket_is_retried_and_caught_up() {
+    let mut s3 = S3Server::start();
+    let log = TestLog::start(publish_options(&s3, "down"));
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    load(&log, &msp, "up", 10);
+    let cp = wait_caught_up(&log, &s3, "down");
+
+    // S3 goes away: the log keeps taking claims (within the bound), the publisher retries.
+    s3.kill9();
+    load(&log, &msp, "down", 10);
+    let info = wait_for(CATCH_UP, "the publisher to retry", || {
+        let info = publish_info(&log);
+        (info["state"] == "retrying").then_some(info)
+    });
+    assert!(info["lag_entries"].as_u64().unwrap_or(0) >= 40, "{info}");
+    assert!(metric(&log, "ledger_publish_upload_errors_total").unwrap_or(0.0) > 0.0);
+    assert!(log.checkpoint().checkpoint.size > cp.checkpoint.size + 40);
+
+    // It comes back: the bucket catches up by itself.
+    s3.restart();
+    let cp2 = wait_caught_up(&log, &s3, "down");
+    verify_bucket(&log, &s3, "down", &cp2);
+    assert_public_in_bucket(&log.data_dir().join("public"), &s3, "down");
+    assert_eq!(metric(&log, "ledger_publish_refused"), Some(0.0));
 }
 
 #[test]
