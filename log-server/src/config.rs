@@ -180,6 +180,14 @@ pub struct Cli {
     /// Connection cap and client timeouts (see docs/operations.md).
     #[command(flatten)]
     pub limits: ledger_serve::LimitSettings,
+    /// Publish the tiles and checkpoint to object storage, `s3://BUCKET/PREFIX` (endpoint, region
+    /// and credentials from the AWS_* environment variables; see docs/operations.md).
+    #[arg(long, env = "LEDGER_PUBLISH", value_name = "URL")]
+    pub publish: Option<String>,
+    /// Entries the bucket may be behind before sequencing waits for the publisher
+    /// [default: 65536].
+    #[arg(long, env = "LEDGER_PUBLISH_MAX_LAG", value_name = "N")]
+    pub publish_max_lag: Option<u64>,
 }
 
 /// The TOML configuration file: the same settings as the flags, all optional.
@@ -249,6 +257,10 @@ pub struct FileConfig {
     pub max_header_bytes: Option<usize>,
     /// See [`ledger_serve::LimitSettings::drain_timeout_ms`].
     pub drain_timeout_ms: Option<u64>,
+    /// See [`Cli::publish`].
+    pub publish: Option<String>,
+    /// See [`Cli::publish_max_lag`].
+    pub publish_max_lag: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -356,6 +368,8 @@ pub struct Config {
     pub limits: ledger_serve::Limits,
     /// Run as a read-only DP mirror (see [`crate::mirror`]); `None`: the log itself.
     pub mirror: Option<MirrorConfig>,
+    /// Where to publish the static layout, if anywhere (see [`crate::publish`]).
+    pub publish: Option<crate::publish::PublishConfig>,
 }
 
 /// A DP mirror's settings (`--mirror-of`, `--trust`, `--shard`).
@@ -399,6 +413,7 @@ impl Config {
             witness: crate::witness::WitnessConfig::default(),
             limits: ledger_serve::Limits::default(),
             mirror: None,
+            publish: None,
         }
     }
 
@@ -499,6 +514,23 @@ impl Config {
                     .unwrap_or_else(|| data.join("mirror-alerts.jsonl")),
                 ..m
             });
+        let publish = match cli.publish.or(file.publish) {
+            Some(url) => Some(
+                crate::publish::PublishConfig::parse(
+                    &url,
+                    cli.publish_max_lag
+                        .or(file.publish_max_lag)
+                        .unwrap_or(crate::publish::DEFAULT_MAX_LAG),
+                )
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if mirror.is_some() && publish.is_some() {
+            return Err(ConfigError::Invalid(
+                "--publish is for the log itself: a mirror signs nothing and cannot claim a bucket (serve its <data>/public statically instead)".into(),
+            ));
+        }
         Ok(Config {
             checkpoint_lock: cli
                 .checkpoint_lock
@@ -531,6 +563,7 @@ impl Config {
             witness,
             limits,
             mirror,
+            publish,
         })
     }
 }

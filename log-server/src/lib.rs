@@ -24,6 +24,7 @@ pub mod map;
 pub mod metrics;
 pub mod mirror;
 pub mod problem;
+pub mod publish;
 pub mod ratelimit;
 pub mod routes;
 pub mod sequencer;

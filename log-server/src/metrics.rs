@@ -97,6 +97,8 @@ pub struct Metrics {
     pub disk_low: AtomicBool,
     /// Whether the sequencer stopped on a storage error (a restart is needed).
     pub failed: AtomicBool,
+    /// The object-storage publisher's progress, when `--publish` is set (see [`crate::publish`]).
+    pub publish: std::sync::OnceLock<std::sync::Arc<crate::publish::PublishStatus>>,
 }
 
 impl Default for Metrics {
@@ -111,6 +113,7 @@ impl Default for Metrics {
             batch_size: Histogram::new(&BATCH_BUCKETS),
             disk_low: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            publish: std::sync::OnceLock::new(),
         }
     }
 }
@@ -216,6 +219,9 @@ impl Metrics {
                 "gauge",
                 b,
             );
+        }
+        if let Some(p) = self.publish.get() {
+            p.render(&mut out);
         }
         self.sequencing.render(
             &mut out,

@@ -332,11 +332,14 @@ async fn read_limited(
     })
 }
 
-/// `GET /v1/info`, and on a mirror its `mirror` member ([`crate::mirror::MirrorInfo`]).
+/// `GET /v1/info`: [`Info`], plus a `publish` object when publishing to object storage, and on a
+/// mirror its `mirror` member ([`crate::mirror::MirrorInfo`]).
 #[derive(Debug, Serialize)]
 struct InfoAnswer {
     #[serde(flatten)]
     info: Info,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish: Option<crate::publish::PublishInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mirror: Option<crate::mirror::MirrorInfo>,
 }
@@ -355,6 +358,7 @@ async fn info(State(s): State<AppState>) -> Json<InfoAnswer> {
             quorum: w.quorum,
             policy: l.policy(),
         },
+        publish: l.metrics.publish.get().map(|p| p.info()),
         mirror: s.mirror.as_ref().map(|m| m.status.info(l.serving())),
     })
 }

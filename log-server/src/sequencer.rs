@@ -24,6 +24,7 @@ use crate::disk::DiskLow;
 use crate::error::LogError;
 use crate::ledger::{sign_checkpoint, Head, Ledger, StoreReader};
 use crate::lock::LockError;
+use crate::publish::PublishStatus;
 use crate::storage::{Commit, NewLeaf, StorageError};
 use crate::witness::CosignerHandle;
 
@@ -93,9 +94,24 @@ pub fn spawn_with_cosigner(
     shutdown: watch::Receiver<bool>,
     cosigner: Option<CosignerHandle>,
 ) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LogError> {
+    spawn_with_publisher(ledger, signer, config, shutdown, cosigner, None)
+}
+
+/// [`spawn_with_cosigner`], telling the object-storage publisher (see [`crate::publish`]) of every
+/// new durable head and waiting for it before a batch while the bucket is more than its bound
+/// behind (backpressure).
+pub fn spawn_with_publisher(
+    ledger: Arc<Ledger>,
+    signer: Arc<SignerKey>,
+    config: BatchConfig,
+    shutdown: watch::Receiver<bool>,
+    cosigner: Option<CosignerHandle>,
+    publisher: Option<Arc<PublishStatus>>,
+) -> Result<(SequencerHandle, tokio::task::JoinHandle<()>), LogError> {
     let (tx, rx) = mpsc::channel(config.queue);
     let mut sequencer = Sequencer::new(ledger, signer)?;
     sequencer.cosigner = cosigner;
+    sequencer.publisher = publisher;
     let task = tokio::spawn(sequencer.run(rx, config, shutdown));
     Ok((SequencerHandle { tx }, task))
 }
@@ -107,6 +123,7 @@ pub struct Sequencer {
     frontier: Frontier,
     registry: KeyRegistry,
     cosigner: Option<CosignerHandle>,
+    publisher: Option<Arc<PublishStatus>>,
 }
 
 /// Why a batch was not committed.
@@ -233,6 +250,7 @@ impl Sequencer {
             frontier,
             registry,
             cosigner: None,
+            publisher: None,
         })
     }
 
@@ -286,6 +304,15 @@ impl Sequencer {
                 }
             }
             let n = batch.len();
+            // Backpressure: the bucket may not fall more than its bound behind (shutdown still
+            // commits locally).
+            if let Some(p) = &self.publisher {
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    _ = p.wait_for_room(self.frontier.size()) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
             match self.commit_off_runtime(batch).await {
                 Some(me) => {
                     self = me;
@@ -333,6 +360,9 @@ impl Sequencer {
                 let appended = replies
                     .iter()
                     .any(|(_, o)| matches!(o, Outcome::Appended(_)));
+                if let (Some(p), true) = (&me.publisher, appended) {
+                    p.head(head.size);
+                }
                 match &me.cosigner {
                     // A new head: answer once the witnesses cosigned it (or timed out). The batch
                     // is already durable and published; only the answer waits.

@@ -20,6 +20,9 @@ use crate::sequencer;
 use crate::storage::tiled::{TiledStorage, INDEX_DIR};
 use crate::storage::Storage;
 
+/// How long a clean shutdown waits for the object-storage publisher to catch up.
+const PUBLISH_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An opened log with its running sequencer, ready to serve.
 pub struct Opened {
     /// The handler state (ledger, sequencer handle, key, admin token).
@@ -28,6 +31,8 @@ pub struct Opened {
     pub stop: watch::Sender<bool>,
     /// The sequencer task.
     pub task: tokio::task::JoinHandle<()>,
+    /// The object-storage publisher's state, with `--publish` (started by [`run`]).
+    pub publish: Option<Arc<crate::publish::PublishStatus>>,
 }
 
 /// The file whose presence says the store was created compressed: sled must be told before it
@@ -188,12 +193,18 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         let (handle, _task) = crate::witness::spawn(Arc::clone(&ledger), config.witness.clone());
         Some(handle)
     };
-    let (handle, task) = sequencer::spawn_with_cosigner(
+    let publish = config.publish.as_ref().map(|p| {
+        let status = crate::publish::PublishStatus::new(p.clone(), ledger.head().size);
+        let _ = ledger.metrics.publish.set(Arc::clone(&status));
+        status
+    });
+    let (handle, task) = sequencer::spawn_with_publisher(
         Arc::clone(&ledger),
         Arc::clone(&signer),
         config.batch,
         stop_rx,
         cosigner,
+        publish.clone(),
     )
     .map_err(|e| anyhow::anyhow!("starting the sequencer: {e}"))?;
     tracing::info!(
@@ -218,6 +229,7 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         },
         stop,
         task,
+        publish,
     })
 }
 
@@ -367,6 +379,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !config.witness.witnesses.is_empty() {
         crate::witness::check_not_behind(&ledger, &config.witness).await?;
     }
+    // Before anyone can submit: the bucket is this log's to publish to (or free, and claimed).
+    if let (Some(status), Some(writer)) = (&opened.publish, &opened.state.writer) {
+        crate::publish::start(
+            Arc::clone(status),
+            &config.data,
+            Arc::clone(&ledger),
+            Arc::clone(&writer.signer),
+        )
+        .await?;
+    }
     let app = router(opened.state.clone());
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -411,6 +433,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .storage()
         .flush()
         .context("syncing the store at shutdown")?;
+    if let Some(status) = &opened.publish {
+        // Give the bucket a moment to catch up with the last batches (a restart resumes anyway).
+        let size = ledger.head().size;
+        if tokio::time::timeout(PUBLISH_DRAIN, status.wait_published(size))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                published = status.published(),
+                size,
+                "the bucket had not caught up at shutdown; the next start resumes from it"
+            );
+        }
+    }
     tracing::info!(size = ledger.head().size, "stopped cleanly");
     Ok(())
 }

@@ -19,8 +19,9 @@
 //!
 //! One module per thing it holds: `test_log` (the log-server process: options, start, restart,
 //! signals, output), `log_api` (its HTTP helpers and tree verification), `mirror` (the log-server
-//! as a DP mirror, and trust files), `response` (answers,
-//! problems, a raw HTTP/1.1 response parser), `service` (the other workspace binaries run as
+//! as a DP mirror, and trust files), `response` (answers, problems, a raw HTTP/1.1 response
+//! parser), `s3` (a real S3 server, `s3s-fs`, for `--publish` and mirrors), `service` (the other
+//! workspace binaries run as
 //! services), `binaries` (locating and building binaries), `util` (clock, encodings, PRNG).
 
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub mod doubles;
 mod log_api;
 mod mirror;
 mod response;
+mod s3;
 mod service;
 mod test_log;
 mod util;
@@ -45,6 +47,7 @@ pub use log_api::{assert_map_rebuilds, is_map_leaf, verify_tiles};
 pub use mirror::{write_trust_file, Mirror};
 pub use response::Response;
 pub(crate) use response::*;
+pub use s3::{s3s_fs_binary, S3Server, S3S_FS_VERSION, S3_BUCKET};
 pub use service::Service;
 pub(crate) use test_log::*;
 pub use test_log::{parse_listening, Exited, Options, TestLog};
