@@ -377,3 +377,46 @@ fn a_sharded_mirror_answers_its_prefixes_refuses_others_and_the_client_takes_it_
     assert_eq!(json["skipped"][0]["kind"], "refused", "{json}");
     assert_eq!(json["skipped"][0]["slug"], "outside-shard", "{json}");
 }
+
+#[test]
+fn two_mirrors_follow_the_bucket_one_the_log_and_all_keep_answering_once_the_log_is_killed() {
+    let s3 = ledger_e2e::S3Server::start();
+    let env = s3.env();
+    let mut opts = Options::new(TH).arg("--publish").arg(&s3.bucket_url("log"));
+    for (k, v) in &env {
+        opts = opts.env(k, v);
+    }
+    let mut log = TestLog::start(opts);
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    claim_more(&log, &msp, 0..80);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let bucket = s3.bucket_url("log");
+    let mirrors = [
+        Mirror::start(&bucket, log.vkey(), TH, &[], &env_refs),
+        Mirror::start(&bucket, log.vkey(), TH, &[], &env_refs),
+        Mirror::start(&log.url(), log.vkey(), TH, &[], &[]),
+    ];
+    // More claims while they follow, then all three reach the log's checkpoint (the bucket's
+    // trails the log's by the publisher's lag, so wait for the log's size).
+    claim_more(&log, &msp, 80..160);
+    let size = log.checkpoint().checkpoint.size;
+    for m in &mirrors {
+        let info = m.wait_verified(size);
+        assert_eq!(info["mirror"]["origin_size"].as_u64(), Some(size));
+    }
+    log.kill9();
+    for m in &mirrors {
+        for i in [0, 99, 159] {
+            let sii = mail_sii("m", i);
+            assert_eq!(verified(&m.lookup(&sii), &sii, &trust), size, "{}", m.url());
+        }
+        assert_eq!(m.info()["mirror"]["state"], "following");
+    }
+    // A mirror of the bucket restarts and serves its store while the log is gone.
+    let mut first = mirrors.into_iter().next().expect("mirror");
+    first.service.restart(true);
+    let sii = mail_sii("m", 42);
+    assert_eq!(verified(&first.lookup(&sii), &sii, &trust), size);
+}
