@@ -67,76 +67,74 @@ pub fn check_leaves(start: u64, raw: &[Vec<u8>], registry: &mut KeyRegistry) -> 
         .enumerate()
         .map(|(i, (p, e))| (i, p, e))
         .collect();
+    // Groups are taken by value so that each parsed leaf moves into its verdict, never copied.
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
         items
-            .par_chunks(BATCH)
+            .into_par_iter()
+            .chunks(BATCH)
             .flat_map_iter(|group| verify_group(start, group, registry))
             .collect()
     }
     #[cfg(not(feature = "parallel"))]
-    items
-        .chunks(BATCH)
-        .flat_map(|group| verify_group(start, group, registry))
-        .collect()
+    {
+        let mut out = Vec::with_capacity(items.len());
+        let mut rest = items.into_iter();
+        loop {
+            let group: Vec<Item> = rest.by_ref().take(BATCH).collect();
+            if group.is_empty() {
+                break out;
+            }
+            out.extend(verify_group(start, group, registry));
+        }
+    }
 }
 
 /// Verifies one group: enrollments as already decided, the others by the core's plans, whose
-/// signature equations are checked in one batch.
-fn verify_group(start: u64, group: &[Item], registry: &KeyRegistry) -> Vec<Checked> {
-    let mut out: Vec<Option<Checked>> = vec![None; group.len()];
-    let mut batched: Vec<(usize, &Leaf, Plan<'_>)> = Vec::new();
-    for (slot, (i, parsed, enroll)) in group.iter().enumerate() {
-        let index = start + *i as u64;
-        let checked = match (parsed, enroll) {
-            (Err(e), _) => Some(Checked {
-                leaf: None,
-                result: Err(e.clone()),
-            }),
-            (Ok(leaf), Some(r)) => Some(Checked {
-                leaf: Some(leaf.clone()),
-                result: r.clone(),
-            }),
-            (Ok(leaf), None) => {
-                let p = plan(leaf, &registry.at(index));
-                if p.outcome().is_ok() {
-                    batched.push((slot, leaf, p));
-                    None
-                } else {
-                    // Refused whatever its signatures are: the core's single pass names the
-                    // exact refusal, and a refused entry's equations do not spoil the batch.
-                    Some(Checked {
-                        leaf: Some(leaf.clone()),
-                        result: p.verify(),
-                    })
+/// signature equations are checked in one batch; each leaf then moves into its verdict.
+fn verify_group(start: u64, group: Vec<Item>, registry: &KeyRegistry) -> Vec<Checked> {
+    let mut results: Vec<Option<Result<Signers, Refusal>>> = vec![None; group.len()];
+    {
+        let mut batched: Vec<(usize, Plan<'_>)> = Vec::new();
+        for (slot, (i, parsed, enroll)) in group.iter().enumerate() {
+            let index = start + *i as u64;
+            let result = match (parsed, enroll) {
+                (Err(e), _) => Some(Err(e.clone())),
+                (Ok(_), Some(r)) => Some(r.clone()),
+                (Ok(leaf), None) => {
+                    let p = plan(leaf, &registry.at(index));
+                    if p.outcome().is_ok() {
+                        batched.push((slot, p));
+                        None
+                    } else {
+                        // Refused whatever its signatures are: the core's single pass names the
+                        // exact refusal, and a refused entry's equations do not spoil the batch.
+                        Some(p.verify())
+                    }
                 }
+            };
+            if let Some(r) = results.get_mut(slot) {
+                *r = result;
             }
-        };
-        if let Some(s) = out.get_mut(slot) {
-            *s = checked;
+        }
+        let (slots, plans): (Vec<usize>, Vec<Plan<'_>>) = batched.into_iter().unzip();
+        for (slot, result) in slots.into_iter().zip(verify_plans(plans)) {
+            if let Some(r) = results.get_mut(slot) {
+                *r = Some(result);
+            }
         }
     }
-    let (slots, plans): (Vec<(usize, &Leaf)>, Vec<Plan<'_>>) = batched
+    group
         .into_iter()
-        .map(|(slot, leaf, p)| ((slot, leaf), p))
-        .unzip();
-    for ((slot, leaf), result) in slots.into_iter().zip(verify_plans(plans)) {
-        if let Some(s) = out.get_mut(slot) {
-            *s = Some(Checked {
-                leaf: Some(leaf.clone()),
-                result,
-            });
-        }
-    }
-    out.into_iter()
-        .map(|v| {
-            v.unwrap_or_else(|| Checked {
-                leaf: None,
-                result: Err(Refusal::BadSignature {
+        .zip(results)
+        .map(|((_, parsed, _), result)| Checked {
+            leaf: parsed.ok(),
+            result: result.unwrap_or_else(|| {
+                Err(Refusal::BadSignature {
                     name: "internal: entry not verified".into(),
-                }),
-            })
+                })
+            }),
         })
         .collect()
 }

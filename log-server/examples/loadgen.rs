@@ -4,6 +4,7 @@
 //! cargo run --release -p log-server --example loadgen -- --url http://127.0.0.1:8080 \
 //!     --claims 100000 --concurrency 256 --admin-token-file ./ledger-data/admin.token \
 //!     [--msps 8] [--lookups N] [--server-pid PID] [--data-dir ./ledger-data] [--verify 200]
+//!     [--lookup-run RUN:N] [--lookup-url MIRROR_URL]
 //!     [--bulk 1000]
 //! ```
 //!
@@ -69,6 +70,10 @@ struct Args {
     /// first N claims of run RUN (the run id each run prints), e.g. every claim of a 10M log.
     #[arg(long, value_name = "RUN:N")]
     lookup_run: Option<String>,
+    /// Send the timed lookups to this server instead of --url (a DP mirror of the log, to compare
+    /// its lookups/s with the log's); claims and the verification sample still go to --url.
+    #[arg(long, value_name = "URL")]
+    lookup_url: Option<String>,
 }
 
 use ledger_core::time::now_unix as now;
@@ -472,12 +477,12 @@ async fn main() -> anyhow::Result<()> {
         cpu_secs(None),
     );
     let (lat, wall) = {
-        let (http, url, picks, run) = (
-            http.clone(),
-            url.clone(),
-            Arc::clone(&picks),
-            lookup_run.clone(),
-        );
+        let target = args
+            .lookup_url
+            .as_deref()
+            .map_or_else(|| url.clone(), |u| u.trim_end_matches('/').to_string());
+        let (http, url, picks, run) =
+            (http.clone(), target, Arc::clone(&picks), lookup_run.clone());
         run_pool(lookups, args.concurrency, move |i| {
             let (http, url, picks) = (http.clone(), url.clone(), Arc::clone(&picks));
             let sii = sii_text(&run, picks[i]).replace('+', "%2B");

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use ledger_core::api::{AlertKind, LookupAnswer};
 use ledger_core::checkpoint::{Checkpoint, SignedCheckpoint};
@@ -264,7 +265,7 @@ fn a_mirror_fed_tampered_tiles_stops_advancing_with_the_matching_alert_and_keeps
         );
         // The good tiles again: a halted mirror stays halted (an operator restarts it).
         server.set_files(newer.clone());
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(400));
         assert_eq!(
             mirror.info()["mirror"]["verified_size"].as_u64(),
             Some(n1),
@@ -419,4 +420,51 @@ fn two_mirrors_follow_the_bucket_one_the_log_and_all_keep_answering_once_the_log
     first.service.restart(true);
     let sii = mail_sii("m", 42);
     assert_eq!(verified(&first.lookup(&sii), &sii, &trust), size);
+}
+
+#[test]
+fn a_mirror_that_crashes_while_storing_a_span_serves_nothing_until_it_has_verified_it_again() {
+    let (log, msp) = log_with_claims(150);
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let size = log.checkpoint().checkpoint.size;
+    // Commits of about 40 leaves, and a crash right after the third commit's index write: each
+    // start stores two more commits of the span, then dies; the next start finds its store ahead
+    // of its checkpoint, serves nothing and verifies the rest of the span again.
+    let env = [
+        ("LEDGER_MIRROR_CHUNK", "40"),
+        ("LEDGER_FAULT", "crash:index-committed:3"),
+    ];
+    let mut mirror = Mirror::start(&log.url(), log.vkey(), TH, &[], &env);
+    let mut restarts = 0;
+    let info = ledger_e2e::wait_for(Duration::from_secs(120), "the mirror to finish the span", || {
+        if !mirror.service.is_running() {
+            restarts += 1;
+            mirror.service.restart(true);
+            // Whatever it holds, it serves no view before the span's checkpoint.
+            let r = mirror.get("/checkpoint");
+            assert!(r.status == 503 || r.body == log.get("/checkpoint").body, "{}", r.status);
+        }
+        let info = mirror.info();
+        (info["mirror"]["verified_size"].as_u64() == Some(size)).then_some(info)
+    });
+    assert!(restarts >= 2, "the fault did not fire: {restarts} restarts");
+    assert_eq!(info["mirror"]["state"], "following");
+    for i in [0, 75, 149] {
+        let sii = mail_sii("m", i);
+        assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
+    }
+    // The same mirror then follows spans that a serving mirror keeps until verified whole.
+    claim_more(&log, &msp, 150..200);
+    let size = log.checkpoint().checkpoint.size;
+    loop {
+        if !mirror.service.is_running() {
+            mirror.service.restart(true);
+        }
+        if mirror.info()["mirror"]["verified_size"].as_u64() == Some(size) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sii = mail_sii("m", 199);
+    assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
 }
