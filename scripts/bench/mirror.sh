@@ -27,7 +27,7 @@ echo "== log $LOG pid $LOGPID, s3s-fs :$PORT, load $(cut -d' ' -f1 /proc/loadavg
 SAMPLER=$!
 $BIN/examples/loadgen --url http://$LOG --claims $N --concurrency 8 --bulk 1000 --lookups 0 --verify 100 \
     --admin-token-file $D/log/admin.token --server-pid $LOGPID --data-dir $D/log 2>&1 | grep -vE "^\s+(at|[0-9]+:)" | tee $D/load.txt
-RUN=$(grep -o 'run [0-9a-f]*' $D/load.txt | head -1 | awk '{print $2}')
+RUN=$(grep -o 'run id [0-9a-f]*' $D/load.txt | head -1 | awk '{print $3}')
 SIZE=$(curl -s http://$LOG/checkpoint | sed -n 2p)
 for i in $(seq 1 120); do
   P=$(curl -s http://$LOG/metrics | awk '/^ledger_publish_published_size /{print $2}')

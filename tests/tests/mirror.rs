@@ -436,17 +436,25 @@ fn a_mirror_that_crashes_while_storing_a_span_serves_nothing_until_it_has_verifi
     ];
     let mut mirror = Mirror::start(&log.url(), log.vkey(), TH, &[], &env);
     let mut restarts = 0;
-    let info = ledger_e2e::wait_for(Duration::from_secs(120), "the mirror to finish the span", || {
-        if !mirror.service.is_running() {
-            restarts += 1;
-            mirror.service.restart(true);
-            // Whatever it holds, it serves no view before the span's checkpoint.
-            let r = mirror.get("/checkpoint");
-            assert!(r.status == 503 || r.body == log.get("/checkpoint").body, "{}", r.status);
-        }
-        let info = mirror.info();
-        (info["mirror"]["verified_size"].as_u64() == Some(size)).then_some(info)
-    });
+    let info = ledger_e2e::wait_for(
+        Duration::from_secs(120),
+        "the mirror to finish the span",
+        || {
+            if !mirror.service.is_running() {
+                restarts += 1;
+                mirror.service.restart(true);
+                // Whatever it holds, it serves no view before the span's checkpoint.
+                let r = mirror.get("/checkpoint");
+                assert!(
+                    r.status == 503 || r.body == log.get("/checkpoint").body,
+                    "{}",
+                    r.status
+                );
+            }
+            let info = mirror.info();
+            (info["mirror"]["verified_size"].as_u64() == Some(size)).then_some(info)
+        },
+    );
     assert!(restarts >= 2, "the fault did not fire: {restarts} restarts");
     assert_eq!(info["mirror"]["state"], "following");
     for i in [0, 75, 149] {
