@@ -44,7 +44,7 @@ pub use doubles::{
     KillOnDrop, LyingDp, RequestHead, TileServer,
 };
 pub use log_api::{assert_map_rebuilds, is_map_leaf, verify_tiles};
-pub use mirror::{write_trust_file, Mirror};
+pub use mirror::{trust_text, write_trust_file, Mirror};
 pub use response::Response;
 pub(crate) use response::*;
 pub use s3::{s3s_fs_binary, S3Server, S3S_FS_VERSION, S3_BUCKET};

@@ -14,14 +14,18 @@ use crate::{server_binary, url_encode, wait_for, Response, Service};
 /// `dir`, and returns its path.
 pub fn write_trust_file(dir: &Path, vkey: &VerifierKey, hash: TreeHash) -> PathBuf {
     let path = dir.join("trust.toml");
-    let text = format!(
+    std::fs::write(&path, trust_text(vkey, hash)).expect("write trust file");
+    path
+}
+
+/// The trust file text for the log `vkey` / `hash`, with no witnesses.
+pub fn trust_text(vkey: &VerifierKey, hash: TreeHash) -> String {
+    format!(
         "origin = {:?}\nlog_vkey = {:?}\nhash = {:?}\n",
         vkey.name(),
         vkey.to_string(),
         hash.to_string()
-    );
-    std::fs::write(&path, text).expect("write trust file");
-    path
+    )
 }
 
 /// A mirror process, killed on drop (with its data folder).
@@ -42,8 +46,19 @@ impl Mirror {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Mirror {
+        Mirror::start_with_trust(of, &trust_text(vkey, hash), extra, env)
+    }
+
+    /// [`Mirror::start`] with the trust file's text as given (witnesses, quorum).
+    pub fn start_with_trust(
+        of: &str,
+        trust_toml: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Mirror {
         let data = tempfile::tempdir().expect("mirror data folder");
-        let trust = write_trust_file(data.path(), vkey, hash);
+        let trust = data.path().join("trust.toml");
+        std::fs::write(&trust, trust_toml).expect("write trust file");
         let store = data.path().join("store");
         let mut args: Vec<std::ffi::OsString> = vec![
             "--mirror-of".into(),

@@ -476,3 +476,96 @@ fn a_mirror_that_crashes_while_storing_a_span_serves_nothing_until_it_has_verifi
     let sii = mail_sii("m", 199);
     assert_eq!(verified(&mirror.lookup(&sii), &sii, &trust), size);
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_mirror_of_the_bucket_halts_on_tampered_objects_and_on_a_missing_witness_quorum() {
+    let s3 = ledger_e2e::S3Server::start();
+    let env = s3.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut opts = Options::new(TH).arg("--publish").arg(&s3.bucket_url("log"));
+    for (k, v) in &env {
+        opts = opts.env(k, v);
+    }
+    let mut log = TestLog::start(opts);
+    let trust = Trust::new(log.vkey().clone(), TH);
+    let msp = test_key("msp-a.example");
+    log.enroll(Role::Msp, &msp);
+    claim_more(&log, &msp, 0..40);
+    let n1 = log.checkpoint().checkpoint.size;
+    let bucket = s3.bucket_url("log");
+    let published = |size: u64| {
+        ledger_e2e::wait_for(Duration::from_secs(60), "the bucket to catch up", || {
+            let cp = s3.get("log/checkpoint")?;
+            (SignedCheckpoint::parse(&cp).ok()?.checkpoint.size == size).then_some(())
+        })
+    };
+    published(n1);
+    let mirrors = [
+        Mirror::start(&bucket, log.vkey(), TH, &[], &env_refs),
+        Mirror::start(&bucket, log.vkey(), TH, &[], &env_refs),
+    ];
+    for m in &mirrors {
+        m.wait_verified(n1);
+        signal(m.service.pid().expect("pid"), "STOP");
+    }
+    claim_more(&log, &msp, 40..80);
+    let n2 = log.checkpoint().checkpoint.size;
+    published(n2);
+    log.kill9();
+    // The bucket's objects are files of s3s-fs's folder: one flipped byte in the newest entry
+    // bundle, read by the first mirror; then a checkpoint signed by another key, for the second.
+    let bundle = entry_bundles_for_size(n2).pop().expect("bundle");
+    let path = s3.bucket_dir().join("log").join(bundle.path());
+    let mut data = std::fs::read(&path).expect("bundle object");
+    let at = data.len() - 40;
+    data[at] ^= 0x01;
+    std::fs::write(&path, &data).expect("tamper");
+    signal(mirrors[0].service.pid().expect("pid"), "CONT");
+    let alert = mirrors[0].wait_halted();
+    assert_eq!(alert.kind, AlertKind::RootMismatch, "{alert:?}");
+    let original = s3.get("log/checkpoint").expect("checkpoint");
+    let cp = SignedCheckpoint::parse(&original).expect("cp");
+    let forged = SignedCheckpoint::sign(cp.checkpoint.clone(), &test_key(&cp.checkpoint.origin))
+        .expect("sign");
+    std::fs::write(
+        s3.bucket_dir().join("log").join("checkpoint"),
+        forged.to_bytes(),
+    )
+    .expect("forge");
+    signal(mirrors[1].service.pid().expect("pid"), "CONT");
+    let alert = mirrors[1].wait_halted();
+    assert_eq!(alert.kind, AlertKind::BadCheckpointSignature, "{alert:?}");
+    for m in &mirrors {
+        let sii = mail_sii("m", 7);
+        assert_eq!(verified(&m.lookup(&sii), &sii, &trust), n1);
+        assert_eq!(m.info()["mirror"]["verified_size"].as_u64(), Some(n1));
+    }
+
+    // A trust file that requires a witness the log does not have: the log's (real) checkpoint
+    // lacks its quorum, so the mirror never serves a view.
+    std::fs::write(s3.bucket_dir().join("log").join("checkpoint"), &original).expect("restore");
+    let witness = ledger_core::testkit::test_witness_key("witness.example");
+    let trust_toml = format!(
+        "{}witnesses = [{:?}]\nquorum = 1\n",
+        ledger_e2e::trust_text(log.vkey(), TH),
+        witness.verifier().to_string()
+    );
+    let strict = Mirror::start_with_trust(&bucket, &trust_toml, &[], &env_refs);
+    let alert = strict.wait_halted();
+    assert_eq!(alert.kind, AlertKind::BadCheckpointSignature, "{alert:?}");
+    assert!(alert.detail.contains("quorum"), "{}", alert.detail);
+    let r = strict.get("/checkpoint");
+    assert_eq!(r.status, 503, "a mirror with no verified view serves none");
+    assert_eq!(strict.info()["mirror"]["state"], "halted");
+}
