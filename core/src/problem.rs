@@ -55,11 +55,20 @@ pub enum ProblemType {
     /// A sharded mirror holds only the SIIs under its prefixes and this SII is under none of
     /// them: ask another DP (`GET /v1/info` lists the mirror's shards).
     OutsideShard,
+    /// A DP that requires Privacy Pass tokens (RFC 9577) got a lookup without one: 401 with a
+    /// `WWW-Authenticate: PrivateToken` challenge naming the issuer.
+    TokenRequired,
+    /// The token is malformed, or not signed by the issuer key this DP accepts.
+    BadToken,
+    /// The token was already redeemed (each token pays for one lookup).
+    TokenSpent,
+    /// The issuer's daily token budget for this credential is used up.
+    BudgetExhausted,
 }
 
 impl ProblemType {
     /// Every problem type, for exhaustive tests and documentation.
-    pub const ALL: [ProblemType; 20] = [
+    pub const ALL: [ProblemType; 24] = [
         ProblemType::Malformed,
         ProblemType::NonCanonical,
         ProblemType::InvalidSii,
@@ -80,6 +89,10 @@ impl ProblemType {
         ProblemType::BadBundle,
         ProblemType::ReadOnlyMirror,
         ProblemType::OutsideShard,
+        ProblemType::TokenRequired,
+        ProblemType::BadToken,
+        ProblemType::TokenSpent,
+        ProblemType::BudgetExhausted,
     ];
 
     /// The SPEC §5 slug.
@@ -105,6 +118,10 @@ impl ProblemType {
             ProblemType::BadBundle => "bad-bundle",
             ProblemType::ReadOnlyMirror => "read-only-mirror",
             ProblemType::OutsideShard => "outside-shard",
+            ProblemType::TokenRequired => "token-required",
+            ProblemType::BadToken => "bad-token",
+            ProblemType::TokenSpent => "token-spent",
+            ProblemType::BudgetExhausted => "budget-exhausted",
         }
     }
 
@@ -118,7 +135,11 @@ impl ProblemType {
         match self {
             ProblemType::TooLarge => 413,
             ProblemType::NotFound => 404,
-            ProblemType::Unauthorized => 401,
+            ProblemType::Unauthorized
+            | ProblemType::TokenRequired
+            | ProblemType::BadToken
+            | ProblemType::TokenSpent => 401,
+            ProblemType::BudgetExhausted => 429,
             ProblemType::RateLimited => 429,
             ProblemType::Overloaded
             | ProblemType::StorageFull
@@ -160,6 +181,10 @@ impl ProblemType {
             ProblemType::BadBundle => "Malformed submission bundle",
             ProblemType::ReadOnlyMirror => "This server is a read-only mirror of the log",
             ProblemType::OutsideShard => "This mirror does not hold that SII's shard",
+            ProblemType::TokenRequired => "A Privacy Pass token is required",
+            ProblemType::BadToken => "The Privacy Pass token is not valid here",
+            ProblemType::TokenSpent => "The Privacy Pass token was already spent",
+            ProblemType::BudgetExhausted => "The token budget for today is used up",
         }
     }
 
