@@ -106,6 +106,22 @@ impl Mirror {
             .unwrap_or_else(|e| panic!("GET {path} on the mirror: {e}\n{}", self.service.output()))
     }
 
+    /// `GET path` on the mirror, `None` when it cannot be reached (e.g. it just crashed).
+    pub fn try_get(&self, path: &str) -> Option<Response> {
+        self.http
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .and_then(Response::from)
+            .ok()
+    }
+
+    /// `GET /v1/info` as JSON, `None` when the mirror cannot be reached.
+    pub fn try_info(&self) -> Option<serde_json::Value> {
+        self.try_get("/v1/info")
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
+    }
+
     /// `GET /v1/info` as JSON.
     pub fn info(&self) -> serde_json::Value {
         let r = self.get("/v1/info");

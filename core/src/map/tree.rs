@@ -440,6 +440,13 @@ impl MapTree {
                 self.history.pop_front();
             }
         }
+        self.write(staged, to);
+        Ok(())
+    }
+
+    /// Writes a staged batch's nodes, making the tree the map of version `to` (its undo, if any,
+    /// already recorded).
+    fn write(&mut self, staged: Staged, to: u64) {
         for (i, n) in staged.inner_writes {
             self.inner[i as usize] = n;
         }
@@ -452,7 +459,6 @@ impl MapTree {
         self.root_hash = staged.root_hash;
         self.keys += staged.new_keys;
         self.version = to;
-        Ok(())
     }
 
     /// [`MapTree::commit`] for a follower that advances the map by many batches before the
@@ -488,18 +494,7 @@ impl MapTree {
             undo.leaves
                 .merge(&staged.leaf_writes, |i| self.leaves[i as usize]);
         }
-        for (i, n) in staged.inner_writes {
-            self.inner[i as usize] = n;
-        }
-        for (i, l) in staged.leaf_writes {
-            self.leaves[i as usize] = l;
-        }
-        self.inner.extend(staged.new_inner);
-        self.leaves.extend(staged.new_leaves);
-        self.root = staged.root;
-        self.root_hash = staged.root_hash;
-        self.keys += staged.new_keys;
-        self.version = to;
+        self.write(staged, to);
         Ok(())
     }
 
