@@ -75,7 +75,7 @@ pub fn fetch_verified(
 /// through an OHTTP relay).
 pub(crate) fn verify_body(sii: &Sii, body: &[u8], trust: &Trust) -> Result<Looked, LookupError> {
     let answer =
-        serde_json::from_slice::<LookupAnswer>(&body).map_err(|e| LookupError::Rejected {
+        serde_json::from_slice::<LookupAnswer>(body).map_err(|e| LookupError::Rejected {
             step: Step::Malformed,
             detail: e.to_string(),
         })?;

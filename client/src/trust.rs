@@ -134,6 +134,7 @@ mod tests {
             provers: vec![test_key("prover.example").verifier().to_string()],
             require_attestation: true,
             last_seen_size: 7,
+            ohttp_keys: None,
         }
     }
 
