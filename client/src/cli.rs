@@ -221,6 +221,11 @@ enum Command {
         /// consistent with its view; exit 2 if it is `inconsistent`.
         #[arg(long, value_name = "URL")]
         audit: Option<String>,
+        /// Send the lookup through this Oblivious HTTP relay (RFC 9458), encapsulated for the
+        /// gateway key configuration pinned in the trust file, so the DP does not learn who asks
+        /// (docs/privacy.md). The relay's gateway is the DP; --dp names its authority.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
     },
     /// Watch SIIs you own: report every new claim, revoke and opt-out once (owner monitoring).
     ///
@@ -276,6 +281,17 @@ enum TrustCommand {
         /// The newest witness cosignature must be at most this old (e.g. 1h).
         #[arg(long, value_name = "DURATION")]
         max_age: Option<String>,
+    },
+    /// Re-pin the log's OHTTP gateway key configuration (`GET <log>/ohttp-keys`) after a
+    /// documented key rotation; `ledger lookup --relay` uses only the pinned one.
+    ///
+    /// Example:
+    ///   ledger --trust trust.toml trust update-ohttp --log https://log.example
+    #[command(verbatim_doc_comment)]
+    UpdateOhttp {
+        /// The log's base URL (default: the trust file's log_url).
+        #[arg(long, value_name = "URL")]
+        log: Option<String>,
     },
 }
 
@@ -395,6 +411,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             require_attestation,
             max_age.as_deref(),
         ),
+        Command::Trust(TrustCommand::UpdateOhttp { log }) => {
+            crate::oblivious::update_pin(&trust, log.as_deref())
+        }
         Command::Enroll {
             log,
             admin_token_file,
@@ -482,14 +501,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dps,
             json,
             audit,
-        } => crate::lookup::lookup(
-            &trust,
-            &sii,
-            region.as_deref(),
-            &dps,
-            json,
-            audit.as_deref(),
-        ),
+            relay,
+        } => match relay {
+            Some(relay) => crate::oblivious::lookup(
+                &trust,
+                &sii,
+                region.as_deref(),
+                &relay,
+                dps.first().map(String::as_str),
+                json,
+            ),
+            None => crate::lookup::lookup(
+                &trust,
+                &sii,
+                region.as_deref(),
+                &dps,
+                json,
+                audit.as_deref(),
+            ),
+        },
         Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -96,6 +96,7 @@ pub fn trust_init(
         provers: provers.to_vec(),
         require_attestation,
         last_seen_size: cp.checkpoint.size,
+        ohttp_keys: crate::oblivious::fetch_keys(&http, log).ok(),
     };
     file.trust()
         .context("the log's /v1/info does not make a valid trust file")?;
@@ -110,6 +111,12 @@ pub fn trust_init(
         file.quorum
     );
     println!("  checkpoint  size {}", file.last_seen_size);
+    match &file.ohttp_keys {
+        Some(k) => println!("  ohttp keys  {}", crate::oblivious::describe(k)),
+        None => {
+            println!("  ohttp keys  none (the log serves no /ohttp-keys; --relay is unavailable)")
+        }
+    }
     println!(
         "TRUST ON FIRST USE: these keys came from {log} itself. Compare the log key with one \
          published out of band before relying on lookups."

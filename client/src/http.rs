@@ -163,6 +163,26 @@ impl Http {
         decode(url, resp)
     }
 
+    /// `POST url` with an encapsulated OHTTP request (`message/ohttp-req`): the answer body on
+    /// `message/ohttp-res`, else the refusal as an error. Only the content type is sent.
+    pub fn post_ohttp(&self, url: &str, body: Vec<u8>) -> Result<Vec<u8>, HttpError> {
+        let req = self
+            .client
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                ledger_ohttp::REQUEST_MEDIA_TYPE,
+            )
+            .body(body);
+        let resp = self.send(url, req)?;
+        resp.bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| HttpError::Body {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     fn send(
         &self,
         url: &str,

@@ -68,8 +68,14 @@ pub fn fetch_verified(
         &format!("/v1/lookup?sii={}", query_escape(sii.as_str())),
     );
     let body = http.get_bytes(&url).map_err(LookupError::NoAnswer)?;
+    verify_body(sii, &body, trust)
+}
+
+/// Verifies a DP answer's bytes per SPEC §6 (steps 1–5), however they arrived (directly, or
+/// through an OHTTP relay).
+pub(crate) fn verify_body(sii: &Sii, body: &[u8], trust: &Trust) -> Result<Looked, LookupError> {
     let answer =
-        serde_json::from_slice::<LookupAnswer>(&body).map_err(|e| LookupError::Rejected {
+        serde_json::from_slice::<LookupAnswer>(body).map_err(|e| LookupError::Rejected {
             step: Step::Malformed,
             detail: e.to_string(),
         })?;
@@ -273,7 +279,7 @@ fn audit_checkpoint(
     Ok(())
 }
 
-fn print_json(v: &Verified, found: &Found) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &Verified, found: &Found) -> anyhow::Result<()> {
     let cp = &v.checkpoint.checkpoint;
     let out = JsonResult {
         verified: true,
@@ -325,7 +331,7 @@ pub fn completeness_line(v: &Verified) -> String {
     }
 }
 
-fn print_table(v: &Verified) {
+pub(crate) fn print_table(v: &Verified) {
     let cp = &v.checkpoint.checkpoint;
     println!(
         "{}: {} (verified: {} entries against {} checkpoint size {}, {} witness cosignature{})",

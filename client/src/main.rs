@@ -15,6 +15,7 @@ mod failover;
 mod http;
 mod keygen;
 mod lookup;
+mod oblivious;
 mod prover;
 mod trust;
 mod util;

@@ -48,6 +48,10 @@ pub struct TrustFile {
     /// The largest checkpoint size a verified lookup has shown; a smaller one is a rollback.
     #[serde(default)]
     pub last_seen_size: u64,
+    /// The log's OHTTP gateway key configuration list (`/ohttp-keys`, base64), pinned for
+    /// `ledger lookup --relay` (see docs/privacy.md); absent in older trust files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohttp_keys: Option<String>,
 }
 
 const HEADER: &str = "\
@@ -130,6 +134,7 @@ mod tests {
             provers: vec![test_key("prover.example").verifier().to_string()],
             require_attestation: true,
             last_seen_size: 7,
+            ohttp_keys: None,
         }
     }
 

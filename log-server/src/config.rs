@@ -188,6 +188,18 @@ pub struct Cli {
     /// [default: 65536].
     #[arg(long, env = "LEDGER_PUBLISH_MAX_LAG", value_name = "N")]
     pub publish_max_lag: Option<u64>,
+    /// How long a superseded OHTTP gateway key stays valid after a rotation, in seconds
+    /// [default: 604800, 7 days] (see docs/privacy.md).
+    #[arg(long, env = "LEDGER_OHTTP_KEY_OVERLAP_S", value_name = "SECONDS")]
+    pub ohttp_key_overlap_s: Option<u64>,
+    /// Make a new OHTTP gateway key current at this start (the previous one stays valid for
+    /// the overlap); clients re-pin with `ledger trust update-ohttp`.
+    #[arg(long)]
+    pub ohttp_rotate_key: bool,
+    /// How far the date inside an OHTTP request may be from this server's clock, in seconds
+    /// [default: 300]; answered requests are remembered for twice that (replay refusal).
+    #[arg(long, env = "LEDGER_OHTTP_REPLAY_WINDOW_S", value_name = "SECONDS")]
+    pub ohttp_replay_window_s: Option<u64>,
 }
 
 /// The TOML configuration file: the same settings as the flags, all optional.
@@ -370,6 +382,8 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// Where to publish the static layout, if anywhere (see [`crate::publish`]).
     pub publish: Option<crate::publish::PublishConfig>,
+    /// The OHTTP gateway's keys and replay window (see [`crate::gateway`]).
+    pub ohttp: crate::gateway::GatewayConfig,
 }
 
 /// A DP mirror's settings (`--mirror-of`, `--trust`, `--shard`).
@@ -414,6 +428,7 @@ impl Config {
             limits: ledger_serve::Limits::default(),
             mirror: None,
             publish: None,
+            ohttp: crate::gateway::GatewayConfig::default(),
         }
     }
 
@@ -564,6 +579,15 @@ impl Config {
             limits,
             mirror,
             publish,
+            ohttp: crate::gateway::GatewayConfig {
+                overlap_s: cli
+                    .ohttp_key_overlap_s
+                    .unwrap_or(ledger_ohttp::keys::DEFAULT_OVERLAP_S),
+                rotate: cli.ohttp_rotate_key,
+                replay_window_s: cli
+                    .ohttp_replay_window_s
+                    .unwrap_or(ledger_ohttp::replay::DEFAULT_WINDOW_S),
+            },
         })
     }
 }

@@ -339,7 +339,8 @@ async fn run_mirror(config: &Config, m: &MirrorConfig) -> anyhow::Result<()> {
     let opened = open_mirror(config, m)?;
     let ledger = Arc::clone(&opened.state.ledger);
     let stop = opened.state.mirror.as_ref().map(|r| Arc::clone(&r.stop));
-    let app = router(opened.state.clone());
+    let app = crate::gateway::attach(router(opened.state.clone()), &config.data, &config.ohttp)
+        .context("the OHTTP gateway keys")?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -389,7 +390,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let app = router(opened.state.clone());
+    let app = crate::gateway::attach(router(opened.state.clone()), &config.data, &config.ohttp)
+        .context("the OHTTP gateway keys")?;
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
