@@ -180,6 +180,9 @@ pub struct Cli {
     /// Connection cap and client timeouts (see docs/operations.md).
     #[command(flatten)]
     pub limits: ledger_serve::LimitSettings,
+    /// Lookup rate limit and Privacy Pass tokens (see docs/privacy-tokens.md).
+    #[command(flatten)]
+    pub lookup: crate::tokens::LookupSettings,
     /// Publish the tiles and checkpoint to object storage, `s3://BUCKET/PREFIX` (endpoint, region
     /// and credentials from the AWS_* environment variables; see docs/operations.md).
     #[arg(long, env = "LEDGER_PUBLISH", value_name = "URL")]
@@ -370,6 +373,8 @@ pub struct Config {
     pub mirror: Option<MirrorConfig>,
     /// Where to publish the static layout, if anywhere (see [`crate::publish`]).
     pub publish: Option<crate::publish::PublishConfig>,
+    /// Lookup rate limit and tokens (flags only; see [`crate::tokens`]).
+    pub lookup: crate::tokens::LookupConfig,
 }
 
 /// A DP mirror's settings (`--mirror-of`, `--trust`, `--shard`).
@@ -414,6 +419,7 @@ impl Config {
             limits: ledger_serve::Limits::default(),
             mirror: None,
             publish: None,
+            lookup: crate::tokens::LookupConfig::default(),
         }
     }
 
@@ -564,6 +570,7 @@ impl Config {
             limits,
             mirror,
             publish,
+            lookup: cli.lookup.resolve().map_err(ConfigError::Invalid)?,
         })
     }
 }

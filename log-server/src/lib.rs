@@ -32,4 +32,5 @@ pub mod server;
 pub mod storage;
 pub mod submit;
 pub mod tiles;
+pub mod tokens;
 pub mod witness;
