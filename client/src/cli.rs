@@ -221,7 +221,14 @@ enum Command {
         /// consistent with its view; exit 2 if it is `inconsistent`.
         #[arg(long, value_name = "URL")]
         audit: Option<String>,
+        /// Spend a Privacy Pass token on the lookup, failing if none is stored (without it, one
+        /// is spent whenever the state file holds a token for the DP; see `ledger token`).
+        #[arg(long)]
+        token: bool,
     },
+    /// Privacy Pass lookup tokens (for DPs started with --require-token).
+    #[command(subcommand)]
+    Token(crate::tokens::TokenCommand),
     /// Watch SIIs you own: report every new claim, revoke and opt-out once (owner monitoring).
     ///
     /// Each SII gets the verified lookup of `ledger lookup` (complete as of its checkpoint), and
@@ -482,6 +489,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dps,
             json,
             audit,
+            token,
         } => crate::lookup::lookup(
             &trust,
             &sii,
@@ -489,7 +497,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             &dps,
             json,
             audit.as_deref(),
+            token,
         ),
+        Command::Token(cmd) => crate::tokens::run(&trust, cmd),
         Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ mod http;
 mod keygen;
 mod lookup;
 mod prover;
+mod tokens;
 mod trust;
 mod util;
 mod watch;

@@ -16,6 +16,7 @@ pub mod disk;
 pub mod enroll;
 pub mod error;
 pub mod fault;
+pub mod issuer;
 pub mod keys;
 pub mod ledger;
 pub mod lock;
