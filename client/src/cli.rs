@@ -226,7 +226,14 @@ enum Command {
         /// (docs/privacy.md). The relay's gateway is the DP; --dp names its authority.
         #[arg(long, value_name = "URL")]
         relay: Option<String>,
+        /// Spend a Privacy Pass token on the lookup, failing if none is stored (without it, one
+        /// is spent whenever the state file holds a token for the DP; see `ledger token`).
+        #[arg(long)]
+        token: bool,
     },
+    /// Privacy Pass lookup tokens (for DPs started with --require-token).
+    #[command(subcommand)]
+    Token(crate::tokens::TokenCommand),
     /// Watch SIIs you own: report every new claim, revoke and opt-out once (owner monitoring).
     ///
     /// Each SII gets the verified lookup of `ledger lookup` (complete as of its checkpoint), and
@@ -502,6 +509,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             audit,
             relay,
+            token,
         } => match relay {
             Some(relay) => crate::oblivious::lookup(
                 &trust,
@@ -518,8 +526,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &dps,
                 json,
                 audit.as_deref(),
+                token,
             ),
         },
+        Command::Token(cmd) => crate::tokens::run(&trust, cmd),
         Command::VerifyReceipt { file, leaf } => commands::verify_receipt(&trust, &file, &leaf),
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -13,7 +13,12 @@ use serde::Serialize;
 /// A blocking HTTP client with a timeout.
 pub struct Http {
     client: reqwest::blocking::Client,
+    /// Gives the `Authorization` value (a Privacy Pass token) for a lookup URL, if any.
+    lookup_auth: Option<LookupAuth>,
 }
+
+/// See [`Http::with_lookup_auth`].
+pub type LookupAuth = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// A failed request: transport failure, or a non-success answer from the server.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +107,17 @@ impl Http {
             .user_agent(concat!("mimi-ledger-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot set up the HTTP client")?;
-        Ok(Http { client })
+        Ok(Http {
+            client,
+            lookup_auth: None,
+        })
+    }
+
+    /// Sends `Authorization: <f(url)>` on each `GET …/v1/lookup?…` for which `f` gives a value
+    /// (`crate::tokens`: one Privacy Pass token per lookup).
+    pub fn with_lookup_auth(mut self, f: LookupAuth) -> Http {
+        self.lookup_auth = Some(f);
+        self
     }
 
     /// `GET url`, decoding JSON.
@@ -113,7 +128,17 @@ impl Http {
 
     /// `GET url`, returning the raw body of a success answer.
     pub fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpError> {
-        let resp = self.send(url, self.client.get(url))?;
+        let mut req = self.client.get(url);
+        if let Some(f) = self
+            .lookup_auth
+            .as_ref()
+            .filter(|_| url.contains("/v1/lookup?"))
+        {
+            if let Some(v) = f(url) {
+                req = req.header(reqwest::header::AUTHORIZATION, v);
+            }
+        }
+        let resp = self.send(url, req)?;
         resp.bytes()
             .map(|b| b.to_vec())
             .map_err(|e| HttpError::Body {

@@ -162,6 +162,7 @@ pub fn lookup(
     dps: &[String],
     json: bool,
     audit: Option<&str>,
+    use_token: bool,
 ) -> anyhow::Result<()> {
     let tf = TrustFile::load(trust_path)?;
     let trust = tf.trust()?;
@@ -173,7 +174,7 @@ pub fn lookup(
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let sii = canonical_sii(sii, region)?;
-    let http = Http::new()?;
+    let http = crate::tokens::lookup_http(Http::new()?, trust_path, &dps, use_token)?;
     let several = dps.len() > 1;
     let report = |skip: &Skip| {
         if several {
@@ -202,7 +203,8 @@ pub fn lookup(
                 };
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
-            return Err(none_verified(skipped));
+            let hint = crate::tokens::hint(&skipped, trust_path);
+            return Err(crate::tokens::with_hint(none_verified(skipped), hint));
         }
     };
     let v = &found.looked.verified;

@@ -17,6 +17,7 @@ mod keygen;
 mod lookup;
 mod oblivious;
 mod prover;
+mod tokens;
 mod trust;
 mod util;
 mod watch;

@@ -180,6 +180,9 @@ pub struct Cli {
     /// Connection cap and client timeouts (see docs/operations.md).
     #[command(flatten)]
     pub limits: ledger_serve::LimitSettings,
+    /// Lookup rate limit and Privacy Pass tokens (see docs/privacy.md).
+    #[command(flatten)]
+    pub lookup: crate::tokens::LookupSettings,
     /// Publish the tiles and checkpoint to object storage, `s3://BUCKET/PREFIX` (endpoint, region
     /// and credentials from the AWS_* environment variables; see docs/operations.md).
     #[arg(long, env = "LEDGER_PUBLISH", value_name = "URL")]
@@ -384,6 +387,8 @@ pub struct Config {
     pub publish: Option<crate::publish::PublishConfig>,
     /// The OHTTP gateway's keys and replay window (see [`crate::gateway`]).
     pub ohttp: crate::gateway::GatewayConfig,
+    /// Lookup rate limit and tokens (flags only; see [`crate::tokens`]).
+    pub lookup: crate::tokens::LookupConfig,
 }
 
 /// A DP mirror's settings (`--mirror-of`, `--trust`, `--shard`).
@@ -429,6 +434,7 @@ impl Config {
             mirror: None,
             publish: None,
             ohttp: crate::gateway::GatewayConfig::default(),
+            lookup: crate::tokens::LookupConfig::default(),
         }
     }
 
@@ -588,6 +594,7 @@ impl Config {
                     .ohttp_replay_window_s
                     .unwrap_or(ledger_ohttp::replay::DEFAULT_WINDOW_S),
             },
+            lookup: cli.lookup.resolve().map_err(ConfigError::Invalid)?,
         })
     }
 }

@@ -57,6 +57,8 @@ pub struct AppState {
     pub mirror: Option<crate::mirror::Running>,
     /// Per-client limit on the write routes, when configured (see [`crate::ratelimit`]).
     pub rate_limiter: Option<crate::ratelimit::RateLimiter>,
+    /// Lookup rate limit and Privacy Pass redemption (see [`crate::tokens`]).
+    pub lookup_guard: crate::tokens::LookupGuard,
 }
 
 /// The log's writing side, which a mirror does not have.
@@ -113,6 +115,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.rate_limiter.clone(),
             crate::ratelimit::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.lookup_guard.clone(),
+            crate::tokens::middleware,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), serving_guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -214,6 +214,9 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
         vkey = %ledger.vkey(),
         "log opened"
     );
+    let lookup_guard =
+        crate::tokens::LookupGuard::open(&config.lookup, &config.data, ledger.origin())
+            .context("setting up the lookup guard (--require-token)")?;
     Ok(Opened {
         state: AppState {
             ledger,
@@ -226,6 +229,7 @@ fn start(config: &Config, ledger: Arc<Ledger>, signer: Arc<SignerKey>) -> anyhow
             }),
             mirror: None,
             rate_limiter: config.rate_limit.map(crate::ratelimit::RateLimiter::new),
+            lookup_guard,
         },
         stop,
         task,
@@ -319,6 +323,9 @@ pub fn open_mirror(config: &Config, m: &MirrorConfig) -> anyhow::Result<OpenedMi
         shards = ?m.shards,
         "mirror opened"
     );
+    let lookup_guard =
+        crate::tokens::LookupGuard::open(&config.lookup, &config.data, ledger.origin())
+            .context("setting up the lookup guard (--require-token)")?;
     Ok(OpenedMirror {
         state: AppState {
             ledger,
@@ -329,6 +336,7 @@ pub fn open_mirror(config: &Config, m: &MirrorConfig) -> anyhow::Result<OpenedMi
                 stop,
             }),
             rate_limiter: None,
+            lookup_guard,
         },
         follower,
     })
