@@ -518,6 +518,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &relay,
                 dps.first().map(String::as_str),
                 json,
+                token,
             ),
             None => crate::lookup::lookup(
                 &trust,

@@ -107,6 +107,7 @@ pub fn lookup(
     relay: &str,
     dp: Option<&str>,
     json: bool,
+    use_token: bool,
 ) -> anyhow::Result<()> {
     let tf = TrustFile::load(trust_path)?;
     let trust = tf.trust()?;
@@ -123,8 +124,17 @@ pub fn lookup(
     let sii = canonical_sii(sii, region)?;
     let authority = authority(dp.or(tf.log_url.as_deref()));
     let path = format!("/v1/lookup?sii={}", query_escape(sii.as_str()));
-    let request = message::encode_get(&authority, &path, std::time::SystemTime::now())
-        .context("encoding the lookup")?;
+    // A stored token for the DP pays for the lookup inside the encapsulation (the relay never
+    // sees it; the DP cannot tell which MSP fetched it).
+    let dp_url = dp.or(tf.log_url.as_deref()).unwrap_or_default();
+    let token = crate::tokens::take_authorization(trust_path, dp_url, use_token)?;
+    let request = message::encode_get_authorized(
+        &authority,
+        &path,
+        std::time::SystemTime::now(),
+        token.as_deref(),
+    )
+    .context("encoding the lookup")?;
     let (encapsulated, pending) =
         client::encapsulate(&list, &request).context("encapsulating the lookup")?;
     let key_id = pending.key_id;

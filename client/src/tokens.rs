@@ -335,6 +335,26 @@ pub fn lookup_http(
     })))
 }
 
+/// One stored token for `dp` as an `Authorization` value, removed from the state file before it
+/// is returned (never spent twice, even after a crash); `None` when none is stored (an error
+/// when `require`). For lookups through an Oblivious HTTP relay, where the token travels inside
+/// the encapsulated request.
+pub fn take_authorization(trust: &Path, dp: &str, require: bool) -> anyhow::Result<Option<String>> {
+    let state = state_path(trust);
+    let mut wallet = Wallet::load(&state)?;
+    match wallet.take(dp) {
+        Some(s) => {
+            wallet.save(&state)?;
+            Ok(Some(format!("PrivateToken token={}", s.token)))
+        }
+        None if require => bail!(
+            "no token stored for {dp} in {}: run `ledger token fetch --issuer URL --credential FILE --count N`",
+            state.display()
+        ),
+        None => Ok(None),
+    }
+}
+
 /// What to tell the user when DPs refused for want of a token.
 pub fn hint(skipped: &[Skip], trust: &Path) -> Option<String> {
     skipped.iter().find_map(|s| match &s.error {

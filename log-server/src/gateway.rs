@@ -282,10 +282,15 @@ async fn dispatch(app: &Router, req: &message::InnerRequest) -> (u16, Option<Str
     if req.method != "GET" {
         return problem(ApiError::bad_request("only GET is served").with_status(405)).await;
     }
-    let built = Request::builder()
+    let mut built = Request::builder()
         .method(Method::GET)
-        .uri(req.path.as_str())
-        .body(Body::empty());
+        .uri(req.path.as_str());
+    // The one field of the client's that reaches the router: a Privacy Pass token (RFC 9577) for
+    // a DP started with --require-token.
+    if let Some(a) = &req.authorization {
+        built = built.header(header::AUTHORIZATION, a.as_str());
+    }
+    let built = built.body(Body::empty());
     let inner = match built {
         Ok(r) => r,
         Err(e) => return problem(ApiError::bad_request(format!("bad path: {e}"))).await,

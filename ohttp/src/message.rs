@@ -38,6 +38,9 @@ pub struct InnerRequest {
     pub path: String,
     /// The `date` field, Unix seconds, if present and well-formed.
     pub date: Option<u64>,
+    /// The `authorization` field (a Privacy Pass token, RFC 9577), the one field of the client's
+    /// that reaches the DP: it is inside the encapsulation, so the relay never sees it.
+    pub authorization: Option<String>,
 }
 
 /// A decoded response.
@@ -57,6 +60,16 @@ fn unix(t: SystemTime) -> u64 {
 
 /// Encodes `GET https://{authority}{path}` dated `date`.
 pub fn encode_get(authority: &str, path: &str, date: SystemTime) -> Result<Vec<u8>, MessageError> {
+    encode_get_authorized(authority, path, date, None)
+}
+
+/// [`encode_get`] with an `authorization` field (a Privacy Pass token for a DP that requires one).
+pub fn encode_get_authorized(
+    authority: &str,
+    path: &str,
+    date: SystemTime,
+    authorization: Option<&str>,
+) -> Result<Vec<u8>, MessageError> {
     let mut m = Message::request(
         b"GET".to_vec(),
         b"https".to_vec(),
@@ -65,6 +78,9 @@ pub fn encode_get(authority: &str, path: &str, date: SystemTime) -> Result<Vec<u
     );
     m.put_header("date", httpdate::fmt_http_date(date));
     m.put_header("accept", "application/json, text/plain");
+    if let Some(a) = authorization {
+        m.put_header("authorization", a);
+    }
     let mut out = Vec::new();
     m.write_bhttp(Mode::KnownLength, &mut out)
         .map_err(|e| MessageError::Encode(e.to_string()))?;
@@ -90,11 +106,17 @@ pub fn decode_request(bytes: &[u8]) -> Result<InnerRequest, MessageError> {
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|s| httpdate::parse_http_date(s).ok())
         .map(unix);
+    let authorization = m
+        .header()
+        .get(b"authorization")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_string);
     Ok(InnerRequest {
         method: text(c.method(), "method")?,
         authority: text(c.authority(), "authority").unwrap_or_default(),
         path: text(c.path(), "path")?,
         date,
+        authorization,
     })
 }
 

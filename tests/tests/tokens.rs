@@ -510,3 +510,48 @@ fn enumeration_is_stopped_by_the_lookup_rate_limit_per_address() {
         assert_eq!(r.status().as_u16(), 200);
     }
 }
+
+/// Through an Oblivious HTTP relay the token travels inside the encapsulation: it pays for the
+/// lookup, the relay never sees it, and without one the DP refuses the inner request.
+#[test]
+fn tokens_pay_for_lookups_through_the_relay() {
+    let idir = tempfile::tempdir().expect("tempdir");
+    let issuer = start_issuer(&idir.path().join("issuer"), 5, 1, None);
+    let log = start_log(&issuer.url(), &[]);
+    let client = Client::new(&log);
+    let gateway = format!("{}/.well-known/ohttp-gateway", log.url());
+    let relay = Service::start(
+        "relay",
+        &workspace_binary("ohttp-relay", "relay", "ohttp-relay"),
+        &[
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--gateway".as_ref(),
+            gateway.as_ref(),
+        ],
+        &[],
+        true,
+    );
+    let through = |client: &Client| {
+        let out = client.ledger(&["lookup", ALICE, "--json", "--relay", &relay.url()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout, text(&out))
+    };
+    // No token: the DP behind the gateway refuses; nothing verified.
+    let (code, _, out) = through(&client);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("token"), "{out}");
+    let out = client.fetch(&issuer.url(), "cred-a", 2, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for left in [1usize, 0] {
+        let (code, stdout, out) = through(&client);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            stdout.contains("\"verified\": true") || stdout.contains("\"verified\":true"),
+            "{stdout}"
+        );
+        assert_eq!(client.tokens().len(), left, "one token per lookup");
+    }
+    let (code, _, out) = through(&client);
+    assert_ne!(code, Some(0), "a third lookup with no token left: {out}");
+}
