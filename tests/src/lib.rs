@@ -52,7 +52,8 @@ pub use service::Service;
 pub(crate) use test_log::*;
 pub use test_log::{parse_listening, Exited, Options, TestLog};
 pub use util::{
-    b64, b64url, b64url_nopad, copy_dir, mail_claim, mail_sii, now, sign_text, url_encode, Rng,
+    b64, b64url, b64url_nopad, copy_dir, ledger_cli, mail_claim, mail_sii, now, sign_text,
+    stdout_json, url_encode, Rng,
 };
 
 /// How long a server may take to print its address and answer `/healthz`.

@@ -134,3 +134,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs the `ledger` client with `--trust TRUST` and `args`: no standard input and no
+/// `LEDGER_TRUST` from the test's environment.
+pub fn ledger_cli(trust: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::workspace_binary("ledger-cli", "client", "ledger"))
+        .arg("--trust")
+        .arg(trust)
+        .args(args)
+        .env_remove("LEDGER_TRUST")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run ledger")
+}
+
+/// The JSON object a command printed on standard output (from its first `{`), or `Null`.
+pub fn stdout_json(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .find('{')
+        .and_then(|at| serde_json::from_str(&stdout[at..]).ok())
+        .unwrap_or(serde_json::Value::Null)
+}

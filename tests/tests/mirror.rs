@@ -326,20 +326,7 @@ fn a_sharded_mirror_answers_its_prefixes_refuses_others_and_the_client_takes_it_
     let liar = ledger_e2e::LyingDp::answer(&lie);
     let dir = tempfile::tempdir().expect("tempdir");
     let trust_file = dir.path().join("trust.toml");
-    let ledger = |args: &[&str]| {
-        std::process::Command::new(ledger_e2e::workspace_binary(
-            "ledger-cli",
-            "client",
-            "ledger",
-        ))
-        .arg("--trust")
-        .arg(&trust_file)
-        .args(args)
-        .env_remove("LEDGER_TRUST")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run ledger")
-    };
+    let ledger = |args: &[&str]| ledger_e2e::ledger_cli(&trust_file, args);
     let out = ledger(&["trust", "init", "--log", &log.url()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let out = ledger(&[
@@ -351,11 +338,9 @@ fn a_sharded_mirror_answers_its_prefixes_refuses_others_and_the_client_takes_it_
         "--dp",
         &mirror.url(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout[stdout.find('{').expect("json")..]).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json = ledger_e2e::stdout_json(&out);
     assert_eq!(json["dp"], mirror.url(), "{json}");
     assert_eq!(json["skipped"][0]["dp"], liar.url.as_str(), "{json}");
     assert_eq!(json["skipped"][0]["kind"], "rejected", "{json}");
@@ -370,10 +355,8 @@ fn a_sharded_mirror_answers_its_prefixes_refuses_others_and_the_client_takes_it_
         "--dp",
         &log.url(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout[stdout.find('{').expect("json")..]).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json = ledger_e2e::stdout_json(&out);
     assert_eq!(json["dp"], log.url(), "{json}");
     assert_eq!(json["skipped"][0]["kind"], "refused", "{json}");
     assert_eq!(json["skipped"][0]["slug"], "outside-shard", "{json}");

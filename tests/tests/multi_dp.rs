@@ -7,7 +7,7 @@
 use std::io::{BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,9 +17,7 @@ use ledger_core::entry::Role;
 use ledger_core::key::{KeyAlg, SignerKey};
 use ledger_core::testkit::{claim, test_key};
 use ledger_e2e::doubles::{closed_port_url, RefusingDp};
-use ledger_e2e::{
-    now, read_request_head, wait_for, workspace_binary, LyingDp, Options, TestLog, TEST_ORIGIN,
-};
+use ledger_e2e::{now, read_request_head, wait_for, LyingDp, Options, TestLog, TEST_ORIGIN};
 use serde_json::Value;
 
 const ALICE: &str = "tel:+14155550100";
@@ -57,14 +55,7 @@ impl World {
     }
 
     fn ledger(&self, args: &[&str]) -> Output {
-        Command::new(workspace_binary("ledger-cli", "client", "ledger"))
-            .arg("--trust")
-            .arg(self.trust())
-            .args(args)
-            .env_remove("LEDGER_TRUST")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ledger")
+        ledger_e2e::ledger_cli(&self.trust(), args)
     }
 
     /// `ledger lookup ALICE --json --dp D…`: the exit status, the JSON on stdout, all the output.
@@ -74,11 +65,7 @@ impl World {
             args.extend(["--dp", dp]);
         }
         let out = self.ledger(&args);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let json = stdout
-            .find('{')
-            .and_then(|at| serde_json::from_str(&stdout[at..]).ok())
-            .unwrap_or(Value::Null);
+        let json = ledger_e2e::stdout_json(&out);
         (out.status.code(), json, text(&out))
     }
 

@@ -8,7 +8,7 @@
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,14 +57,7 @@ impl World {
     }
 
     fn ledger(&self, args: &[&str]) -> Output {
-        Command::new(workspace_binary("ledger-cli", "client", "ledger"))
-            .arg("--trust")
-            .arg(self.trust())
-            .args(args)
-            .env_remove("LEDGER_TRUST")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ledger")
+        ledger_e2e::ledger_cli(&self.trust(), args)
     }
 
     fn relay(&self, extra: &[&str]) -> Service {

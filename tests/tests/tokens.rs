@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -90,14 +90,7 @@ impl Client {
     }
 
     fn ledger(&self, args: &[&str]) -> Output {
-        Command::new(workspace_binary("ledger-cli", "client", "ledger"))
-            .arg("--trust")
-            .arg(self.dir.path().join("trust.toml"))
-            .args(args)
-            .env_remove("LEDGER_TRUST")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ledger")
+        ledger_e2e::ledger_cli(&self.dir.path().join("trust.toml"), args)
     }
 
     fn fetch(&self, issuer: &str, cred: &str, count: u32, dp: Option<&str>) -> Output {
@@ -152,11 +145,7 @@ impl Client {
 
     fn lookup(&self) -> (Option<i32>, Value, String) {
         let out = self.ledger(&["lookup", ALICE, "--json"]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let json = stdout
-            .find('{')
-            .and_then(|at| serde_json::from_str(&stdout[at..]).ok())
-            .unwrap_or(Value::Null);
+        let json = ledger_e2e::stdout_json(&out);
         (out.status.code(), json, text(&out))
     }
 }
