@@ -119,6 +119,21 @@ pub enum PublishError {
     },
 }
 
+/// The bucket and the prefix (no leading or trailing `/`, possibly empty) of `s3://BUCKET[/PREFIX]`:
+/// `None` for another scheme, an error for an empty bucket name. The publisher and DP mirrors
+/// read the same URLs.
+pub fn split_s3_url(url: &str) -> Option<Result<(String, String), &'static str>> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Some(Err("the bucket name is empty"));
+    }
+    Some(Ok((
+        bucket.to_string(),
+        prefix.trim_matches('/').to_string(),
+    )))
+}
+
 impl PublishConfig {
     /// Parses `s3://BUCKET[/PREFIX]`.
     pub fn parse(url: &str, max_lag: u64) -> Result<PublishConfig, PublishError> {
@@ -126,14 +141,9 @@ impl PublishConfig {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("only s3://BUCKET/PREFIX targets are supported"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad("the bucket name is empty"));
-        }
-        let prefix = prefix.trim_matches('/').to_string();
+        let (bucket, prefix) = split_s3_url(url)
+            .ok_or_else(|| bad("only s3://BUCKET/PREFIX targets are supported"))?
+            .map_err(bad)?;
         if !prefix.is_empty() {
             ObjectPath::parse(&prefix).map_err(|e| bad(&format!("bad prefix: {e}")))?;
         }

@@ -178,12 +178,7 @@ pub async fn middleware(
                 .get::<MatchedPath>()
                 .is_some_and(|p| LIMITED_ROUTES.contains(&p.as_str()));
         if limited {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-            if let Err(secs) = limiter.check(ip, Instant::now()) {
+            if let Err(secs) = limiter.check(peer_ip(&req), Instant::now()) {
                 return rate_limited(limiter.limit(), secs).into_response();
             }
         }
@@ -203,6 +198,15 @@ pub fn rate_limited(limit: RateLimit, secs: u64) -> ApiError {
             ),
         )
     }
+}
+
+/// The client address a limiter charges: the peer of the connection (`ConnectInfo`), or the
+/// unspecified address for a request that came without one (an in-process call).
+pub fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
 }
 
 #[cfg(test)]

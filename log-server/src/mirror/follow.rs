@@ -113,19 +113,12 @@ impl Follower {
         shards: Shards,
         status: Arc<Status>,
     ) -> anyhow::Result<Follower> {
-        let size = ledger.storage().head()?.map_or(0, |(s, _)| s);
-        let frontier = Frontier::from_reader(ledger.tree_hash(), size, &ledger.reader())
-            .map_err(|e| anyhow::anyhow!("reading the stored tree: {e}"))?;
-        let mut registry = KeyRegistry::new(trust.log_key.clone());
-        for index in ledger.storage().enrollments()? {
-            let bytes = ledger
-                .storage()
-                .leaf(index)?
-                .ok_or_else(|| anyhow::anyhow!("enroll leaf {index} is missing"))?;
-            let leaf = ledger_core::entry::Leaf::parse(&bytes)
-                .map_err(|e| anyhow::anyhow!("enroll leaf {index}: {e}"))?;
-            registry.add_entry(index, leaf.entry());
-        }
+        // The ledger's head is the stored tree (an unserved head too: see `Ledger::open_mirror`),
+        // and its registry holds every stored enrollment.
+        let frontier =
+            Frontier::from_reader(ledger.tree_hash(), ledger.head().size, &ledger.reader())
+                .map_err(|e| anyhow::anyhow!("reading the stored tree: {e}"))?;
+        let registry = (*ledger.registry()).clone();
         // One worker: fetches run there, beside the follower's own thread.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

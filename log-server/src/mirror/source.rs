@@ -62,16 +62,12 @@ impl TileSource {
             reason: reason.to_string(),
         };
         let (store, prefix): (Arc<dyn ObjectStore>, String) =
-            if let Some(rest) = url.strip_prefix("s3://") {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(bad("no bucket name"));
-                }
+            if let Some(split) = crate::publish::split_s3_url(url) {
+                let (bucket, prefix) = split.map_err(bad)?;
                 let store = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .build()
                     .map_err(|e| bad(&e.to_string()))?;
-                let prefix = prefix.trim_matches('/');
                 let prefix = if prefix.is_empty() {
                     String::new()
                 } else {

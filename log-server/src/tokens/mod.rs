@@ -11,12 +11,11 @@ pub mod challenge;
 pub mod redeem;
 pub mod spent;
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -157,12 +156,7 @@ pub async fn middleware(State(guard): State<LookupGuard>, req: Request, next: Ne
         .is_some_and(|v| redeem::is_private_token(v.as_bytes()));
     if !has_token {
         if let Some(limiter) = &guard.limiter {
-            let ip = req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-                .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-            if let Err(secs) = limiter.check(ip, Instant::now()) {
+            if let Err(secs) = limiter.check(crate::ratelimit::peer_ip(&req), Instant::now()) {
                 return lookup_rate_limited(limiter.limit(), secs).into_response();
             }
         }
