@@ -31,8 +31,9 @@
 //! nothing until it has verified the rest of the span again ([`crate::ledger::Ledger::open_mirror`]).
 //! A failed fetch is no alert: the next poll tries again.
 //!
-//! A span is held in memory until it is stored (its leaves, ~0.4 KB each with their hashes and map
-//! values): a mirror that starts far behind a large log needs that much memory once.
+//! A span is held in memory until it is stored (its leaves, ~0.4 KB of data each with their hashes
+//! and map values; a 1M catch-up from empty peaked at 1.7–2.6 GB RSS): a mirror that starts far
+//! behind a large log needs that much memory once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
