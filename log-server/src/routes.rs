@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/enroll", post(enroll))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::explorer::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -122,12 +123,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), serving_guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn(crate::explorer::cors))
         .with_state(state)
 }
 
 /// The metric label for a matched route (a fixed set, so labels stay bounded).
 fn route_label(path: Option<&MatchedPath>) -> &'static str {
-    const ROUTES: [&str; 12] = [
+    const ROUTES: [&str; 15] = [
         "/checkpoint",
         "/tile/{*path}",
         "/v1/add",
@@ -140,6 +142,9 @@ fn route_label(path: Option<&MatchedPath>) -> &'static str {
         "/v1/admin/enroll",
         "/metrics",
         "/healthz",
+        "/explorer",
+        "/explorer/",
+        "/explorer/{*path}",
     ];
     path.and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
         .unwrap_or("unmatched")
@@ -162,9 +167,12 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 /// A mirror that has not verified a checkpoint yet serves no view: its data routes answer 503
-/// `overloaded` with `Retry-After` (`/v1/info`, `/metrics` and `/healthz` still answer).
+/// `overloaded` with `Retry-After` (`/v1/info`, `/metrics`, `/healthz` and the explorer's files
+/// still answer).
 async fn serving_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let open = matches!(req.uri().path(), "/v1/info" | "/metrics" | "/healthz");
+    let path = req.uri().path();
+    let open =
+        matches!(path, "/v1/info" | "/metrics" | "/healthz") || path.starts_with("/explorer");
     if open || state.ledger.serving() {
         return next.run(req).await;
     }
