@@ -25,7 +25,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -189,7 +189,7 @@ function showTrustBanner() {
     b.dataset.trust = 'tofu';
   } else {
     b.className = 'banner pinned';
-    b.append(`Verifying against your trust file${TRUST.name ? ` (${TRUST.name})` : ''} for the log `,
+    b.append(`Verifying against your trust file${TRUST.name && TRUST.name !== 'pasted' ? ` (${TRUST.name})` : ''} for the log `,
       h('code', {}, TRUST.trust.origin), '.');
     b.dataset.trust = 'file';
   }
@@ -223,7 +223,7 @@ async function renderTrust() {
   const head = t.source === 'tofu'
     ? verdict(null, 'Trust on first use',
       `No trust file was given for ${DP}. These keys are what the Discovery Provider announced about itself at ${when(t.since)}; this browser remembers them, so a later change of keys fails verification. A DP that lied from the very first visit is not caught: paste or load a trust file from a source you trust.`)
-    : verdict(true, 'Your trust file', `Pasted or loaded${t.name ? ` from ${t.name}` : ''}; kept in this browser for ${DP}.`);
+    : verdict(true, 'Your trust file', `${t.name && t.name !== 'pasted' ? `Loaded from ${t.name}` : 'Pasted into this page'}; kept in this browser for ${DP}.`);
   head.id = 'trust-verdict';
   head.dataset.source = t.source;
   out.replaceChildren(head, h('h2', {}, 'Verifying against'), trustFacts(t.trust),
@@ -391,12 +391,18 @@ async function renderChart(size) {
   const idx = [...new Set(Array.from({ length: n }, (_, i) => Math.round((i * (size - 1)) / (n - 1))))];
   const points = [];
   for (const i of idx) {
-    const r = await get(`/v1/entries?start=${i}&count=1`);
+    // Map leaves carry no time: each sample reads two entries and keeps the later one with a time.
+    const start = Math.max(0, i - 1);
+    const r = await get(`/v1/entries?start=${start}&count=${i - start + 1}`);
     if (!r.ok) continue;
     try {
-      const e = JSON.parse(r.text).entries[0];
-      const d = call(L.describe_leaf, e.leaf);
-      if (d.ok && d.time !== null && d.time !== undefined) points.push({ t: Number(d.time), size: e.index + 1 });
+      const timed = JSON.parse(r.text).entries
+        .map((e) => ({ e, d: call(L.describe_leaf, e.leaf) }))
+        .filter(({ d }) => d.ok && d.time !== null && d.time !== undefined);
+      const last = timed[timed.length - 1];
+      if (last && !points.some((p) => p.size === last.e.index + 1)) {
+        points.push({ t: Number(last.d.time), size: last.e.index + 1 });
+      }
     } catch { /* skip this sample */ }
   }
   if (points.length < 2) { out.replaceChildren(); return; }

@@ -277,9 +277,16 @@ fn the_explorer_verifies_in_headless_chromium() {
     ] {
         log.enroll(role, key).expect("enroll");
     }
-    let t = now();
+    // Entry times 4 s apart (at most ~2 minutes ahead, well within the log's clock skew), so
+    // that the log page's tree-size chart has a slope to draw.
+    let t0 = now();
+    let mut n = 0;
+    let mut t = || {
+        n += 1;
+        t0 + 4 * n
+    };
     for i in 0..24 {
-        log.submit_ok(&mail_claim(&msp_a, "explorer", i, t));
+        log.submit_ok(&mail_claim(&msp_a, "explorer", i, t()));
     }
     let mapped = "tel:+14155550100";
     let alice_a = "mimi://msp-a.example/u/alice";
@@ -289,18 +296,25 @@ fn the_explorer_verifies_in_headless_chromium() {
         Action::Claim,
         mapped,
         Some(("msp-a.example", alice_a)),
-        t - 60,
+        t0 - 60,
     );
     let claim_a = log
-        .submit_ok(&claim(&msp_a, mapped, alice_a, t, &["Personal"], Some(att)))
+        .submit_ok(&claim(
+            &msp_a,
+            mapped,
+            alice_a,
+            t(),
+            &["Personal"],
+            Some(att),
+        ))
         .index;
-    log.submit_ok(&claim(&msp_b, mapped, alice_b, t, &["Work"], None));
+    log.submit_ok(&claim(&msp_b, mapped, alice_b, t(), &["Work"], None));
     let opted = "tel:+14155550199";
     let bob = "mimi://msp-a.example/u/bob";
-    log.submit_ok(&claim(&msp_a, opted, bob, t, &[], None));
-    log.submit_ok(&optout(&prover, opted, t));
+    log.submit_ok(&claim(&msp_a, opted, bob, t(), &[], None));
+    log.submit_ok(&optout(&prover, opted, t()));
     for i in 24..30 {
-        log.submit_ok(&mail_claim(&msp_a, "explorer", i, t));
+        log.submit_ok(&mail_claim(&msp_a, "explorer", i, t()));
     }
     let size = log.checkpoint().checkpoint.size;
 
