@@ -9,6 +9,8 @@
 //   OPTED_INPUT / OPTED_SII / OPTED_HIDDEN_SSI   (the mapping the opt-out overrode)
 //   UNMAPPED_INPUT / UNMAPPED_REGION / UNMAPPED_SII
 //   ENTRY_INDEX    an entry to open;  LOG_SIZE  the log's size (at least)
+//   OTHER_ORIGIN_URL the explorer served from another origin (a DP mirror), opened with ?dp=DP_URL
+//   DP_URL         the honest log's base URL
 //   SCREENSHOT_DIR where the screenshots go;  CHROMIUM  the browser (default /usr/bin/chromium)
 //
 // It prints one JSON summary line last ({"ok", "checks": [{name, ok, detail}], "requests",
@@ -28,7 +30,9 @@ const LYING = need('LYING_URL');
 const TRUST = readFileSync(need('TRUST_FILE'), 'utf8');
 const SHOTS = need('SCREENSHOT_DIR');
 mkdirSync(SHOTS, { recursive: true });
-const allowedHosts = new Set([new URL(EXPLORER).host, new URL(LYING).host]);
+const OTHER = need('OTHER_ORIGIN_URL');
+const DP_URL = need('DP_URL');
+const allowedHosts = new Set([new URL(EXPLORER).host, new URL(LYING).host, new URL(OTHER).host]);
 
 const checks = [];
 const screenshots = [];
@@ -262,6 +266,22 @@ try {
     await liar.close();
   }
   await honest.close();
+
+  // ---- 8. A copy of the explorer on another origin, reading the DP with ?dp= (CORS).
+  {
+    const other = await context();
+    const base = `${OTHER}?dp=${encodeURIComponent(DP_URL)}`;
+    const p = await open(other, base, '#/trust', '#trust-verdict');
+    const seen = [];
+    p.on('request', (r) => seen.push(r.url()));
+    await pasteTrust(p);
+    await lookup(p, need('MAPPED_INPUT'));
+    const api = seen.filter((u) => /\/v1\/|\/checkpoint/.test(u));
+    check('another origin with ?dp=: the lookup verifies, reading the DP cross-origin',
+      (await attr(p, '#verdict', 'data-ok')) === 'true' && api.length > 0
+        && api.every((u) => u.startsWith(DP_URL + '/')), api.join(' '));
+    await other.close();
+  }
 
   check('no request to any host but the DPs under test', foreign.length === 0, foreign.join(' '));
   check('no script error or CSP violation', pageErrors.length === 0, pageErrors.join(' | '));

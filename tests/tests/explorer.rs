@@ -24,7 +24,7 @@ use ledger_core::key::{SignerKey, VerifierKey};
 use ledger_core::testkit::{attestation, claim, optout, test_key, test_witness_key};
 use ledger_core::TreeHash;
 use ledger_e2e::{
-    mail_claim, now, trust_text, workspace_binary, Options, Service, TamperingDp, TestLog,
+    mail_claim, now, trust_text, workspace_binary, Mirror, Options, Service, TamperingDp, TestLog,
     TEST_ORIGIN,
 };
 
@@ -330,6 +330,10 @@ fn the_explorer_verifies_in_headless_chromium() {
     )
     .expect("trust file");
     let liar = TamperingDp::start(&log.url());
+    // A DP mirror serves the explorer too; the browser opens it there with `?dp=` pointing at the
+    // log, as a copy on any static host would (cross-origin reads, CORS).
+    let mirror = Mirror::start(&log.url(), log.vkey(), th, &[], &[]);
+    mirror.wait_verified(size);
 
     // ---- The browser.
     let shots = screenshot_dir();
@@ -340,6 +344,8 @@ fn the_explorer_verifies_in_headless_chromium() {
         .current_dir(workspace().join("tests/browser"))
         .env("EXPLORER_URL", format!("{}/explorer/", log.url()))
         .env("LYING_URL", format!("{}/explorer/", liar.url))
+        .env("OTHER_ORIGIN_URL", format!("{}/explorer/", mirror.url()))
+        .env("DP_URL", log.url())
         .env("TRUST_FILE", &trust)
         .env("MAPPED_INPUT", "+1 (415) 555-0100")
         .env("MAPPED_SII", mapped)
@@ -395,6 +401,7 @@ fn the_explorer_verifies_in_headless_chromium() {
         "phone: the lookup verifies and fits a 390 px screen",
         "accessibility: every input has a <label for>",
         "no request to any host but the DPs under test",
+        "another origin with ?dp=: the lookup verifies, reading the DP cross-origin",
     ] {
         assert!(
             names.contains(&expected),
