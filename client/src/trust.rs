@@ -63,22 +63,16 @@ impl TrustFileExt for TrustFile {
 mod tests {
     use super::*;
     use ledger_core::testkit::test_key;
+    use ledger_core::trust::TrustedLog;
     use ledger_core::TreeHash;
 
     fn sample() -> TrustFile {
-        TrustFile {
-            log_url: Some("http://127.0.0.1:1".into()),
-            origin: "log.example".into(),
-            log_vkey: test_key("log.example").verifier().to_string(),
-            hash: TreeHash::Blake3,
-            witnesses: vec![],
-            quorum: 0,
-            max_age_s: None,
-            provers: vec![test_key("prover.example").verifier().to_string()],
-            require_attestation: true,
-            last_seen_size: 7,
-            ohttp_keys: None,
-        }
+        let log = TrustedLog::new(test_key("log.example").verifier(), TreeHash::Blake3);
+        let mut t = TrustFile::for_log(Some("http://127.0.0.1:1".into()), &log);
+        t.provers = vec![test_key("prover.example").verifier().to_string()];
+        t.require_attestation = true;
+        t.last_seen_size = 7;
+        t
     }
 
     #[test]
