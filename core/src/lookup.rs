@@ -69,6 +69,21 @@ impl Trust {
     pub fn origin(&self) -> &str {
         self.log.origin()
     }
+
+    /// Step 1's rollback check: a checkpoint of `size` is not older than one this client has
+    /// already seen ([`Trust::min_size`]).
+    pub fn check_not_rolled_back(&self, size: u64) -> Result<(), Rejection> {
+        if size < self.min_size {
+            return Err(Rejection::new(
+                Step::Rollback,
+                format!(
+                    "checkpoint size {size} is below the size {} this client has already seen",
+                    self.min_size
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The §6 step at which an answer was rejected.
@@ -232,15 +247,7 @@ pub fn verify_lookup_at(
             CheckpointRefused::Witnesses(e) => Rejection::new(Step::Witnesses, e.to_string()),
         })?;
     let size = checkpoint.checkpoint.size;
-    if size < trust.min_size {
-        return Err(Rejection::new(
-            Step::Rollback,
-            format!(
-                "checkpoint size {size} is below the size {} this client has already seen",
-                trust.min_size
-            ),
-        ));
-    }
+    trust.check_not_rolled_back(size)?;
     let root = checkpoint.checkpoint.root;
 
     // Step 2: every leaf is in the tree the checkpoint commits to.

@@ -162,6 +162,20 @@ function store(t) {
   } catch { /* private mode: it lasts for this page only */ }
 }
 
+/**
+ * Rollback protection across visits, as `ledger lookup` keeps it: after a verified checkpoint
+ * the stored trust file remembers its size (ledger-wasm raises `last_seen_size`, never lowers it),
+ * so this DP cannot later show this browser an older view of the log unnoticed.
+ */
+function rememberSize(t, size) {
+  const r = call(L.remember_size, t.toml, Number(size));
+  if (r.ok && r.toml !== t.toml) {
+    t.toml = r.toml;
+    t.trust = r.trust;
+    store(t);
+  }
+}
+
 /** The trust in force; on first use, the DP's own keys (remembered, so a later change shows). */
 async function trust() {
   if (TRUST) return TRUST;
@@ -280,6 +294,7 @@ async function renderLookup(q, region) {
   const v = call(L.verify_lookup, r.text, t.toml, sii, now());
   const parts = [head];
   if (v.ok) {
+    rememberSize(t, v.checkpoint.size);
     const status = STATUS_WORDS[v.status] || v.status;
     parts.push(verdict(true, `Verified: ${status.toLowerCase()}`,
       `Every step of SPEC §6 passed against ${t.source === 'tofu' ? 'the keys trusted on first use' : 'your trust file'}, including completeness (§9): this is everything the log holds for ${sii} as of its checkpoint of size ${v.checkpoint?.size}.`));
@@ -338,6 +353,7 @@ async function renderLog(before) {
   if (!cp.ok) { cpOut.replaceChildren(verdict(false, 'No checkpoint', cp.error)); return; }
   const v = call(L.verify_checkpoint, cp.text, t.toml, now());
   const size = Number(v.size ?? 0);
+  if (v.ok) rememberSize(t, size);
   cpOut.replaceChildren(
     v.ok ? verdict(true, 'Checkpoint verified', `Signed by the log key and cosigned by ${v.cosigners.length} witness${v.cosigners.length === 1 ? '' : 'es'} (quorum ${v.quorum}) of the trust in force.`)
       : verdict(false, `Checkpoint not verified${v.failed_step ? ` (${v.failed_step})` : ''}`, v.error || 'unknown'),
@@ -450,6 +466,7 @@ async function renderEntry(index) {
   if (!cp.ok) { out.replaceChildren(verdict(false, 'No checkpoint', cp.error)); return; }
   const c = call(L.verify_checkpoint, cp.text, t.toml, now());
   const size = Number(c.size ?? 0);
+  if (c.ok) rememberSize(t, size);
   if (!(index < size)) {
     out.replaceChildren(verdict(false, 'No such entry', `The checkpoint has ${size} entries (0–${size - 1}).`));
     return;

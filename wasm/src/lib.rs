@@ -22,7 +22,7 @@ use ledger_core::api::b64::{decode_hash, encode_hash};
 use ledger_core::api::{Info, LookupAnswer};
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Leaf;
-use ledger_core::lookup::{verify_lookup_for, Step};
+use ledger_core::lookup::{verify_lookup_for, Step, Trust};
 use ledger_core::sii::{Sii, SiiKind};
 use ledger_core::tree::verify_inclusion;
 use ledger_core::trust::{CheckpointRefused, TrustedLog};
@@ -53,7 +53,7 @@ fn error(message: impl std::fmt::Display) -> String {
 }
 
 /// Parses a trust file's TOML and checks it as the CLI does.
-fn load_trust(toml_text: &str) -> Result<(TrustFile, ledger_core::lookup::Trust), String> {
+fn load_trust(toml_text: &str) -> Result<(TrustFile, Trust), String> {
     let file: TrustFile =
         toml::from_str(toml_text).map_err(|e| format!("the trust file is not valid: {e}"))?;
     let trust = file
@@ -112,6 +112,25 @@ pub fn trust_from_info(info_json: &str) -> String {
         Err(e) => return error(format!("the /v1/info answer describes no valid log: {e}")),
     };
     let file = TrustFile::for_log(None, &log);
+    match toml::to_string(&file) {
+        Ok(text) => ok(json!({ "toml": text, "trust": TrustReport::from(&file) })),
+        Err(e) => error(format!("cannot write the trust file: {e}")),
+    }
+}
+
+/// Rollback protection across visits, as `ledger lookup` keeps it: the trust file with
+/// `last_seen_size` raised to `size` (a checkpoint size the page just verified; never lowered).
+/// → `{"ok", "toml", "trust"}`.
+#[wasm_bindgen]
+pub fn remember_size(trust_toml: &str, size: f64) -> String {
+    let (mut file, _) = match load_trust(trust_toml) {
+        Ok(t) => t,
+        Err(e) => return error(e),
+    };
+    let Some(size) = exact_u64(size) else {
+        return error(format!("size {size} is not a whole number"));
+    };
+    file.last_seen_size = file.last_seen_size.max(size);
     match toml::to_string(&file) {
         Ok(text) => ok(json!({ "toml": text, "trust": TrustReport::from(&file) })),
         Err(e) => error(format!("cannot write the trust file: {e}")),
@@ -178,7 +197,7 @@ pub fn verify_lookup(answer_json: &str, trust_toml: &str, query_sii: &str, now: 
 }
 
 /// The steps `verify_checkpoint` and `verify_entry` run.
-const CHECKPOINT_STEPS: [Step; 2] = [Step::Checkpoint, Step::Witnesses];
+const CHECKPOINT_STEPS: [Step; 3] = [Step::Checkpoint, Step::Witnesses, Step::Rollback];
 
 /// SPEC §6 step 1 on a checkpoint note: the log's signature, and the witness quorum the trust
 /// file asks for. → `{"ok", "error", "failed_step", "steps", "origin", "size", "root_hash",
@@ -191,7 +210,7 @@ pub fn verify_checkpoint(note_text: &str, trust_toml: &str, now: f64) -> String 
         Ok(t) => t,
         Err(e) => return error(e),
     };
-    let (checkpoint, outcome) = check_checkpoint(&trust.log, note_text, now);
+    let (checkpoint, outcome) = check_checkpoint(&trust, note_text, now);
     let (failed_step, detail) = match &outcome {
         Ok(_) => (None, None),
         Err((step, d)) => (Some(*step), Some(d.clone())),
@@ -218,20 +237,27 @@ pub fn verify_checkpoint(note_text: &str, trust_toml: &str, now: f64) -> String 
 }
 
 /// The result of step 1 on a note: the parsed checkpoint (when it parses) and the cosigners that
-/// verified, or the failed step and why.
+/// verified, or the failed step and why (the log's signature, the witnesses, or a rollback below
+/// the trust file's `last_seen_size`).
 type CheckpointOutcome = (
     Option<SignedCheckpoint>,
     Result<Vec<(ledger_core::key::VerifierKey, u64)>, (Step, String)>,
 );
 
-fn check_checkpoint(log: &TrustedLog, note_text: &str, now: u64) -> CheckpointOutcome {
+fn check_checkpoint(trust: &Trust, note_text: &str, now: u64) -> CheckpointOutcome {
     let parsed = SignedCheckpoint::parse(note_text.as_bytes()).ok();
-    let outcome = log
+    let outcome = trust
+        .log
         .verify_note(note_text.as_bytes(), now)
-        .map(|(_, c)| c)
         .map_err(|e| match e {
             CheckpointRefused::Witnesses(e) => (Step::Witnesses, e.to_string()),
             other => (Step::Checkpoint, other.to_string()),
+        })
+        .and_then(|(c, cosigners)| {
+            trust
+                .check_not_rolled_back(c.checkpoint.size)
+                .map_err(|r| (r.step(), r.detail().to_string()))?;
+            Ok(cosigners)
         });
     (parsed, outcome)
 }
@@ -255,12 +281,17 @@ pub fn verify_entry(
         Ok(t) => t,
         Err(e) => return error(e),
     };
-    let all = [Step::Checkpoint, Step::Witnesses, Step::Inclusion];
+    let all = [
+        Step::Checkpoint,
+        Step::Witnesses,
+        Step::Rollback,
+        Step::Inclusion,
+    ];
     let leaf_hash = trust.log.hash.leaf_hash(leaf_text.as_bytes());
     let entry = Leaf::parse(leaf_text.as_bytes())
         .map(|l| serde_json::to_value(describe(&l)).unwrap_or(Value::Null))
         .unwrap_or_else(|e| json!({ "error": format!("not a valid leaf: {e}") }));
-    let (checkpoint, outcome) = check_checkpoint(&trust.log, checkpoint_text, now);
+    let (checkpoint, outcome) = check_checkpoint(&trust, checkpoint_text, now);
     let result = outcome.and_then(|_| {
         let c = checkpoint.as_ref().ok_or((
             Step::Checkpoint,
@@ -300,7 +331,12 @@ pub fn verify_entry(
             .as_ref()
             .filter(|_| failed.map(|f| f.0) != Some(Step::Checkpoint))
             .map(CheckpointReport::from),
-        "steps": steps(&all, failed),
+        "steps": steps(&all, failed).into_iter().map(|mut s| {
+            if s.name == Step::Inclusion.as_str() {
+                s.title = "This leaf is in the log at this index (inclusion proof)";
+            }
+            s
+        }).collect::<Vec<_>>(),
         "entry": entry,
     }))
 }

@@ -179,7 +179,7 @@ fn checkpoints_and_entries_verify_and_tampering_fails() {
     ));
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["entry"]["kind"], "claim");
-    assert_eq!(v["steps"][2]["name"], "inclusion-proof");
+    assert_eq!(v["steps"][3]["name"], "inclusion-proof");
     let v = parse(&verify_entry(
         &e.leaf,
         e.index as f64 + 1.0,
@@ -189,7 +189,7 @@ fn checkpoints_and_entries_verify_and_tampering_fails() {
         NOW,
     ));
     assert_eq!(v["ok"], false);
-    assert_eq!(v["steps"][2]["result"], "failed");
+    assert_eq!(v["steps"][3]["result"], "failed");
     let v = parse(&verify_entry(
         &e.leaf,
         0.5,
@@ -238,4 +238,27 @@ fn leaves_are_described_and_garbage_refused() {
     assert!(v["summary"].as_str().unwrap().contains("msp-a.example"));
     assert_eq!(parse(&describe_leaf("nonsense"))["ok"], false);
     assert_eq!(version(), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_remembered_size_refuses_an_older_checkpoint() {
+    let (trust, answer) = example_answer();
+    let size = answer_size(&answer);
+    let v = parse(&remember_size(&trust_toml(&trust), (size + 1) as f64));
+    assert_eq!(v["trust"]["last_seen_size"], size + 1);
+    let raised = v["toml"].as_str().unwrap().to_string();
+    // Never lowered.
+    let again = parse(&remember_size(&raised, 1.0));
+    assert_eq!(again["trust"]["last_seen_size"], size + 1);
+    let v = parse(&verify_checkpoint(&answer.checkpoint, &raised, NOW));
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["failed_step"], "stale-checkpoint");
+    let v = parse(&verify_lookup(
+        &serde_json::to_string(&answer).unwrap(),
+        &raised,
+        "tel:+14155550100",
+        NOW,
+    ));
+    assert_eq!(v["failure"]["name"], "stale-checkpoint");
+    assert_eq!(parse(&remember_size(&raised, -1.0))["ok"], false);
 }
