@@ -1,0 +1,342 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json` (by the log and by DP
+//! mirrors alike: it is part of [`crate::routes::router`]).
+//!
+//! It is generated, not written: the schemas come from the wire types themselves (`ToSchema` on
+//! `ledger_core::api` behind ledger-core's `openapi` feature, and on the few server-side types),
+//! the operations from the `#[utoipa::path]` attributes on the handlers in [`crate::routes`] and
+//! [`crate::gateway`], so a field renamed or made optional changes the document with it. What the
+//! handlers cannot say — the answers that the layers around every route give (the mirror's
+//! `serving_guard`, the rate limiters, Privacy Pass redemption, the connection-level refusals of
+//! `ledger-serve`) — is added here by [`Layers`] from the same constants those layers use. A test
+//! checks that every route of the router is in the document, and `tests/tests/openapi.rs`
+//! validates it and fuzzes a running server against it (schemathesis).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use ledger_core::api::Problem;
+use ledger_core::problem::ProblemType;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use crate::problem::{ApiError, PROBLEM_JSON};
+
+/// Where the document is served.
+pub const PATH: &str = "/openapi.json";
+
+/// The document's definition: every operation and the schemas they name.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mimi-ledger log server",
+        description = "The HTTP API of a mimi-ledger log and of its Discovery Provider mirrors \
+            (SPEC §5): C2SP tlog-tiles reads, the JSON API with receipts and proofs, lookups, \
+            admin enrollment, metrics and health, and the OHTTP gateway for private lookups. \
+            Every error is an RFC 9457 `application/problem+json` document whose `type` is \
+            `urn:mimi-ledger:problem:<slug>`; clients branch on the slug. A wrong method on a \
+            known path is answered 405 and an unknown path 404, both `bad-request`/`not-found` \
+            problem documents.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        crate::routes::checkpoint,
+        crate::routes::tile,
+        crate::routes::add,
+        crate::routes::add_bundle,
+        crate::routes::info,
+        crate::routes::entries,
+        crate::routes::inclusion,
+        crate::routes::consistency,
+        crate::routes::lookup,
+        crate::routes::enroll,
+        crate::routes::metrics,
+        crate::routes::healthz,
+        serve,
+        crate::gateway::gateway,
+        crate::gateway::keys,
+    ),
+    components(schemas(Problem, ProblemType)),
+    modifiers(&Layers),
+    tags(
+        (name = "tiles", description = "C2SP tlog-checkpoint and tlog-tiles: the log's data, as static files would serve it."),
+        (name = "log", description = "The JSON API: submissions with receipts, the log's parameters, entries and proofs."),
+        (name = "lookup", description = "The Discovery Provider answer, with the proofs a client verifies (SPEC §6)."),
+        (name = "admin", description = "Enrollment of MSP and prover keys, with the admin bearer token."),
+        (name = "operations", description = "Metrics, health and this document."),
+        (name = "ohttp", description = "The Oblivious HTTP gateway (RFC 9458) and its keys (RFC 9540), for lookups through a relay."),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json` — this document (built once).
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object, content_type = "application/json")))]
+pub(crate) async fn serve() -> Response {
+    static JSON: OnceLock<Result<String, String>> = OnceLock::new();
+    let json = JSON.get_or_init(|| ApiDoc::openapi().to_json().map_err(|e| e.to_string()));
+    match json {
+        Ok(text) => {
+            let mut resp = text.clone().into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        }
+        Err(e) => ApiError::internal(format!("the OpenAPI document: {e}")).into_response(),
+    }
+}
+
+/// The OpenAPI path of an axum route (`/tile/{*path}` is `/tile/{path}`).
+pub fn openapi_path(route: &str) -> String {
+    route.replace("{*", "{")
+}
+
+/// Adds what the layers around the handlers answer to every operation they wrap, and the admin
+/// token's security scheme.
+struct Layers;
+
+/// A response with a problem document; `retry_after` adds the `Retry-After` header.
+fn problem_response(description: &str, retry_after: bool) -> RefOr<utoipa::openapi::Response> {
+    let mut b = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    if retry_after {
+        b = b.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+                .description(Some("Seconds after which the client may retry."))
+                .build(),
+        );
+    }
+    b.build().into()
+}
+
+/// Adds `(status, description)` to `op`: a new problem response, or the description appended to
+/// the one the handler already documents.
+fn add(op: &mut Operation, status: u16, description: &str, retry_after: bool) {
+    let responses = &mut op.responses.responses;
+    match responses.get_mut(&status.to_string()) {
+        Some(RefOr::T(r)) => {
+            if !r.description.contains(description) {
+                r.description = format!("{} Also: {description}", r.description);
+            }
+            if retry_after {
+                if let RefOr::T(with) = problem_response("", true) {
+                    r.headers.extend(with.headers);
+                }
+            }
+        }
+        _ => {
+            responses.insert(
+                status.to_string(),
+                problem_response(description, retry_after),
+            );
+        }
+    }
+}
+
+impl Modify for Layers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The admin bearer token (`admin.token` in the log's data folder).",
+                    ))
+                    .build(),
+            ),
+        );
+        let routed: Vec<String> = crate::routes::ROUTES
+            .iter()
+            .map(|r| openapi_path(r))
+            .collect();
+        let open: Vec<String> = crate::routes::OPEN_ROUTES
+            .iter()
+            .map(|r| openapi_path(r))
+            .collect();
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let in_router = routed.contains(path);
+            let ops: BTreeMap<&str, &mut Operation> = [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("put", item.put.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ]
+            .into_iter()
+            .filter_map(|(m, op)| op.map(|op| (m, op)))
+            .collect();
+            for (method, op) in ops {
+                // ledger-serve, before any handler: a malformed or oversized request head, a
+                // request target over its limit, a body that is not sent in time, too many
+                // connections or a shutdown.
+                add(
+                    op,
+                    400,
+                    "`bad-request`: a malformed HTTP request head.",
+                    false,
+                );
+                add(
+                    op,
+                    408,
+                    "`bad-request`: the request body did not arrive in time.",
+                    false,
+                );
+                add(
+                    op,
+                    414,
+                    "`too-large`: the request target is too long.",
+                    false,
+                );
+                add(
+                    op,
+                    431,
+                    "`too-large`: the request head is too large.",
+                    false,
+                );
+                add(
+                    op,
+                    503,
+                    "`overloaded`: too many connections, or the server is shutting down.",
+                    false,
+                );
+                if in_router && !open.contains(path) {
+                    add(
+                        op,
+                        503,
+                        "`overloaded`: a DP mirror that has not verified a checkpoint yet (`GET /v1/info` says how far it is).",
+                        false,
+                    );
+                }
+                if method == "post"
+                    && crate::ratelimit::LIMITED_ROUTES
+                        .iter()
+                        .any(|r| openapi_path(r) == *path)
+                {
+                    add(
+                        op,
+                        429,
+                        "`rate-limited`: this address's write budget is used up (`--rate-limit-per-s`).",
+                        true,
+                    );
+                }
+                if method == "get" && path == crate::tokens::LOOKUP_ROUTE {
+                    add(
+                        op,
+                        401,
+                        "`token-required`, `bad-token`, `token-spent`: a DP started with `--require-token` needs an unspent Privacy Pass token (`Authorization: PrivateToken token=…`; the refusal's `WWW-Authenticate: PrivateToken` is the challenge).",
+                        false,
+                    );
+                    add(
+                        op,
+                        429,
+                        "`rate-limited`: too many lookups without a token from this address (`--lookup-rate-limit-per-s`).",
+                        true,
+                    );
+                    add(
+                        op,
+                        503,
+                        "`storage-failed`: the spent-token record could not be written.",
+                        false,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("document as JSON")
+    }
+
+    /// Every route of the router (and of the OHTTP gateway) is in the document, and the document
+    /// has no path the server does not route: the document cannot drift from the router.
+    #[test]
+    fn every_route_is_documented() {
+        let doc = doc();
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut expected: Vec<String> = crate::routes::ROUTES
+            .iter()
+            .map(|r| openapi_path(r))
+            .collect();
+        expected.push(ledger_ohttp::GATEWAY_PATH.to_string());
+        expected.push(ledger_ohttp::KEYS_PATH.to_string());
+        for p in &expected {
+            assert!(paths.contains_key(p), "{p} is not in the OpenAPI document");
+        }
+        let mut documented: Vec<&String> = paths.keys().collect();
+        documented.sort();
+        let mut want: Vec<&String> = expected.iter().collect();
+        want.sort();
+        assert_eq!(documented, want);
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    /// The layers' answers are on the operations they wrap, and only there.
+    #[test]
+    fn layer_responses_are_added() {
+        let doc = doc();
+        let op = |path: &str, m: &str| doc["paths"][path][m]["responses"].clone();
+        assert!(op("/v1/add", "post")["429"]["headers"]["Retry-After"].is_object());
+        assert!(op("/v1/lookup", "get")["401"].is_object());
+        assert!(op("/v1/lookup", "get")["429"].is_object());
+        assert!(op("/v1/info", "get")["429"].is_null());
+        assert!(op("/v1/entries", "get")["503"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("mirror")));
+        assert!(!op("/v1/info", "get")["503"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("mirror")));
+        assert_eq!(
+            op("/v1/entries", "get")["400"]["content"][PROBLEM_JSON]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+    }
+
+    /// The problem `type` is the enum of every slug's URI, and hashes are base64 strings whose
+    /// pattern matches what the serde helpers write.
+    #[test]
+    fn schemas_match_the_wire_format() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let uris: Vec<String> = ProblemType::ALL.into_iter().map(ProblemType::uri).collect();
+        assert_eq!(schemas["ProblemType"]["enum"], serde_json::json!(uris));
+        assert_eq!(
+            schemas["Problem"]["properties"]["type"]["$ref"],
+            "#/components/schemas/ProblemType"
+        );
+        let pattern = schemas["Hash"]["pattern"].as_str().expect("hash pattern");
+        assert_eq!(pattern, ledger_core::api::schema::B64_HASH_PATTERN);
+        let re = regex::Regex::new(pattern).expect("the hash pattern is a regex");
+        for h in [[0u8; 32], [0xff; 32], [7; 32]] {
+            let s = ledger_core::api::b64::encode_hash(&h);
+            assert!(re.is_match(&s), "{s} does not match {pattern}");
+        }
+        assert!(!re.is_match("AAAA"));
+        assert!(!re.is_match(&ledger_core::api::b64::encode_hash(&[0; 32]).replace('=', "")));
+    }
+}
