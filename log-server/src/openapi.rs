@@ -79,7 +79,7 @@ pub struct ApiDoc;
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object, content_type = "application/json")))]
 pub(crate) async fn serve() -> Response {
     static JSON: OnceLock<Result<String, String>> = OnceLock::new();
-    let json = JSON.get_or_init(|| ApiDoc::openapi().to_json().map_err(|e| e.to_string()));
+    let json = JSON.get_or_init(|| serde_json::to_string(&document()).map_err(|e| e.to_string()));
     match json {
         Ok(text) => {
             let mut resp = text.clone().into_response();
@@ -93,6 +93,66 @@ pub(crate) async fn serve() -> Response {
         }
         Err(e) => ApiError::internal(format!("the OpenAPI document: {e}")).into_response(),
     }
+}
+
+/// The schema of a binary body (tiles, bundles, OHTTP messages): bytes, not a JSON array.
+pub struct Binary;
+
+impl utoipa::PartialSchema for Binary {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Binary,
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Binary {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Binary")
+    }
+}
+
+/// The document as served.
+///
+/// utoipa (with `non_strict_integers`) names the unsigned formats `u-int64`, `u-int32`, … (its
+/// enum's kebab-case spelling); the OpenAPI format registry's names are `uint64`, `uint32`, …, so
+/// they are renamed here. And the format's upper bound becomes an explicit `maximum` where none is
+/// given (the server parses a u64 query parameter up to 2^64 − 1 and refuses more), since a
+/// validator knows no bound of an unknown format, and utoipa's bounds are `f64`, which cannot
+/// write 2^64 − 1.
+pub fn document() -> serde_json::Value {
+    fn rename_formats(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut max = None;
+                if let Some(serde_json::Value::String(f)) = map.get_mut("format") {
+                    if let Some(bits) = f.strip_prefix("u-int") {
+                        max = match bits {
+                            "8" => Some(u64::from(u8::MAX)),
+                            "16" => Some(u64::from(u16::MAX)),
+                            "32" => Some(u64::from(u32::MAX)),
+                            "64" => Some(u64::MAX),
+                            _ => None,
+                        };
+                        *f = format!("uint{bits}");
+                    }
+                }
+                if let Some(max) = max {
+                    map.entry("maximum").or_insert(max.into());
+                }
+                map.values_mut().for_each(rename_formats);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(rename_formats),
+            _ => {}
+        }
+    }
+    // Serializing the document's own types cannot fail; `Null` would be refused by every test.
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    rename_formats(&mut doc);
+    doc
 }
 
 /// The OpenAPI path of an axum route (`/tile/{*path}` is `/tile/{path}`).
@@ -269,7 +329,21 @@ mod tests {
     use super::*;
 
     fn doc() -> serde_json::Value {
-        serde_json::to_value(ApiDoc::openapi()).expect("document as JSON")
+        document()
+    }
+
+    /// Unsigned integers have the registry's format names and their own range, not int64's.
+    #[test]
+    fn unsigned_formats_are_the_registry_names() {
+        let doc = doc();
+        let text = doc.to_string();
+        assert!(!text.contains("u-int"), "a utoipa format name is left");
+        let start = &doc["paths"]["/v1/entries"]["get"]["parameters"][0]["schema"];
+        assert_eq!(start["format"], "uint64");
+        assert_eq!(start["minimum"], 0);
+        assert_eq!(start["maximum"], u64::MAX);
+        let count = &doc["paths"]["/v1/entries"]["get"]["parameters"][1]["schema"];
+        assert_eq!(count["maximum"], 1000);
     }
 
     /// Every route of the router (and of the OHTTP gateway) is in the document, and the document

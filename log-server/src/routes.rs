@@ -222,7 +222,7 @@ pub(crate) async fn checkpoint(State(s): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/tile/{path}", tag = "tiles",
     params(("path" = String, Path, description = "The rest of the C2SP tlog-tiles path: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, `<N>` in 3-digit groups with `x` prefixes (`x001/234`); the slashes are part of the value (a client encodes them as `%2F`, or sends them as they are).")),
     responses(
-        (status = 200, description = "The tile (hashes) or entry bundle; full tiles are `immutable`, partial ones `no-cache`.", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The tile (hashes) or entry bundle; full tiles are `immutable`, partial ones `no-cache`.", body = inline(crate::openapi::Binary), content_type = "application/octet-stream"),
         (status = 404, description = "`not-found`: no such tile (the path is not a tile path, or the tree does not reach it yet).", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn tile(
     State(s): State<AppState>,
@@ -298,7 +298,7 @@ pub(crate) async fn add(State(s): State<AppState>, req: Request) -> Result<Respo
 /// that is not writing or has too few free queue slots (503) is refused as a whole, storing
 /// nothing. The rate limiter charges one token per leaf (see [`crate::ratelimit`]).
 #[utoipa::path(post, path = "/v1/add-bundle", tag = "log",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "1 to 1,000 leaves, each a big-endian u16 length and its bytes (the C2SP entry-bundle framing)."),
+    request_body(content = inline(crate::openapi::Binary), content_type = "application/octet-stream", description = "1 to 1,000 leaves, each a big-endian u16 length and its bytes (the C2SP entry-bundle framing)."),
     responses(
         (status = 200, description = "One element per leaf, in order: its receipt or the problem document `POST /v1/add` would answer for it.", body = Vec<BundleItem>),
         (status = 400, description = "`bad-bundle`: not well framed, empty or more than 1,000 leaves; nothing is stored.", body = Problem, content_type = "application/problem+json"),
@@ -425,8 +425,8 @@ pub(crate) struct EntriesQuery {
 /// `GET /v1/entries?start=S&count=C` (1 ≤ C ≤ 1000); stops at the current size.
 #[utoipa::path(get, path = "/v1/entries", tag = "log",
     params(
-        ("start" = u64, Query, description = "The first index.", minimum = 0),
-        ("count" = u64, Query, description = "How many entries at most (the page stops at the current size).", minimum = 1, maximum = 1000)),
+        ("start" = u64, Query, description = "The first index.", minimum = 0, example = 0),
+        ("count" = u64, Query, description = "How many entries at most (the page stops at the current size).", minimum = 1, maximum = 1000, example = 10)),
     responses(
         (status = 200, description = "The leaves from `start`, at most `count`, stopping at the current size (empty at or past it).", body = EntriesPage),
         (status = 400, description = "`bad-request`: a parameter is missing or out of range.", body = Problem, content_type = "application/problem+json"),
@@ -454,7 +454,9 @@ pub(crate) async fn entries(
         .await
         .map_err(|e| LogError::Storage(format!("the entries read failed: {e}")))?
         .map_err(LogError::from)?;
-    let entries = (start..)
+    // `start..end`, not `start..`: a range from u64::MAX overflows when it is stepped, even past
+    // an empty page (found by schemathesis; tests/tests/bad_input.rs keeps it).
+    let entries = (start..end)
         .zip(leaves)
         .map(|(index, bytes)| {
             String::from_utf8(bytes)
@@ -491,7 +493,7 @@ pub fn decode_leaf_hash(s: &str) -> Result<Hash, ApiError> {
 /// current size).
 #[utoipa::path(get, path = "/v1/proof/inclusion", tag = "log",
     params(
-        ("index" = Option<u64>, Query, description = "The leaf index (give this or `leaf_hash`, not both).", minimum = 0),
+        ("index" = Option<u64>, Query, description = "The leaf index (give this or `leaf_hash`, not both).", minimum = 0, example = 0),
         ("leaf_hash" = Option<String>, Query, description = "The leaf hash, base64url or standard base64, padding optional (give this or `index`, not both)."),
         ("size" = Option<u64>, Query, description = "The tree size [default: the current size].", minimum = 0)),
     responses(
@@ -552,7 +554,7 @@ pub(crate) struct ConsistencyQuery {
 /// `GET /v1/proof/consistency?from=M&to=N` with 1 ≤ M ≤ N ≤ size (`to` defaults to the size).
 #[utoipa::path(get, path = "/v1/proof/consistency", tag = "log",
     params(
-        ("from" = u64, Query, description = "The older size, 1 ≤ from ≤ to.", minimum = 1),
+        ("from" = u64, Query, description = "The older size, 1 ≤ from ≤ to.", minimum = 1, example = 1),
         ("to" = Option<u64>, Query, description = "The newer size, at most the current size [default: the current size].", minimum = 1)),
     responses(
         (status = 200, description = "The RFC 9162 consistency proof.", body = ConsistencyProof),
@@ -589,7 +591,7 @@ pub(crate) struct LookupQuery {
 
 /// `GET /v1/lookup?sii=<uri>` — the DP answer.
 #[utoipa::path(get, path = "/v1/lookup", tag = "lookup",
-    params(("sii" = String, Query, description = "The service independent identifier, e.g. `tel:+14155550100` (SPEC §2), in its canonical form.")),
+    params(("sii" = String, Query, description = "The service independent identifier, e.g. `tel:+14155550100` (SPEC §2), in its canonical form.", example = "tel:+14155550100")),
     responses(
         (status = 200, description = "The DP answer with its proofs (SPEC §5, verified per §6); `Cache-Control: no-store`.", body = LookupAnswer),
         (status = 400, description = "`bad-request`: `sii` missing.", body = Problem, content_type = "application/problem+json"),
