@@ -212,6 +212,87 @@ fn add(op: &mut Operation, status: u16, description: &str, retry_after: bool) {
     }
 }
 
+/// The problem types answered with HTTP `status`: those whose own status it is, and those
+/// answered with an overridden one (`ApiError::with_status` and ledger-serve's refusals:
+/// `bad-request` as 405 for a wrong method, 408 for a body that is not sent in time and 415 for
+/// a wrong content type; `too-large` as 414 and 431 for a request target or head too long).
+pub fn problem_types_of(status: u16) -> Vec<ProblemType> {
+    let overridden: &[ProblemType] = match status {
+        405 | 408 | 415 => &[ProblemType::BadRequest],
+        414 | 431 => &[ProblemType::TooLarge],
+        _ => &[],
+    };
+    ProblemType::ALL
+        .into_iter()
+        .filter(|p| p.status() == status)
+        .chain(overridden.iter().copied())
+        .collect()
+}
+
+/// `Problem<status>`: a [`Problem`] whose `status` member is the HTTP status and whose `type` is
+/// one of [`problem_types_of`] it, so a validator checks that a refusal's slug goes with its
+/// status.
+fn problem_of_status(status: u16) -> RefOr<utoipa::openapi::schema::Schema> {
+    let uris: Vec<String> = problem_types_of(status)
+        .into_iter()
+        .map(ProblemType::uri)
+        .collect();
+    utoipa::openapi::schema::AllOfBuilder::new()
+        .item(Ref::from_schema_name("Problem"))
+        .item(
+            ObjectBuilder::new()
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(uris)),
+                )
+                .property(
+                    "status",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .enum_values(Some([status])),
+                ),
+        )
+        .description(Some(format!(
+            "A problem document answered with HTTP status {status}: its `status` member says \
+             {status} too, and its `type` is one of the slugs that go with that status."
+        )))
+        .into()
+}
+
+/// Points every problem+json response at the `Problem<status>` of its status.
+fn specialize_problems(doc: &mut utoipa::openapi::OpenApi) {
+    let mut used = std::collections::BTreeSet::new();
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (status, resp) in op.responses.responses.iter_mut() {
+                let (RefOr::T(resp), Ok(code)) = (resp, status.parse::<u16>()) else {
+                    continue;
+                };
+                if let Some(content) = resp.content.get_mut(PROBLEM_JSON) {
+                    content.schema = Some(Ref::from_schema_name(format!("Problem{code}")).into());
+                    used.insert(code);
+                }
+            }
+        }
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    for code in used {
+        components
+            .schemas
+            .insert(format!("Problem{code}"), problem_of_status(code));
+    }
+}
+
 impl Modify for Layers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -321,6 +402,7 @@ impl Modify for Layers {
                 }
             }
         }
+        specialize_problems(doc);
     }
 }
 
@@ -387,8 +469,46 @@ mod tests {
             .is_some_and(|d| d.contains("mirror")));
         assert_eq!(
             op("/v1/entries", "get")["400"]["content"][PROBLEM_JSON]["schema"]["$ref"],
-            "#/components/schemas/Problem"
+            "#/components/schemas/Problem400"
         );
+    }
+
+    /// Each `Problem<status>` names the slugs that go with its status, and every status a
+    /// problem is answered with has at least one.
+    #[test]
+    fn problem_schemas_by_status() {
+        let doc = doc();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let by_status: Vec<(&String, &serde_json::Value)> = schemas
+            .iter()
+            .filter(|(k, _)| k.starts_with("Problem") && k.len() == "Problem".len() + 3)
+            .collect();
+        assert!(by_status.len() >= 10, "{:?}", schemas.keys());
+        for (name, schema) in by_status {
+            let status: u16 = name["Problem".len()..].parse().expect("status");
+            let narrowed = &schema["allOf"][1]["properties"];
+            assert_eq!(narrowed["status"]["enum"], serde_json::json!([status]));
+            let types = narrowed["type"]["enum"].as_array().expect("type enum");
+            assert!(!types.is_empty(), "{name} allows no problem type");
+        }
+        let uris = |s: u16| {
+            schemas[&format!("Problem{s}")]["allOf"][1]["properties"]["type"]["enum"].clone()
+        };
+        assert_eq!(
+            uris(415),
+            serde_json::json!(["urn:mimi-ledger:problem:bad-request"])
+        );
+        let u401 = uris(401);
+        for slug in ["unauthorized", "token-required", "bad-token", "token-spent"] {
+            let uri = format!("urn:mimi-ledger:problem:{slug}");
+            assert!(
+                u401.as_array().is_some_and(|a| a.contains(&uri.into())),
+                "401 lacks {slug}"
+            );
+        }
+        assert!(!uris(400)
+            .as_array()
+            .is_some_and(|a| a.contains(&"urn:mimi-ledger:problem:not-found".into())));
     }
 
     /// The problem `type` is the enum of every slug's URI, and hashes are base64 strings whose
