@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::http::{ctx, join, Http};
 use crate::prover::{self, CodeSource, Wanted};
-use crate::trust::TrustFile;
+use crate::trust::{TrustFile, TrustFileExt as _};
 use crate::util::{now, parse_duration, utc, VerificationFailed};
 
 /// Where an attestation comes from.

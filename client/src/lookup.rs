@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::commands::canonical_sii;
 use crate::failover::{first_verified, none_verified, Found, JsonSkip, Skip};
 use crate::http::{ctx, join, query_escape, Http, HttpError};
-use crate::trust::TrustFile;
+use crate::trust::{TrustFile, TrustFileExt as _};
 use crate::util::{now, utc, VerificationFailed};
 
 /// A verified answer together with the answer itself (its leaves, for callers that need their

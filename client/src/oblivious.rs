@@ -19,7 +19,7 @@ use crate::commands::canonical_sii;
 use crate::failover::Found;
 use crate::http::{ctx, join, query_escape, Http, HttpError};
 use crate::lookup::{print_json, print_table, remember_size, verify_body};
-use crate::trust::TrustFile;
+use crate::trust::{TrustFile, TrustFileExt as _};
 use crate::util::VerificationFailed;
 
 /// The step name of a key mismatch in `VERIFICATION FAILED` messages.

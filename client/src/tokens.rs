@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::failover::Skip;
 use crate::http::{join, Http};
 use crate::lookup::LookupError;
-use crate::trust::TrustFile;
+use crate::trust::{TrustFile, TrustFileExt as _};
 
 const B64URL_ANY: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::failover::{first_verified, none_verified, Skip};
 use crate::http::Http;
 use crate::lookup::{completeness_line, remember_size, Looked};
-use crate::trust::TrustFile;
+use crate::trust::{TrustFile, TrustFileExt as _};
 use crate::util::{now, replace_file, VerificationFailed};
 
 /// The exit status of a run that reported changes (0: no change; 2: a lookup was rejected or

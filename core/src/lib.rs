@@ -36,6 +36,7 @@ pub mod tile;
 pub mod time;
 pub mod tree;
 pub mod trust;
+pub mod trust_file;
 pub mod witness;
 
 pub use hash::{Hash, TreeHash};

@@ -15,6 +15,7 @@ pub mod config;
 pub mod disk;
 pub mod enroll;
 pub mod error;
+pub mod explorer;
 pub mod fault;
 pub mod gateway;
 pub mod issuer;

@@ -60,6 +60,9 @@ pub const PATH: &str = "/openapi.json";
         serve,
         crate::gateway::gateway,
         crate::gateway::keys,
+        crate::explorer::redirect,
+        crate::explorer::index,
+        crate::explorer::file,
     ),
     components(schemas(Problem, ProblemType)),
     modifiers(&Layers),
@@ -69,6 +72,7 @@ pub const PATH: &str = "/openapi.json";
         (name = "lookup", description = "The Discovery Provider answer, with the proofs a client verifies (SPEC §6)."),
         (name = "admin", description = "Enrollment of MSP and prover keys, with the admin bearer token."),
         (name = "operations", description = "Metrics, health and this document."),
+        (name = "explorer", description = "The web explorer: static files, verified in the browser by ledger-core compiled to WebAssembly."),
         (name = "ohttp", description = "The Oblivious HTTP gateway (RFC 9458) and its keys (RFC 9540), for lookups through a relay."),
     )
 )]
@@ -311,10 +315,6 @@ impl Modify for Layers {
             .iter()
             .map(|r| openapi_path(r))
             .collect();
-        let open: Vec<String> = crate::routes::OPEN_ROUTES
-            .iter()
-            .map(|r| openapi_path(r))
-            .collect();
         for (path, item) in doc.paths.paths.iter_mut() {
             let in_router = routed.contains(path);
             let ops: BTreeMap<&str, &mut Operation> = [
@@ -360,7 +360,7 @@ impl Modify for Layers {
                     "`overloaded`: too many connections, or the server is shutting down.",
                     false,
                 );
-                if in_router && !open.contains(path) {
+                if in_router && !crate::routes::is_open(path) {
                     add(
                         op,
                         503,

@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route(crate::openapi::PATH, get(crate::openapi::serve))
+        .merge(crate::explorer::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
@@ -126,12 +127,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), serving_guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn(crate::explorer::cors))
         .with_state(state)
 }
 
 /// Every route of [`router`], as axum spells it: the metric labels (a fixed set, so labels stay
 /// bounded), and the list the OpenAPI document is tested against ([`crate::openapi`]).
-pub const ROUTES: [&str; 13] = [
+pub const ROUTES: [&str; 16] = [
     "/checkpoint",
     "/tile/{*path}",
     "/v1/add",
@@ -145,6 +147,9 @@ pub const ROUTES: [&str; 13] = [
     "/metrics",
     "/healthz",
     crate::openapi::PATH,
+    "/explorer",
+    "/explorer/",
+    "/explorer/{*path}",
 ];
 
 /// The metric label for a matched route.
@@ -172,10 +177,16 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 /// The routes a mirror serves before it verified a checkpoint: its status, and the API document.
 pub const OPEN_ROUTES: [&str; 4] = ["/v1/info", "/metrics", "/healthz", crate::openapi::PATH];
 
+/// Whether a mirror serves `path` before it verified a checkpoint: the [`OPEN_ROUTES`] and the
+/// explorer's files.
+pub fn is_open(path: &str) -> bool {
+    OPEN_ROUTES.contains(&path) || path.starts_with("/explorer")
+}
+
 /// A mirror that has not verified a checkpoint yet serves no view: its data routes answer 503
-/// `overloaded` with `Retry-After` (the [`OPEN_ROUTES`] still answer).
+/// `overloaded` with `Retry-After` (the [`OPEN_ROUTES`] and the explorer's files still answer).
 async fn serving_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let open = OPEN_ROUTES.contains(&req.uri().path());
+    let open = is_open(req.uri().path());
     if open || state.ledger.serving() {
         return next.run(req).await;
     }

@@ -19,7 +19,8 @@
 //!
 //! One module per thing it holds: `test_log` (the log-server process: options, start, restart,
 //! signals, output), `log_api` (its HTTP helpers and tree verification), `mirror` (the log-server
-//! as a DP mirror, and trust files), `response` (answers, problems, a raw HTTP/1.1 response
+//! as a DP mirror, and trust files), `tamper` (a lying DP proxy for the explorer's browser
+//! tests), `response` (answers, problems, a raw HTTP/1.1 response
 //! parser), `s3` (a real S3 server, `s3s-fs`, for `--publish` and mirrors), `service` (the other
 //! workspace binaries run as
 //! services), `binaries` (locating and building binaries), `util` (clock, encodings, PRNG).
@@ -35,6 +36,7 @@ mod mirror;
 mod response;
 mod s3;
 mod service;
+mod tamper;
 mod test_log;
 mod util;
 
@@ -49,6 +51,7 @@ pub use response::Response;
 pub(crate) use response::*;
 pub use s3::{s3s_fs_binary, S3Server, S3S_FS_VERSION, S3_BUCKET};
 pub use service::Service;
+pub use tamper::TamperingDp;
 pub(crate) use test_log::*;
 pub use test_log::{parse_listening, Exited, Options, TestLog};
 pub use util::{

@@ -22,7 +22,7 @@ use ledger_e2e::{now, Options, TestLog};
 /// Every path the server routes (`log-server/src/routes.rs` `ROUTES`, the OHTTP gateway's two and
 /// the document's own); the unit test `openapi::tests::every_route_is_documented` ties the
 /// document to `ROUTES` itself, this checks the running server.
-const PATHS: [&str; 15] = [
+const PATHS: [&str; 18] = [
     "/checkpoint",
     "/tile/{path}",
     "/v1/add",
@@ -38,6 +38,9 @@ const PATHS: [&str; 15] = [
     "/openapi.json",
     "/.well-known/ohttp-gateway",
     "/ohttp-keys",
+    "/explorer",
+    "/explorer/",
+    "/explorer/{path}",
 ];
 
 /// The fuzzer's budget: test cases per operation, and a deadline for the whole run, after which
@@ -151,7 +154,7 @@ fn the_openapi_document_is_valid_complete_and_holds_under_fuzzing() {
 
     // ---- every documented operation is routed: none gets the fallback's "no such resource".
     for (path, item) in paths {
-        let concrete = path.replace("{path}", "0/000");
+        let concrete = path.replace("{path}", "index.html");
         for method in item.as_object().expect("path item").keys() {
             let r = match method.as_str() {
                 "get" => log.get(&concrete),

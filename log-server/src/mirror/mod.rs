@@ -29,8 +29,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ledger_core::trust::TrustedLog;
-use ledger_core::TreeHash;
-use serde::Deserialize;
 
 pub use status::{MirrorInfo, Status};
 
@@ -55,26 +53,19 @@ impl Shards {
     }
 }
 
-/// What a mirror reads of a trust file (the TOML `ledger trust init` writes; other keys ignored).
-#[derive(Debug, Deserialize)]
-struct TrustFile {
-    origin: String,
-    log_vkey: String,
-    hash: TreeHash,
-    #[serde(default)]
-    witnesses: Vec<String>,
-    #[serde(default)]
-    quorum: usize,
-}
-
 /// Reads and checks the trust file of the mirrored log.
 pub fn load_trust(path: &Path) -> anyhow::Result<TrustedLog> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the trust file {}", path.display()))?;
-    let t: TrustFile = toml::from_str(&text)
+    let t: ledger_core::trust_file::TrustFile = toml::from_str(&text)
         .with_context(|| format!("the trust file {} is not a trust file", path.display()))?;
-    TrustedLog::parse(&t.origin, &t.log_vkey, t.hash, &t.witnesses, t.quorum, None)
-        .with_context(|| format!("the trust file {}", path.display()))
+    let mut log = t
+        .log()
+        .with_context(|| format!("the trust file {}", path.display()))?;
+    // Freshness is a client's question about *now*; a mirror verifies the log's history, whose
+    // older checkpoints carry older cosignatures, so it checks signatures and quorum only.
+    log.max_age_s = None;
+    Ok(log)
 }
 
 /// A running follower: its status, and the flag that stops it.
