@@ -17,6 +17,7 @@ use crate::problem::ProblemType;
 
 /// The log's admission policy, published in `/v1/info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     /// Whether every claim must carry a valid attestation (R1).
     pub require_attestation: bool,

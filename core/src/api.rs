@@ -78,23 +78,67 @@ pub mod b64 {
     }
 }
 
+/// JSON Schemas of the wire forms that serde adapters write, for the log-server's OpenAPI
+/// document (the `openapi` feature): the types themselves are byte arrays, their JSON is a string.
+#[cfg(feature = "openapi")]
+pub mod schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+
+    /// A 32-byte hash as [`super::b64`] writes it: standard base64 with padding, 44 characters.
+    #[derive(Debug, Clone, Copy)]
+    pub struct B64Hash;
+
+    /// The pattern of [`B64Hash`]: 43 base64 characters, the last of which carries 2 bits of the
+    /// 32nd byte, and one `=`.
+    pub const B64_HASH_PATTERN: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
+
+    impl utoipa::PartialSchema for B64Hash {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "A 32-byte hash, standard base64 (RFC 4648 §4) with padding.",
+                ))
+                .content_encoding("base64")
+                .min_length(Some(44))
+                .max_length(Some(44))
+                .pattern(Some(B64_HASH_PATTERN))
+                .examples(["LJPNbE0kJcuwmoW+3WFUjvo7NR5ra2Iv/WH4P+QS37c="])
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for B64Hash {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Hash")
+        }
+    }
+}
+
 /// `POST /v1/add` answer: where the leaf is, and proof that a signed checkpoint covers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The leaf's index.
     pub index: u64,
     /// The leaf hash.
     #[serde(with = "b64::hash")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::schema::B64Hash))]
     pub leaf_hash: Hash,
     /// The signed checkpoint note (text) the inclusion proof is against.
     pub checkpoint: String,
     /// The RFC 9162 inclusion proof.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub inclusion: Vec<Hash>,
 }
 
 /// `GET /v1/info`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Info {
     /// The log origin (also its key name).
     pub origin: String,
@@ -114,6 +158,7 @@ pub struct Info {
 
 /// One leaf with its index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexedLeaf {
     /// The leaf index.
     pub index: u64,
@@ -123,6 +168,7 @@ pub struct IndexedLeaf {
 
 /// `GET /v1/entries`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntriesPage {
     /// The leaves, in index order.
     pub entries: Vec<IndexedLeaf>,
@@ -130,6 +176,7 @@ pub struct EntriesPage {
 
 /// `GET /v1/proof/inclusion`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The leaf index.
     pub index: u64,
@@ -137,11 +184,13 @@ pub struct InclusionProof {
     pub size: u64,
     /// The RFC 9162 inclusion proof.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub inclusion: Vec<Hash>,
 }
 
 /// `GET /v1/proof/consistency`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The older size.
     pub from: u64,
@@ -149,11 +198,13 @@ pub struct ConsistencyProof {
     pub to: u64,
     /// The RFC 9162 consistency proof.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub consistency: Vec<Hash>,
 }
 
 /// A leaf with its inclusion proof against the answer's checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProvenLeaf {
     /// The leaf index.
     pub index: u64,
@@ -161,11 +212,13 @@ pub struct ProvenLeaf {
     pub leaf: String,
     /// The RFC 9162 inclusion proof against the answer's checkpoint.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub inclusion: Vec<Hash>,
 }
 
 /// `GET /v1/lookup` — the Discovery Provider's answer (SPEC §5, verified per §6).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LookupAnswer {
     /// The SII asked about (canonical).
     pub sii: String,
@@ -183,11 +236,13 @@ pub struct LookupAnswer {
     /// of the SII and of each signer name. Absent only against the empty checkpoint (size 0), which
     /// has no map leaf; a client rejects an answer without it at step 5 otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub map: Option<LookupMap>,
 }
 
 /// The `map` field of a lookup answer (SPEC §5, §9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LookupMap {
     /// The map leaf's index: the checkpoint's size − 1.
     pub index: u64,
@@ -195,6 +250,7 @@ pub struct LookupMap {
     pub leaf: String,
     /// The map leaf's RFC 9162 inclusion proof against the answer's checkpoint.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub inclusion: Vec<Hash>,
     /// The SII's proof: presence of the chain of `entries`, or absence when there are none.
     pub sii: MapProof,
@@ -204,6 +260,7 @@ pub struct LookupMap {
 
 /// One signer name's map proof in [`LookupMap::signers`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignerProof {
     /// The signer (enrolled) name.
     pub name: String,
@@ -213,9 +270,11 @@ pub struct SignerProof {
 
 /// An RFC 9457 problem document (`application/problem+json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// `urn:mimi-ledger:problem:<slug>`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = ProblemType))]
     pub type_: String,
     /// A short human title.
     pub title: String,
@@ -398,6 +457,7 @@ pub fn evidence_id(a: &Checkpoint, b: &Checkpoint) -> String {
 
 /// The SPEC §8 alert kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum AlertKind {
     /// A watched SII claimed by an MSP not allowed for it.
@@ -488,6 +548,7 @@ impl AlertKind {
 
 /// How urgent an alert is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Someone should look now.
@@ -511,6 +572,7 @@ impl Severity {
 
 /// One alert, in SPEC §8 field order (the JSON line is exactly these eight members).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// When it was raised, Unix seconds.
     pub time: u64,
@@ -521,10 +583,13 @@ pub struct Alert {
     /// The log's origin.
     pub log: String,
     /// The entry index, or for checkpoint alerts the checkpoint's size.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub index: Option<u64>,
     /// The SII concerned, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub sii: Option<String>,
     /// The MSP concerned, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub msp: Option<String>,
     /// A human-readable explanation.
     pub detail: String,

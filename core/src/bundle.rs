@@ -107,6 +107,7 @@ pub fn encode_bundle<L: AsRef<[u8]>>(leaves: &[L]) -> Result<Vec<u8>, BundleErro
 /// One element of the `POST /v1/add-bundle` answer: the receipt `POST /v1/add` would give for
 /// that leaf, or the problem document it would give (same slug and status), in the array.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum BundleItem {
     /// The leaf is stored (or was already): its receipt.

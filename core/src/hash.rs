@@ -15,6 +15,7 @@ pub type Hash = [u8; 32];
 
 /// The hash function a log's Merkle tree uses; published in `/v1/info` and fixed for the log's life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TreeHash {
     /// BLAKE3 (the default).

@@ -194,6 +194,41 @@ impl ProblemType {
     }
 }
 
+/// The JSON Schema of a problem document's `type` member: one of the `urn:mimi-ledger:problem:<slug>`
+/// URIs of [`ProblemType::ALL`] (generated from the list, so the document cannot miss a slug), with
+/// each slug's status in the description. For the log-server's OpenAPI document.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ProblemType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut description = String::from(
+            "The problem type, `urn:mimi-ledger:problem:<slug>`; clients branch on the slug. \
+             Each slug and the HTTP status it goes with (`bad-request` is also answered with 405 \
+             for a wrong method and 415 for a wrong content type):\n",
+        );
+        for p in ProblemType::ALL {
+            description.push_str(&format!(
+                "\n- `{}` ({}): {}",
+                p.slug(),
+                p.status(),
+                p.title()
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .enum_values(Some(ProblemType::ALL.map(ProblemType::uri)))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ProblemType {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ProblemType")
+    }
+}
+
 impl fmt::Display for ProblemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.slug())
@@ -215,5 +250,56 @@ mod tests {
         assert_eq!(ProblemType::RateLimited.status(), 429);
         assert_eq!(ProblemType::Overloaded.status(), 503);
         assert_eq!(ProblemType::from_slug("nope"), None);
+    }
+
+    /// `ALL` is the list the OpenAPI document's enum of `type` URIs is generated from: it must hold
+    /// every variant. The match is exhaustive, so a new variant does not compile until it is given
+    /// the next position here, and the test then fails until `ALL` holds it at that position.
+    #[test]
+    fn all_lists_every_variant() {
+        fn position(p: ProblemType) -> usize {
+            match p {
+                ProblemType::Malformed => 0,
+                ProblemType::NonCanonical => 1,
+                ProblemType::InvalidSii => 2,
+                ProblemType::UnknownSigner => 3,
+                ProblemType::BadSignature => 4,
+                ProblemType::AttestationRequired => 5,
+                ProblemType::BadAttestation => 6,
+                ProblemType::ClockSkew => 7,
+                ProblemType::TooLarge => 8,
+                ProblemType::BadRequest => 9,
+                ProblemType::NotFound => 10,
+                ProblemType::Unauthorized => 11,
+                ProblemType::RateLimited => 12,
+                ProblemType::Overloaded => 13,
+                ProblemType::StorageFull => 14,
+                ProblemType::StorageFailed => 15,
+                ProblemType::StorageUnavailable => 16,
+                ProblemType::BadBundle => 17,
+                ProblemType::ReadOnlyMirror => 18,
+                ProblemType::OutsideShard => 19,
+                ProblemType::TokenRequired => 20,
+                ProblemType::BadToken => 21,
+                ProblemType::TokenSpent => 22,
+                ProblemType::BudgetExhausted => 23,
+            }
+        }
+        let positions: Vec<usize> = ProblemType::ALL.into_iter().map(position).collect();
+        assert_eq!(positions, (0..ProblemType::ALL.len()).collect::<Vec<_>>());
+        // Declaration order too: `ALL` follows the enum, whose discriminants count from 0.
+        for (i, p) in ProblemType::ALL.into_iter().enumerate() {
+            assert_eq!(p as usize, i, "{p} out of declaration order in ALL");
+        }
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn schema_enumerates_every_type_uri() {
+        let schema = serde_json::to_value(<ProblemType as utoipa::PartialSchema>::schema())
+            .expect("schema json");
+        let uris: Vec<String> = ProblemType::ALL.into_iter().map(ProblemType::uri).collect();
+        assert_eq!(schema["enum"], serde_json::json!(uris));
+        assert_eq!(schema["type"], "string");
     }
 }

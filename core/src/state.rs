@@ -8,6 +8,7 @@ use crate::sii::{Name, Ssi, Tag};
 
 /// The lookup status of an SII (R5: "no mapping" is distinct from "opted out").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// At least one current mapping.

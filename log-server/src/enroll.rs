@@ -13,7 +13,7 @@ use crate::error::LogError;
 use crate::ledger::Ledger;
 
 /// `POST /v1/admin/enroll` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// `msp` or `prover`.

@@ -62,19 +62,36 @@ base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// The routes: `/explorer` (redirect), `/explorer/` (the page) and `/explorer/<file>`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route(
-            "/explorer",
-            get(|| async { Redirect::permanent("/explorer/") }),
-        )
+        .route("/explorer", get(redirect))
         .route("/explorer/", get(index))
         .route("/explorer/{*path}", get(file))
 }
 
-async fn index(headers: HeaderMap) -> Response {
+/// `GET /explorer` — to the page.
+#[utoipa::path(get, path = "/explorer", tag = "explorer",
+    responses((status = 308, description = "Permanent redirect to `/explorer/`.", headers(("Location" = String, description = "`/explorer/`")))))]
+pub(crate) async fn redirect() -> Redirect {
+    Redirect::permanent("/explorer/")
+}
+
+/// `GET /explorer/` — the page.
+#[utoipa::path(get, path = "/explorer/", tag = "explorer",
+    responses(
+        (status = 200, description = "The explorer's page; `Cache-Control: no-cache` with an `ETag`.", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 304, description = "Not modified (`If-None-Match` names the current `ETag`)."),
+        (status = 404, description = "`not-found`: this server was built without the explorer.", body = ledger_core::api::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
-async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+/// `GET /explorer/<file>` — the page's scripts, styles, images and WebAssembly module.
+#[utoipa::path(get, path = "/explorer/{path}", tag = "explorer",
+    params(("path" = String, Path, description = "A file of the explorer's build (a folder's path serves its `index.html`).")),
+    responses(
+        (status = 200, description = "The file, with the media type of its extension; `Cache-Control: no-cache` with an `ETag`.", body = inline(crate::openapi::Binary), content_type = "*/*"),
+        (status = 304, description = "Not modified (`If-None-Match` names the current `ETag`)."),
+        (status = 404, description = "`not-found`: no such file.", body = ledger_core::api::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     // A folder's URL serves its index, as static hosts do.
     if path.is_empty() || path.ends_with('/') {
         return serve(&format!("{path}index.html"), &headers);

@@ -125,7 +125,9 @@ pub fn attach(
 }
 
 /// `GET /ohttp-keys`.
-async fn keys(State(gw): State<Arc<Gateway>>) -> Response {
+#[utoipa::path(get, path = "/ohttp-keys", tag = "ohttp",
+    responses((status = 200, description = "The gateway's key configurations (RFC 9540 `application/ohttp-keys`), the current key first; `Cache-Control: max-age=3600`.", body = inline(crate::openapi::Binary), content_type = "application/ohttp-keys")))]
+pub(crate) async fn keys(State(gw): State<Arc<Gateway>>) -> Response {
     let mut resp = Response::new(Body::from(gw.keys.encoded_list(now_unix())));
     let h = resp.headers_mut();
     h.insert(
@@ -152,7 +154,15 @@ fn is_ohttp_req(headers: &HeaderMap) -> bool {
 }
 
 /// `POST /.well-known/ohttp-gateway`.
-async fn gateway(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+#[utoipa::path(post, path = "/.well-known/ohttp-gateway", tag = "ohttp",
+    request_body(content = inline(crate::openapi::Binary), content_type = "message/ohttp-req", description = "An encapsulated request (RFC 9458) holding a Binary HTTP `GET` of `/v1/lookup`, `/v1/info` or `/checkpoint`, dated."),
+    responses(
+        (status = 200, description = "The encapsulated Binary HTTP answer (`message/ohttp-res`): the inner status, even a refusal, is inside.", body = inline(crate::openapi::Binary), content_type = "message/ohttp-res"),
+        (status = 400, description = "`bad-request`: empty, an unknown key id, does not decrypt, or replayed.", body = ledger_core::api::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`too-large`: over the encapsulated request limit.", body = ledger_core::api::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`bad-request`: the Content-Type is not `message/ohttp-req`.", body = ledger_core::api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: the replay window is full (`Retry-After`).", body = ledger_core::api::Problem, content_type = "application/problem+json")))]
+pub(crate) async fn gateway(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

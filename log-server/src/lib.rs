@@ -26,6 +26,7 @@ pub mod lookup;
 pub mod map;
 pub mod metrics;
 pub mod mirror;
+pub mod openapi;
 pub mod problem;
 pub mod publish;
 pub mod ratelimit;

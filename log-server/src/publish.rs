@@ -187,7 +187,7 @@ pub enum State {
 }
 
 /// The publisher as `/v1/info` shows it (its `publish` object).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PublishInfo {
     /// The target, `s3://BUCKET/PREFIX`.
     pub target: String,
@@ -201,6 +201,7 @@ pub struct PublishInfo {
     pub state: String,
     /// Why it is retrying or refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error: Option<String>,
 }
 

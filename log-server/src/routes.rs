@@ -15,7 +15,10 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ledger_core::api::{ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info};
+use ledger_core::api::{
+    ConsistencyProof, EntriesPage, InclusionProof, IndexedLeaf, Info, LookupAnswer, Problem,
+    Receipt,
+};
 use ledger_core::bundle::{decode_bundle, BundleItem, MAX_BUNDLE_BYTES};
 use ledger_core::entry::MAX_LEAF_BYTES;
 use ledger_core::key::SignerKey;
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/enroll", post(enroll))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
         .merge(crate::explorer::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -127,25 +131,29 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The metric label for a matched route (a fixed set, so labels stay bounded).
+/// Every route of [`router`], as axum spells it: the metric labels (a fixed set, so labels stay
+/// bounded), and the list the OpenAPI document is tested against ([`crate::openapi`]).
+pub const ROUTES: [&str; 16] = [
+    "/checkpoint",
+    "/tile/{*path}",
+    "/v1/add",
+    "/v1/add-bundle",
+    "/v1/info",
+    "/v1/entries",
+    "/v1/proof/inclusion",
+    "/v1/proof/consistency",
+    "/v1/lookup",
+    "/v1/admin/enroll",
+    "/metrics",
+    "/healthz",
+    crate::openapi::PATH,
+    "/explorer",
+    "/explorer/",
+    "/explorer/{*path}",
+];
+
+/// The metric label for a matched route.
 fn route_label(path: Option<&MatchedPath>) -> &'static str {
-    const ROUTES: [&str; 15] = [
-        "/checkpoint",
-        "/tile/{*path}",
-        "/v1/add",
-        "/v1/add-bundle",
-        "/v1/info",
-        "/v1/entries",
-        "/v1/proof/inclusion",
-        "/v1/proof/consistency",
-        "/v1/lookup",
-        "/v1/admin/enroll",
-        "/metrics",
-        "/healthz",
-        "/explorer",
-        "/explorer/",
-        "/explorer/{*path}",
-    ];
     path.and_then(|p| ROUTES.iter().find(|r| **r == p.as_str()).copied())
         .unwrap_or("unmatched")
 }
@@ -166,13 +174,19 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     resp
 }
 
+/// The routes a mirror serves before it verified a checkpoint: its status, and the API document.
+pub const OPEN_ROUTES: [&str; 4] = ["/v1/info", "/metrics", "/healthz", crate::openapi::PATH];
+
+/// Whether a mirror serves `path` before it verified a checkpoint: the [`OPEN_ROUTES`] and the
+/// explorer's files.
+pub fn is_open(path: &str) -> bool {
+    OPEN_ROUTES.contains(&path) || path.starts_with("/explorer")
+}
+
 /// A mirror that has not verified a checkpoint yet serves no view: its data routes answer 503
-/// `overloaded` with `Retry-After` (`/v1/info`, `/metrics`, `/healthz` and the explorer's files
-/// still answer).
+/// `overloaded` with `Retry-After` (the [`OPEN_ROUTES`] and the explorer's files still answer).
 async fn serving_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let open =
-        matches!(path, "/v1/info" | "/metrics" | "/healthz") || path.starts_with("/explorer");
+    let open = is_open(req.uri().path());
     if open || state.ledger.serving() {
         return next.run(req).await;
     }
@@ -204,7 +218,9 @@ fn text_response(
 }
 
 /// `GET /checkpoint` — the latest signed checkpoint note (C2SP tlog-checkpoint).
-async fn checkpoint(State(s): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/checkpoint", tag = "tiles",
+    responses((status = 200, description = "The latest signed checkpoint note (C2SP tlog-checkpoint); `Cache-Control: no-cache`.", body = String, content_type = "text/plain; charset=utf-8")))]
+pub(crate) async fn checkpoint(State(s): State<AppState>) -> Response {
     let head = s.ledger.head();
     text_response(
         head.checkpoint.to_string(),
@@ -214,7 +230,15 @@ async fn checkpoint(State(s): State<AppState>) -> Response {
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]` (C2SP tlog-tiles).
-async fn tile(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/tile/{path}", tag = "tiles",
+    params(("path" = String, Path, description = "The rest of the C2SP tlog-tiles path: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, `<N>` in 3-digit groups with `x` prefixes (`x001/234`); the slashes are part of the value (a client encodes them as `%2F`, or sends them as they are).")),
+    responses(
+        (status = 200, description = "The tile (hashes) or entry bundle; full tiles are `immutable`, partial ones `no-cache`.", body = inline(crate::openapi::Binary), content_type = "application/octet-stream"),
+        (status = 404, description = "`not-found`: no such tile (the path is not a tile path, or the tree does not reach it yet).", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn tile(
+    State(s): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
     let path = format!("tile/{path}");
     let ledger = Arc::clone(&s.ledger);
     let (data, full) = tokio::task::spawn_blocking(move || crate::tiles::read_tile(&ledger, &path))
@@ -252,7 +276,17 @@ fn is_content_type(headers: &HeaderMap, mime: &str) -> bool {
 }
 
 /// `POST /v1/add` — one leaf note as `text/plain`; answers the receipt once durable.
-async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/v1/add", tag = "log",
+    request_body(content = String, content_type = "text/plain", description = "One leaf note (SPEC §3), at most 8 KiB."),
+    responses(
+        (status = 200, description = "The receipt, answered once the leaf is durable and covered by a signed checkpoint.", body = Receipt),
+        (status = 400, description = "`malformed`: not a well-formed note or entry.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`unknown-signer`, `bad-signature`; `read-only-mirror` on a DP mirror.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`too-large`: the body exceeds the leaf limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`bad-request`: the Content-Type is not `text/plain`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`non-canonical`, `invalid-sii`, `attestation-required`, `bad-attestation`, `clock-skew`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` (queue full), `storage-full`, `storage-failed`, `storage-unavailable`; `Retry-After` where retrying helps.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let w = s.writer()?;
     if !is_text_plain(req.headers()) {
         return Err(ApiError::bad_request(
@@ -274,7 +308,19 @@ async fn add(State(s): State<AppState>, req: Request) -> Result<Response, ApiErr
 /// a well-framed bundle (`bad-bundle`, 400), is too large (`too-large`, 413), or meets a log
 /// that is not writing or has too few free queue slots (503) is refused as a whole, storing
 /// nothing. The rate limiter charges one token per leaf (see [`crate::ratelimit`]).
-async fn add_bundle(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/v1/add-bundle", tag = "log",
+    request_body(content = inline(crate::openapi::Binary), content_type = "application/octet-stream", description = "1 to 1,000 leaves, each a big-endian u16 length and its bytes (the C2SP entry-bundle framing)."),
+    responses(
+        (status = 200, description = "One element per leaf, in order: its receipt or the problem document `POST /v1/add` would answer for it.", body = Vec<BundleItem>),
+        (status = 400, description = "`bad-bundle`: not well framed, empty or more than 1,000 leaves; nothing is stored.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`read-only-mirror` on a DP mirror.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`too-large`: the body exceeds the bundle limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`bad-request`: the Content-Type is not `application/octet-stream`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` (too few queue slots), `storage-full`, `storage-failed`, `storage-unavailable`; nothing is stored.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn add_bundle(
+    State(s): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let w = s.writer()?;
     if !is_content_type(req.headers(), "application/octet-stream") {
         return Err(ApiError::bad_request(
@@ -348,18 +394,22 @@ async fn read_limited(
 
 /// `GET /v1/info`: [`Info`], plus a `publish` object when publishing to object storage, and on a
 /// mirror its `mirror` member ([`crate::mirror::MirrorInfo`]).
-#[derive(Debug, Serialize)]
-struct InfoAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InfoAnswer {
     #[serde(flatten)]
     info: Info,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     publish: Option<crate::publish::PublishInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     mirror: Option<crate::mirror::MirrorInfo>,
 }
 
 /// `GET /v1/info`.
-async fn info(State(s): State<AppState>) -> Json<InfoAnswer> {
+#[utoipa::path(get, path = "/v1/info", tag = "log",
+    responses((status = 200, description = "The log's parameters and size (0 on a mirror that has no verified view yet), with `publish` when publishing and `mirror` on a DP mirror.", body = InfoAnswer)))]
+pub(crate) async fn info(State(s): State<AppState>) -> Json<InfoAnswer> {
     let l = &s.ledger;
     let w = l.witnesses();
     Json(InfoAnswer {
@@ -378,13 +428,21 @@ async fn info(State(s): State<AppState>) -> Json<InfoAnswer> {
 }
 
 #[derive(Debug, Deserialize)]
-struct EntriesQuery {
+pub(crate) struct EntriesQuery {
     start: Option<u64>,
     count: Option<u64>,
 }
 
 /// `GET /v1/entries?start=S&count=C` (1 ≤ C ≤ 1000); stops at the current size.
-async fn entries(
+#[utoipa::path(get, path = "/v1/entries", tag = "log",
+    params(
+        ("start" = u64, Query, description = "The first index.", minimum = 0, example = 0),
+        ("count" = u64, Query, description = "How many entries at most (the page stops at the current size).", minimum = 1, maximum = 1000, example = 10)),
+    responses(
+        (status = 200, description = "The leaves from `start`, at most `count`, stopping at the current size (empty at or past it).", body = EntriesPage),
+        (status = 400, description = "`bad-request`: a parameter is missing or out of range.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: reading the store failed.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn entries(
     State(s): State<AppState>,
     q: Result<Query<EntriesQuery>, QueryRejection>,
 ) -> Result<Json<EntriesPage>, ApiError> {
@@ -407,7 +465,9 @@ async fn entries(
         .await
         .map_err(|e| LogError::Storage(format!("the entries read failed: {e}")))?
         .map_err(LogError::from)?;
-    let entries = (start..)
+    // `start..end`, not `start..`: a range from u64::MAX overflows when it is stepped, even past
+    // an empty page (found by schemathesis; tests/tests/bad_input.rs keeps it).
+    let entries = (start..end)
         .zip(leaves)
         .map(|(index, bytes)| {
             String::from_utf8(bytes)
@@ -419,7 +479,7 @@ async fn entries(
 }
 
 #[derive(Debug, Deserialize)]
-struct InclusionQuery {
+pub(crate) struct InclusionQuery {
     index: Option<u64>,
     leaf_hash: Option<String>,
     size: Option<u64>,
@@ -442,7 +502,17 @@ pub fn decode_leaf_hash(s: &str) -> Result<Hash, ApiError> {
 
 /// `GET /v1/proof/inclusion?index=I&size=N` or `?leaf_hash=H&size=N` (size defaults to the
 /// current size).
-async fn inclusion(
+#[utoipa::path(get, path = "/v1/proof/inclusion", tag = "log",
+    params(
+        ("index" = Option<u64>, Query, description = "The leaf index (give this or `leaf_hash`, not both).", minimum = 0, example = 0),
+        ("leaf_hash" = Option<String>, Query, description = "The leaf hash, base64url or standard base64, padding optional (give this or `index`, not both)."),
+        ("size" = Option<u64>, Query, description = "The tree size [default: the current size].", minimum = 0)),
+    responses(
+        (status = 200, description = "The RFC 9162 inclusion proof.", body = InclusionProof),
+        (status = 400, description = "`bad-request`: neither or both of `index` and `leaf_hash`, a bad hash, `index` ≥ `size` or `size` beyond the tree.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not-found`: no leaf with that hash in the tree of that size.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: reading the store failed.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn inclusion(
     State(s): State<AppState>,
     q: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Json<InclusionProof>, ApiError> {
@@ -487,13 +557,21 @@ async fn inclusion(
 }
 
 #[derive(Debug, Deserialize)]
-struct ConsistencyQuery {
+pub(crate) struct ConsistencyQuery {
     from: Option<u64>,
     to: Option<u64>,
 }
 
 /// `GET /v1/proof/consistency?from=M&to=N` with 1 ≤ M ≤ N ≤ size (`to` defaults to the size).
-async fn consistency(
+#[utoipa::path(get, path = "/v1/proof/consistency", tag = "log",
+    params(
+        ("from" = u64, Query, description = "The older size, 1 ≤ from ≤ to.", minimum = 1, example = 1),
+        ("to" = Option<u64>, Query, description = "The newer size, at most the current size [default: the current size].", minimum = 1)),
+    responses(
+        (status = 200, description = "The RFC 9162 consistency proof.", body = ConsistencyProof),
+        (status = 400, description = "`bad-request`: `from` missing, or not 1 ≤ from ≤ to ≤ size.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: reading the store failed.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn consistency(
     State(s): State<AppState>,
     q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
@@ -518,12 +596,20 @@ async fn consistency(
 }
 
 #[derive(Debug, Deserialize)]
-struct LookupQuery {
+pub(crate) struct LookupQuery {
     sii: Option<String>,
 }
 
 /// `GET /v1/lookup?sii=<uri>` — the DP answer.
-async fn lookup(
+#[utoipa::path(get, path = "/v1/lookup", tag = "lookup",
+    params(("sii" = String, Query, description = "The service independent identifier, e.g. `tel:+14155550100` (SPEC §2), in its canonical form.", example = "tel:+14155550100")),
+    responses(
+        (status = 200, description = "The DP answer with its proofs (SPEC §5, verified per §6); `Cache-Control: no-store`.", body = LookupAnswer),
+        (status = 400, description = "`bad-request`: `sii` missing.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`outside-shard`: this sharded mirror does not hold the SII.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid-sii`, `non-canonical`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`: reading the store failed.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn lookup(
     State(s): State<AppState>,
     q: Result<Query<LookupQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -557,7 +643,19 @@ async fn lookup(
 
 /// `POST /v1/admin/enroll` — bearer-authenticated; appends a log-signed enroll leaf through the
 /// sequencer and answers its receipt.
-async fn enroll(
+#[utoipa::path(post, path = "/v1/admin/enroll", tag = "admin",
+    request_body(content = EnrollRequest, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The receipt of the log-signed enroll leaf (or of the one already in force: idempotent).", body = Receipt),
+        (status = 400, description = "`bad-request`: the JSON, the role, the name or the key is wrong.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or a wrong admin bearer token (`WWW-Authenticate: Bearer`).", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`read-only-mirror` on a DP mirror; `unknown-signer`, `bad-signature` as for `POST /v1/add`.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`too-large`: the body exceeds 16 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`bad-request`: the Content-Type is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`non-canonical`, `invalid-sii`, `clock-skew`… as for `POST /v1/add`.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded`, `storage-full`, `storage-failed`, `storage-unavailable`.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn enroll(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<EnrollRequest>, JsonRejection>,
@@ -582,7 +680,9 @@ async fn enroll(
 }
 
 /// `GET /metrics` — Prometheus text.
-async fn metrics(State(s): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition; `Cache-Control: no-store`.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8")))]
+pub(crate) async fn metrics(State(s): State<AppState>) -> Response {
     let disk = s.ledger.storage().size_on_disk().ok();
     let depth = s.writer.as_ref().map_or(0, |w| w.sequencer.depth() as u64);
     let mut text = s.ledger.metrics.render(depth, disk);
@@ -595,7 +695,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
 /// `GET /healthz` — `ok` while the log writes; 503 `storage-full` while the disk is below its
 /// free-space floor (writes resume by themselves), 503 `storage-failed` after the sequencer
 /// stopped on a storage error (a restart is needed). Reads are served in every state.
-async fn healthz(State(s): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "`ok` while the log writes.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 503, description = "`storage-full` (writes resume by themselves) or `storage-failed` (a restart is needed); reads go on.", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn healthz(State(s): State<AppState>) -> Response {
     if let Some(refusal) = crate::submit::write_refusal(&s.ledger.write_state()) {
         return ApiError::from(refusal).into_response();
     }

@@ -742,6 +742,21 @@ fn bad_submissions_get_the_right_problem_and_store_nothing() {
         log.get("/v1/entries?start=-1&count=1"),
     );
     c.add(
+        "entries: start beyond u64",
+        400,
+        "bad-request",
+        log.get("/v1/entries?start=18446744073709551616&count=1"),
+    );
+    // The largest start is no error: the page past the end is empty (it once overflowed the
+    // handler's index counter and dropped the connection).
+    let last = log.get(&format!("/v1/entries?start={}&count=10", u64::MAX));
+    assert_eq!(last.status, 200, "start=u64::MAX: {last:?}");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&last.body).ok(),
+        Some(serde_json::json!({"entries": []})),
+        "start=u64::MAX"
+    );
+    c.add(
         "inclusion: neither index nor leaf_hash",
         400,
         "bad-request",

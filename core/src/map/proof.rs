@@ -15,14 +15,17 @@ use crate::hash::{Hash, TreeHash};
 
 /// The leaf of another key where an absence proof's path ends: `{"key","count","chain"}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OtherLeaf {
     /// The other key.
     #[serde(with = "b64::hash")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::schema::B64Hash))]
     pub key: Hash,
     /// Its value's count.
     pub count: u64,
     /// Its value's chain hash.
     #[serde(with = "b64::hash")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::api::schema::B64Hash))]
     pub chain: Hash,
 }
 
@@ -38,13 +41,17 @@ impl OtherLeaf {
 
 /// A proof for one key, in the SPEC §9 JSON form `{"siblings": [b64…], "other": null | {…}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MapProof {
     /// The sibling hashes along the key's path, top down: `siblings[i]` is beside the path at
     /// depth `i + 1`, under the node at depth `i`.
     #[serde(with = "b64::hashes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::api::schema::B64Hash>))]
     pub siblings: Vec<Hash>,
     /// The other key's leaf where an absence proof's path ends; `null` for presence and for an
     /// absence ending in an empty subtree.
+    // Always serialized (as `null` when absent): required, and nullable.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub other: Option<OtherLeaf>,
 }
 

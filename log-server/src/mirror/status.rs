@@ -31,8 +31,9 @@ struct Inner {
     alerts: BTreeMap<&'static str, u64>,
 }
 
-/// The `mirror` member of a mirror's `GET /v1/info`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The `mirror` member of a mirror's `GET /v1/info` (its `Option`s are always there, `null` when
+/// unknown: required in the schema).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MirrorInfo {
     /// The log followed (`--mirror-of`).
     pub of: String,
@@ -44,14 +45,19 @@ pub struct MirrorInfo {
     /// The size of the checkpoint served.
     pub verified_size: u64,
     /// When that checkpoint was verified (Unix seconds).
+    #[schema(required = true)]
     pub verified_at: Option<u64>,
     /// How old the view served is, in seconds since it was last confirmed current.
+    #[schema(required = true)]
     pub age_s: Option<u64>,
     /// The size of the newest checkpoint seen from the log.
+    #[schema(required = true)]
     pub origin_size: Option<u64>,
     /// Why the mirror stopped advancing (the alert it raised).
+    #[schema(required = true)]
     pub halted: Option<Alert>,
     /// The last transient failure (fetching), if the last poll failed.
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
