@@ -23,7 +23,8 @@
 //! tests), `response` (answers, problems, a raw HTTP/1.1 response
 //! parser), `s3` (a real S3 server, `s3s-fs`, for `--publish` and mirrors), `service` (the other
 //! workspace binaries run as
-//! services), `binaries` (locating and building binaries), `util` (clock, encodings, PRNG).
+//! services), `witness` (a real auditor witnessing a test log), `binaries` (locating and building
+//! binaries), `util` (clock, encodings, PRNG).
 
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ mod service;
 mod tamper;
 mod test_log;
 mod util;
+mod witness;
 
 pub use binaries::{server_binary, workspace_binary};
 pub use doubles::{
@@ -58,6 +60,7 @@ pub use util::{
     b64, b64url, b64url_nopad, copy_dir, ledger_cli, mail_claim, mail_sii, now, sign_text,
     stdout_json, url_encode, Rng,
 };
+pub use witness::Auditor;
 
 /// How long a server may take to print its address and answer `/healthz`.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);

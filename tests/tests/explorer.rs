@@ -14,18 +14,15 @@
 //!
 //! Missing tools fail the test with the command that installs them (`.ci/run` does all of it).
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use ledger_core::entry::{Action, Role};
-use ledger_core::key::{SignerKey, VerifierKey};
-use ledger_core::testkit::{attestation, claim, optout, test_key, test_witness_key};
+use ledger_core::testkit::{attestation, claim, optout, test_key};
 use ledger_core::TreeHash;
 use ledger_e2e::{
-    mail_claim, now, trust_text, workspace_binary, Mirror, Options, Service, TamperingDp, TestLog,
-    TEST_ORIGIN,
+    mail_claim, now, trust_text, Auditor, Mirror, Options, TamperingDp, TestLog, TEST_ORIGIN,
 };
 
 fn workspace() -> PathBuf {
@@ -86,54 +83,6 @@ fn screenshot_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>")
         .join("explorer-screenshots")
-}
-
-/// An auditor witnessing [`TEST_ORIGIN`] (as in tests/witnesses.rs): it learns checkpoints from
-/// the log's `add-checkpoint` requests.
-struct Witness {
-    _dir: tempfile::TempDir,
-    key: SignerKey,
-    svc: Service,
-}
-
-impl Witness {
-    fn start(name: &str, log_key: &VerifierKey, hash: TreeHash) -> Witness {
-        let dir = tempfile::Builder::new()
-            .prefix("ledger-explorer-witness-")
-            .tempdir()
-            .expect("tempdir");
-        let key = test_witness_key(name);
-        std::fs::write(dir.path().join("witness.key"), key.to_text()).expect("witness.key");
-        let config = dir.path().join("auditor.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "key_file = \"witness.key\"\nstate_dir = \"state\"\npoll_interval_ms = 600000\n\
-                 [alerts]\nstdout = true\n\
-                 [[log]]\norigin = \"{TEST_ORIGIN}\"\nvkey = \"{log_key}\"\nhash = \"{}\"\n",
-                hash.name()
-            ),
-        )
-        .expect("auditor.toml");
-        let bin = workspace_binary("auditor", "auditor", "auditor");
-        let svc = Service::start(
-            name,
-            &bin,
-            &[
-                OsStr::new("--config"),
-                config.as_os_str(),
-                OsStr::new("--listen"),
-                OsStr::new("127.0.0.1:0"),
-            ],
-            &[],
-            true,
-        );
-        Witness {
-            _dir: dir,
-            key,
-            svc,
-        }
-    }
 }
 
 #[test]
@@ -255,7 +204,7 @@ fn the_explorer_verifies_in_headless_chromium() {
     let log_key = test_key(TEST_ORIGIN);
     let key_file = tmp.path().join("log.key");
     std::fs::write(&key_file, log_key.to_text()).expect("log.key");
-    let witness = Witness::start("witness-1.example", &log_key.verifier(), th);
+    let witness = Auditor::start("witness-1.example", &log_key.verifier(), th);
     let log = TestLog::start(
         Options::new(th)
             .arg("--key")
@@ -263,7 +212,7 @@ fn the_explorer_verifies_in_headless_chromium() {
             .arg("--quorum")
             .arg("1")
             .arg("--witness")
-            .arg(&format!("{}={}", witness.svc.url(), witness.key.verifier())),
+            .arg(&witness.witness_arg()),
     );
 
     // ---- The numbers.

@@ -8,18 +8,17 @@
 //! the auditor resumes, the log's background retry republishes the same checkpoint with all three
 //! cosignatures, without any new entry.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use ledger_core::checkpoint::SignedCheckpoint;
 use ledger_core::entry::Role;
-use ledger_core::key::{SignerKey, VerifierKey};
-use ledger_core::testkit::{claim, test_key, test_witness_key};
+use ledger_core::key::VerifierKey;
+use ledger_core::testkit::{claim, test_key};
 use ledger_core::TreeHash;
 use ledger_e2e::{
-    copy_dir, now, wait_for, workspace_binary, Options, Service, TestLog, TEST_ORIGIN,
+    copy_dir, now, wait_for, workspace_binary, Auditor, Options, TestLog, TEST_ORIGIN,
 };
 
 /// `--witness-timeout-ms` of the log under test.
@@ -28,66 +27,6 @@ const WITNESS_TIMEOUT: Duration = Duration::from_millis(1000);
 const SLACK: Duration = Duration::from_millis(1500);
 /// How long to wait for something that should happen soon.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// An auditor with its own folder and witness key, witnessing [`TEST_ORIGIN`] (no log URL, and a
-/// long poll interval: it learns checkpoints only from the log's `add-checkpoint` requests).
-struct Auditor {
-    _dir: tempfile::TempDir,
-    key: SignerKey,
-    svc: Service,
-}
-
-impl Auditor {
-    fn start(name: &str, log_key: &VerifierKey, hash: TreeHash) -> Auditor {
-        let dir = tempfile::Builder::new()
-            .prefix("ledger-witness-")
-            .tempdir()
-            .expect("tempdir");
-        let key = test_witness_key(name);
-        std::fs::write(dir.path().join("witness.key"), key.to_text()).expect("witness.key");
-        let config = dir.path().join("auditor.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "key_file = \"witness.key\"\nstate_dir = \"state\"\npoll_interval_ms = 600000\n\
-                 [alerts]\nstdout = true\n\
-                 [[log]]\norigin = \"{TEST_ORIGIN}\"\nvkey = \"{log_key}\"\nhash = \"{}\"\n",
-                hash.name()
-            ),
-        )
-        .expect("auditor.toml");
-        let bin = workspace_binary("auditor", "auditor", "auditor");
-        let svc = Service::start(
-            name,
-            &bin,
-            &[
-                OsStr::new("--config"),
-                config.as_os_str(),
-                OsStr::new("--listen"),
-                OsStr::new("127.0.0.1:0"),
-            ],
-            &[],
-            true,
-        );
-        Auditor {
-            _dir: dir,
-            key,
-            svc,
-        }
-    }
-
-    fn vkey(&self) -> VerifierKey {
-        self.key.verifier()
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = self.svc.pid().expect("auditor runs");
-        let pid = libc::pid_t::try_from(pid).expect("pid fits");
-        // SAFETY: plain kill(2) on a child process this test started and still owns.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig})");
-    }
-}
 
 /// Runs `ledger --trust <trust> args…`.
 fn ledger(trust: &Path, args: &[&str]) -> Output {
@@ -142,9 +81,7 @@ fn three_auditors_witness_one_log() {
         .arg("--witness-timeout-ms")
         .arg(&WITNESS_TIMEOUT.as_millis().to_string());
     for a in &auditors {
-        opts = opts
-            .arg("--witness")
-            .arg(&format!("{}={}", a.svc.url(), a.vkey()));
+        opts = opts.arg("--witness").arg(&a.witness_arg());
     }
     let log = TestLog::start(opts);
 
