@@ -45,7 +45,7 @@ const PATHS: [&str; 18] = [
 
 /// The fuzzer's budget: test cases per operation, and a deadline for the whole run, after which
 /// the test kills it and fails (it normally takes well under a minute per thousand requests).
-const MAX_EXAMPLES: &str = "100";
+const MAX_EXAMPLES: &str = "200";
 const SEED: &str = "16";
 const FUZZ_DEADLINE: Duration = Duration::from_secs(300);
 
