@@ -190,6 +190,21 @@ async function trust() {
   return TRUST;
 }
 
+/**
+ * The trust in force, with the banner that says where it came from; or null, after showing in
+ * `out` (below `before`, if given) why there is none.
+ */
+async function trustOrSay(out, title, ...before) {
+  try {
+    const t = await trust();
+    showTrustBanner();
+    return t;
+  } catch (e) {
+    out.replaceChildren(...before, verdict(false, title, e.message));
+    return null;
+  }
+}
+
 function showTrustBanner() {
   const b = $('#trust-banner');
   if (!TRUST) { b.hidden = true; return; }
@@ -228,12 +243,8 @@ function trustFacts(t) {
 async function renderTrust() {
   const out = $('#trust-current');
   out.replaceChildren(h('p', {}, 'Loading…'));
-  let t;
-  try { t = await trust(); } catch (e) {
-    out.replaceChildren(verdict(false, 'No trust', e.message));
-    return;
-  }
-  showTrustBanner();
+  const t = await trustOrSay(out, 'No trust');
+  if (!t) return;
   const head = t.source === 'tofu'
     ? verdict(null, 'Trust on first use',
       `No trust file was given for ${DP}. These keys are what the Discovery Provider announced about itself at ${when(t.since)}; this browser remembers them, so a later change of keys fails verification. A DP that lied from the very first visit is not caught: paste or load a trust file from a source you trust.`)
@@ -280,12 +291,8 @@ async function renderLookup(q, region) {
   }
   const sii = canon.sii;
   const head = facts([['Canonical identifier', h('code', { id: 'canonical-sii' }, sii)]]);
-  let t;
-  try { t = await trust(); } catch (e) {
-    out.replaceChildren(head, verdict(false, 'Not verified: no trust', e.message));
-    return;
-  }
-  showTrustBanner();
+  const t = await trustOrSay(out, 'Not verified: no trust', head);
+  if (!t) return;
   const r = await get(`/v1/lookup?sii=${encodeURIComponent(sii)}`);
   if (!r.ok) {
     out.replaceChildren(head, verdict(false, 'The Discovery Provider refused the lookup', r.error));
@@ -343,12 +350,8 @@ async function renderLookup(q, region) {
 async function renderLog(before) {
   const cpOut = $('#log-checkpoint');
   cpOut.replaceChildren(h('p', {}, 'Loading the checkpoint…'));
-  let t;
-  try { t = await trust(); } catch (e) {
-    cpOut.replaceChildren(verdict(false, 'Not verified: no trust', e.message));
-    return;
-  }
-  showTrustBanner();
+  const t = await trustOrSay(cpOut, 'Not verified: no trust');
+  if (!t) return;
   const cp = await get('/checkpoint');
   if (!cp.ok) { cpOut.replaceChildren(verdict(false, 'No checkpoint', cp.error)); return; }
   const v = call(L.verify_checkpoint, cp.text, t.toml, now());
@@ -459,9 +462,8 @@ async function renderEntry(index) {
   $('#entry-index').value = String(index);
   $('#h-entry').textContent = `Entry #${index}`;
   out.replaceChildren(h('p', { role: 'status' }, 'Fetching the entry and its proof…'));
-  let t;
-  try { t = await trust(); } catch (e) { out.replaceChildren(verdict(false, 'Not verified: no trust', e.message)); return; }
-  showTrustBanner();
+  const t = await trustOrSay(out, 'Not verified: no trust');
+  if (!t) return;
   const cp = await get('/checkpoint');
   if (!cp.ok) { out.replaceChildren(verdict(false, 'No checkpoint', cp.error)); return; }
   const c = call(L.verify_checkpoint, cp.text, t.toml, now());
