@@ -288,3 +288,57 @@ fn canonical_check_is_exactly_the_decode_encode_round_trip() {
     }
     assert!(points > 1000);
 }
+
+/// The rule's equation is ed25519-zebra's; ed25519-consensus is an independent implementation of
+/// ZIP-215 (a fork that moved to another curve library). On good signatures, on every single-byte
+/// change of a signature, key or message, and on the 12 edge cases, the rule must say what
+/// consensus plus the rule's encoding checks says, alone and in batches.
+#[test]
+fn the_rules_equation_agrees_with_an_independent_zip215_implementation() {
+    fn consensus(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&sig[..32]);
+        signature::is_valid_public_key(key)
+            && signature::is_canonical_point(&r)
+            && ed25519_consensus::VerificationKey::try_from(*key)
+                .and_then(|vk| vk.verify(&ed25519_consensus::Signature::from(*sig), msg))
+                .is_ok()
+    }
+    let mut cases: Vec<([u8; 32], Vec<u8>, [u8; 64])> = speccheck_cases()
+        .into_iter()
+        .map(|c| (c.key, c.message.clone(), c.sig))
+        .collect();
+    for (i, (key, msg, sig)) in good(6).into_iter().enumerate() {
+        cases.push((key, msg.clone(), sig));
+        // One byte changed, at a different place in each part for each good signature.
+        for at in [i, 31 - i, 32 + i, 63 - i] {
+            let mut s = sig;
+            s[at] ^= 1 << (i % 8);
+            cases.push((key, msg.clone(), s));
+        }
+        let mut k = key;
+        k[i * 5] ^= 0x40;
+        cases.push((k, msg.clone(), sig));
+        let mut m = msg.clone();
+        m[0] ^= 1;
+        cases.push((key, m, sig));
+    }
+    let expected: Vec<bool> = cases.iter().map(|(k, m, s)| consensus(k, m, s)).collect();
+    assert!(
+        expected.iter().filter(|ok| **ok).count() >= 6,
+        "the good ones verify"
+    );
+    assert!(
+        expected.iter().filter(|ok| !**ok).count() >= 36,
+        "the changed ones do not"
+    );
+    for (c, want) in cases.iter().zip(&expected) {
+        assert_eq!(
+            signature::verify(&c.0, &c.1, &c.2),
+            *want,
+            "single: {c:02x?}"
+        );
+    }
+    let batch = signature::verify_all(cases.iter().map(|(k, m, s)| (k, &m[..], &s[..])));
+    assert_eq!(batch, expected, "one batch of all of them");
+}

@@ -572,7 +572,7 @@ async fn main() -> anyhow::Result<()> {
             per(allocated),
             info.size
         );
-        for part in ["public", "hashes", "map-journal", "db"] {
+        for part in ["public", "hashes", "map-journal", "index"] {
             let path = dir.join(part);
             let (len, alloc) = if path.is_dir() {
                 dir_bytes(&path)

@@ -58,7 +58,7 @@ fn lookup_at_head(ledger: &Ledger, sii: &Sii, now: u64) -> Result<LookupAnswer, 
         let bytes = AnswerSource::leaf(ledger, index)?;
         let leaf = Leaf::parse(&bytes)
             .map_err(|e| LogError::Storage(format!("stored leaf {index}: {e}")))?;
-        // The index is keyed by a 128-bit digest of the SII (`storage::sled`): keep only this
+        // The index is keyed by a 128-bit digest of the SII (`storage::index`): keep only this
         // SII's entries.
         if leaf.entry().sii() == Some(sii) {
             entries.push((index, leaf));

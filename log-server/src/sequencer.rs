@@ -496,16 +496,19 @@ impl Sequencer {
     ///    until step 6, and the next batch that completes it writes it again).* Crash points
     ///    `files-renamed`, `files-synced`; fault point `sync-files`.
     /// 6. Write the leaf-hash and SII indices, enrollments and the new head (size, the map
-    ///    journal's length and the signed checkpoint) in ONE atomic sled batch, and sync it. This is
-    ///    the commit point. *Crash: sled recovers either the whole batch or none of it. None: as in
+    ///    journal's length and the signed checkpoint) in ONE atomic index batch, and sync it (fjall:
+    ///    one journal record, fsynced). This is the commit point. *Crash: the index's recovery
+    ///    replays whole batches and drops a torn last one, so it has the whole batch or none of
+    ///    it. None: as in
     ///    step 4. All: every file the head covers was synced in step 5, so the stored tree hashes
     ///    to the stored checkpoint, and the journal up to the head's length holds the map values
     ///    its last map leaf commits
     ///    (the nodes are rebuilt from them and checked against that leaf at start); the log has
     ///    leaves nobody got a receipt for, which a resubmission of the same bytes finds
     ///    (idempotence).* Crash point `index-committed`; fault point `index-commit` (an error
-    ///    before sled is called: as in step 4). An error from sled itself stops the sequencer
-    ///    (below): sled keeps its first I/O error and refuses everything after it.
+    ///    before the index is called: as in step 4). An error from the index itself stops the
+    ///    sequencer (below): fjall is poisoned by a failed journal write or sync and refuses
+    ///    every later write.
     /// 7. Record the new checkpoint in the checkpoint lock ([`crate::lock`]: compare, temp file,
     ///    sync, rename, sync the folder). *Crash before the rename: the store is ahead of the lock
     ///    by this batch, whose checkpoint nobody was shown; at start the store's tree is checked

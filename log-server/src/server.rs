@@ -35,9 +35,9 @@ pub struct Opened {
     pub publish: Option<Arc<crate::publish::PublishStatus>>,
 }
 
-/// The file whose presence says the store was created compressed: sled must be told before it
-/// opens the store (it refuses a mismatch), so the choice cannot live in the store's meta.
-const COMPRESSED_MARKER: &str = "store.zstd";
+/// The file whose presence says the store was created compressed: the index must be told before
+/// it opens (each table is written with the choice), so the choice cannot live in its meta.
+const COMPRESSED_MARKER: &str = "store.lz4";
 
 /// Whether the store is (to be) compressed: fixed when the store is created, like origin and hash.
 fn store_compression(config: &Config) -> anyhow::Result<bool> {
@@ -45,7 +45,7 @@ fn store_compression(config: &Config) -> anyhow::Result<bool> {
     if !config.data.join(INDEX_DIR).exists() {
         let compress = config.compress.unwrap_or(false);
         if compress {
-            std::fs::write(&marker, "zstd\n")
+            std::fs::write(&marker, "lz4\n")
                 .with_context(|| format!("writing {}", marker.display()))?;
         } else if marker.exists() {
             std::fs::remove_file(&marker)
@@ -69,7 +69,7 @@ fn store_compression(config: &Config) -> anyhow::Result<bool> {
 ///
 /// Nothing is opened on a disk below its free-space floor (so a full disk leaves the store as it
 /// was), the leftovers of a start interrupted by a full disk are removed first, and a store so
-/// damaged that sled panics while reading it is reported as damaged instead of crashing.
+/// damaged that the index panics while reading it is reported as damaged instead of crashing.
 pub fn open(config: &Config) -> anyhow::Result<Opened> {
     create_data_dir(&config.data)?;
     if let Err(low) = crate::disk::check_free(&config.data, config.min_free_bytes) {
@@ -77,12 +77,6 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
             "{low}: the store was not opened and nothing was changed; free space on that disk \
              (or lower --min-free-mb) and start again"
         );
-    }
-    let db = config.data.join(INDEX_DIR);
-    for path in crate::disk::remove_incomplete_snapshots(&db)
-        .with_context(|| format!("removing incomplete snapshots in {}", db.display()))?
-    {
-        tracing::warn!(path = %path.display(), "removed an incomplete store snapshot left by an interrupted start (e.g. on a full disk)");
     }
     let lock = crate::lock::read(&config.checkpoint_lock)?;
     let compress = store_compression(config)?;
@@ -98,10 +92,10 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
             bail!(
-                "the store in {} is damaged: reading it failed inside sled ({what}). The log does \
+                "the store in {} is damaged: reading it failed inside the index ({what}). The log does \
                  not start; restore the data folder from a backup that holds every entry of the \
                  checkpoint in {}",
-                db.display(),
+                config.data.join(INDEX_DIR).display(),
                 config.checkpoint_lock.display()
             );
         }
@@ -109,7 +103,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     start(config, ledger, signer)
 }
 
-/// Opens the store and the ledger over it (see [`open`]); may panic inside sled on a damaged store.
+/// Opens the store and the ledger over it (see [`open`]); may panic inside the index on a damaged store.
 fn open_ledger(
     config: &Config,
     compress: bool,

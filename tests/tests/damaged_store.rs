@@ -1,6 +1,7 @@
 //! A damaged store never leads to a forked signature (hardening issue, item 1): on a cleanly
 //! stopped log, each kind of damage an outside test found — bytes flipped near the start or the
-//! end of sled's `db/db`, its tail cut, the file truncated to 0 or to half, `db/` deleted, an empty
+//! end of the index's journal (fjall's, under `index/`: a log of this size has all its index
+//! records there), its tail cut, the file truncated to 0 or to half, `index/` deleted, an empty
 //! data folder started with the key of the existing log — either makes the real `log-server`
 //! refuse to start (exit 1, a message that names the problem, the checkpoint lock unchanged), or
 //! the log opens with exactly the checkpoint it served before and signs only checkpoints
@@ -17,7 +18,7 @@ use ledger_core::testkit::{claim, test_key};
 use ledger_core::tile::Tile;
 use ledger_e2e::{copy_dir, mail_claim, mail_sii, now, Options, TestLog};
 
-/// Entries in the log before it is damaged (enough for sled to write several segments).
+/// Entries in the log before it is damaged (enough for the index journal to pass 64 KiB).
 const ENTRIES: u64 = 1500;
 /// Submitting threads while filling the log.
 const THREADS: u64 = 6;
@@ -38,18 +39,37 @@ fn fill(log: &TestLog, msp: &SignerKey, tag: &str) {
     });
 }
 
-/// One way of damaging `db/db`.
+/// One way of damaging the index's journal.
 type Damage = Box<dyn Fn(&Path)>;
 
-/// The data folder of sled's file `db/db`.
-fn data_of(db: &Path) -> std::path::PathBuf {
-    db.parent()
+/// The data folder of a file under its `index/`.
+fn data_of(file: &Path) -> std::path::PathBuf {
+    file.ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "index"))
         .and_then(Path::parent)
-        .expect("data/db/db")
+        .expect("data/index/…")
         .to_path_buf()
 }
 
-/// Where sled's written data ends in `db/db` (the file may be longer, padded with zeros).
+/// The largest file under `dir` (the index's journal, in a log this small).
+fn largest_file(dir: &Path) -> std::path::PathBuf {
+    let mut best: Option<(u64, std::path::PathBuf)> = None;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let meta = std::fs::metadata(&p).expect("metadata");
+            if meta.is_dir() {
+                todo.push(p);
+            } else if best.as_ref().is_none_or(|(len, _)| meta.len() > *len) {
+                best = Some((meta.len(), p));
+            }
+        }
+    }
+    best.expect("a file under index/").1
+}
+
+/// Where the written data ends in `db` (the file may be longer, padded with zeros).
 fn data_end(db: &Path) -> u64 {
     let bytes = std::fs::read(db).expect("read db");
     bytes
@@ -147,7 +167,7 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     log.sigterm();
 
     let data = log.data_dir();
-    let db = data.join("db").join("db");
+    let db = largest_file(&data.join("index"));
     let lock = data.join("log.key.checkpoint");
     assert!(lock.exists(), "the checkpoint lock is beside the key");
     let pristine = tempfile::tempdir().expect("tempdir");
@@ -158,7 +178,11 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     };
     let len = std::fs::metadata(&db).expect("db").len();
     let end = data_end(&db);
-    assert!(end > 64 * 1024, "sled wrote {end} bytes");
+    assert!(
+        end > 64 * 1024 + 16,
+        "the index wrote {end} bytes to {}",
+        db.display()
+    );
 
     const LOST: &[&str] = &["the store lost entries", "is damaged", "do not hash"];
     // The head's rightmost level-0 tile and bundle (partial, unless the size is a multiple of 256).
@@ -168,7 +192,7 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
     );
     assert!(head_width > 0, "the head ends in a partial tile");
     let mut refused = Vec::new();
-    // Flips near the start and near the end of what sled wrote, and cut tails.
+    // Flips near the start and near the end of what the index wrote, and cut tails.
     let damages: Vec<(String, Damage)> = vec![
         ("flip@512".into(), Box::new(|p: &Path| flip16(p, 512))),
         ("flip@64KiB".into(), Box::new(|p: &Path| flip16(p, 65536))),
@@ -228,8 +252,10 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
             ],
         ),
         (
-            "truncate to half",
-            Box::new(move |p: &Path| truncate(p, len / 2)),
+            // Half of what was written (the journal file is preallocated, so half of its length
+            // would cut only zeros).
+            "truncate to half of the data",
+            Box::new(move |p: &Path| truncate(p, end / 2)),
             &[
                 "the store is empty, but this log's key already signed",
                 "the store lost entries",
@@ -237,8 +263,8 @@ fn damaged_stores_are_refused_or_served_unchanged_never_forked() {
             ],
         ),
         (
-            "delete db/",
-            Box::new(|p: &Path| std::fs::remove_dir_all(p.parent().expect("db/")).expect("rm db/")),
+            "delete index/",
+            Box::new(|p: &Path| std::fs::remove_dir_all(data_of(p).join("index")).expect("rm")),
             &[
                 "the store is empty, but this log's key already signed",
                 "the index was lost",

@@ -1,6 +1,6 @@
 //! Durable storage of the log behind a narrow trait, so the sequencer and the HTTP layer do not
 //! know about files or sled: [`tiled::TiledStorage`], the data folder, puts the tree in files
-//! ([`files`]) and the rest in an index ([`sled`]).
+//! ([`files`]) and the rest in an index ([`index`]).
 //!
 //! What is stored (SPEC §3–§4, tlog "stored hash index" layout):
 //! - leaves: as C2SP entry bundles under `public/tile/entries/` (written once, never changed);
@@ -21,8 +21,8 @@
 //! the whole batch with its checkpoint or none of it (files beyond the head are removed at start).
 
 pub mod files;
+pub mod index;
 pub mod journal;
-pub mod sled;
 pub mod tiled;
 
 use ledger_core::map::MapValue;

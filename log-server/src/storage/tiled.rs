@@ -1,9 +1,9 @@
 //! The data folder's store: the tree as files ([`TileFiles`]: C2SP tiles and entry bundles under
 //! `public/`, the flat `hashes` file) and everything looked up by key in the index
-//! ([`SledIndex`] under `db/`), with the commit order that keeps the two in step.
+//! ([`KeyIndex`] under `index/`), with the commit order that keeps the two in step.
 //!
 //! A commit ([`Storage::commit`], the sequencer's steps 4–6) writes and syncs the files first and
-//! the index last: the index's head (size and signed checkpoint, in the same sled batch as the
+//! the index last: the index's head (size and signed checkpoint, in the same index batch as the
 //! batch's index records) is what makes the files count. So after a crash or an I/O error at any
 //! point before the index commit, the head is the old one and the files beyond it are leftovers
 //! that [`TileFiles::recover`] (at start) or [`TileFiles::remove_beyond`] (at once) removes, and
@@ -16,23 +16,25 @@ use ledger_core::tile::Tile;
 use ledger_core::Hash;
 
 use super::files::{io_err, TileFiles, MAX_BATCH_LEAVES};
-use super::sled::SledIndex;
+use super::index::KeyIndex;
 use super::{Commit, Meta, Storage, StorageError};
 use crate::fault;
 
 /// The folder under the data folder that holds the index.
-pub const INDEX_DIR: &str = "db";
+pub const INDEX_DIR: &str = "index";
+/// Where storage layouts 1–4 kept their index (in sled): a data folder with it is refused.
+pub const SLED_INDEX_DIR: &str = "db";
 
 /// The store of one data folder.
 #[derive(Debug)]
 pub struct TiledStorage {
-    index: SledIndex,
+    index: KeyIndex,
     files: TileFiles,
 }
 
 impl TiledStorage {
     /// Opens the store of data folder `data` (creating an empty one when there is none), with an
-    /// index page cache of `cache_bytes`, zstd compressed or not. A folder of an older layout, or
+    /// index block cache of `cache_bytes`, LZ4 compressed or not. A folder of an older layout, or
     /// with tree files but no index, is refused before anything in it is changed. Reads of the
     /// tree wait for [`Storage::recover`].
     pub fn open(
@@ -40,7 +42,22 @@ impl TiledStorage {
         cache_bytes: u64,
         compress: bool,
     ) -> Result<TiledStorage, StorageError> {
-        let index = SledIndex::open(&data.join(INDEX_DIR), cache_bytes, compress)?;
+        let sled = data.join(SLED_INDEX_DIR);
+        if sled.exists() {
+            return Err(StorageError::Corrupt {
+                key: "layout".into(),
+                reason: format!(
+                    "the data folder {} has its index in sled ({}): storage layout 4 or older; \
+                     this log-server reads layout 5 (the index in fjall, {INDEX_DIR}/) only. \
+                     There is no migration: start a new log (a new --data folder and a new log \
+                     key, so that clients and witnesses pin it afresh), and keep serving the old \
+                     one with the log-server release that wrote it",
+                    data.display(),
+                    sled.display()
+                ),
+            });
+        }
+        let index = KeyIndex::open(&data.join(INDEX_DIR), cache_bytes, compress)?;
         let created = index.meta()?.is_some();
         let files = TileFiles::open(data)?;
         if !created && files.hash_range(0, 1).is_ok() {
@@ -167,7 +184,7 @@ impl Storage for TiledStorage {
         };
         fault::crash_point("files-synced");
         fault::point("index-commit").map_err(|e| io_err("committing the index", e))?;
-        // Step 6: the index and the head, one atomic sled batch, synced.
+        // Step 6: the index and the head, one atomic index batch, synced.
         self.index.commit(commit, journal_len)?;
         tracing::debug!(
             write_us = wrote.duration_since(began).as_micros() as u64,
@@ -362,7 +379,7 @@ mod tests {
         }
     }
 
-    /// Opens the store in `dir` again: sled releases its folder lock only once the dropped
+    /// Opens the store in `dir` again: the index releases its folder lock only once the dropped
     /// store's threads are done, so an open right after a drop may find it still held.
     fn reopen(dir: &Path) -> TiledStorage {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
