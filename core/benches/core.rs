@@ -144,6 +144,21 @@ fn bench_signatures(c: &mut Criterion) {
             batch.verify().unwrap()
         })
     });
+    // The peer: the same ZIP-215 equation in ed25519-consensus (the rule's crate before
+    // ed25519-zebra), on curve25519-dalek-ng's serial backend.
+    g.bench_function("consensus_batch_64", |b| {
+        b.iter(|| {
+            let mut v = ed25519_consensus::batch::Verifier::new();
+            for (key, msg, sig) in &items {
+                v.queue((
+                    ed25519_consensus::VerificationKeyBytes::from(*key),
+                    ed25519_consensus::Signature::from(*sig),
+                    black_box(&msg[..]),
+                ));
+            }
+            v.verify(rand_core::OsRng).unwrap()
+        })
+    });
     g.finish();
     let dalek: Vec<_> = items
         .iter()
