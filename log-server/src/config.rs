@@ -29,7 +29,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 2048;
 pub const DEFAULT_BATCH_WAIT_MS: u64 = 5;
 /// Default capacity of the submission queue (submissions being checked or waiting to be sequenced).
 pub const DEFAULT_QUEUE_SIZE: usize = 8192;
-/// Default size of sled's page cache, in MiB.
+/// Default size of the index's block cache, in MiB.
 pub const DEFAULT_CACHE_MB: u64 = 64;
 /// Default free space (MiB) the data folder's disk must keep: below it the log does not start and
 /// refuses writes (`storage-full`) until space is freed.
@@ -131,11 +131,11 @@ pub struct Cli {
     /// Capacity of the submission queue; when full, /v1/add answers 503 [default: 8192].
     #[arg(long, env = "LEDGER_QUEUE_SIZE", value_name = "N")]
     pub queue_size: Option<usize>,
-    /// sled page cache size in MiB [default: 64].
+    /// The index's block cache size in MiB [default: 64].
     #[arg(long, env = "LEDGER_CACHE_MB", value_name = "MIB")]
     pub cache_mb: Option<u64>,
-    /// Compress the store with zstd, fixed at creation: about half the bytes on disk for about
-    /// 40% fewer claims/s [default for a new log: false].
+    /// LZ4-compress the index's blocks, fixed at creation (its keys are hashes, so it saves
+    /// little; the tile files are never compressed) [default for a new log: false].
     #[arg(long, env = "LEDGER_COMPRESS", value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]
     pub compress: Option<bool>,
@@ -372,7 +372,7 @@ pub struct Config {
     pub policy: Policy,
     /// Sequencer batching.
     pub batch: BatchConfig,
-    /// sled page cache, bytes.
+    /// The index's block cache, bytes.
     pub cache_bytes: u64,
     /// Store compression asked for, if any (default applies only when creating a log).
     pub compress: Option<bool>,

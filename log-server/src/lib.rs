@@ -1,6 +1,6 @@
 //! # log-server
 //!
-//! The mimi-ledger log (SPEC §3–§5): a durable, sled-backed Merkle log that admits signed entries,
+//! The mimi-ledger log (SPEC §3–§5): a durable Merkle log (tile files and an fjall index) that admits signed entries,
 //! answers receipts only once they are synced and covered by a signed checkpoint, serves the C2SP
 //! tlog-tiles read API, the JSON API with proofs, and Discovery Provider lookups.
 //!

@@ -40,7 +40,8 @@ pub async fn submit(
     let leaf_hash = ledger.tree_hash().leaf_hash(&bytes);
 
     // 0. A log whose store failed answers no submission, not even a resubmission: after an I/O
-    //    error sled refuses every later operation, reads included.
+    //    error the index (poisoned) refuses every later write, and the store is judged again
+    //    only by a restart.
     if ledger.failed() {
         if let Some(refusal) = write_refusal(&ledger.write_state()) {
             return Err(refusal);

@@ -621,7 +621,7 @@ async fn store_compression_is_fixed_at_creation() {
         ))
         .await;
     log.stop().await;
-    assert!(dir.path().join("store.zstd").exists());
+    assert!(dir.path().join("store.lz4").exists());
 
     let mut c = Config::for_data_dir(dir.path());
     c.compress = Some(false);
@@ -647,5 +647,5 @@ async fn store_compression_is_fixed_at_creation() {
         open_when_unlocked(&c).err().expect("compressed refused")
     );
     assert!(err.contains("created uncompressed"), "{err}");
-    assert!(!plain.path().join("store.zstd").exists());
+    assert!(!plain.path().join("store.lz4").exists());
 }
