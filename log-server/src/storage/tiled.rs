@@ -597,4 +597,18 @@ mod tests {
         let err = TiledStorage::open(dir.path(), 1 << 20, false).expect_err("refused");
         assert!(err.to_string().contains("is damaged"), "{err}");
     }
+
+    #[test]
+    fn a_data_folder_with_a_sled_index_is_refused_before_anything_is_opened() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(dir.path().join(SLED_INDEX_DIR)).expect("mkdir db");
+        let err = TiledStorage::open(dir.path(), 1 << 20, false).expect_err("refused");
+        let err = err.to_string();
+        assert!(err.contains("storage layout 4 or older"), "{err}");
+        assert!(err.contains("start a new log"), "{err}");
+        assert!(
+            !dir.path().join(INDEX_DIR).exists(),
+            "no index was created beside the old one"
+        );
+    }
 }
