@@ -160,6 +160,34 @@ fn bench_signatures(c: &mut Criterion) {
         })
     });
     g.finish();
+    // One key, as in an MSP's bulk onboarding: the batch equation has one key term, so the cost
+    // per signature falls with the batch's size (Straus below ~190 points, Pippenger above).
+    let one_key: Vec<([u8; 32], Vec<u8>, [u8; 64])> = {
+        use ed25519_dalek::Signer as _;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        (0..1024u32)
+            .map(|i| {
+                let msg =
+                    format!("claim {i} tel:+1415555{i:04} mimi://msp-a.example/u/{i}").repeat(4);
+                let sig = sk.sign(msg.as_bytes()).to_bytes();
+                (sk.verifying_key().to_bytes(), msg.into_bytes(), sig)
+            })
+            .collect()
+    };
+    let mut g = c.benchmark_group("signature/one_key");
+    for n in [128usize, 256, 512, 1024] {
+        g.throughput(criterion::Throughput::Elements(n as u64));
+        g.bench_function(format!("rule_batch_{n}"), |b| {
+            b.iter(|| {
+                let mut batch = BatchVerifier::new();
+                for (key, msg, sig) in &one_key[..n] {
+                    batch.queue(key, black_box(msg), sig);
+                }
+                batch.verify().unwrap()
+            })
+        });
+    }
+    g.finish();
     let dalek: Vec<_> = items
         .iter()
         .map(|(key, msg, sig)| {

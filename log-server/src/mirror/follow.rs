@@ -20,20 +20,27 @@
 //!    in memory batch by batch, with the served checkpoint's version pinned
 //!    ([`crate::map::MapStore::advance_pinned`]), so lookups on the served view go on reading
 //!    exactly its map.
-//! 5. Only now is anything stored: the span in commits of whole log batches (at most [`CHUNK`]
-//!    leaves each unless one batch is larger), each one atomic as the log's own commits are,
-//!    recording the new checkpoint as the one being caught up to. Then `public/checkpoint` is
-//!    written and the new head, registry and map version are served.
+//! 5. Store the span in commits of whole log batches (at most [`COMMIT_LEAVES`] leaves each
+//!    unless one batch is larger), each one atomic as the log's own commits are, recording the
+//!    new checkpoint as the one being caught up to. Then `public/checkpoint` is written and the
+//!    new head, registry and map version are served.
+//!
+//! The steps run as a pipeline ([`Follower::span`]): the fetcher hashes step by step and hands on
+//! parts of [`CHUNK`] leaves, which are verified, filed and stored behind it. Nothing is stored
+//! before the whole span's tree has hashed to the checkpoint's root; a mirror that serves a view
+//! stores nothing before the whole span passed steps 3 and 4 too, while one that serves none yet
+//! (catching up from empty, or after a crash in a span) stores each verified commit at once, as
+//! it has no view to protect and serves nothing before the span's end.
 //!
 //! An alert at steps 1–4 stops the mirror advancing for good (until an operator restarts it):
-//! nothing of the span was stored, and it keeps serving its last good view, saying how old it is.
+//! nothing of the span is served, and it keeps serving its last good view, saying how old it is.
 //! A crash at step 5 leaves a store ahead of its served checkpoint: at restart the mirror serves
 //! nothing until it has verified the rest of the span again ([`crate::ledger::Ledger::open_mirror`]).
 //! A failed fetch is no alert: the next poll tries again.
 //!
-//! A span is held in memory until it is stored (its leaves, ~0.4 KB of data each with their hashes
-//! and map values; a 1M catch-up from empty peaked at 1.7–2.6 GB RSS): a mirror that starts far
-//! behind a large log needs that much memory once.
+//! The fetcher does not wait for the checkers, so the part of a span not yet stored is held in
+//! memory (its leaves, ~0.4 KB of data each with their hashes; a 1M catch-up from empty peaked at
+//! ~700 MiB RSS): a mirror that starts far behind a large log needs that much memory once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,24 +69,33 @@ use crate::ledger::{Head, Ledger};
 use crate::sequencer::Overlay;
 use crate::storage::{Commit, NewLeaf};
 
-/// The most leaves one storage commit of a span holds (whole log batches; one larger batch is
-/// committed alone), and the part of a span verified at once: bounds a commit's size, what
-/// recovery removes after a crash in one, and memory (commits of 16,384 leaves tripled the peak
-/// RSS of a 100k catch-up, to 1 GB; 2,048 verify as fast).
+/// The part of a span verified at once (a checker's unit of work, sent on by the fetcher as
+/// soon as it is hashed): small enough that verifying starts early in a span and the filer and
+/// the committer keep pace behind it, large enough that each part is a few batch equations per
+/// core.
 pub const CHUNK: usize = 2_048;
+
+/// The most leaves one storage commit of a span holds (whole log batches; one larger batch is
+/// committed alone): bounds a commit's size and what recovery removes after a crash in one.
+/// Each commit pays its fsyncs (the files', then the index's): 2,048-leaf commits spent 5 s of a
+/// 1M catch-up's 24 in them, 16,384-leaf ones 2 s, at the same peak RSS (~700 MiB).
+pub const COMMIT_LEAVES: usize = 16_384;
 
 /// How many entry bundles one fetch step reads (in parallel).
 const STEP_BUNDLES: u64 = 64;
 
-/// How many bundles are fetched at once.
-const CONNECTIONS: usize = 8;
+/// How many bundles are fetched at once. An object store answers each GET after tens of
+/// milliseconds whatever its size, so throughput needs many in flight: from s3s-fs, 8 took 17 s
+/// to fetch 1M entries, 64 took 3.6 s (and a log-server's default allows 512 connections).
+const CONNECTIONS: usize = 64;
 
 /// The follower's state: the stored tree and registry (which may be ahead of the served head
 /// after a crash in the middle of a span's commits).
 pub struct Follower {
-    /// Leaves per storage commit ([`CHUNK`]; `LEDGER_MIRROR_CHUNK` in debug builds, so tests split
-    /// small spans into many commits).
+    /// Leaves per verified part ([`CHUNK`]) and per storage commit ([`COMMIT_LEAVES`]); both
+    /// `LEDGER_MIRROR_CHUNK` in debug builds, so tests split small spans into many of each.
     chunk: usize,
+    commit_leaves: usize,
     ledger: Arc<Ledger>,
     source: TileSource,
     trust: TrustedLog,
@@ -129,17 +145,18 @@ impl Follower {
         if ledger.serving() {
             status.verified(ledger.head().size, 0);
         }
-        let chunk = if cfg!(debug_assertions) {
+        let test_chunk = if cfg!(debug_assertions) {
             std::env::var("LEDGER_MIRROR_CHUNK")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .filter(|&c: &usize| c > 0)
-                .unwrap_or(CHUNK)
         } else {
-            CHUNK
+            None
         };
+        let (chunk, commit_leaves) = test_chunk.map_or((CHUNK, COMMIT_LEAVES), |c| (c, c));
         Ok(Follower {
             chunk,
+            commit_leaves,
             ledger,
             source,
             trust,
@@ -251,24 +268,164 @@ impl Follower {
         self.span(&cp)
     }
 
-    /// Steps 1 to 5 of the module doc for the span up to `cp`. Everything that can fail for a
-    /// transient reason (fetching) comes before anything changes (the map is advanced only once
-    /// the whole span is fetched and its tree verified), so a retry starts the span afresh.
+    /// Steps 1 to 5 of the module doc for the span up to `cp`, as a pipeline of four threads: this
+    /// one fetches and hashes (steps 1–2) and hands on parts of [`CHUNK`] leaves; a checker
+    /// verifies each part (step 3, on all cores); a filer files it in the map (step 4) and makes
+    /// the storage commits; a committer stores them (step 5). So fetching, verifying, filing and
+    /// storing overlap, while the order of the module doc still holds where it matters:
+    ///
+    /// - nothing is filed in the map or stored before the whole span's tree has hashed to the
+    ///   checkpoint's root (the filer waits for that verdict; the checker verifies ahead of it),
+    ///   and a mirror that serves a view stores nothing before the whole span is verified;
+    /// - verdicts are taken in index order, and a span whose tree does not hash to the root is
+    ///   `root-mismatch` (or `inconsistent-checkpoint`) whatever else is wrong with its entries;
+    /// - everything that can fail for a transient reason (fetching) is decided before anything
+    ///   changes, so a retry starts the span afresh.
     fn span(&mut self, cp: &SignedCheckpoint) -> Result<(), SpanError> {
-        let th = self.ledger.tree_hash();
         let old = self.frontier.size();
         let n = cp.checkpoint.size;
         let began = Instant::now();
-        let hashes_start = stored_hash_count(old);
+        let serving = self.ledger.serving();
+        let checkpoint = cp.to_bytes();
         let mut frontier = self.frontier.clone();
-        let mut registry = self.registry.clone();
-        let span_len = usize::try_from(n - old).unwrap_or(0);
-        let mut span_hashes: Vec<Hash> = Vec::with_capacity(span_len * 2 + 64);
-        let mut raw: Vec<Vec<u8>> = Vec::with_capacity(span_len);
-        let mut hashes: Vec<Hash> = Vec::with_capacity(span_len);
+        let registry = self.registry.clone();
+        let times = std::sync::Mutex::new((Duration::ZERO, Duration::ZERO));
+        let this: &Follower = self;
+        let ledger: &Ledger = &self.ledger;
+        let (times_ref, checkpoint_ref) = (&times, &checkpoint);
+        let spawned = |e: std::io::Error| SpanError::Fatal(format!("starting a thread: {e}"));
+        let (outcome, registry) = std::thread::scope(|scope| -> Result<_, SpanError> {
+            let (part_tx, part_rx) = std::sync::mpsc::channel::<Part>();
+            let (checked_tx, checked_rx) = std::sync::mpsc::channel::<Checked>();
+            let (root_tx, root_rx) = std::sync::mpsc::sync_channel::<bool>(1);
+            let (commit_tx, commit_rx) = std::sync::mpsc::sync_channel::<Commit>(2);
+            let committer = named("mirror-store")
+                .spawn_scoped(scope, move || -> Result<(), SpanError> {
+                    for commit in commit_rx {
+                        store(ledger, &commit)?;
+                    }
+                    Ok(())
+                })
+                .map_err(spawned)?;
+            let checker = named("mirror-check")
+                .spawn_scoped(scope, move || -> KeyRegistry {
+                    let mut registry = registry;
+                    for part in part_rx {
+                        let checked = this.check(part, &mut registry);
+                        let failed = matches!(checked, Checked::Refused(_));
+                        if checked_tx.send(checked).is_err() || failed {
+                            break;
+                        }
+                    }
+                    registry
+                })
+                .map_err(spawned)?;
+            let filer = named("mirror-file")
+                .spawn_scoped(scope, move || -> Result<(), SpanError> {
+                    let (times, checkpoint) = (times_ref, checkpoint_ref);
+                    // Nothing changes (the map) and nothing is stored before the whole span's
+                    // tree is the checkpoint's: a fetch that fails half-way leaves the map as it
+                    // was, for the retry.
+                    if root_rx.recv() != Ok(true) {
+                        return Ok(());
+                    }
+                    let mut filing = Filing::new(old, n);
+                    let mut held: Vec<Commit> = Vec::new();
+                    for checked in checked_rx {
+                        let (mut part, filed) = match checked {
+                            Checked::Refused(e) => return Err(e),
+                            Checked::Part(part, filed) => (part, filed),
+                        };
+                        for commit in this.file_in_map(&mut filing, filed, &mut part, checkpoint)? {
+                            if serving {
+                                held.push(commit);
+                            } else if commit_tx.send(commit).is_err() {
+                                return Ok(()); // the committer stopped: see its outcome
+                            }
+                        }
+                    }
+                    if filing.next != n {
+                        return Ok(()); // the fetch stopped short: see its outcome
+                    }
+                    if filing.pending() {
+                        return Err(this.alert(
+                            AlertKind::BadMapRoot,
+                            Some(n),
+                            format!(
+                                "the checkpoint of size {n} does not end in a map leaf (index {})",
+                                n - 1
+                            ),
+                        ));
+                    }
+                    if let Ok(mut t) = times.lock() {
+                        t.1 = began.elapsed();
+                    }
+                    for commit in held.drain(..) {
+                        if commit_tx.send(commit).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(spawned)?;
+            // Steps 1 and 2 here, then the verdict on the tree.
+            let fetched = this.fetch_and_hash(cp, &mut frontier, part_tx);
+            if let Ok(mut t) = times.lock() {
+                t.0 = began.elapsed();
+            }
+            let fetched = fetched.and_then(|()| {
+                if frontier.root() == cp.checkpoint.root {
+                    Ok(())
+                } else {
+                    Err(this.mismatch(cp, old))
+                }
+            });
+            let _ = root_tx.send(fetched.is_ok());
+            let filed = filer
+                .join()
+                .unwrap_or_else(|_| Err(SpanError::Fatal("the filer panicked".into())));
+            let registry = checker.join();
+            let committed = committer
+                .join()
+                .unwrap_or_else(|_| Err(SpanError::Fatal("the committer panicked".into())));
+            // A store failure first (the in-memory state may be ahead of the store), then the
+            // tree's verdict, then the entries' and the map's.
+            Ok((committed.and(fetched).and(filed), registry))
+        })?;
+        outcome?;
+        let registry =
+            registry.map_err(|_| SpanError::Fatal("the entry checker panicked".into()))?;
+        let (hashed, verified) = times.into_inner().unwrap_or_default();
+        self.frontier = frontier;
+        self.registry = registry;
+        self.serve(cp, old)?;
+        self.status.verified(n, n - old);
+        tracing::info!(
+            from = old,
+            to = n,
+            fetch_hash_ms = hashed.as_millis() as u64,
+            verify_ms = verified.as_millis() as u64,
+            total_ms = began.elapsed().as_millis() as u64,
+            "mirror verified and stored a span"
+        );
+        Ok(())
+    }
+
+    /// Steps 1 and 2: fetches the span's entry bundles, a step ahead of the hashing, hashes them
+    /// into `frontier` and sends them on in parts of [`Follower::chunk`] leaves (the last one
+    /// shorter), each with its leaf hashes and the tree hashes it stores.
+    fn fetch_and_hash(
+        &self,
+        cp: &SignedCheckpoint,
+        frontier: &mut Frontier,
+        parts: std::sync::mpsc::Sender<Part>,
+    ) -> Result<(), SpanError> {
+        let th = self.ledger.tree_hash();
+        let old = frontier.size();
+        let n = cp.checkpoint.size;
+        let hashes_start = stored_hash_count(old);
+        let mut span_hashes: Vec<Hash> = Vec::new();
         let width = u64::from(TILE_WIDTH);
-        // Step 1, a step of bundles ahead of the hashing: the next step's fetch runs on the
-        // follower's runtime while this thread hashes the current one.
         let all: Vec<Tile> = (old / width..=(n - 1) / width)
             .map(|i| Tile {
                 level: DATA_LEVEL,
@@ -284,8 +441,9 @@ impl Follower {
             step.map(|b| self.rt.spawn(fetch_bundles(self.source.clone(), b.clone())))
         };
         let mut pending = fetch(steps.first());
-        let mut from = old;
+        let mut part = Part::new(old);
         for (k, bundles) in steps.iter().enumerate() {
+            let from = frontier.size();
             let first = from / width;
             let fetched = match pending.take() {
                 Some(task) => self
@@ -326,11 +484,9 @@ impl Follower {
                 };
                 leaves.extend(entries.into_iter().skip(skip));
             }
-            // Step 2 (the tree first: entries that are not the checkpoint's are `root-mismatch`,
-            // whatever else is wrong with them).
             let leaf_hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
-            for (k, leaf_hash) in leaf_hashes.into_iter().enumerate() {
-                let index = from + k as u64;
+            for (leaf, leaf_hash) in leaves.into_iter().zip(leaf_hashes) {
+                let index = frontier.size();
                 let overlay = Overlay {
                     store: self.ledger.reader(),
                     start: hashes_start,
@@ -338,141 +494,75 @@ impl Follower {
                 };
                 let new = stored_hashes(th, index, &leaf_hash, &overlay)
                     .map_err(|e| SpanError::Fatal(format!("hashing entry {index}: {e}")))?;
+                part.stored.extend_from_slice(&new);
                 span_hashes.extend(new);
                 frontier.push(leaf_hash);
-                hashes.push(leaf_hash);
+                part.leaves.push(leaf);
+                part.leaf_hashes.push(leaf_hash);
+                if part.leaves.len() == self.chunk {
+                    let next = Part::new(index + 1);
+                    // The checker stopped (a refused entry): the tree's verdict still comes first.
+                    let _ = parts.send(std::mem::replace(&mut part, next));
+                }
             }
-            raw.extend(leaves);
-            from = frontier.size();
         }
-        // Step 2's check, then step 3: nothing has changed yet.
-        if frontier.root() != cp.checkpoint.root {
-            return Err(self.mismatch(cp, old));
+        if !part.leaves.is_empty() {
+            let _ = parts.send(part);
         }
-        // Steps 3 to 5, a part of [`CHUNK`] entries at a time: verified, filed in the map, then
-        // its whole log batches made into storage commits. A mirror that serves a view keeps the
-        // commits until the whole span is verified; one that serves none yet (catching up from
-        // empty, or after a crash in a span) has no view to protect, so a committer thread stores
-        // each commit while the next part is verified (whatever it stores was verified, and it
-        // serves nothing until the span's checkpoint is reached).
-        let serving = self.ledger.serving();
-        let checkpoint = cp.to_bytes();
-        let verified_at = std::sync::Mutex::new(None::<Duration>);
-        let this: &Follower = self;
-        let ledger: &Ledger = &self.ledger;
-        let outcome = std::thread::scope(|scope| -> Result<(), SpanError> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Commit>(2);
-            let committer = scope.spawn(move || -> Result<(), SpanError> {
-                for commit in rx {
-                    store(ledger, &commit)?;
-                }
-                Ok(())
-            });
-            let mut held: Vec<Commit> = Vec::new();
-            let mut filing = Filing::new(old, hashes_start);
-            let produced = (|| -> Result<(), SpanError> {
-                for (p, part) in raw.chunks_mut(this.chunk).enumerate() {
-                    let start = old + (p * this.chunk) as u64;
-                    let checked = check_leaves(start, part, &mut registry);
-                    let mut filed: Vec<Filed> = Vec::with_capacity(checked.len());
-                    for (k, verdict) in checked.into_iter().enumerate() {
-                        let index = start + k as u64;
-                        let leaf = match (verdict.leaf, verdict.result) {
-                            (Some(leaf), Ok(_)) => leaf,
-                            (_, Err(e)) => {
-                                return Err(this.alert(
-                                    AlertKind::BadEntry,
-                                    Some(index),
-                                    format!("entry {index} fails SPEC §3: {e}"),
-                                ))
-                            }
-                            (None, Ok(_)) => {
-                                return Err(this.alert(
-                                    AlertKind::BadEntry,
-                                    Some(index),
-                                    format!("entry {index} was not verified"),
-                                ))
-                            }
-                        };
-                        let leaf_hash = hashes[(index - old) as usize];
-                        filed.push(Filed::of(th, index, &leaf_hash, &leaf, &this.shards));
-                    }
-                    for commit in this.file_in_map(
-                        &mut filing,
-                        filed,
-                        part,
-                        &hashes,
-                        &span_hashes,
-                        &checkpoint,
-                    )? {
-                        if serving {
-                            held.push(commit);
-                        } else if tx.send(commit).is_err() {
-                            return Ok(()); // the committer failed: its error is reported below
-                        }
-                    }
-                }
-                if filing.pending() {
-                    return Err(this.alert(
-                        AlertKind::BadMapRoot,
-                        Some(n),
-                        format!(
-                            "the checkpoint of size {n} does not end in a map leaf (index {})",
-                            n - 1
-                        ),
-                    ));
-                }
-                if let Ok(mut v) = verified_at.lock() {
-                    *v = Some(began.elapsed());
-                }
-                for commit in held.drain(..) {
-                    if tx.send(commit).is_err() {
-                        break;
-                    }
-                }
-                Ok(())
-            })();
-            drop(tx);
-            let committed = committer
-                .join()
-                .unwrap_or_else(|_| Err(SpanError::Fatal("the committer panicked".into())));
-            // A store failure comes first: the in-memory state may be ahead of the store.
-            committed.and(produced)
-        });
-        outcome?;
-        let verified = verified_at.into_inner().ok().flatten().unwrap_or_default();
-        self.frontier = frontier;
-        self.registry = registry;
-        self.serve(cp, old)?;
-        self.status.verified(n, n - old);
-        tracing::info!(
-            from = old,
-            to = n,
-            verify_ms = verified.as_millis() as u64,
-            total_ms = began.elapsed().as_millis() as u64,
-            "mirror verified and stored a span"
-        );
         Ok(())
+    }
+
+    /// Step 3 for one part: its verdicts under SPEC §3, the first refused entry as an alert.
+    fn check(&self, mut part: Part, registry: &mut KeyRegistry) -> Checked {
+        let th = self.ledger.tree_hash();
+        let checked = check_leaves(part.start, &part.leaves, registry);
+        let mut filed: Vec<Filed> = Vec::with_capacity(checked.len());
+        for (k, verdict) in checked.into_iter().enumerate() {
+            let index = part.start + k as u64;
+            let leaf = match (verdict.leaf, verdict.result) {
+                (Some(leaf), Ok(_)) => leaf,
+                (_, Err(e)) => {
+                    return Checked::Refused(self.alert(
+                        AlertKind::BadEntry,
+                        Some(index),
+                        format!("entry {index} fails SPEC §3: {e}"),
+                    ))
+                }
+                (None, Ok(_)) => {
+                    return Checked::Refused(self.alert(
+                        AlertKind::BadEntry,
+                        Some(index),
+                        format!("entry {index} was not verified"),
+                    ))
+                }
+            };
+            let leaf_hash = part.leaf_hashes[k];
+            filed.push(Filed::of(th, index, &leaf_hash, &leaf, &self.shards));
+        }
+        // The parsed leaves are dropped here, on the checker's thread.
+        part.leaves.shrink_to_fit();
+        Checked::Part(part, filed)
     }
 
     /// Step 4 for one part: files its entries in the map, a log batch at a time, checking each
     /// map leaf, and returns the storage commits of the whole log batches it completes (at most
     /// [`CHUNK`] leaves each unless one batch is larger), the leaves' bytes moved out of `part`.
-    #[allow(clippy::too_many_arguments)]
     fn file_in_map(
         &self,
         filing: &mut Filing,
         filed: Vec<Filed>,
-        part: &mut [Vec<u8>],
-        hashes: &[Hash],
-        span_hashes: &[Hash],
+        part: &mut Part,
         checkpoint: &[u8],
     ) -> Result<Vec<Commit>, SpanError> {
         let served = self.ledger.serving().then(|| self.ledger.head().size);
+        filing.span_hashes.append(&mut part.stored);
         let mut commits = Vec::new();
-        for (f, bytes) in filed.into_iter().zip(part.iter_mut()) {
+        for ((f, bytes), leaf_hash) in filed
+            .into_iter()
+            .zip(part.leaves.iter_mut())
+            .zip(part.leaf_hashes.iter().copied())
+        {
             let index = filing.next;
-            let leaf_hash = hashes[(index - filing.old) as usize];
             filing.next += 1;
             let is_map = match f.map {
                 MapItem::Leaf { size, root } => {
@@ -523,16 +613,13 @@ impl Follower {
                 sii: f.sii,
                 enroll: f.enroll,
             });
-            if is_map && filing.leaves.len() >= self.chunk {
-                commits.push(filing.commit(span_hashes, checkpoint)?);
+            if is_map && filing.leaves.len() >= self.commit_leaves {
+                commits.push(filing.commit(checkpoint)?);
             }
         }
         // The span's last part ends in its last map leaf: what is left is one last commit.
-        if filing.next == filing.old + hashes.len() as u64
-            && !filing.pending()
-            && !filing.leaves.is_empty()
-        {
-            commits.push(filing.commit(span_hashes, checkpoint)?);
+        if filing.next == filing.end && !filing.pending() && !filing.leaves.is_empty() {
+            commits.push(filing.commit(checkpoint)?);
         }
         Ok(commits)
     }
@@ -579,26 +666,32 @@ impl Follower {
 }
 
 /// Step 4's state across the parts of a span: the next index, the additions since the last map
-/// leaf, and the leaves and map values of the commit being gathered.
+/// leaf, and the leaves, map values and tree hashes of the commit being gathered.
 struct Filing {
     old: u64,
-    hashes_start: u64,
+    /// The span's end (the checkpoint's size).
+    end: u64,
     next: u64,
     additions: Vec<MapAddition>,
     values: BTreeMap<Hash, MapValue>,
     leaves: Vec<NewLeaf>,
+    /// The tree hashes of the span not yet in a commit, from stored index `hashes_base` on.
+    span_hashes: Vec<Hash>,
+    hashes_base: u64,
     last_was_map: bool,
 }
 
 impl Filing {
-    fn new(old: u64, hashes_start: u64) -> Filing {
+    fn new(old: u64, end: u64) -> Filing {
         Filing {
             old,
-            hashes_start,
+            end,
             next: old,
             additions: Vec::new(),
             values: BTreeMap::new(),
             leaves: Vec::new(),
+            span_hashes: Vec::new(),
+            hashes_base: stored_hash_count(old),
             last_was_map: false,
         }
     }
@@ -609,21 +702,23 @@ impl Filing {
     }
 
     /// The commit of the gathered leaves (whole log batches), with their stored hashes.
-    fn commit(&mut self, span_hashes: &[Hash], checkpoint: &[u8]) -> Result<Commit, SpanError> {
+    fn commit(&mut self, checkpoint: &[u8]) -> Result<Commit, SpanError> {
         let leaves = std::mem::take(&mut self.leaves);
         let (Some(first), Some(last)) = (leaves.first(), leaves.last()) else {
             return Err(SpanError::Fatal("an empty commit".into()));
         };
         let start = stored_hash_count(first.index);
         let size = last.index + 1;
-        let from = usize::try_from(start - self.hashes_start)
-            .map_err(|e| SpanError::Fatal(e.to_string()))?;
-        let to = usize::try_from(stored_hash_count(size) - self.hashes_start)
-            .map_err(|e| SpanError::Fatal(e.to_string()))?;
-        let hashes = span_hashes
-            .get(from..to)
-            .ok_or_else(|| SpanError::Fatal("span hashes out of range".into()))?
-            .to_vec();
+        let end = stored_hash_count(size);
+        if start != self.hashes_base {
+            return Err(SpanError::Fatal("span hashes out of order".into()));
+        }
+        let count = usize::try_from(end - start).map_err(|e| SpanError::Fatal(e.to_string()))?;
+        if count > self.span_hashes.len() {
+            return Err(SpanError::Fatal("span hashes out of range".into()));
+        }
+        let hashes: Vec<Hash> = self.span_hashes.drain(..count).collect();
+        self.hashes_base = end;
         Ok(Commit {
             leaves,
             hashes_start: start,
@@ -633,6 +728,32 @@ impl Filing {
             map: std::mem::take(&mut self.values).into_iter().collect(),
         })
     }
+}
+
+/// A part of a span on its way from the fetcher to the checker and the filer: its leaves (from
+/// index `start`), their leaf hashes, and the tree hashes they store.
+struct Part {
+    start: u64,
+    leaves: Vec<Vec<u8>>,
+    leaf_hashes: Vec<Hash>,
+    stored: Vec<Hash>,
+}
+
+impl Part {
+    fn new(start: u64) -> Part {
+        Part {
+            start,
+            leaves: Vec::new(),
+            leaf_hashes: Vec::new(),
+            stored: Vec::new(),
+        }
+    }
+}
+
+/// A part the checker verified, or the alert of its first refused entry.
+enum Checked {
+    Part(Part, Vec<Filed>),
+    Refused(SpanError),
 }
 
 /// What the map and the index need of one verified entry (the parsed leaf is not kept).
@@ -733,6 +854,11 @@ async fn fetch_bundle(source: &TileSource, t: &Tile) -> Result<Vec<u8>, SourceEr
         }
         other => other,
     }
+}
+
+/// A thread of the span's pipeline, named for profiles and `top -H`.
+fn named(name: &str) -> std::thread::Builder {
+    std::thread::Builder::new().name(name.into())
 }
 
 fn b64(h: &Hash) -> String {
