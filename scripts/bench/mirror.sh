@@ -3,7 +3,8 @@
 # 1. s3s-fs on 127.0.0.1 with a fresh folder; a fresh log-server publishing to it (--publish);
 #    N claims in bundles of 1,000 (8 in flight), sampling the publish lag every second.
 # 2. Catch-up from empty, timed until /v1/info says verified_size = the log's size: a mirror of
-#    the bucket, a mirror of the log's HTTP tiles, and (the peer) `monitor --once` on the log.
+#    the bucket, a mirror of the log's HTTP tiles, the bucket again, and (the peer) `monitor
+#    --once` on the log; each after the machine has settled (>= 90% idle for a second).
 # 3. Lookups of random SIIs of the run (16 in flight, 100k): the log, then the bucket's mirror.
 # BIN is a release folder with log-server, monitor and examples/loadgen.
 set -euo pipefail
@@ -39,7 +40,16 @@ INFO=$(curl -s http://$LOG/v1/info)
 ORIGIN=$(echo "$INFO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["origin"])')
 VKEY=$(echo "$INFO" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vkey"])')
 printf 'origin = "%s"\nlog_vkey = "%s"\nhash = "blake3"\n' "$ORIGIN" "$VKEY" > $D/trust.toml
+settle() { # until the 2 cores are >= 90% idle over a second (the log's compactions after the
+  # fill, an earlier mirror's), at most 60 s: each catch-up gets the same quiet machine
+  for i in $(seq 1 60); do
+    local a=($(head -1 /proc/stat)); sleep 1; local b=($(head -1 /proc/stat))
+    local tot=0; for k in 1 2 3 4 5 6 7 8; do tot=$((tot + ${b[$k]} - ${a[$k]})); done
+    [ $(( (${b[4]} - ${a[4]}) * 100 )) -ge $((tot * 90)) ] && return
+  done
+}
 catch_up() { # NAME SOURCE
+  settle
   local L0=$(cut -d' ' -f1 /proc/loadavg)
   local S=$(date +%s.%N)
   $BIN/log-server --mirror-of $2 --trust $D/trust.toml --data $D/$1 --listen 127.0.0.1:0 --mirror-poll-ms 200 > $D/$1.out 2>&1 &
@@ -60,6 +70,11 @@ catch_up() { # NAME SOURCE
 }
 catch_up s3mirror s3://bench/log
 catch_up httpmirror http://$LOG
+kill -STOP $PID_httpmirror
+catch_up s3again s3://bench/log  # the bucket mirror's figure once more, on a quieter machine
+kill -TERM $PID_s3again; wait $PID_s3again 2>/dev/null || true
+kill -CONT $PID_httpmirror
+settle
 cat > $D/monitor.toml <<T
 [[log]]
 url = "http://$LOG"
