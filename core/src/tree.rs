@@ -663,8 +663,9 @@ impl Frontier {
     }
 
     /// Appends a leaf and records in `stored` the hashes [`stored_hashes`] would return for it: the
-    /// leaf hash and the subtree roots it completes (the merges the frontier performs anyway).
-    fn push_collect(&mut self, leaf_hash: Hash, stored: &mut Vec<Hash>) {
+    /// leaf hash and the subtree roots it completes (the merges the frontier performs anyway), so
+    /// a follower that keeps a frontier needs no reads of earlier hashes to store its tree.
+    pub fn push_collect(&mut self, leaf_hash: Hash, stored: &mut Vec<Hash>) {
         let mut h = leaf_hash;
         stored.push(h);
         let mut bits = self.size;

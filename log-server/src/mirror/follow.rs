@@ -57,7 +57,7 @@ use ledger_core::tile::{
     TileReader, DATA_LEVEL, TILE_WIDTH,
 };
 use ledger_core::time::now_unix;
-use ledger_core::tree::{stored_hash_count, stored_hashes, tree_root, Frontier};
+use ledger_core::tree::{stored_hash_count, tree_root, Frontier};
 use ledger_core::trust::{CheckpointRefused, TrustedLog};
 use ledger_core::{Hash, TreeHash};
 use rayon::prelude::*;
@@ -66,7 +66,6 @@ use super::source::{SourceError, TileSource};
 use super::status::Status;
 use super::Shards;
 use crate::ledger::{Head, Ledger};
-use crate::sequencer::Overlay;
 use crate::storage::{Commit, NewLeaf};
 
 /// The part of a span verified at once (a checker's unit of work, sent on by the fetcher as
@@ -289,12 +288,11 @@ impl Follower {
         let checkpoint = cp.to_bytes();
         let mut frontier = self.frontier.clone();
         let registry = self.registry.clone();
-        let times = std::sync::Mutex::new((Duration::ZERO, Duration::ZERO));
         let this: &Follower = self;
         let ledger: &Ledger = &self.ledger;
-        let (times_ref, checkpoint_ref) = (&times, &checkpoint);
+        let checkpoint_ref = &checkpoint;
         let spawned = |e: std::io::Error| SpanError::Fatal(format!("starting a thread: {e}"));
-        let (outcome, registry) = std::thread::scope(|scope| -> Result<_, SpanError> {
+        let (outcome, registry, hashed) = std::thread::scope(|scope| -> Result<_, SpanError> {
             let (part_tx, part_rx) = std::sync::mpsc::channel::<Part>();
             let (checked_tx, checked_rx) = std::sync::mpsc::channel::<Checked>();
             let (root_tx, root_rx) = std::sync::mpsc::sync_channel::<bool>(1);
@@ -321,13 +319,13 @@ impl Follower {
                 })
                 .map_err(spawned)?;
             let filer = named("mirror-file")
-                .spawn_scoped(scope, move || -> Result<(), SpanError> {
-                    let (times, checkpoint) = (times_ref, checkpoint_ref);
+                .spawn_scoped(scope, move || -> Result<Duration, SpanError> {
+                    let checkpoint = checkpoint_ref;
                     // Nothing changes (the map) and nothing is stored before the whole span's
                     // tree is the checkpoint's: a fetch that fails half-way leaves the map as it
                     // was, for the retry.
                     if root_rx.recv() != Ok(true) {
-                        return Ok(());
+                        return Ok(Duration::ZERO);
                     }
                     let mut filing = Filing::new(old, n);
                     let mut held: Vec<Commit> = Vec::new();
@@ -340,12 +338,12 @@ impl Follower {
                             if serving {
                                 held.push(commit);
                             } else if commit_tx.send(commit).is_err() {
-                                return Ok(()); // the committer stopped: see its outcome
+                                return Ok(Duration::ZERO); // the committer stopped: see its outcome
                             }
                         }
                     }
                     if filing.next != n {
-                        return Ok(()); // the fetch stopped short: see its outcome
+                        return Ok(Duration::ZERO); // the fetch stopped short: see its outcome
                     }
                     if filing.pending() {
                         return Err(this.alert(
@@ -357,22 +355,18 @@ impl Follower {
                             ),
                         ));
                     }
-                    if let Ok(mut t) = times.lock() {
-                        t.1 = began.elapsed();
-                    }
+                    let verified = began.elapsed();
                     for commit in held.drain(..) {
                         if commit_tx.send(commit).is_err() {
                             break;
                         }
                     }
-                    Ok(())
+                    Ok(verified)
                 })
                 .map_err(spawned)?;
             // Steps 1 and 2 here, then the verdict on the tree.
             let fetched = this.fetch_and_hash(cp, &mut frontier, part_tx);
-            if let Ok(mut t) = times.lock() {
-                t.0 = began.elapsed();
-            }
+            let hashed = began.elapsed();
             let fetched = fetched.and_then(|()| {
                 if frontier.root() == cp.checkpoint.root {
                     Ok(())
@@ -390,12 +384,11 @@ impl Follower {
                 .unwrap_or_else(|_| Err(SpanError::Fatal("the committer panicked".into())));
             // A store failure first (the in-memory state may be ahead of the store), then the
             // tree's verdict, then the entries' and the map's.
-            Ok((committed.and(fetched).and(filed), registry))
+            Ok((committed.and(fetched).and(filed), registry, hashed))
         })?;
-        outcome?;
+        let verified = outcome?;
         let registry =
             registry.map_err(|_| SpanError::Fatal("the entry checker panicked".into()))?;
-        let (hashed, verified) = times.into_inner().unwrap_or_default();
         self.frontier = frontier;
         self.registry = registry;
         self.serve(cp, old)?;
@@ -423,8 +416,6 @@ impl Follower {
         let th = self.ledger.tree_hash();
         let old = frontier.size();
         let n = cp.checkpoint.size;
-        let hashes_start = stored_hash_count(old);
-        let mut span_hashes: Vec<Hash> = Vec::new();
         let width = u64::from(TILE_WIDTH);
         let all: Vec<Tile> = (old / width..=(n - 1) / width)
             .map(|i| Tile {
@@ -487,16 +478,7 @@ impl Follower {
             let leaf_hashes: Vec<Hash> = leaves.par_iter().map(|l| th.leaf_hash(l)).collect();
             for (leaf, leaf_hash) in leaves.into_iter().zip(leaf_hashes) {
                 let index = frontier.size();
-                let overlay = Overlay {
-                    store: self.ledger.reader(),
-                    start: hashes_start,
-                    new: &span_hashes,
-                };
-                let new = stored_hashes(th, index, &leaf_hash, &overlay)
-                    .map_err(|e| SpanError::Fatal(format!("hashing entry {index}: {e}")))?;
-                part.stored.extend_from_slice(&new);
-                span_hashes.extend(new);
-                frontier.push(leaf_hash);
+                frontier.push_collect(leaf_hash, &mut part.stored);
                 part.leaves.push(leaf);
                 part.leaf_hashes.push(leaf_hash);
                 if part.leaves.len() == self.chunk {
@@ -513,7 +495,7 @@ impl Follower {
     }
 
     /// Step 3 for one part: its verdicts under SPEC §3, the first refused entry as an alert.
-    fn check(&self, mut part: Part, registry: &mut KeyRegistry) -> Checked {
+    fn check(&self, part: Part, registry: &mut KeyRegistry) -> Checked {
         let th = self.ledger.tree_hash();
         let checked = check_leaves(part.start, &part.leaves, registry);
         let mut filed: Vec<Filed> = Vec::with_capacity(checked.len());
@@ -539,8 +521,6 @@ impl Follower {
             let leaf_hash = part.leaf_hashes[k];
             filed.push(Filed::of(th, index, &leaf_hash, &leaf, &self.shards));
         }
-        // The parsed leaves are dropped here, on the checker's thread.
-        part.leaves.shrink_to_fit();
         Checked::Part(part, filed)
     }
 
