@@ -4,7 +4,9 @@
 //!
 //! `s3s-fs` keeps each bucket as a folder under its root and each object as a file at its key, so
 //! [`S3Server::get`] reads objects straight from the folder. It implements `If-None-Match: *` and
-//! `If-Match` on `PutObject`, which the publisher's exclusivity relies on.
+//! `If-Match` on `PutObject`, which the publisher's exclusivity relies on, but not atomically with
+//! the write, so clients reach it through a [`WriteGate`] that serializes the writes of each key
+//! (`s3_gate.rs` says why).
 //!
 //! The binary is `s3s-fs` on `PATH`, else `~/.cargo/bin/s3s-fs`, or `LEDGER_E2E_S3S_FS=<path>`;
 //! install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (`.ci/run`
@@ -16,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::s3_gate::WriteGate;
 use crate::*;
 
 /// The `s3s-fs` version the tests are written against (newer ones need a newer rustc).
@@ -28,9 +31,11 @@ const SECRET_KEY: &str = "e2e-secret-key-0123456789";
 /// A running `s3s-fs` over a temporary folder, with the bucket [`S3_BUCKET`]; killed on drop.
 pub struct S3Server {
     root: tempfile::TempDir,
+    /// `s3s-fs`'s own port, behind the gate.
     port: u16,
     child: Option<Child>,
     output: Output,
+    gate: Option<WriteGate>,
 }
 
 /// The `s3s-fs` binary.
@@ -70,8 +75,10 @@ impl S3Server {
             port: 0,
             child: None,
             output: Arc::new(Mutex::new(Vec::new())),
+            gate: None,
         };
         s.spawn();
+        s.gate = Some(WriteGate::start(s.port));
         s
     }
 
@@ -132,9 +139,11 @@ impl S3Server {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, the gate in front of `s3s-fs` (it stays up across
+    /// [`S3Server::kill9`], answering 502 until [`S3Server::restart`]).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let port = self.gate.as_ref().map_or(self.port, WriteGate::port);
+        format!("http://127.0.0.1:{port}")
     }
 
     /// The bucket's name.
@@ -178,13 +187,7 @@ impl S3Server {
     /// Writes object `key` through S3, unconditionally (to play another writer): its ETag changes.
     pub fn put(&self, key: &str, bytes: &[u8]) {
         use object_store::ObjectStoreExt as _;
-        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(S3_BUCKET);
-        for (k, v) in self.env() {
-            if let Ok(config) = k.to_ascii_lowercase().parse() {
-                builder = builder.with_config(config, v);
-            }
-        }
-        let store = builder.build().expect("an S3 client for the test server");
+        let store = self.store();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -193,6 +196,17 @@ impl S3Server {
         runtime
             .block_on(store.put(&path, bytes.to_vec().into()))
             .unwrap_or_else(|e| panic!("PUT {key}: {e}; s3s-fs output:\n{}", self.output()));
+    }
+
+    /// An S3 client of the bucket, through the gate (as the binaries under test reach it).
+    pub fn store(&self) -> Arc<object_store::aws::AmazonS3> {
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(S3_BUCKET);
+        for (k, v) in self.env() {
+            if let Ok(config) = k.to_ascii_lowercase().parse() {
+                builder = builder.with_config(config, v);
+            }
+        }
+        Arc::new(builder.build().expect("an S3 client for the test server"))
     }
 
     /// The keys of every object under `prefix`, sorted.
