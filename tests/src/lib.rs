@@ -20,12 +20,11 @@
 //! One module per thing it holds: `test_log` (the log-server process: options, start, restart,
 //! signals, output), `log_api` (its HTTP helpers and tree verification), `mirror` (the log-server
 //! as a DP mirror, and trust files), `tamper` (a lying DP proxy for the explorer's browser
-//! tests), `response` (answers, problems, a raw HTTP/1.1 response
-//! parser), `s3` (a real S3 server, `s3s-fs`, for `--publish` and mirrors), `s3_gate` (the proxy that makes its
-//! conditional writes atomic), `service` (the other
-//! workspace binaries run as
-//! services), `witness` (a real auditor witnessing a test log), `binaries` (locating and building
-//! binaries), `util` (clock, encodings, PRNG).
+//! tests), `response` (answers, problems, a raw HTTP/1.1 response parser), `s3` (a real S3
+//! server, `s3s-fs`, for `--publish` and mirrors), `s3_gate` (the proxy that makes its conditional
+//! writes atomic), `service` (the other workspace binaries run as services), `witness` (a real
+//! auditor witnessing a test log), `binaries` (locating and building binaries), `util` (clock,
+//! encodings, PRNG).
 
 use std::time::Duration;
 

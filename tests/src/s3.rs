@@ -35,7 +35,7 @@ pub struct S3Server {
     port: u16,
     child: Option<Child>,
     output: Output,
-    gate: Option<WriteGate>,
+    gate: WriteGate,
 }
 
 /// The `s3s-fs` binary.
@@ -70,15 +70,19 @@ impl S3Server {
             .tempdir()
             .expect("create temp dir");
         std::fs::create_dir(root.path().join(S3_BUCKET)).expect("create the bucket folder");
+        // A free port: bind, read it, release it (s3s-fs has no `listening on` line to learn it).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let mut s = S3Server {
             root,
-            port: 0,
+            port,
             child: None,
             output: Arc::new(Mutex::new(Vec::new())),
-            gate: None,
+            gate: WriteGate::start(port),
         };
         s.spawn();
-        s.gate = Some(WriteGate::start(s.port));
         s
     }
 
@@ -97,15 +101,7 @@ impl S3Server {
     }
 
     fn spawn(&mut self) {
-        // A free port: bind, read it, release it (s3s-fs has no `listening on` line to learn it).
-        let port = if self.port != 0 {
-            self.port
-        } else {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port()
-        };
+        let port = self.port;
         let mut child = Command::new(s3s_fs_binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -123,7 +119,6 @@ impl S3Server {
         if let Some(err) = child.stderr.take() {
             pipe_lines(err, "s3 err".into(), self.output.clone(), tx);
         }
-        self.port = port;
         self.child = Some(child);
         let deadline = Instant::now() + START_DEADLINE;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -142,8 +137,7 @@ impl S3Server {
     /// `http://127.0.0.1:PORT`, the gate in front of `s3s-fs` (it stays up across
     /// [`S3Server::kill9`], answering 502 until [`S3Server::restart`]).
     pub fn endpoint(&self) -> String {
-        let port = self.gate.as_ref().map_or(self.port, WriteGate::port);
-        format!("http://127.0.0.1:{port}")
+        format!("http://127.0.0.1:{}", self.gate.port())
     }
 
     /// The bucket's name.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 
 /// Headers that describe one hop's connection, not the message: never forwarded.
@@ -137,33 +137,26 @@ async fn forward(State(gate): State<Arc<Gate>>, req: Request) -> Response {
     }
     let answer = match request.send().await {
         Ok(a) => a,
-        Err(e) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                format!("s3s-fs is unreachable: {e}"),
-            )
-                .into_response()
-        }
+        Err(e) => return bad_gateway(format!("s3s-fs is unreachable: {e}")),
     };
     let status = answer.status();
     let mut headers = answer.headers().clone();
     for h in HOP {
-        headers.remove(HeaderName::from_static(h));
+        headers.remove(h);
     }
     let bytes = match answer.bytes().await {
         Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::BAD_GATEWAY,
-                format!("reading s3s-fs's answer: {e}"),
-            )
-                .into_response()
-        }
+        Err(e) => return bad_gateway(format!("reading s3s-fs's answer: {e}")),
     };
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// 502: `s3s-fs` gave no answer to pass on.
+fn bad_gateway(why: String) -> Response {
+    (StatusCode::BAD_GATEWAY, why).into_response()
 }
 
 #[cfg(test)]
