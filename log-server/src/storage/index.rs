@@ -63,6 +63,12 @@ impl std::fmt::Debug for KeyIndex {
     }
 }
 
+/// The most bytes fjall keeps in journals before it flushes the memtables they cover (its
+/// smallest allowed bound; the default is 512 MiB). A journal is only needed until the memtables
+/// it covers are written as tables; at the default the journals were 136 MB of a 191 MB index at
+/// 1M entries, the largest part of the index's share of the disk (docs/benchmarks.md).
+const MAX_JOURNALS: u64 = 64 * 1024 * 1024;
+
 fn db_err(e: fjall::Error) -> StorageError {
     StorageError::Db(e.to_string())
 }
@@ -106,6 +112,7 @@ impl KeyIndex {
     pub fn open(path: &Path, cache_bytes: u64, compress: bool) -> Result<KeyIndex, StorageError> {
         let db = Database::builder(path)
             .cache_size(cache_bytes)
+            .max_journaling_size(MAX_JOURNALS)
             .open()
             .map_err(|e| match e {
                 // Another process holds the folder: not damage (the caller may retry).
